@@ -1,0 +1,21 @@
+//! colloquy's domain: the words the rest of the code speaks.
+//!
+//! Everything here is plain data plus the rules that make it valid. Values that
+//! come from outside (a message's text, a title, a model name) can only be
+//! built through their `parse` functions, so a value of one of these types is
+//! valid by construction and no other layer re-checks it.
+//!
+//! **Invariant:** this crate depends on nothing but `std` and `uuid`: no I/O,
+//! no async runtime, no serde, no framework.
+
+mod ids;
+mod message;
+mod session;
+mod time;
+mod values;
+
+pub use ids::{MessageId, ParseIdError, SessionId};
+pub use message::{ErrorCode, Message, MessageError, MessageStatus, Role, ToolCall, Usage};
+pub use session::Session;
+pub use time::Timestamp;
+pub use values::{MessageContent, ModelName, SystemPrompt, Title, ValidationError};

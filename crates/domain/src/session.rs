@@ -1,0 +1,31 @@
+use crate::{ModelName, SessionId, SystemPrompt, Timestamp, Title};
+
+/// A conversation: its settings and how many messages it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub title: Option<Title>,
+    /// `None` means the service's default system prompt applies.
+    pub system_prompt: Option<SystemPrompt>,
+    pub model: ModelName,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub message_count: u64,
+}
+
+impl Session {
+    /// A new, empty session created now.
+    #[must_use]
+    pub fn new(title: Option<Title>, system_prompt: Option<SystemPrompt>, model: ModelName) -> Self {
+        let now = Timestamp::now();
+        Self {
+            id: SessionId::new(),
+            title,
+            system_prompt,
+            model,
+            created_at: now,
+            updated_at: now,
+            message_count: 0,
+        }
+    }
+}

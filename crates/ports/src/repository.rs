@@ -1,0 +1,115 @@
+use async_trait::async_trait;
+use colloquy_domain::{Message, MessageId, Session, SessionId};
+
+/// One page of a listing, and whether more follow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub has_more: bool,
+}
+
+/// What can go wrong with storage, in terms the core can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The session or message does not exist (or no longer does).
+    #[error("not found")]
+    NotFound,
+    /// The store cannot be reached or is overloaded right now; trying later may work.
+    #[error("the store is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// Anything else: a bug or a corrupt database. Logged, never shown to a client.
+    #[error(transparent)]
+    Unknown(anyhow::Error),
+}
+
+/// Where sessions and their messages are kept.
+///
+/// Every method is one short transaction. Implementations run their blocking
+/// work off the async reactor themselves, so callers just `.await`.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ChatRepository: Send + Sync {
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] or [`RepoError::Unknown`] when the store fails.
+    async fn create_session(&self, session: &Session) -> Result<(), RepoError>;
+
+    /// The session with this id, with its current `message_count`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there is no such session; otherwise as
+    /// [`ChatRepository::create_session`].
+    async fn get_session(&self, id: SessionId) -> Result<Session, RepoError>;
+
+    /// Up to `limit` sessions, newest first, starting after the session `after`
+    /// (which need not exist any more: the cursor is its id's place in the order).
+    ///
+    /// # Errors
+    /// As [`ChatRepository::create_session`].
+    async fn list_sessions(&self, limit: usize, after: Option<SessionId>) -> Result<Page<Session>, RepoError>;
+
+    /// Stores a session's title, system prompt, model and `updated_at`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when the session was deleted; otherwise as
+    /// [`ChatRepository::create_session`].
+    async fn update_session(&self, session: &Session) -> Result<(), RepoError>;
+
+    /// Deletes a session and all its messages.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there is no such session; otherwise as
+    /// [`ChatRepository::create_session`].
+    async fn delete_session(&self, id: SessionId) -> Result<(), RepoError>;
+
+    /// Appends messages of one session, in order, in a single transaction, and
+    /// bumps the session's `message_count` and `updated_at`. When this returns
+    /// `Ok`, the messages are durable.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when the session does not exist (nothing is
+    /// stored then); otherwise as [`ChatRepository::create_session`].
+    async fn append_messages(&self, messages: &[Message]) -> Result<(), RepoError>;
+
+    /// Replaces a stored message's mutable fields: content, status, finish
+    /// reason, usage, error, tool calls and `completed_at`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when the message (or its session) was deleted;
+    /// otherwise as [`ChatRepository::create_session`].
+    async fn update_message(&self, message: &Message) -> Result<(), RepoError>;
+
+    /// Up to `limit` messages of a session, oldest first, after the message `after`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there is no such session; otherwise as
+    /// [`ChatRepository::create_session`].
+    async fn list_messages(
+        &self,
+        session: SessionId,
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<Message>, RepoError>;
+
+    /// The newest `limit` messages of a session, returned oldest first: the
+    /// history a reply is built on, without reading a long session whole.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::list_messages`].
+    async fn recent_messages(&self, session: SessionId, limit: usize) -> Result<Vec<Message>, RepoError>;
+
+    /// Marks every message still `streaming` as `interrupted` (keeping its
+    /// text), and returns how many there were. Run at start-up: no reply
+    /// survives the process that generated it.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::create_session`].
+    async fn interrupt_streaming(&self) -> Result<u64, RepoError>;
+
+    /// Checks that the store answers, for readiness probes.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when it does not.
+    async fn ping(&self) -> Result<(), RepoError>;
+}
