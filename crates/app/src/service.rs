@@ -1,0 +1,337 @@
+//! [`ChatService`]: the use cases the shell calls.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use colloquy_domain::{
+    Message, MessageContent, MessageId, ModelName, Session, SessionId, SystemPrompt, Timestamp, Title,
+};
+use colloquy_ports::{ChatRepository, ChatRequest, LlmClient, Page};
+use tokio_util::task::TaskTracker;
+
+use crate::events::{Channel, EventHub, EventKind, ReplyControl, StopReason, Subscription};
+use crate::prompt::build_request;
+use crate::reply::ReplyDriver;
+use crate::{ChatConfig, ChatError};
+
+/// The fields of a new session, as a client sent them (unvalidated).
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub title: Option<String>,
+    pub system_prompt: Option<String>,
+    pub model: Option<String>,
+}
+
+/// A change to a session. `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionPatch {
+    pub title: Option<Option<String>>,
+    pub system_prompt: Option<Option<String>>,
+    pub model: Option<String>,
+}
+
+/// What sending a message produced: both stored messages, and the reply's
+/// events from its first one.
+#[derive(Debug)]
+pub struct SendOutcome {
+    pub user_message: Message,
+    pub assistant_message: Message,
+    /// Starts at this turn's first `message.created`, ends never: the caller
+    /// stops at the assistant message's `message.completed` or `message.failed`.
+    pub events: Subscription,
+    control: Arc<ReplyControl>,
+}
+
+impl SendOutcome {
+    /// A guard that cancels the reply when dropped (if it is still running):
+    /// hold it for as long as the client that asked for cancel-on-disconnect
+    /// is connected.
+    #[must_use]
+    pub fn cancel_on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop { control: Arc::clone(&self.control) }
+    }
+}
+
+/// Cancels a reply when dropped. See [`SendOutcome::cancel_on_drop`].
+#[derive(Debug)]
+pub struct CancelOnDrop {
+    control: Arc<ReplyControl>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        // Stopping a reply that already ended does nothing.
+        self.control.stop(StopReason::Cancelled);
+    }
+}
+
+/// colloquy's use cases, shared by every request (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct ChatService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    repo: Arc<dyn ChatRepository>,
+    llm: Arc<dyn LlmClient>,
+    hub: EventHub,
+    config: ChatConfig,
+    replies: TaskTracker,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatService")
+            .field("config", &self.config)
+            .field("running_replies", &self.replies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatService {
+    #[must_use]
+    pub fn new(repo: Arc<dyn ChatRepository>, llm: Arc<dyn LlmClient>, config: ChatConfig) -> Self {
+        let hub = EventHub::new(config.event_retention);
+        Self {
+            inner: Arc::new(Inner {
+                repo,
+                llm,
+                hub,
+                config,
+                replies: TaskTracker::new(),
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &ChatConfig {
+        &self.inner.config
+    }
+
+    /// Marks replies a previous process left `streaming` as `interrupted`.
+    /// Run once at start-up, before serving.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn recover_interrupted_replies(&self) -> Result<u64, ChatError> {
+        Ok(self.inner.repo.interrupt_streaming().await?)
+    }
+
+    /// Whether the store answers.
+    ///
+    /// # Errors
+    /// When it does not.
+    pub async fn check_ready(&self) -> Result<(), ChatError> {
+        Ok(self.inner.repo.ping().await?)
+    }
+
+    /// # Errors
+    /// [`ChatError::Invalid`] for a bad title, system prompt or model.
+    pub async fn create_session(&self, new: NewSession) -> Result<Session, ChatError> {
+        let title = new.title.as_deref().map(Title::parse).transpose()?;
+        let system_prompt = new.system_prompt.as_deref().map(SystemPrompt::parse).transpose()?;
+        let model = match new.model.as_deref() {
+            Some(model) => ModelName::parse(model)?,
+            None => self.inner.config.default_model.clone(),
+        };
+        let session = Session::new(title, system_prompt, model);
+        self.inner.repo.create_session(&session).await?;
+        Ok(session)
+    }
+
+    /// # Errors
+    /// When the store fails.
+    pub async fn list_sessions(&self, limit: usize, after: Option<SessionId>) -> Result<Page<Session>, ChatError> {
+        Ok(self.inner.repo.list_sessions(limit, after).await?)
+    }
+
+    /// # Errors
+    /// [`ChatError::SessionNotFound`].
+    pub async fn get_session(&self, id: SessionId) -> Result<Session, ChatError> {
+        Ok(self.inner.repo.get_session(id).await?)
+    }
+
+    /// Applies `patch` and tells the session's subscribers.
+    ///
+    /// # Errors
+    /// [`ChatError::SessionNotFound`] or [`ChatError::Invalid`].
+    pub async fn update_session(&self, id: SessionId, patch: SessionPatch) -> Result<Session, ChatError> {
+        // Validate everything before touching the store.
+        let title = patch.title.map(|title| title.as_deref().map(Title::parse).transpose()).transpose()?;
+        let system_prompt = patch
+            .system_prompt
+            .map(|prompt| prompt.as_deref().map(SystemPrompt::parse).transpose())
+            .transpose()?;
+        let model = patch.model.as_deref().map(ModelName::parse).transpose()?;
+
+        let mut session = self.inner.repo.get_session(id).await?;
+        if let Some(title) = title {
+            session.title = title;
+        }
+        if let Some(system_prompt) = system_prompt {
+            session.system_prompt = system_prompt;
+        }
+        if let Some(model) = model {
+            session.model = model;
+        }
+        session.updated_at = Timestamp::now();
+        self.inner.repo.update_session(&session).await?;
+        self.inner
+            .hub
+            .channel(id)
+            .publish(EventKind::SessionUpdated(session.clone()));
+        Ok(session)
+    }
+
+    /// Deletes a session and its messages, cancelling a reply in progress and
+    /// ending its subscribers' streams.
+    ///
+    /// # Errors
+    /// [`ChatError::SessionNotFound`].
+    pub async fn delete_session(&self, id: SessionId) -> Result<(), ChatError> {
+        if let Some(reply) = self.inner.hub.channel(id).active_reply() {
+            reply.stop(StopReason::Cancelled);
+        }
+        self.inner.repo.delete_session(id).await?;
+        self.inner.hub.close_session(id);
+        Ok(())
+    }
+
+    /// # Errors
+    /// [`ChatError::SessionNotFound`].
+    pub async fn list_messages(
+        &self,
+        session: SessionId,
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<Message>, ChatError> {
+        Ok(self.inner.repo.list_messages(session, limit, after).await?)
+    }
+
+    /// Stores the user's message and an empty `streaming` reply, then
+    /// generates the reply in a task of its own.
+    ///
+    /// When this returns, the user message is durable.
+    ///
+    /// # Errors
+    /// [`ChatError::Invalid`] (the model and the store are not touched then),
+    /// [`ChatError::SessionNotFound`], [`ChatError::ReplyInProgress`],
+    /// [`ChatError::ShuttingDown`].
+    pub async fn send_message(&self, session_id: SessionId, content: String) -> Result<SendOutcome, ChatError> {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(ChatError::ShuttingDown);
+        }
+        let content = MessageContent::parse(content, self.inner.config.max_message_chars)?;
+        let session = self.inner.repo.get_session(session_id).await?;
+
+        let user_message = Message::user(session_id, content);
+        let assistant_message = Message::streaming_reply(session_id, &session.model);
+        let control = ReplyControl::new(assistant_message.id);
+        let channel = self.inner.hub.channel(session_id);
+        if !channel.try_claim(&control) {
+            return Err(ChatError::ReplyInProgress);
+        }
+        match self.store_turn(&session, &user_message, &assistant_message).await {
+            Ok(history) => {
+                let request = build_request(&session, &self.inner.config.default_system_prompt, &history, &user_message);
+                let first_id = channel.begin_reply([
+                    EventKind::MessageCreated(user_message.clone()),
+                    EventKind::MessageCreated(assistant_message.clone()),
+                ]);
+                let events = self.inner.hub.subscribe(session_id, Some(first_id.saturating_sub(1)));
+                self.spawn_reply(channel, Arc::clone(&control), assistant_message.clone(), request);
+                Ok(SendOutcome { user_message, assistant_message, events, control })
+            }
+            Err(error) => {
+                channel.release_claim(assistant_message.id);
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads the context, then stores the turn's two messages in one transaction.
+    async fn store_turn(&self, session: &Session, user: &Message, assistant: &Message) -> Result<Vec<Message>, ChatError> {
+        let history = self
+            .inner
+            .repo
+            .recent_messages(session.id, self.inner.config.history_limit)
+            .await?;
+        self.inner.repo.append_messages(&[user.clone(), assistant.clone()]).await?;
+        Ok(history)
+    }
+
+    fn spawn_reply(
+        &self,
+        channel: Arc<Channel>,
+        control: Arc<ReplyControl>,
+        message: Message,
+        request: ChatRequest,
+    ) {
+        let driver = ReplyDriver {
+            repo: Arc::clone(&self.inner.repo),
+            llm: Arc::clone(&self.inner.llm),
+            channel,
+            control,
+            policy: self.inner.config.llm.clone(),
+            flush_interval: self.inner.config.flush_interval,
+        };
+        self.inner.replies.spawn(driver.run(message, request));
+    }
+
+    /// Follows a session's events (see [`EventHub::subscribe`]).
+    ///
+    /// # Errors
+    /// [`ChatError::SessionNotFound`].
+    pub async fn subscribe(&self, session: SessionId, after: Option<u64>) -> Result<Subscription, ChatError> {
+        self.inner.repo.get_session(session).await?;
+        Ok(self.inner.hub.subscribe(session, after))
+    }
+
+    /// Stops the reply in progress, which ends `cancelled` with its text so
+    /// far. `false` when nothing was streaming.
+    ///
+    /// # Errors
+    /// [`ChatError::SessionNotFound`].
+    pub async fn cancel_reply(&self, session: SessionId) -> Result<bool, ChatError> {
+        self.inner.repo.get_session(session).await?;
+        match self.inner.hub.channel(session).active_reply() {
+            Some(reply) => {
+                reply.stop(StopReason::Cancelled);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// How many replies are being generated right now.
+    #[must_use]
+    pub fn running_replies(&self) -> usize {
+        self.inner.replies.len()
+    }
+
+    /// Stops taking new messages, lets running replies finish for up to
+    /// `grace`, stores the rest as `interrupted`, and ends every event stream.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.replies.close();
+        let running = self.inner.replies.len();
+        if running > 0 {
+            tracing::info!(running, grace_secs = grace.as_secs_f64(), "waiting for running replies to finish");
+        }
+        if tokio::time::timeout(grace, self.inner.replies.wait()).await.is_err() {
+            let interrupted = self.inner.hub.active_replies();
+            tracing::warn!(count = interrupted.len(), "grace period over: interrupting the replies still running");
+            for reply in interrupted {
+                reply.stop(StopReason::Shutdown);
+            }
+            // Interrupting is a store write per reply; give it a moment.
+            if tokio::time::timeout(Duration::from_secs(5), self.inner.replies.wait()).await.is_err() {
+                tracing::error!("some replies did not stop in time; start-up will mark them interrupted");
+            }
+        }
+        self.inner.hub.close_all();
+    }
+}

@@ -1,0 +1,105 @@
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use colloquy_app::{ChatConfig, ChatService, EventKind, LlmPolicy, Subscription};
+use colloquy_domain::{Message, ModelName, Session};
+use colloquy_ports::{ChatChunk, ChatStream, Completion, LlmError, MockChatRepository, MockLlmClient};
+use futures::StreamExt;
+
+pub fn config() -> ChatConfig {
+    let mut config = ChatConfig::with_model(ModelName::parse("test-model").unwrap());
+    config.max_message_chars = 100;
+    config.flush_interval = Duration::from_millis(20);
+    config.llm = LlmPolicy {
+        first_chunk_timeout: Duration::from_millis(500),
+        idle_timeout: Duration::from_millis(200),
+        max_retries: 3,
+        backoff_base: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(40),
+        max_retry_after: Duration::from_secs(5),
+    };
+    config
+}
+
+pub fn session() -> Session {
+    Session::new(None, None, ModelName::parse("test-model").unwrap())
+}
+
+/// Every version of every message the service wrote, in order.
+pub type Writes = Arc<Mutex<Vec<Message>>>;
+
+/// A repository that knows `session`, starts with no history, and records writes.
+pub fn repo_with(session: &Session) -> (MockChatRepository, Writes) {
+    let writes: Writes = Arc::default();
+    let mut repo = MockChatRepository::new();
+    let known = session.clone();
+    repo.expect_get_session().returning(move |_| Ok(known.clone()));
+    repo.expect_recent_messages().returning(|_, _| Ok(Vec::new()));
+    let appended = Arc::clone(&writes);
+    repo.expect_append_messages().returning(move |messages| {
+        appended.lock().unwrap().extend(messages.iter().cloned());
+        Ok(())
+    });
+    let updated = Arc::clone(&writes);
+    repo.expect_update_message().returning(move |message| {
+        updated.lock().unwrap().push(message.clone());
+        Ok(())
+    });
+    (repo, writes)
+}
+
+pub fn service(repo: MockChatRepository, llm: MockLlmClient) -> ChatService {
+    ChatService::new(Arc::new(repo), Arc::new(llm), config())
+}
+
+pub fn text_stream(pieces: &[&str]) -> ChatStream {
+    let mut items: Vec<Result<ChatChunk, LlmError>> =
+        pieces.iter().map(|piece| Ok(ChatChunk::Delta((*piece).to_owned()))).collect();
+    items.push(Ok(ChatChunk::Finished(Completion { finish_reason: "stop".into(), usage: None })));
+    futures::stream::iter(items).boxed()
+}
+
+/// Pieces of text, then an error instead of an end.
+pub fn broken_stream(pieces: &[&str], error: LlmError) -> ChatStream {
+    let mut items: Vec<Result<ChatChunk, LlmError>> =
+        pieces.iter().map(|piece| Ok(ChatChunk::Delta((*piece).to_owned()))).collect();
+    items.push(Err(error));
+    futures::stream::iter(items).boxed()
+}
+
+/// Pieces of text, then nothing, ever.
+pub fn endless_stream(pieces: &[&str]) -> ChatStream {
+    let items: Vec<Result<ChatChunk, LlmError>> =
+        pieces.iter().map(|piece| Ok(ChatChunk::Delta((*piece).to_owned()))).collect();
+    futures::stream::iter(items).chain(futures::stream::pending()).boxed()
+}
+
+/// Reads events until the reply's final one; returns them all.
+pub async fn until_reply_ends(events: &mut Subscription) -> Vec<EventKind> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("the reply ends in time")
+            .expect("the subscription stays open");
+        let done = event.kind.finished_message().is_some();
+        seen.push(event.kind.clone());
+        if done {
+            return seen;
+        }
+    }
+}
+
+pub fn deltas(events: &[EventKind]) -> String {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            EventKind::MessageDelta { delta, .. } => Some(delta.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn final_message(events: &[EventKind]) -> Message {
+    events.last().and_then(EventKind::finished_message).cloned().expect("a final event")
+}
