@@ -225,7 +225,10 @@ impl ChatService {
             return Err(ChatError::ShuttingDown);
         }
         let content = MessageContent::parse(content, self.inner.config.max_message_chars)?;
-        let session = self.inner.repo.get_session(session_id).await?;
+        let mut session = self.inner.repo.get_session(session_id).await?;
+        if let Some(model) = &self.inner.config.reply_model {
+            session.model = model.clone();
+        }
 
         let user_message = Message::user(session_id, content);
         let assistant_message = Message::streaming_reply(session_id, &session.model);

@@ -1,0 +1,142 @@
+//! colloquy's built-in offline model.
+//!
+//! It lets anyone try the whole service — sessions, streaming, history —
+//! without an API key or a model server. It does not pretend to think: every
+//! reply says plainly that it comes from the offline model and how to connect
+//! a real one. Replies are deterministic (the same prompt gives the same
+//! words), so tests and demos can rely on them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use colloquy_domain::Usage;
+use colloquy_ports::{ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptRole};
+use futures::StreamExt;
+
+/// The model name the offline model's messages carry.
+pub const OFFLINE_MODEL: &str = "offline";
+
+/// Streams a short, clearly labelled reply word by word.
+#[derive(Debug, Clone)]
+pub struct OfflineModel {
+    word_delay: Duration,
+}
+
+impl OfflineModel {
+    /// A pause between words that a person can watch (about 25 words a second).
+    pub const HUMAN_PACE: Duration = Duration::from_millis(40);
+
+    /// `word_delay` is the pause before each word; zero streams at full speed.
+    #[must_use]
+    pub const fn new(word_delay: Duration) -> Self {
+        Self { word_delay }
+    }
+
+    /// The whole reply to `request`, as the stream will spell it out.
+    #[must_use]
+    pub fn reply_to(request: &ChatRequest) -> String {
+        let asked = request
+            .messages
+            .iter()
+            .rev()
+            .find(|message| message.role == PromptRole::User)
+            .map_or("", |message| message.content.as_str());
+        let mut quoted: String = asked.split_whitespace().take(12).collect::<Vec<_>>().join(" ");
+        if asked.split_whitespace().count() > 12 {
+            quoted.push('…');
+        }
+        let turn = request.messages.iter().filter(|m| m.role == PromptRole::User).count();
+        format!(
+            "[offline model] You said: \"{quoted}\" (message {turn} of this chat). I am colloquy's built-in \
+             offline model, so I can only echo you. Set OPENAI_API_KEY to talk to OpenAI, or OPENAI_BASE_URL \
+             to use Ollama, vLLM, llama.cpp or LM Studio."
+        )
+    }
+}
+
+impl Default for OfflineModel {
+    fn default() -> Self {
+        Self::new(Self::HUMAN_PACE)
+    }
+}
+
+#[async_trait]
+impl LlmClient for OfflineModel {
+    async fn stream_chat(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
+        let reply = Self::reply_to(&request);
+        // A rough count in the spirit of the real thing: about four characters a token.
+        let prompt_chars: usize = request.messages.iter().map(|m| m.content.chars().count()).sum();
+        let mut words: Vec<String> = reply.split_inclusive(' ').map(str::to_owned).collect();
+        let usage = Usage {
+            prompt_tokens: (prompt_chars / 4).max(1) as u64,
+            completion_tokens: words.len() as u64,
+        };
+        words.reverse();
+        let delay = self.word_delay;
+        let stream = futures::stream::unfold((words, false), move |(mut words, finished)| async move {
+            if finished {
+                return None;
+            }
+            let Some(word) = words.pop() else {
+                let end = Completion { finish_reason: "stop".to_owned(), usage: Some(usage) };
+                return Some((Ok(ChatChunk::Finished(end)), (words, true)));
+            };
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok(ChatChunk::Delta(word)), (words, false)))
+        });
+        Ok(stream.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use colloquy_ports::PromptMessage;
+
+    use super::*;
+
+    fn request(text: &str) -> ChatRequest {
+        ChatRequest::new(
+            OFFLINE_MODEL,
+            vec![
+                PromptMessage::new(PromptRole::System, "be nice"),
+                PromptMessage::new(PromptRole::User, text),
+            ],
+        )
+    }
+
+    #[tokio::test]
+    async fn streams_a_labelled_deterministic_reply_word_by_word_then_finishes() {
+        let model = OfflineModel::new(Duration::ZERO);
+        let chunks: Vec<ChatChunk> = model
+            .stream_chat(request("hey who are you?"))
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let (last, words) = chunks.split_last().unwrap();
+        let text: String = words
+            .iter()
+            .map(|chunk| match chunk {
+                ChatChunk::Delta(word) => word.as_str(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(text, OfflineModel::reply_to(&request("hey who are you?")));
+        assert!(text.starts_with("[offline model] You said: \"hey who are you?\""));
+        assert!(words.len() > 10, "one chunk per word");
+        let ChatChunk::Finished(end) = last else { panic!("must finish") };
+        assert_eq!(end.finish_reason, "stop");
+        assert_eq!(end.usage.unwrap().completion_tokens, words.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn paces_words_when_asked() {
+        let model = OfflineModel::new(Duration::from_millis(5));
+        let started = std::time::Instant::now();
+        let count = model.stream_chat(request("hi")).await.unwrap().count().await;
+        assert!(started.elapsed() >= Duration::from_millis(5 * (count as u64 - 1)));
+    }
+}
