@@ -1,0 +1,54 @@
+//! colloquy's HTTP shell on actix-web.
+//!
+//! Routes translate requests into calls of [`ChatService`] and its answers
+//! into the wire format of the contract (`wire`), errors into problem+json
+//! (`problem`), and a session's events into Server-Sent Events (`sse`).
+//! Nothing here decides anything about chats: that is the app crate's job.
+
+mod body;
+mod problem;
+mod routes;
+mod sse;
+mod wire;
+
+use actix_web::middleware::{ErrorHandlers, Logger, NormalizePath, TrailingSlash};
+use actix_web::web;
+use colloquy_app::ChatService;
+
+pub use problem::ApiError;
+
+/// Largest request body accepted, as the contract says.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Registers every route on an actix `App` sharing `service`.
+///
+/// ```ignore
+/// HttpServer::new(move || App::new().configure(colloquy_http::configure(service.clone())))
+/// ```
+pub fn configure(service: ChatService) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    move |config| {
+        config
+            .app_data(web::Data::new(service))
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .configure(routes::register);
+    }
+}
+
+/// The middleware every colloquy app wraps its routes in, outermost last:
+/// `App::new().wrap(error_pages()).wrap(request_log())`.
+#[must_use]
+pub fn error_pages<B: 'static>() -> ErrorHandlers<B> {
+    problem::bare_errors_as_problems()
+}
+
+/// Logs one line per request: method, path, status, time taken.
+#[must_use]
+pub fn request_log() -> Logger {
+    Logger::new("%r %s %b bytes %D ms").exclude("/healthz")
+}
+
+/// `/api/v1/sessions/` is the same route as `/api/v1/sessions`.
+#[must_use]
+pub fn trim_trailing_slash() -> NormalizePath {
+    NormalizePath::new(TrailingSlash::Trim)
+}

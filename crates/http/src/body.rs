@@ -1,0 +1,118 @@
+//! Reading requests: JSON bodies, ids in paths, query parameters. Every
+//! failure becomes the contract's status (`400`, `413`, `415`, `422`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::{FromRequest, HttpRequest};
+use colloquy_domain::ParseIdError;
+use serde::de::DeserializeOwned;
+
+use crate::ApiError;
+
+/// A JSON body of type `T`. An empty body is `T::default()` when
+/// `OPTIONAL` is true (a session may be created without one), else a `422`.
+#[derive(Debug)]
+pub struct JsonBody<T, const OPTIONAL: bool = false>(pub T);
+
+/// A body that may be left out entirely.
+pub type OptionalJsonBody<T> = JsonBody<T, true>;
+
+impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest for JsonBody<T, OPTIONAL> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        let bytes = Bytes::from_request(&request, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|error| {
+                if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::payload_too_large()
+                } else {
+                    ApiError::bad_request(format!("could not read the request body: {error}"))
+                }
+            })?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return if OPTIONAL {
+                    Ok(Self(T::default()))
+                } else {
+                    Err(ApiError::invalid("a JSON body is required"))
+                };
+            }
+            check_json_content_type(&request)?;
+            parse_json(&bytes).map(Self)
+        })
+    }
+}
+
+fn check_json_content_type(request: &HttpRequest) -> Result<(), ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(())
+    } else if content_type.is_empty() {
+        Err(ApiError::unsupported_media_type("send the body as JSON with `Content-Type: application/json`"))
+    } else {
+        Err(ApiError::unsupported_media_type(format!(
+            "the body must be JSON (`Content-Type: application/json`), not `{content_type}`"
+        )))
+    }
+}
+
+/// Syntax errors are the client's malformed JSON (`400`); JSON of the wrong
+/// shape (a missing field, a number for a string) is unprocessable (`422`).
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(error.to_string()),
+        _ => ApiError::bad_request(format!("the body is not valid JSON: {error}")),
+    })
+}
+
+/// An id from the path, or a `400` naming the parameter.
+pub fn parse_id<T>(raw: &str, parse: fn(&str) -> Result<T, ParseIdError>, name: &str) -> Result<T, ApiError> {
+    parse(raw).map_err(|error| ApiError::bad_request(format!("{name}: {error}")))
+}
+
+/// A query string as name/value pairs, or a `400` when it cannot be decoded.
+pub fn query_pairs(request: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    actix_web::web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+        .map(actix_web::web::Query::into_inner)
+        .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
+}
+
+/// The value of query parameter `name`, if given.
+pub fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+}
+
+/// `limit` between 1 and `max` (`default` when absent), or a `422`.
+pub fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.trim().parse::<usize>() {
+        Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+        _ => Err(ApiError::invalid(format!("`limit` must be a whole number from 1 to {max}, not `{raw}`"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_bounded_and_default() {
+        assert_eq!(parse_limit(None, 20, 100), Ok(20));
+        assert_eq!(parse_limit(Some("100"), 20, 100), Ok(100));
+        for bad in ["0", "101", "-1", "ten", ""] {
+            let error = parse_limit(Some(bad), 20, 100).unwrap_err();
+            assert_eq!(error, ApiError::invalid(format!("`limit` must be a whole number from 1 to 100, not `{bad}`")));
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Every error as `application/problem+json` (RFC 9457).
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpResponse, ResponseError};
+use colloquy_app::ChatError;
+use serde::Serialize;
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer: a status, a short title, and a detail for humans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    #[serde(serialize_with = "as_u16")]
+    status: StatusCode,
+    detail: String,
+}
+
+fn as_u16<S: serde::Serializer>(status: &StatusCode, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u16(status.as_u16())
+}
+
+impl ApiError {
+    /// `slug` names the kind of problem in the `type` URI; `detail` says what
+    /// happened with this request.
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:colloquy:problem:{slug}"),
+            title: title.to_owned(),
+            status,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", detail)
+    }
+
+    pub fn session_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "session-not-found", "Session not found", "there is no session with that id")
+    }
+
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", detail)
+    }
+
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("request bodies are limited to {} bytes", crate::MAX_BODY_BYTES),
+        )
+    }
+
+    /// A problem for a status the framework produced on its own (no route,
+    /// wrong method…), with the status's own words.
+    pub fn from_status(status: StatusCode) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error");
+        let detail = match status {
+            StatusCode::NOT_FOUND => "no route matches this path".to_owned(),
+            StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method".to_owned(),
+            StatusCode::PAYLOAD_TOO_LARGE => return Self::payload_too_large(),
+            _ => title.to_lowercase(),
+        };
+        let slug = title.to_lowercase().replace(' ', "-");
+        Self::new(status, &slug, title, detail)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.title, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.content_type(PROBLEM_JSON);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "5"));
+        }
+        response.json(self)
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(error: ChatError) -> Self {
+        match error {
+            ChatError::Invalid(invalid) => Self::invalid(invalid.to_string()),
+            ChatError::SessionNotFound => Self::session_not_found(),
+            ChatError::ReplyInProgress => {
+                Self::new(StatusCode::CONFLICT, "reply-in-progress", "Reply in progress", error.to_string())
+            }
+            ChatError::ShuttingDown => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "Shutting down", error.to_string())
+            }
+            ChatError::StoreUnavailable(cause) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "Service unavailable",
+                    "the database is busy or unreachable; try again shortly",
+                )
+            }
+            ChatError::Unexpected(cause) => {
+                // The whole cause chain goes to the log, none of it to the client.
+                tracing::error!(error = ?cause, "unexpected error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal server error",
+                    "something went wrong on our side; it has been logged",
+                )
+            }
+        }
+    }
+}
+
+/// Turns the framework's own error answers (unknown route, wrong method,
+/// oversized body…) into problem+json, leaving ours as they are.
+pub(crate) fn bare_errors_as_problems<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|response: ServiceResponse<B>| {
+        let already_problem = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|value| value == HeaderValue::from_static(PROBLEM_JSON));
+        if already_problem {
+            return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+        }
+        let status = response.status();
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let (request, _) = response.into_parts();
+        let mut problem = ApiError::from_status(status).error_response();
+        if let Some(allow) = allow {
+            problem.headers_mut().insert(header::ALLOW, allow);
+        }
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(request, problem).map_into_right_body(),
+        ))
+    })
+}

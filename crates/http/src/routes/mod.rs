@@ -1,0 +1,41 @@
+//! The routes of the contract, one module per resource.
+
+mod health;
+mod messages;
+mod sessions;
+
+use actix_web::{web, HttpResponse};
+
+use crate::ApiError;
+
+pub(crate) fn register(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::scope("/api/v1/sessions")
+                .service(
+                    web::resource("")
+                        .route(web::post().to(sessions::create))
+                        .route(web::get().to(sessions::list)),
+                )
+                .service(
+                    web::resource("/{session_id}")
+                        .route(web::get().to(sessions::get))
+                        .route(web::patch().to(sessions::update))
+                        .route(web::delete().to(sessions::delete)),
+                )
+                .service(
+                    web::resource("/{session_id}/messages")
+                        .route(web::post().to(messages::send))
+                        .route(web::get().to(messages::list)),
+                )
+                .service(web::resource("/{session_id}/events").route(web::get().to(messages::events)))
+                .service(web::resource("/{session_id}/cancel").route(web::post().to(messages::cancel))),
+        )
+        .service(web::resource("/healthz").route(web::get().to(health::live)))
+        .service(web::resource("/readyz").route(web::get().to(health::ready)))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::from_status(actix_web::http::StatusCode::NOT_FOUND))
+}
