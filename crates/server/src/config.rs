@@ -1,0 +1,233 @@
+//! The configuration of the contract, read once from the environment (and a
+//! `.env` file, loaded by `main`), into one typed struct.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use colloquy_app::{ChatConfig, LlmPolicy};
+use colloquy_domain::ModelName;
+use colloquy_offline::OFFLINE_MODEL;
+use colloquy_openai::ApiKey;
+
+/// Which language model answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LlmChoice {
+    /// The built-in offline model.
+    Offline,
+    /// OpenAI's API, or any server that speaks it.
+    OpenAi { base_url: String, api_key: Option<ApiKey> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything `colloquy` reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    pub llm: LlmChoice,
+    pub default_model: ModelName,
+    pub llm_timeout: Duration,
+    pub llm_idle_timeout: Duration,
+    pub llm_max_retries: u32,
+    pub max_message_chars: usize,
+    pub system_prompt: Option<String>,
+    pub context_tokens: usize,
+    pub tools: Vec<String>,
+    pub auto_title: bool,
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+impl Config {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// A variable that is set but cannot be understood, named in the message.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`, so tests need not touch the process environment.
+    ///
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        // An empty variable counts as unset, as in most shells' `VAR= cmd`.
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let parsed = |name: &str, default: &str| -> anyhow::Result<String> {
+            Ok(get(name).unwrap_or_else(|| default.to_owned()))
+        };
+
+        let api_key = get("OPENAI_API_KEY").map(ApiKey::new);
+        let base_url = get("OPENAI_BASE_URL");
+        let llm = match get("COLLOQUY_LLM").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            Some("offline") => LlmChoice::Offline,
+            Some("openai") => LlmChoice::OpenAi {
+                base_url: base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+                api_key,
+            },
+            Some(other) => bail!("COLLOQUY_LLM must be `openai` or `offline`, not `{other}`"),
+            None if api_key.is_some() || base_url.is_some() => LlmChoice::OpenAi {
+                base_url: base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+                api_key,
+            },
+            None => LlmChoice::Offline,
+        };
+        let default_model = match (&llm, get("OPENAI_MODEL")) {
+            (LlmChoice::Offline, _) => OFFLINE_MODEL.to_owned(),
+            (LlmChoice::OpenAi { .. }, Some(model)) => model,
+            (LlmChoice::OpenAi { .. }, None) => "gpt-4o-mini".to_owned(),
+        };
+        let default_model = ModelName::parse(&default_model).map_err(|error| anyhow!("OPENAI_MODEL: {error}"))?;
+
+        let tools = match parsed("COLLOQUY_TOOLS", "current_time,calculator")?.trim() {
+            "none" => Vec::new(),
+            list => list.split(',').map(|tool| tool.trim().to_owned()).filter(|tool| !tool.is_empty()).collect(),
+        };
+        let log_format = match parsed("COLLOQUY_LOG_FORMAT", "text")?.to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("COLLOQUY_LOG_FORMAT must be `text` or `json`, not `{other}`"),
+        };
+
+        Ok(Self {
+            addr: number(&get, "COLLOQUY_ADDR", "127.0.0.1:8080")?,
+            database_url: parsed("DATABASE_URL", "colloquy.db")?,
+            llm,
+            default_model,
+            llm_timeout: seconds(&get, "COLLOQUY_LLM_TIMEOUT_SECS", "60")?,
+            llm_idle_timeout: seconds(&get, "COLLOQUY_LLM_IDLE_TIMEOUT_SECS", "30")?,
+            llm_max_retries: number(&get, "COLLOQUY_LLM_MAX_RETRIES", "3")?,
+            max_message_chars: positive(&get, "COLLOQUY_MAX_MESSAGE_CHARS", "32000")?,
+            system_prompt: get("COLLOQUY_SYSTEM_PROMPT"),
+            context_tokens: positive(&get, "COLLOQUY_CONTEXT_TOKENS", "16000")?,
+            tools,
+            auto_title: boolean(&get, "COLLOQUY_AUTO_TITLE", true)?,
+            shutdown_grace: seconds(&get, "COLLOQUY_SHUTDOWN_GRACE_SECS", "20")?,
+            log_format,
+        })
+    }
+
+    /// What the use cases need of this configuration.
+    #[must_use]
+    pub fn chat_config(&self) -> ChatConfig {
+        let mut chat = ChatConfig::with_model(self.default_model.clone());
+        chat.max_message_chars = self.max_message_chars;
+        if let Some(prompt) = &self.system_prompt {
+            chat.default_system_prompt.clone_from(prompt);
+        }
+        if self.llm == LlmChoice::Offline {
+            chat.reply_model = Some(self.default_model.clone());
+        }
+        chat.llm = LlmPolicy {
+            first_chunk_timeout: self.llm_timeout,
+            idle_timeout: self.llm_idle_timeout,
+            max_retries: self.llm_max_retries,
+            ..LlmPolicy::default()
+        };
+        chat
+    }
+}
+
+fn number<T: FromStr>(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> anyhow::Result<T>
+where
+    T::Err: fmt::Display,
+{
+    let raw = get(name).unwrap_or_else(|| default.to_owned());
+    raw.trim()
+        .parse()
+        .map_err(|error| anyhow!("{error}"))
+        .with_context(|| format!("{name}=`{raw}` is not valid"))
+}
+
+fn positive(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> anyhow::Result<usize> {
+    let value: usize = number(get, name, default)?;
+    if value == 0 {
+        bail!("{name} must be at least 1");
+    }
+    Ok(value)
+}
+
+fn seconds(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> anyhow::Result<Duration> {
+    let value: f64 = number(get, name, default)?;
+    Duration::try_from_secs_f64(value).map_err(|_| anyhow!("{name} must be a number of seconds, not `{value}`"))
+}
+
+fn boolean(get: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> anyhow::Result<bool> {
+    match get(name).map(|raw| raw.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => bail!("{name} must be true or false, not `{other}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn without_a_key_or_url_it_runs_offline_with_the_contract_defaults() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.llm, LlmChoice::Offline);
+        assert_eq!(config.default_model.as_str(), "offline");
+        assert_eq!(config.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.database_url, "colloquy.db");
+        assert_eq!(config.llm_timeout, Duration::from_secs(60));
+        assert_eq!(config.llm_idle_timeout, Duration::from_secs(30));
+        assert_eq!(config.llm_max_retries, 3);
+        assert_eq!(config.max_message_chars, 32_000);
+        assert_eq!(config.tools, ["current_time", "calculator"]);
+        assert_eq!(config.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(config.chat_config().reply_model.unwrap().as_str(), "offline");
+    }
+
+    #[test]
+    fn a_key_or_a_base_url_selects_openai() {
+        let keyed = config(&[("OPENAI_API_KEY", "sk-secret")]).unwrap();
+        assert!(matches!(&keyed.llm, LlmChoice::OpenAi { base_url, .. } if base_url == DEFAULT_BASE_URL));
+        assert_eq!(keyed.default_model.as_str(), "gpt-4o-mini");
+        assert!(!format!("{keyed:?}").contains("sk-secret"), "the key never shows in Debug");
+
+        let local = config(&[("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"), ("OPENAI_MODEL", "llama3.1")]).unwrap();
+        assert!(matches!(local.llm, LlmChoice::OpenAi { api_key: None, .. }));
+        assert_eq!(local.default_model.as_str(), "llama3.1");
+        assert!(local.chat_config().reply_model.is_none());
+
+        let forced = config(&[("OPENAI_API_KEY", "k"), ("COLLOQUY_LLM", "offline")]).unwrap();
+        assert_eq!(forced.llm, LlmChoice::Offline);
+    }
+
+    #[test]
+    fn bad_values_are_named_in_the_error() {
+        for (name, value) in [
+            ("COLLOQUY_ADDR", "nowhere"),
+            ("COLLOQUY_LLM_MAX_RETRIES", "-1"),
+            ("COLLOQUY_MAX_MESSAGE_CHARS", "0"),
+            ("COLLOQUY_AUTO_TITLE", "perhaps"),
+            ("COLLOQUY_LLM", "magic"),
+            ("COLLOQUY_LOG_FORMAT", "xml"),
+        ] {
+            let error = format!("{:#}", config(&[(name, value)]).unwrap_err());
+            assert!(error.contains(name), "{error} should name {name}");
+        }
+        assert!(config(&[("COLLOQUY_TOOLS", "none")]).unwrap().tools.is_empty());
+    }
+}

@@ -1,0 +1,85 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use colloquy::{ask, logging, Application, Config};
+
+/// colloquy: a chat backend that streams replies over Server-Sent Events and keeps every message.
+#[derive(Debug, Parser)]
+#[command(name = "colloquy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API and the web page (the default).
+    Serve {
+        /// Listen address; overrides COLLOQUY_ADDR.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+    /// Send one prompt to the configured model and stream the reply to stdout.
+    Ask {
+        /// The prompt; several words are joined with spaces.
+        #[arg(required = true)]
+        prompt: Vec<String>,
+    },
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // A missing .env is normal; a broken one is worth saying.
+    if let Err(error) = dotenvy::dotenv() {
+        if !error.not_found() {
+            eprintln!("colloquy: ignoring .env: {error}");
+        }
+    }
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("colloquy: configuration error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(config.log_format);
+    match run(cli.command.unwrap_or(Command::Serve { addr: None }), config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("colloquy: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { addr } => {
+            if let Some(addr) = addr {
+                config.addr = addr;
+            }
+            let app = Application::build(&config).await?;
+            tracing::info!(addr = %config.addr, port = app.port(), "colloquy is serving: open http://{}:{}/", config.addr.ip(), app.port());
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+        }
+        Command::Ask { prompt } => {
+            let mut stdout = std::io::stdout().lock();
+            ask::ask(&config, &prompt.join(" "), &mut stdout).await?;
+        }
+        Command::Migrate => {
+            let applied = colloquy_diesel::migrate(&config.database_url)?;
+            if applied.is_empty() {
+                tracing::info!(database = config.database_url, "the database is up to date");
+            } else {
+                tracing::info!(database = config.database_url, ?applied, "migrations applied");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The real server, on port 0, with its own SQLite file and a fake upstream,
+//! driven over HTTP as a client would.
+
+mod support;
+
+mod ask;
+mod errors;
+mod flow;
