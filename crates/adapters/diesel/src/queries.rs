@@ -1,0 +1,159 @@
+//! The read queries whose speed matters, built in one place so that the
+//! tests below can ask SQLite how it runs exactly these statements.
+
+use diesel::dsl::{AsSelect, SqlTypeOf};
+use diesel::prelude::*;
+use diesel::sqlite::Sqlite;
+
+use crate::rows::{MessageRow, SessionRow};
+use crate::schema::{messages, sessions};
+
+pub(crate) type SessionQuery =
+    sessions::BoxedQuery<'static, Sqlite, SqlTypeOf<AsSelect<SessionRow, Sqlite>>>;
+pub(crate) type MessageQuery =
+    messages::BoxedQuery<'static, Sqlite, SqlTypeOf<AsSelect<MessageRow, Sqlite>>>;
+
+/// Fetch one row more than a page holds: its presence is `has_more`.
+pub(crate) fn with_lookahead(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
+}
+
+/// Sessions newest first, those older than `before` when given.
+pub(crate) fn session_page(before: Option<String>, fetch: i64) -> SessionQuery {
+    let mut query = sessions::table
+        .select(SessionRow::as_select())
+        .order(sessions::id.desc())
+        .limit(fetch)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(sessions::id.lt(before));
+    }
+    query
+}
+
+/// A session's messages oldest first, those newer than `after` when given.
+pub(crate) fn message_page(session: String, after: Option<String>, fetch: i64) -> MessageQuery {
+    let mut query = messages::table
+        .select(MessageRow::as_select())
+        .filter(messages::session_id.eq(session))
+        .order(messages::id.asc())
+        .limit(fetch)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(messages::id.gt(after));
+    }
+    query
+}
+
+/// A session's newest `limit` messages, newest first.
+pub(crate) fn newest_messages(session: String, limit: i64) -> MessageQuery {
+    messages::table
+        .select(MessageRow::as_select())
+        .filter(messages::session_id.eq(session))
+        .order(messages::id.desc())
+        .limit(limit)
+        .into_boxed()
+}
+
+/// Marks streaming replies interrupted. Raw SQL because the status must be a
+/// literal: SQLite only picks the partial index `messages_streaming` when the
+/// query's WHERE visibly implies the index's, and a bound parameter does not.
+pub(crate) const INTERRUPT_STREAMING: &str = "\
+    UPDATE messages \
+    SET status = 'interrupted', error_code = ?, error_message = ?, completed_at = ? \
+    WHERE status = 'streaming'";
+
+#[cfg(test)]
+mod tests {
+    use diesel::debug_query;
+    use diesel::sql_types::Text;
+
+    use super::*;
+    use crate::location::Location;
+    use crate::{migrations, pool};
+
+    #[derive(QueryableByName)]
+    struct PlanStep {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    fn migrated() -> SqliteConnection {
+        let mut connection = pool::establish(&Location::Memory).unwrap();
+        migrations::run_pending(&mut connection).unwrap();
+        connection
+    }
+
+    /// SQLite's plan for `sql`, one line per step. Parameters left unbound
+    /// read as NULL, which does not change the plan of these queries.
+    fn plan(connection: &mut SqliteConnection, sql: &str) -> String {
+        let steps: Vec<PlanStep> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load(connection)
+            .unwrap();
+        steps
+            .into_iter()
+            .map(|step| step.detail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn sql_of<Q: diesel::query_builder::QueryFragment<Sqlite>>(query: &Q) -> String {
+        let text = debug_query::<Sqlite, _>(query).to_string();
+        text.split(" -- binds:").next().unwrap().to_owned()
+    }
+
+    fn assert_searches(plan: &str, index: &str) {
+        assert!(
+            plan.contains(&format!("USING INDEX {index}")),
+            "expected a search on {index}:\n{plan}"
+        );
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "expected no sort step:\n{plan}"
+        );
+    }
+
+    #[test]
+    fn history_pages_are_index_range_scans() {
+        let mut connection = migrated();
+        let first = plan(
+            &mut connection,
+            &sql_of(&message_page("s".into(), None, 51)),
+        );
+        assert_searches(&first, "messages_session_id_id");
+        let next = plan(
+            &mut connection,
+            &sql_of(&message_page("s".into(), Some("m".into()), 51)),
+        );
+        assert_searches(&next, "messages_session_id_id");
+        assert!(
+            next.contains("id>?"),
+            "the cursor bounds the range:\n{next}"
+        );
+        let newest = plan(&mut connection, &sql_of(&newest_messages("s".into(), 50)));
+        assert_searches(&newest, "messages_session_id_id");
+    }
+
+    #[test]
+    fn session_listing_walks_the_primary_key() {
+        let mut connection = migrated();
+        let first = plan(&mut connection, &sql_of(&session_page(None, 21)));
+        assert!(first.contains("sqlite_autoindex_sessions_1"), "{first}");
+        assert!(!first.contains("TEMP B-TREE"), "{first}");
+        let next = plan(
+            &mut connection,
+            &sql_of(&session_page(Some("x".into()), 21)),
+        );
+        assert!(
+            next.contains("sqlite_autoindex_sessions_1") && next.contains("id<?"),
+            "{next}"
+        );
+    }
+
+    #[test]
+    fn interrupting_reads_only_the_partial_index() {
+        let mut connection = migrated();
+        let plan = plan(&mut connection, INTERRUPT_STREAMING);
+        assert!(plan.contains("messages_streaming"), "{plan}");
+    }
+}

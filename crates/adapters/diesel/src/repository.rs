@@ -1,0 +1,378 @@
+//! [`SqliteRepository`]: the [`ChatRepository`] port on SQLite.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use colloquy_domain::{ErrorCode, Message, MessageId, Session, SessionId, Timestamp};
+use colloquy_ports::{ChatRepository, Page, RepoError};
+use diesel::dsl::{exists, sql};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::error::StoreError;
+use crate::location::Location;
+use crate::migrations;
+use crate::pool::{self, ConnectionSettings, SqlitePool};
+use crate::queries;
+use crate::rows::{MessageChanges, MessageRow, SessionChanges, SessionRow};
+use crate::schema::{messages, sessions};
+
+/// What `interrupt_streaming` stores as the error of each reply it stops.
+const INTERRUPTED_MESSAGE: &str =
+    "The server stopped while this reply was being generated; the text received until then is kept.";
+
+/// Rows per INSERT statement when appending: well under SQLite's limit of
+/// 32,766 bound parameters at 14 columns a row.
+const INSERT_CHUNK: usize = 500;
+
+/// Sessions and messages in one SQLite database, reached through a pool of
+/// connections.
+///
+/// Cheap to clone: clones share the pool. Every method runs its queries on
+/// Tokio's blocking thread pool, so it must be awaited inside a Tokio runtime.
+#[derive(Clone)]
+pub struct SqliteRepository {
+    pool: SqlitePool,
+    location: Location,
+}
+
+impl fmt::Debug for SqliteRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteRepository")
+            .field("location", &self.location)
+            .field("pool", &self.pool.state())
+            .finish()
+    }
+}
+
+impl SqliteRepository {
+    /// Opens the database at `location` with a pool of `pool_size`
+    /// connections, creating the file (and its directory) if missing and
+    /// applying pending migrations.
+    ///
+    /// `location` is a path, `sqlite://PATH` (`sqlite:///abs/path.db` for an
+    /// absolute one), `sqlite:PATH`, or `:memory:` for a private in-memory
+    /// database. An in-memory database lives inside a single connection, so
+    /// it gets a pool of one whatever `pool_size` says; it suits tests.
+    ///
+    /// This blocks while it opens connections and migrates: call it at
+    /// start-up, before serving.
+    ///
+    /// # Errors
+    /// When `location` cannot be parsed, `pool_size` is zero, the file cannot
+    /// be created or opened, or a migration fails.
+    pub fn connect(location: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let location = Location::parse(location)?;
+        let (pool, applied) = match &location {
+            Location::File(_) => {
+                // Migrating on a connection of its own first makes a bad path
+                // fail at once with SQLite's message; the pool would retry
+                // until its checkout timeout.
+                let applied = migrations::migrate_location(&location)?;
+                (pool::build(&location, pool_size)?, applied)
+            }
+            Location::Memory => {
+                let pool = pool::build(&location, pool_size)?;
+                let applied = migrations::run_pending(&mut *pool.get()?)?;
+                (pool, applied)
+            }
+        };
+        if !applied.is_empty() {
+            tracing::info!(database = %location, migrations = ?applied, "applied SQLite migrations");
+        }
+        Ok(Self { pool, location })
+    }
+
+    /// Applies the migrations this build knows and the database lacks, and
+    /// returns their names, oldest first. [`SqliteRepository::connect`]
+    /// already did this, so it finds nothing to do unless another process
+    /// rolled the schema back since.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when no connection is free in time,
+    /// [`RepoError::Unknown`] when a migration fails.
+    pub async fn run_migrations(&self) -> Result<Vec<String>, RepoError> {
+        self.run("run_migrations", |connection| {
+            migrations::run_pending(connection).map_err(|error| StoreError::Other(error.into()))
+        })
+        .await
+    }
+
+    /// The pragmas a pooled connection runs with, as SQLite reports them:
+    /// for start-up logs and for checking a deployment.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::ping`].
+    pub async fn connection_settings(&self) -> Result<ConnectionSettings, RepoError> {
+        self.run("connection_settings", |connection| {
+            Ok(pool::read_settings(connection)?)
+        })
+        .await
+    }
+
+    /// Runs `work` with a pooled connection on the blocking thread pool.
+    ///
+    /// If the caller stops awaiting, `work` still runs to its end: a write
+    /// either commits whole or not at all, never half.
+    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut connection = pool.get().map_err(StoreError::Pool)?;
+            work(&mut connection)
+        })
+        .await;
+        match outcome {
+            Ok(result) => result.map_err(|error| error.into_repo_error(operation)),
+            Err(join_error) => Err(RepoError::Unknown(
+                anyhow::Error::new(join_error)
+                    .context(format!("SQLite repository: {operation} did not finish")),
+            )),
+        }
+    }
+}
+
+/// Whether the session exists, inside the caller's transaction.
+fn session_exists(connection: &mut SqliteConnection, id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::select(exists(sessions::table.find(id))).get_result(connection)?)
+}
+
+/// Splits a page's rows from the look-ahead row fetched to learn `has_more`.
+fn into_page<R, T>(
+    mut rows: Vec<R>,
+    limit: usize,
+    convert: impl Fn(R) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let items = rows.into_iter().map(convert).collect::<Result<_, _>>()?;
+    Ok(Page { items, has_more })
+}
+
+#[async_trait]
+impl ChatRepository for SqliteRepository {
+    async fn create_session(&self, session: &Session) -> Result<(), RepoError> {
+        let row = SessionRow::new_session(session);
+        self.run("create_session", move |connection| {
+            connection.immediate_transaction(|connection| {
+                diesel::insert_into(sessions::table)
+                    .values(&row)
+                    .execute(connection)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_session(&self, id: SessionId) -> Result<Session, RepoError> {
+        let id = id.to_string();
+        self.run("get_session", move |connection| {
+            sessions::table
+                .find(id)
+                .select(SessionRow::as_select())
+                .first(connection)?
+                .into_domain()
+        })
+        .await
+    }
+
+    async fn list_sessions(
+        &self,
+        limit: usize,
+        after: Option<SessionId>,
+    ) -> Result<Page<Session>, RepoError> {
+        let query = queries::session_page(
+            after.map(|id| id.to_string()),
+            queries::with_lookahead(limit),
+        );
+        self.run("list_sessions", move |connection| {
+            into_page(query.load(connection)?, limit, SessionRow::into_domain)
+        })
+        .await
+    }
+
+    async fn update_session(&self, session: &Session) -> Result<(), RepoError> {
+        let id = session.id.to_string();
+        let changes = SessionChanges::of(session);
+        self.run("update_session", move |connection| {
+            connection.immediate_transaction(|connection| {
+                let updated = diesel::update(sessions::table.find(id))
+                    .set(&changes)
+                    .execute(connection)?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id: SessionId) -> Result<(), RepoError> {
+        let id = id.to_string();
+        self.run("delete_session", move |connection| {
+            connection.immediate_transaction(|connection| {
+                // The messages go with it: ON DELETE CASCADE, which works
+                // because every connection turns `foreign_keys` on.
+                let deleted = diesel::delete(sessions::table.find(id)).execute(connection)?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn append_messages(&self, messages: &[Message]) -> Result<(), RepoError> {
+        let Some(first) = messages.first() else {
+            return Ok(());
+        };
+        let session = first.session_id;
+        if let Some(stray) = messages
+            .iter()
+            .find(|message| message.session_id != session)
+        {
+            return Err(StoreError::Invalid(format!(
+                "messages of two sessions ({session} and {}) in one append",
+                stray.session_id
+            ))
+            .into_repo_error("append_messages"));
+        }
+        let rows = messages
+            .iter()
+            .map(MessageRow::from_domain)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| error.into_repo_error("append_messages"))?;
+        let added = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let session = session.to_string();
+        let now = Timestamp::now().as_micros();
+        self.run("append_messages", move |connection| {
+            connection.immediate_transaction(|connection| {
+                // Updating the session first both checks that it exists and
+                // takes the write lock before anything is inserted.
+                let updated = diesel::update(sessions::table.find(&session))
+                    .set((
+                        sessions::message_count.eq(sessions::message_count + added),
+                        // Never backwards, should the clock step back.
+                        sessions::updated_at.eq(sql::<BigInt>("MAX(updated_at, ")
+                            .bind::<BigInt, _>(now)
+                            .sql(")")),
+                    ))
+                    .execute(connection)?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    diesel::insert_into(messages::table)
+                        .values(chunk)
+                        .execute(connection)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn update_message(&self, message: &Message) -> Result<(), RepoError> {
+        let id = message.id.to_string();
+        let session = message.session_id.to_string();
+        let changes =
+            MessageChanges::of(message).map_err(|error| error.into_repo_error("update_message"))?;
+        self.run("update_message", move |connection| {
+            connection.immediate_transaction(|connection| {
+                let target = messages::table
+                    .filter(messages::id.eq(id))
+                    .filter(messages::session_id.eq(session));
+                let updated = diesel::update(target).set(&changes).execute(connection)?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        session: SessionId,
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<Message>, RepoError> {
+        let session = session.to_string();
+        let query = queries::message_page(
+            session.clone(),
+            after.map(|id| id.to_string()),
+            queries::with_lookahead(limit),
+        );
+        self.run("list_messages", move |connection| {
+            // One read transaction: the existence check and the page see the
+            // same snapshot, so a concurrent delete cannot make an empty page
+            // of a session that was there a moment ago.
+            connection.transaction(|connection| {
+                if !session_exists(connection, &session)? {
+                    return Err(StoreError::NotFound);
+                }
+                into_page(query.load(connection)?, limit, MessageRow::into_domain)
+            })
+        })
+        .await
+    }
+
+    async fn recent_messages(
+        &self,
+        session: SessionId,
+        limit: usize,
+    ) -> Result<Vec<Message>, RepoError> {
+        let session = session.to_string();
+        let query =
+            queries::newest_messages(session.clone(), i64::try_from(limit).unwrap_or(i64::MAX));
+        self.run("recent_messages", move |connection| {
+            connection.transaction(|connection| {
+                if !session_exists(connection, &session)? {
+                    return Err(StoreError::NotFound);
+                }
+                let rows: Vec<MessageRow> = query.load(connection)?;
+                // Read newest first to stop after `limit`; return oldest first.
+                rows.into_iter()
+                    .rev()
+                    .map(MessageRow::into_domain)
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn interrupt_streaming(&self) -> Result<u64, RepoError> {
+        let now = Timestamp::now().as_micros();
+        let interrupted = self
+            .run("interrupt_streaming", move |connection| {
+                connection.immediate_transaction(|connection| {
+                    Ok(diesel::sql_query(queries::INTERRUPT_STREAMING)
+                        .bind::<Text, _>(ErrorCode::Interrupted.as_str())
+                        .bind::<Text, _>(INTERRUPTED_MESSAGE)
+                        .bind::<BigInt, _>(now)
+                        .execute(connection)?)
+                })
+            })
+            .await?;
+        Ok(u64::try_from(interrupted).unwrap_or(u64::MAX))
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        let answer = self
+            .run("ping", |connection| {
+                Ok(diesel::select(sql::<BigInt>("1")).get_result::<i64>(connection)?)
+            })
+            .await;
+        match answer {
+            Ok(_) => Ok(()),
+            Err(RepoError::Unknown(error)) => Err(RepoError::Unavailable(error)),
+            Err(other) => Err(other),
+        }
+    }
+}

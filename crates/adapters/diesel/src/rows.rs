@@ -1,0 +1,326 @@
+//! Rows as Diesel reads and writes them, and their translation to and from
+//! the domain. Reading checks everything the domain would: a row that does not
+//! make a valid value is reported as corrupt, never unwrapped.
+
+use colloquy_domain::{
+    ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Role, Session,
+    SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
+};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::schema::{messages, sessions};
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct SessionRow {
+    pub id: String,
+    pub title: Option<String>,
+    pub system_prompt: Option<String>,
+    pub model: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub message_count: i64,
+}
+
+/// What `update_session` may change. `treat_none_as_null`: clearing a title
+/// must store NULL, not leave the old title in place.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = sessions, treat_none_as_null = true)]
+pub(crate) struct SessionChanges {
+    pub title: Option<String>,
+    pub system_prompt: Option<String>,
+    pub model: String,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = messages, check_for_backend(diesel::sqlite::Sqlite))]
+pub(crate) struct MessageRow {
+    pub id: String,
+    pub session_id: String,
+    pub role: String,
+    pub content: String,
+    pub status: String,
+    pub model: Option<String>,
+    pub finish_reason: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub tool_calls: Option<String>,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+}
+
+/// What `update_message` may change; as for sessions, `None` clears.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = messages, treat_none_as_null = true)]
+pub(crate) struct MessageChanges {
+    pub content: String,
+    pub status: String,
+    pub finish_reason: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub tool_calls: Option<String>,
+    pub completed_at: Option<i64>,
+}
+
+/// One element of the `tool_calls` JSON array. `arguments` and `result` stay
+/// JSON strings holding the model's text: parsing them into nested values
+/// would reformat them (key order, spacing, number spelling) and could not
+/// hold the invalid JSON a model sometimes writes.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredToolCall {
+    id: String,
+    name: String,
+    arguments: String,
+    result: Option<String>,
+    error: Option<String>,
+}
+
+impl SessionRow {
+    /// The row for a session about to be created. `message_count` starts at
+    /// zero whatever the value says: it counts stored messages, and there are none yet.
+    pub(crate) fn new_session(session: &Session) -> Self {
+        Self {
+            id: session.id.to_string(),
+            title: session
+                .title
+                .as_ref()
+                .map(|title| title.as_str().to_owned()),
+            system_prompt: session
+                .system_prompt
+                .as_ref()
+                .map(|prompt| prompt.as_str().to_owned()),
+            model: session.model.as_str().to_owned(),
+            created_at: session.created_at.as_micros(),
+            updated_at: session.updated_at.as_micros(),
+            message_count: 0,
+        }
+    }
+
+    pub(crate) fn into_domain(self) -> Result<Session, StoreError> {
+        let corrupt =
+            |what: String| StoreError::Corrupt(format!("sessions row {}: {what}", self.id));
+        let id = SessionId::parse(&self.id).map_err(|error| corrupt(error.to_string()))?;
+        let title = self
+            .title
+            .as_deref()
+            .map(Title::parse)
+            .transpose()
+            .map_err(|error| corrupt(error.to_string()))?;
+        let system_prompt = self
+            .system_prompt
+            .as_deref()
+            .map(SystemPrompt::parse)
+            .transpose()
+            .map_err(|error| corrupt(error.to_string()))?;
+        let model = ModelName::parse(&self.model).map_err(|error| corrupt(error.to_string()))?;
+        let message_count = u64::try_from(self.message_count)
+            .map_err(|_| corrupt(format!("negative message_count {}", self.message_count)))?;
+        Ok(Session {
+            id,
+            title,
+            system_prompt,
+            model,
+            created_at: Timestamp::from_micros(self.created_at),
+            updated_at: Timestamp::from_micros(self.updated_at),
+            message_count,
+        })
+    }
+}
+
+impl SessionChanges {
+    pub(crate) fn of(session: &Session) -> Self {
+        Self {
+            title: session
+                .title
+                .as_ref()
+                .map(|title| title.as_str().to_owned()),
+            system_prompt: session
+                .system_prompt
+                .as_ref()
+                .map(|prompt| prompt.as_str().to_owned()),
+            model: session.model.as_str().to_owned(),
+            updated_at: session.updated_at.as_micros(),
+        }
+    }
+}
+
+/// The stored form of a message's mutable fields, shared by insert and update.
+struct MutableFields {
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    tool_calls: Option<String>,
+}
+
+impl MutableFields {
+    fn of(message: &Message) -> Result<Self, StoreError> {
+        let tokens = |count: u64, field: &str| {
+            i64::try_from(count).map_err(|_| {
+                StoreError::Invalid(format!(
+                    "message {}: {field} {count} does not fit a 64-bit integer",
+                    message.id
+                ))
+            })
+        };
+        let (prompt_tokens, completion_tokens) = match message.usage {
+            Some(usage) => (
+                Some(tokens(usage.prompt_tokens, "prompt_tokens")?),
+                Some(tokens(usage.completion_tokens, "completion_tokens")?),
+            ),
+            None => (None, None),
+        };
+        Ok(Self {
+            prompt_tokens,
+            completion_tokens,
+            error_code: message
+                .error
+                .as_ref()
+                .map(|error| error.code.as_str().to_owned()),
+            error_message: message.error.as_ref().map(|error| error.message.clone()),
+            tool_calls: encode_tool_calls(&message.tool_calls)?,
+        })
+    }
+}
+
+impl MessageRow {
+    pub(crate) fn from_domain(message: &Message) -> Result<Self, StoreError> {
+        let fields = MutableFields::of(message)?;
+        Ok(Self {
+            id: message.id.to_string(),
+            session_id: message.session_id.to_string(),
+            role: message.role.as_str().to_owned(),
+            content: message.content.clone(),
+            status: message.status.as_str().to_owned(),
+            model: message.model.clone(),
+            finish_reason: message.finish_reason.clone(),
+            prompt_tokens: fields.prompt_tokens,
+            completion_tokens: fields.completion_tokens,
+            error_code: fields.error_code,
+            error_message: fields.error_message,
+            tool_calls: fields.tool_calls,
+            created_at: message.created_at.as_micros(),
+            completed_at: message.completed_at.map(Timestamp::as_micros),
+        })
+    }
+
+    pub(crate) fn into_domain(self) -> Result<Message, StoreError> {
+        let corrupt =
+            |what: String| StoreError::Corrupt(format!("messages row {}: {what}", self.id));
+        let id = MessageId::parse(&self.id).map_err(|error| corrupt(error.to_string()))?;
+        let session_id =
+            SessionId::parse(&self.session_id).map_err(|error| corrupt(error.to_string()))?;
+        let role = Role::parse(&self.role)
+            .ok_or_else(|| corrupt(format!("unknown role `{}`", self.role)))?;
+        let status = MessageStatus::parse(&self.status)
+            .ok_or_else(|| corrupt(format!("unknown status `{}`", self.status)))?;
+        let usage = match (self.prompt_tokens, self.completion_tokens) {
+            (None, None) => None,
+            (Some(prompt), Some(completion)) => {
+                let count = |value: i64| {
+                    u64::try_from(value)
+                        .map_err(|_| corrupt(format!("negative token count {value}")))
+                };
+                Some(Usage {
+                    prompt_tokens: count(prompt)?,
+                    completion_tokens: count(completion)?,
+                })
+            }
+            _ => {
+                return Err(corrupt(
+                    "only one of prompt_tokens and completion_tokens is set".to_owned(),
+                ))
+            }
+        };
+        let error = match (self.error_code.as_deref(), self.error_message) {
+            (None, None) => None,
+            (Some(code), Some(message)) => Some(MessageError {
+                code: ErrorCode::parse(code)
+                    .ok_or_else(|| corrupt(format!("unknown error code `{code}`")))?,
+                message,
+            }),
+            _ => {
+                return Err(corrupt(
+                    "only one of error_code and error_message is set".to_owned(),
+                ))
+            }
+        };
+        let tool_calls = decode_tool_calls(self.tool_calls.as_deref())
+            .map_err(|error| corrupt(error.to_string()))?;
+        Ok(Message {
+            id,
+            session_id,
+            role,
+            content: self.content,
+            status,
+            model: self.model,
+            finish_reason: self.finish_reason,
+            usage,
+            error,
+            tool_calls,
+            created_at: Timestamp::from_micros(self.created_at),
+            completed_at: self.completed_at.map(Timestamp::from_micros),
+        })
+    }
+}
+
+impl MessageChanges {
+    pub(crate) fn of(message: &Message) -> Result<Self, StoreError> {
+        let fields = MutableFields::of(message)?;
+        Ok(Self {
+            content: message.content.clone(),
+            status: message.status.as_str().to_owned(),
+            finish_reason: message.finish_reason.clone(),
+            prompt_tokens: fields.prompt_tokens,
+            completion_tokens: fields.completion_tokens,
+            error_code: fields.error_code,
+            error_message: fields.error_message,
+            tool_calls: fields.tool_calls,
+            completed_at: message.completed_at.map(Timestamp::as_micros),
+        })
+    }
+}
+
+/// NULL for no tool calls, so that the common case stores nothing.
+fn encode_tool_calls(calls: &[ToolCall]) -> Result<Option<String>, StoreError> {
+    if calls.is_empty() {
+        return Ok(None);
+    }
+    let stored: Vec<StoredToolCall> = calls
+        .iter()
+        .map(|call| StoredToolCall {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            result: call.result.clone(),
+            error: call.error.clone(),
+        })
+        .collect();
+    serde_json::to_string(&stored)
+        .map(Some)
+        .map_err(|error| StoreError::Invalid(format!("cannot encode tool calls: {error}")))
+}
+
+fn decode_tool_calls(text: Option<&str>) -> Result<Vec<ToolCall>, serde_json::Error> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let stored: Vec<StoredToolCall> = serde_json::from_str(text)?;
+    Ok(stored
+        .into_iter()
+        .map(|call| ToolCall {
+            id: call.id,
+            name: call.name,
+            arguments: call.arguments,
+            result: call.result,
+            error: call.error,
+        })
+        .collect())
+}

@@ -1,0 +1,34 @@
+//! Diesel's view of the tables in `migrations/sqlite`. Written by hand (the
+//! migrations are the source of truth); the integration tests run every
+//! query against the migrated schema, so a drift between the two fails there.
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        title -> Nullable<Text>,
+        system_prompt -> Nullable<Text>,
+        model -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        message_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        session_id -> Text,
+        role -> Text,
+        content -> Text,
+        status -> Text,
+        model -> Nullable<Text>,
+        finish_reason -> Nullable<Text>,
+        prompt_tokens -> Nullable<BigInt>,
+        completion_tokens -> Nullable<BigInt>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        tool_calls -> Nullable<Text>,
+        created_at -> BigInt,
+        completed_at -> Nullable<BigInt>,
+    }
+}

@@ -1,0 +1,198 @@
+//! Opening, configuring, migrating and re-opening the database.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use colloquy_diesel::{migrate, SqliteRepository};
+use colloquy_ports::{ChatRepository, RepoError};
+use diesel::connection::SimpleConnection as _;
+
+use crate::support::{
+    all_messages, finished_reply, new_session, stored_session, user_message, TestDb, POOL_SIZE,
+};
+
+#[tokio::test]
+async fn every_connection_runs_with_the_configured_pragmas() {
+    let db = TestDb::new();
+    // More concurrent calls than connections, so every pooled connection answers.
+    let calls = (0..POOL_SIZE * 3).map(|_| {
+        let repo = db.repo.clone();
+        tokio::spawn(async move { repo.connection_settings().await })
+    });
+    for call in calls {
+        let settings = call.await.unwrap().unwrap();
+        assert_eq!(settings.journal_mode, "wal");
+        assert_eq!(settings.synchronous, 1, "NORMAL");
+        assert_eq!(settings.busy_timeout, Duration::from_secs(5));
+        assert!(settings.foreign_keys);
+        assert_eq!(settings.cache_size, -8192);
+    }
+}
+
+#[tokio::test]
+async fn data_survives_reopening_the_file() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let messages = [
+        user_message(session.id, "remember me"),
+        finished_reply(session.id),
+    ];
+    db.repo.append_messages(&messages).await.unwrap();
+    let stored = db.repo.get_session(session.id).await.unwrap();
+
+    let reopened = db.reopen();
+    assert_eq!(reopened.get_session(session.id).await.unwrap(), stored);
+    assert_eq!(all_messages(&reopened, session.id, 1).await, messages);
+    assert!(
+        reopened.run_migrations().await.unwrap().is_empty(),
+        "nothing to migrate twice"
+    );
+}
+
+#[test]
+fn migrate_applies_each_migration_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fresh.db");
+    let location = format!("sqlite://{}", path.display());
+
+    let applied = migrate(&location).unwrap();
+    assert!(!applied.is_empty());
+    assert!(applied[0].ends_with("_init"), "{applied:?}");
+    assert!(path.exists());
+    assert!(migrate(&location).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_migrated_file_serves_a_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("migrated.db");
+    migrate(path.to_str().unwrap()).unwrap();
+
+    let repo = SqliteRepository::connect(path.to_str().unwrap(), 2).unwrap();
+    assert!(repo.run_migrations().await.unwrap().is_empty());
+    let session = new_session();
+    repo.create_session(&session).await.unwrap();
+    assert_eq!(repo.get_session(session.id).await.unwrap(), session);
+}
+
+#[tokio::test]
+async fn locations_may_be_urls_and_missing_directories_are_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let absolute = dir.path().join("a/b/abs.db");
+    let relative_to_root = dir.path().join("rel.db");
+    let odd = dir.path().join("with space ?#%.db");
+    for (location, file) in [
+        (format!("sqlite://{}", absolute.display()), &absolute),
+        (
+            format!("sqlite:{}", relative_to_root.display()),
+            &relative_to_root,
+        ),
+        (odd.display().to_string(), &odd),
+    ] {
+        let repo = SqliteRepository::connect(&location, 1).unwrap();
+        repo.create_session(&new_session()).await.unwrap();
+        assert!(
+            file.is_file(),
+            "{location} should create {}",
+            file.display()
+        );
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"with space ?#%.db".to_owned()),
+        "the name is used as given: {names:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_in_memory_database_works_for_tests() {
+    let repo = SqliteRepository::connect(":memory:", 4).unwrap();
+    let session = stored_session(&repo).await;
+    repo.append_messages(&[user_message(session.id, "kept")])
+        .await
+        .unwrap();
+    assert_eq!(repo.get_session(session.id).await.unwrap().message_count, 1);
+    assert_eq!(
+        repo.connection_settings().await.unwrap().journal_mode,
+        "memory"
+    );
+    repo.ping().await.unwrap();
+}
+
+#[test]
+fn bad_locations_and_pool_sizes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    assert!(SqliteRepository::connect(path.to_str().unwrap(), 0).is_err());
+    assert!(SqliteRepository::connect("sqlite://x.db?mode=rwc", 1).is_err());
+    assert!(SqliteRepository::connect("", 1).is_err());
+    let not_a_directory = path.join("below-a-file.db");
+    std::fs::write(&path, b"").unwrap();
+    let error = SqliteRepository::connect(not_a_directory.to_str().unwrap(), 1).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("below-a-file") || format!("{error:#}").contains("x.db"),
+        "{error:#}"
+    );
+}
+
+#[tokio::test]
+async fn ping_answers() {
+    let db = TestDb::new();
+    db.repo.ping().await.unwrap();
+}
+
+/// Holds the write lock from a connection outside the repository for `hold`,
+/// and returns once it has it.
+fn hold_write_lock(db: &TestDb, hold: Duration) -> std::thread::JoinHandle<()> {
+    let mut raw = db.raw();
+    let (locked, is_locked) = mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        raw.batch_execute("BEGIN IMMEDIATE").unwrap();
+        locked.send(()).unwrap();
+        std::thread::sleep(hold);
+        raw.batch_execute("COMMIT").unwrap();
+    });
+    is_locked.recv().unwrap();
+    holder
+}
+
+#[tokio::test]
+async fn a_write_waits_for_another_writer_instead_of_failing() {
+    let db = TestDb::new();
+    let holder = hold_write_lock(&db, Duration::from_millis(400));
+
+    let started = Instant::now();
+    db.repo.create_session(&new_session()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waited for the lock"
+    );
+    holder.join().unwrap();
+}
+
+#[tokio::test]
+async fn a_lock_held_past_the_busy_timeout_makes_the_store_unavailable() {
+    let db = TestDb::new();
+    let holder = hold_write_lock(&db, Duration::from_millis(6_500));
+
+    let started = Instant::now();
+    let error = db.repo.create_session(&new_session()).await.unwrap_err();
+    assert!(matches!(error, RepoError::Unavailable(_)), "{error:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(4_500),
+        "{:?}",
+        started.elapsed()
+    );
+    // Reads do not need the write lock: WAL serves them meanwhile.
+    assert!(db
+        .repo
+        .list_sessions(10, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    holder.join().unwrap();
+}

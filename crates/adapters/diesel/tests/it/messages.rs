@@ -1,0 +1,483 @@
+use colloquy_domain::{
+    ErrorCode, Message, MessageId, MessageStatus, SessionId, Timestamp, ToolCall, Usage,
+};
+use colloquy_ports::{ChatRepository, RepoError};
+
+use crate::support::{
+    all_messages, assert_user, finished_reply, micros_now, stored_session, streaming_reply,
+    user_message, TestDb,
+};
+
+#[tokio::test]
+async fn appended_messages_read_back_whole() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let question = user_message(session.id, "  What is the weather?\n");
+    let reply = finished_reply(session.id);
+    db.repo
+        .append_messages(&[question.clone(), reply.clone()])
+        .await
+        .unwrap();
+
+    let page = db.repo.list_messages(session.id, 10, None).await.unwrap();
+    assert_eq!(page.items, [question, reply]);
+    assert!(!page.has_more);
+}
+
+#[tokio::test]
+async fn appending_bumps_the_count_and_the_update_time() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+
+    let before = micros_now();
+    db.repo
+        .append_messages(&[user_message(session.id, "1"), streaming_reply(session.id)])
+        .await
+        .unwrap();
+    let after_two = db.repo.get_session(session.id).await.unwrap();
+    assert_eq!(after_two.message_count, 2);
+    assert!(
+        after_two.updated_at.as_micros() >= before,
+        "updated_at moves to now"
+    );
+    assert_eq!(after_two.created_at, session.created_at);
+
+    db.repo
+        .append_messages(&[user_message(session.id, "3")])
+        .await
+        .unwrap();
+    let after_three = db.repo.get_session(session.id).await.unwrap();
+    assert_eq!(after_three.message_count, 3);
+    assert!(after_three.updated_at >= after_two.updated_at);
+}
+
+#[tokio::test]
+async fn updated_at_never_moves_backwards() {
+    let db = TestDb::new();
+    let mut session = stored_session(&db.repo).await;
+    let future = Timestamp::from_micros(micros_now() + 3_600_000_000);
+    session.updated_at = future;
+    db.repo.update_session(&session).await.unwrap();
+
+    db.repo
+        .append_messages(&[user_message(session.id, "hi")])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.repo.get_session(session.id).await.unwrap().updated_at,
+        future
+    );
+}
+
+#[tokio::test]
+async fn appending_to_an_unknown_session_is_not_found_and_stores_nothing() {
+    let db = TestDb::new();
+    let ghost = SessionId::new();
+    let error = db
+        .repo
+        .append_messages(&[user_message(ghost, "hello?")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+
+    // The session appears later: it must still be empty.
+    let mut session = crate::support::new_session();
+    session.id = ghost;
+    db.repo.create_session(&session).await.unwrap();
+    assert!(db
+        .repo
+        .list_messages(ghost, 10, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_append_stores_none_of_its_messages() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let first = user_message(session.id, "first");
+    db.repo
+        .append_messages(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+
+    // The second message repeats an id: the whole batch must roll back.
+    let fresh = user_message(session.id, "fresh");
+    let error = db
+        .repo
+        .append_messages(&[fresh, first.clone()])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
+
+    assert_eq!(all_messages(&db.repo, session.id, 10).await, [first]);
+    assert_eq!(
+        db.repo.get_session(session.id).await.unwrap().message_count,
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_append_mixing_sessions_is_refused_whole() {
+    let db = TestDb::new();
+    let one = stored_session(&db.repo).await;
+    let two = stored_session(&db.repo).await;
+    let error = db
+        .repo
+        .append_messages(&[user_message(one.id, "a"), user_message(two.id, "b")])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
+    assert!(format!("{error:#}").contains("two sessions"), "{error:#}");
+    assert_eq!(db.repo.get_session(one.id).await.unwrap().message_count, 0);
+    assert_eq!(db.repo.get_session(two.id).await.unwrap().message_count, 0);
+}
+
+#[tokio::test]
+async fn appending_nothing_changes_nothing() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    db.repo.append_messages(&[]).await.unwrap();
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+}
+
+/// Seven messages in one session, appended in two batches.
+async fn seven_messages(db: &TestDb, session: SessionId) -> Vec<Message> {
+    let messages: Vec<Message> = (1..=7)
+        .map(|n| user_message(session, &format!("m{n}")))
+        .collect();
+    db.repo.append_messages(&messages[..3]).await.unwrap();
+    db.repo.append_messages(&messages[3..]).await.unwrap();
+    messages
+}
+
+#[tokio::test]
+async fn messages_list_oldest_first_in_pages() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let m = seven_messages(&db, session.id).await;
+
+    let first = db.repo.list_messages(session.id, 3, None).await.unwrap();
+    assert_eq!(first.items, m[..3]);
+    assert!(first.has_more);
+    let second = db
+        .repo
+        .list_messages(session.id, 3, Some(m[2].id))
+        .await
+        .unwrap();
+    assert_eq!(second.items, m[3..6]);
+    assert!(second.has_more);
+    let last = db
+        .repo
+        .list_messages(session.id, 3, Some(m[5].id))
+        .await
+        .unwrap();
+    assert_eq!(last.items, m[6..]);
+    assert!(!last.has_more);
+    let past_the_end = db
+        .repo
+        .list_messages(session.id, 3, Some(m[6].id))
+        .await
+        .unwrap();
+    assert!(past_the_end.items.is_empty() && !past_the_end.has_more);
+    assert_user(&first.items[0], "m1");
+}
+
+#[tokio::test]
+async fn message_has_more_is_exact_at_the_page_boundary() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let m = seven_messages(&db, session.id).await;
+
+    let exact = db.repo.list_messages(session.id, 7, None).await.unwrap();
+    assert_eq!(exact.items, m);
+    assert!(!exact.has_more);
+    let one_short = db.repo.list_messages(session.id, 6, None).await.unwrap();
+    assert_eq!(one_short.items, m[..6]);
+    assert!(one_short.has_more);
+    let exact_after_cursor = db
+        .repo
+        .list_messages(session.id, 4, Some(m[2].id))
+        .await
+        .unwrap();
+    assert_eq!(exact_after_cursor.items, m[3..]);
+    assert!(!exact_after_cursor.has_more);
+    assert_eq!(
+        all_messages(&db.repo, session.id, 2).await,
+        m,
+        "walking pages of 2 sees each once"
+    );
+}
+
+#[tokio::test]
+async fn the_message_cursor_need_not_exist() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let before = user_message(session.id, "before");
+    let never_stored = MessageId::new();
+    let after = user_message(session.id, "after");
+    db.repo
+        .append_messages(&[before, after.clone()])
+        .await
+        .unwrap();
+
+    let page = db
+        .repo
+        .list_messages(session.id, 10, Some(never_stored))
+        .await
+        .unwrap();
+    assert_eq!(page.items, [after]);
+}
+
+#[tokio::test]
+async fn a_session_lists_only_its_own_messages() {
+    let db = TestDb::new();
+    let one = stored_session(&db.repo).await;
+    let two = stored_session(&db.repo).await;
+    let mut mine = Vec::new();
+    for n in 0..4 {
+        let message = user_message(one.id, &format!("one {n}"));
+        db.repo
+            .append_messages(std::slice::from_ref(&message))
+            .await
+            .unwrap();
+        mine.push(message);
+        db.repo
+            .append_messages(&[user_message(two.id, &format!("two {n}"))])
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(all_messages(&db.repo, one.id, 3).await, mine);
+    assert_eq!(
+        db.repo
+            .list_messages(two.id, 10, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn listing_an_unknown_session_is_not_found() {
+    let db = TestDb::new();
+    let error = db
+        .repo
+        .list_messages(SessionId::new(), 10, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+    let error = db
+        .repo
+        .recent_messages(SessionId::new(), 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_empty_session_lists_nothing() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let page = db.repo.list_messages(session.id, 10, None).await.unwrap();
+    assert!(page.items.is_empty() && !page.has_more);
+    assert!(db
+        .repo
+        .recent_messages(session.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn recent_messages_are_the_newest_returned_oldest_first() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let m = seven_messages(&db, session.id).await;
+    let other = stored_session(&db.repo).await;
+    db.repo
+        .append_messages(&[user_message(other.id, "elsewhere")])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        db.repo.recent_messages(session.id, 3).await.unwrap(),
+        m[4..]
+    );
+    assert_eq!(db.repo.recent_messages(session.id, 7).await.unwrap(), m);
+    assert_eq!(db.repo.recent_messages(session.id, 100).await.unwrap(), m);
+    assert!(db
+        .repo
+        .recent_messages(session.id, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn updating_a_reply_replaces_its_mutable_fields() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let question = user_message(session.id, "hi");
+    let mut reply = streaming_reply(session.id);
+    db.repo
+        .append_messages(&[question.clone(), reply.clone()])
+        .await
+        .unwrap();
+
+    reply.content = "Hello there".to_owned();
+    reply.finish_reason = Some("stop".to_owned());
+    reply.usage = Some(Usage {
+        prompt_tokens: 10,
+        completion_tokens: 2,
+    });
+    reply.tool_calls = vec![ToolCall {
+        id: "c".to_owned(),
+        name: "clock".to_owned(),
+        arguments: "{}".to_owned(),
+        result: Some("\"noon\"".to_owned()),
+        error: None,
+    }];
+    reply.finish(MessageStatus::Complete, None);
+    db.repo.update_message(&reply).await.unwrap();
+    assert_eq!(
+        all_messages(&db.repo, session.id, 10).await,
+        [question.clone(), reply.clone()]
+    );
+
+    // Clearing fields must clear them in the store too.
+    reply.finish_reason = None;
+    reply.usage = None;
+    reply.tool_calls.clear();
+    reply.finish(
+        MessageStatus::Failed,
+        Some(colloquy_domain::MessageError {
+            code: ErrorCode::Internal,
+            message: "boom".to_owned(),
+        }),
+    );
+    db.repo.update_message(&reply).await.unwrap();
+    reply.error = None;
+    reply.status = MessageStatus::Cancelled;
+    db.repo.update_message(&reply).await.unwrap();
+    assert_eq!(
+        all_messages(&db.repo, session.id, 10).await,
+        [question, reply]
+    );
+    assert_eq!(
+        db.repo.get_session(session.id).await.unwrap().message_count,
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_update_cannot_move_a_message_or_change_its_origin() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let reply = streaming_reply(session.id);
+    db.repo
+        .append_messages(std::slice::from_ref(&reply))
+        .await
+        .unwrap();
+
+    let mut changed = reply.clone();
+    changed.model = Some("another-model".to_owned());
+    changed.created_at = Timestamp::from_micros(1);
+    changed.content = "text".to_owned();
+    db.repo.update_message(&changed).await.unwrap();
+
+    let stored = &db
+        .repo
+        .list_messages(session.id, 1, None)
+        .await
+        .unwrap()
+        .items[0];
+    assert_eq!(stored.content, "text");
+    assert_eq!(stored.model, reply.model, "the model that wrote it stays");
+    assert_eq!(stored.created_at, reply.created_at);
+}
+
+#[tokio::test]
+async fn updating_a_missing_message_is_not_found() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let never_appended = streaming_reply(session.id);
+    let error = db.repo.update_message(&never_appended).await.unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+
+    let reply = streaming_reply(session.id);
+    db.repo
+        .append_messages(std::slice::from_ref(&reply))
+        .await
+        .unwrap();
+    let mut claimed_elsewhere = reply.clone();
+    claimed_elsewhere.session_id = SessionId::new();
+    let error = db
+        .repo
+        .update_message(&claimed_elsewhere)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RepoError::NotFound),
+        "a message is found in its own session only: {error:?}"
+    );
+
+    db.repo.delete_session(session.id).await.unwrap();
+    let error = db.repo.update_message(&reply).await.unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn interrupting_stops_every_streaming_reply_and_nothing_else() {
+    let db = TestDb::new();
+    let one = stored_session(&db.repo).await;
+    let two = stored_session(&db.repo).await;
+    let question = user_message(one.id, "q");
+    let mut streaming_one = streaming_reply(one.id);
+    streaming_one.content = "half an ans".to_owned();
+    let streaming_two = streaming_reply(two.id);
+    let mut cancelled = streaming_reply(two.id);
+    cancelled.finish(MessageStatus::Cancelled, None);
+    let done = finished_reply(two.id);
+    db.repo
+        .append_messages(&[question.clone(), streaming_one.clone()])
+        .await
+        .unwrap();
+    db.repo
+        .append_messages(&[streaming_two.clone(), cancelled.clone(), done.clone()])
+        .await
+        .unwrap();
+
+    let before = micros_now();
+    assert_eq!(db.repo.interrupt_streaming().await.unwrap(), 2);
+
+    let stopped_one = &all_messages(&db.repo, one.id, 10).await[1];
+    let in_two = all_messages(&db.repo, two.id, 10).await;
+    for (stopped, original) in [(stopped_one, &streaming_one), (&in_two[0], &streaming_two)] {
+        assert_eq!(stopped.status, MessageStatus::Interrupted);
+        assert_eq!(stopped.content, original.content, "the text so far is kept");
+        let error = stopped
+            .error
+            .as_ref()
+            .expect("an interrupted reply says why");
+        assert_eq!(error.code, ErrorCode::Interrupted);
+        assert!(
+            error.message.contains("server stopped"),
+            "{}",
+            error.message
+        );
+        assert!(stopped.completed_at.unwrap().as_micros() >= before);
+    }
+    assert_eq!(in_two[1..], [cancelled, done]);
+    assert_eq!(all_messages(&db.repo, one.id, 10).await[0], question);
+
+    assert_eq!(
+        db.repo.interrupt_streaming().await.unwrap(),
+        0,
+        "nothing is left streaming"
+    );
+}

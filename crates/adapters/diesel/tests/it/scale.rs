@@ -1,0 +1,91 @@
+//! A measurement, not a pass/fail check: run with
+//! `cargo test -p colloquy-diesel --test it -- --ignored --nocapture scale`.
+
+use std::time::Instant;
+
+use colloquy_domain::Message;
+use colloquy_ports::ChatRepository;
+
+use crate::support::{stored_session, user_message, TestDb};
+
+const MESSAGES: usize = 100_000;
+const BATCH: usize = 1_000;
+const PAGE: usize = 50;
+
+#[tokio::test]
+#[ignore = "a measurement that prints timings; fills a 100k-message database first"]
+async fn history_pages_stay_fast_at_100k_messages() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    // Neighbours, so that the index has other sessions' rows to skip.
+    for _ in 0..10 {
+        let other = stored_session(&db.repo).await;
+        let noise: Vec<Message> = (0..BATCH)
+            .map(|n| user_message(other.id, &format!("noise {n}")))
+            .collect();
+        db.repo.append_messages(&noise).await.unwrap();
+    }
+
+    let started = Instant::now();
+    let mut middle = None;
+    for batch in 0..MESSAGES / BATCH {
+        let messages: Vec<Message> = (0..BATCH)
+            .map(|n| {
+                user_message(
+                    session.id,
+                    &format!(
+                        "message {} with some text to make it realistic",
+                        batch * BATCH + n
+                    ),
+                )
+            })
+            .collect();
+        if batch == MESSAGES / BATCH / 2 {
+            middle = Some(messages[0].id);
+        }
+        db.repo.append_messages(&messages).await.unwrap();
+    }
+    eprintln!(
+        "appended {MESSAGES} messages in batches of {BATCH}: {:?}",
+        started.elapsed()
+    );
+
+    let time =
+        |label: &str, started: Instant| eprintln!("{label:<32} {:>10.3?}", started.elapsed());
+    for round in 0..3 {
+        eprintln!("round {round}");
+        let started = Instant::now();
+        let page = db.repo.list_messages(session.id, PAGE, None).await.unwrap();
+        time("first page", started);
+        assert_eq!(page.items.len(), PAGE);
+
+        let started = Instant::now();
+        let page = db
+            .repo
+            .list_messages(session.id, PAGE, middle)
+            .await
+            .unwrap();
+        time("page from the middle", started);
+        assert!(page.has_more);
+
+        let started = Instant::now();
+        let recent = db.repo.recent_messages(session.id, PAGE).await.unwrap();
+        time("newest page (recent_messages)", started);
+        assert_eq!(recent.len(), PAGE);
+
+        let started = Instant::now();
+        db.repo.get_session(session.id).await.unwrap();
+        time("get_session", started);
+
+        let started = Instant::now();
+        db.repo
+            .append_messages(&[user_message(session.id, "one more")])
+            .await
+            .unwrap();
+        time("append one message", started);
+
+        let started = Instant::now();
+        db.repo.interrupt_streaming().await.unwrap();
+        time("interrupt_streaming (none)", started);
+    }
+}

@@ -1,0 +1,229 @@
+use colloquy_domain::{ModelName, SessionId, SystemPrompt, Timestamp};
+use colloquy_ports::{ChatRepository, RepoError};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::support::{new_session, stored_session, user_message, TestDb};
+
+#[tokio::test]
+async fn a_created_session_reads_back_whole() {
+    let db = TestDb::new();
+    let mut session = new_session();
+    session.created_at = Timestamp::from_micros(1_700_000_000_123_456);
+    session.updated_at = Timestamp::from_micros(1_700_000_000_999_999);
+    db.repo.create_session(&session).await.unwrap();
+
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+}
+
+#[tokio::test]
+async fn a_session_without_title_or_prompt_reads_back_without_them() {
+    let db = TestDb::new();
+    let mut session = new_session();
+    session.title = None;
+    session.system_prompt = None;
+    db.repo.create_session(&session).await.unwrap();
+
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+}
+
+#[tokio::test]
+async fn message_count_starts_at_zero_whatever_the_caller_says() {
+    let db = TestDb::new();
+    let mut session = new_session();
+    session.message_count = 7;
+    db.repo.create_session(&session).await.unwrap();
+
+    assert_eq!(
+        db.repo.get_session(session.id).await.unwrap().message_count,
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_session_is_not_found() {
+    let db = TestDb::new();
+    let error = db.repo.get_session(SessionId::new()).await.unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn creating_the_same_session_twice_fails_and_keeps_the_first() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let mut again = session.clone();
+    again.model = ModelName::parse("other").unwrap();
+
+    let error = db.repo.create_session(&again).await.unwrap_err();
+    assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+}
+
+/// Five sessions, oldest first.
+async fn five_sessions(db: &TestDb) -> Vec<SessionId> {
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(stored_session(&db.repo).await.id);
+    }
+    ids
+}
+
+fn ids(page: &colloquy_ports::Page<colloquy_domain::Session>) -> Vec<SessionId> {
+    page.items.iter().map(|session| session.id).collect()
+}
+
+#[tokio::test]
+async fn sessions_list_newest_first_in_pages() {
+    let db = TestDb::new();
+    let s = five_sessions(&db).await;
+
+    let first = db.repo.list_sessions(2, None).await.unwrap();
+    assert_eq!(ids(&first), [s[4], s[3]]);
+    assert!(first.has_more);
+    let second = db.repo.list_sessions(2, Some(s[3])).await.unwrap();
+    assert_eq!(ids(&second), [s[2], s[1]]);
+    assert!(second.has_more);
+    let last = db.repo.list_sessions(2, Some(s[1])).await.unwrap();
+    assert_eq!(ids(&last), [s[0]]);
+    assert!(!last.has_more);
+    let past_the_end = db.repo.list_sessions(2, Some(s[0])).await.unwrap();
+    assert!(past_the_end.items.is_empty() && !past_the_end.has_more);
+}
+
+#[tokio::test]
+async fn has_more_is_exact_at_the_page_boundary() {
+    let db = TestDb::new();
+    let s = five_sessions(&db).await;
+
+    let exact = db.repo.list_sessions(5, None).await.unwrap();
+    assert_eq!(exact.items.len(), 5);
+    assert!(!exact.has_more, "exactly a page left: nothing more");
+    let one_short = db.repo.list_sessions(4, None).await.unwrap();
+    assert_eq!(ids(&one_short), [s[4], s[3], s[2], s[1]]);
+    assert!(one_short.has_more);
+    let exact_after_cursor = db.repo.list_sessions(3, Some(s[3])).await.unwrap();
+    assert_eq!(ids(&exact_after_cursor), [s[2], s[1], s[0]]);
+    assert!(!exact_after_cursor.has_more);
+    let none = db.repo.list_sessions(0, None).await.unwrap();
+    assert!(
+        none.items.is_empty() && none.has_more,
+        "an empty page still says more exist"
+    );
+    let huge = db.repo.list_sessions(usize::MAX, None).await.unwrap();
+    assert_eq!(huge.items.len(), 5);
+    assert!(!huge.has_more);
+}
+
+#[tokio::test]
+async fn the_session_cursor_need_not_exist() {
+    let db = TestDb::new();
+    let s = five_sessions(&db).await;
+    db.repo.delete_session(s[2]).await.unwrap();
+
+    let after_deleted = db.repo.list_sessions(10, Some(s[2])).await.unwrap();
+    assert_eq!(ids(&after_deleted), [s[1], s[0]]);
+    let never_stored = SessionId::new();
+    let after_unknown = db.repo.list_sessions(10, Some(never_stored)).await.unwrap();
+    assert_eq!(
+        ids(&after_unknown),
+        [s[4], s[3], s[1], s[0]],
+        "a newer id starts before everything"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_store_lists_nothing() {
+    let db = TestDb::new();
+    let page = db.repo.list_sessions(10, None).await.unwrap();
+    assert!(page.items.is_empty() && !page.has_more);
+}
+
+#[tokio::test]
+async fn update_replaces_settings_and_keeps_the_message_count() {
+    let db = TestDb::new();
+    let mut session = stored_session(&db.repo).await;
+    let messages = [
+        user_message(session.id, "one"),
+        user_message(session.id, "two"),
+    ];
+    db.repo.append_messages(&messages).await.unwrap();
+
+    session.title = None;
+    session.system_prompt = Some(SystemPrompt::parse("Answer in French.").unwrap());
+    session.model = ModelName::parse("bigger-model").unwrap();
+    session.updated_at = Timestamp::from_micros(session.updated_at.as_micros() + 60_000_000);
+    session.message_count = 0;
+    db.repo.update_session(&session).await.unwrap();
+
+    let stored = db.repo.get_session(session.id).await.unwrap();
+    assert_eq!(stored.title, None, "a cleared title is stored as cleared");
+    assert_eq!(stored.system_prompt, session.system_prompt);
+    assert_eq!(stored.model, session.model);
+    assert_eq!(stored.updated_at, session.updated_at);
+    assert_eq!(stored.created_at, session.created_at);
+    assert_eq!(stored.message_count, 2, "the count belongs to the store");
+}
+
+#[tokio::test]
+async fn updating_an_unknown_session_is_not_found() {
+    let db = TestDb::new();
+    let error = db.repo.update_session(&new_session()).await.unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+fn stored_messages_of(db: &TestDb, session: SessionId) -> i64 {
+    diesel::sql_query("SELECT count(*) AS count FROM messages WHERE session_id = ?")
+        .bind::<Text, _>(session.to_string())
+        .get_result::<Count>(&mut db.raw())
+        .unwrap()
+        .count
+}
+
+#[tokio::test]
+async fn deleting_a_session_deletes_its_messages_and_nothing_else() {
+    let db = TestDb::new();
+    let doomed = stored_session(&db.repo).await;
+    let kept = stored_session(&db.repo).await;
+    db.repo
+        .append_messages(&[user_message(doomed.id, "a"), user_message(doomed.id, "b")])
+        .await
+        .unwrap();
+    db.repo
+        .append_messages(&[user_message(kept.id, "c")])
+        .await
+        .unwrap();
+
+    db.repo.delete_session(doomed.id).await.unwrap();
+
+    assert!(matches!(
+        db.repo.get_session(doomed.id).await,
+        Err(RepoError::NotFound)
+    ));
+    assert!(matches!(
+        db.repo.list_messages(doomed.id, 10, None).await,
+        Err(RepoError::NotFound)
+    ));
+    assert_eq!(
+        stored_messages_of(&db, doomed.id),
+        0,
+        "the messages went with the session"
+    );
+    assert_eq!(stored_messages_of(&db, kept.id), 1);
+    assert_eq!(db.repo.get_session(kept.id).await.unwrap().message_count, 1);
+}
+
+#[tokio::test]
+async fn deleting_an_unknown_session_is_not_found() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    db.repo.delete_session(session.id).await.unwrap();
+
+    let error = db.repo.delete_session(session.id).await.unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
