@@ -5,4 +5,6 @@ mod support;
 
 mod ask;
 mod errors;
+mod faults;
 mod flow;
+mod streaming;
