@@ -4,7 +4,9 @@
 mod support;
 
 mod ask;
+mod crash;
 mod errors;
 mod faults;
 mod flow;
+mod load;
 mod streaming;

@@ -1,0 +1,157 @@
+//! The real binary, killed and stopped: acknowledged messages are never lost.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use colloquy_fake_upstream::{Behaviour, FakeUpstream};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+const LONG: &str = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma \
+tau upsilon phi chi psi omega alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi";
+
+struct Server {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(fake: &FakeUpstream, db: &Path, grace_secs: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
+            .arg("serve")
+            .current_dir(db.parent().unwrap())
+            .env_clear()
+            .env("COLLOQUY_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", db)
+            .env("OPENAI_BASE_URL", fake.base_url())
+            .env("OPENAI_MODEL", "fake-model")
+            .env("COLLOQUY_SHUTDOWN_GRACE_SECS", grace_secs)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let server = Self { child, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        for _ in 0..100 {
+            if let Ok(response) = server.http.get(server.url("/readyz")).send().await {
+                if response.status() == 200 {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not come up");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn new_session(&self) -> String {
+        let session: Value = self.http.post(self.url("/api/v1/sessions")).send().await.unwrap().json().await.unwrap();
+        session["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn send(&self, session: &str, content: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url(&format!("/api/v1/sessions/{session}/messages")))
+            .json(&json!({ "content": content }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        response.json().await.unwrap()
+    }
+
+    async fn history(&self, session: &str) -> Vec<Value> {
+        let page: Value = self
+            .http
+            .get(self.url(&format!("/api/v1/sessions/{session}/messages")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["data"].as_array().unwrap().clone()
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_keeps_the_user_message_and_the_text_stored_before_the_kill() {
+    let fake = FakeUpstream::start().await;
+    fake.push(Behaviour::text(LONG).pace(Duration::from_millis(100)));
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let server = Server::start(&fake, &db, "20").await;
+    let session = server.new_session().await;
+    server.send(&session, "tell me the Greek alphabet").await;
+    // Long enough for the reply's text to be flushed (every second) at least twice.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    server.signal("-KILL");
+    let mut server = server;
+    server.child.wait().await.unwrap();
+
+    let restarted = Server::start(&fake, &db, "20").await;
+    let history = restarted.history(&session).await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["content"], "tell me the Greek alphabet");
+    assert_eq!(history[0]["status"], "complete");
+    let reply = &history[1];
+    assert_eq!(reply["status"], "interrupted");
+    assert_eq!(reply["error"]["code"], "interrupted");
+    let kept = reply["content"].as_str().unwrap();
+    assert!(kept.len() >= "alpha beta gamma delta ".len(), "at least a second's worth of words was kept: {kept:?}");
+    assert!(LONG.starts_with(kept), "{kept:?} is what was streamed");
+}
+
+#[tokio::test]
+async fn sigterm_lets_short_replies_finish_and_interrupts_long_ones() {
+    let fake = FakeUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stop.db");
+    let mut server = Server::start(&fake, &db, "1.5").await;
+    let quick = server.new_session().await;
+    let slow = server.new_session().await;
+    fake.push(Behaviour::text("short and sweet").pace(Duration::from_millis(200)));
+    server.send(&quick, "be quick").await;
+    fake.push(Behaviour::text(LONG).pace(Duration::from_millis(200)));
+    server.send(&slow, "take your time").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.signal("-TERM");
+    // New messages are refused while the running ones get their grace.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = server
+        .http
+        .post(server.url(&format!("/api/v1/sessions/{quick}/messages")))
+        .json(&json!({"content": "one more"}))
+        .send()
+        .await;
+    if let Ok(response) = refused {
+        assert!(matches!(response.status().as_u16(), 409 | 503), "{}", response.status());
+    }
+    let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "a clean exit: {status}");
+
+    let restarted = Server::start(&fake, &db, "20").await;
+    let quick_reply = restarted.history(&quick).await.pop().unwrap();
+    assert_eq!(quick_reply["status"], "complete");
+    assert_eq!(quick_reply["content"], "short and sweet");
+    let slow_reply = restarted.history(&slow).await.pop().unwrap();
+    assert_eq!(slow_reply["status"], "interrupted");
+    assert!(LONG.starts_with(slow_reply["content"].as_str().unwrap()));
+    assert!(!slow_reply["content"].as_str().unwrap().is_empty());
+}

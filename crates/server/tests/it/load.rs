@@ -1,0 +1,46 @@
+//! Many sessions streaming at once, each watched twice.
+
+use std::time::Duration;
+
+use colloquy_fake_upstream::Behaviour;
+use serde_json::{json, Value};
+
+use crate::support::{spawn_app, text_of};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_sessions_stream_at_once_and_every_subscriber_sees_its_stored_reply() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    app.fake.set_default(Behaviour::echo().pace(Duration::from_millis(10)));
+    let turns = (0..200).map(|n| {
+        let app = std::sync::Arc::clone(&app);
+        tokio::spawn(async move {
+            let session = app.new_session().await;
+            let mut watchers = [app.subscribe(&session, None).await, app.subscribe(&session, None).await];
+            let content = format!("session {n} says hello to everyone listening here");
+            let response = app
+                .http
+                .post(app.url(&format!("/api/v1/sessions/{session}/messages")))
+                .json(&json!({ "content": content }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 202);
+            let sent: Value = response.json().await.unwrap();
+            let reply_id = sent["assistant_message"]["id"].as_str().unwrap().to_owned();
+            let mut texts = Vec::new();
+            for watcher in &mut watchers {
+                texts.push(text_of(&watcher.until_reply_ends(&reply_id).await));
+            }
+            let stored = app.stored_final(&session, &reply_id).await;
+            assert_eq!(stored["status"], "complete");
+            assert_eq!(stored["content"], format!("Echo: {content}"));
+            for text in texts {
+                assert_eq!(text, stored["content"].as_str().unwrap());
+            }
+        })
+    });
+    for turn in futures::future::join_all(turns).await {
+        turn.unwrap();
+    }
+    assert_eq!(app.fake.request_count(), 200);
+}
