@@ -25,13 +25,21 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     MessageCreated(Message),
-    MessageDelta { message_id: MessageId, delta: String },
+    MessageDelta {
+        message_id: MessageId,
+        delta: String,
+    },
     /// The final assistant message, `complete` or `cancelled`.
     MessageCompleted(Message),
-    MessageToolCall { message_id: MessageId, tool_call: ToolCall },
+    MessageToolCall {
+        message_id: MessageId,
+        tool_call: ToolCall,
+    },
     SessionUpdated(Session),
     /// The upstream failed mid-reply and is asked again: discard the text so far.
-    MessageReset { message_id: MessageId },
+    MessageReset {
+        message_id: MessageId,
+    },
     /// The final assistant message, `failed` or `interrupted`.
     MessageFailed(Message),
 }
@@ -164,7 +172,11 @@ impl Channel {
     /// Gives the slot back when a reply could not start after all.
     pub(crate) fn release_claim(&self, message_id: MessageId) {
         let mut state = lock(&self.state);
-        if state.active_reply.as_ref().is_some_and(|active| active.message_id == message_id) {
+        if state
+            .active_reply
+            .as_ref()
+            .is_some_and(|active| active.message_id == message_id)
+        {
             state.active_reply = None;
         }
     }
@@ -198,7 +210,11 @@ impl Channel {
     pub(crate) fn finish_reply(&self, message_id: MessageId, last: EventKind) {
         let mut state = lock(&self.state);
         push(&mut state, last);
-        if state.active_reply.as_ref().is_some_and(|active| active.message_id == message_id) {
+        if state
+            .active_reply
+            .as_ref()
+            .is_some_and(|active| active.message_id == message_id)
+        {
             state.active_reply = None;
         }
         drop(state);
@@ -297,8 +313,12 @@ impl EventHub {
 
     /// Replies running right now, in any session.
     pub(crate) fn active_replies(&self) -> Vec<Arc<ReplyControl>> {
-        let channels: Vec<Arc<Channel>> = lock(&self.channels).by_session.values().cloned().collect();
-        channels.iter().filter_map(|channel| channel.active_reply()).collect()
+        let channels: Vec<Arc<Channel>> =
+            lock(&self.channels).by_session.values().cloned().collect();
+        channels
+            .iter()
+            .filter_map(|channel| channel.active_reply())
+            .collect()
     }
 
     /// Ends every subscription of a deleted session once it has read what is left.
@@ -311,7 +331,11 @@ impl EventHub {
 
     /// Ends every subscription, after each has read what is left (shutdown).
     pub fn close_all(&self) {
-        let channels: Vec<Arc<Channel>> = lock(&self.channels).by_session.drain().map(|(_, c)| c).collect();
+        let channels: Vec<Arc<Channel>> = lock(&self.channels)
+            .by_session
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
         for channel in channels {
             channel.close();
         }
@@ -359,7 +383,9 @@ impl Subscription {
             self.wake.borrow_and_update();
             {
                 let state = lock(&self.channel.state);
-                let unseen = state.log.partition_point(|event| event.id <= self.last_seen);
+                let unseen = state
+                    .log
+                    .partition_point(|event| event.id <= self.last_seen);
                 self.ready.extend(state.log[unseen..].iter().cloned());
                 if let Some(newest) = self.ready.back() {
                     self.last_seen = newest.id;
@@ -389,7 +415,10 @@ mod tests {
     use super::*;
 
     fn delta(message_id: MessageId, text: &str) -> EventKind {
-        EventKind::MessageDelta { message_id, delta: text.to_owned() }
+        EventKind::MessageDelta {
+            message_id,
+            delta: text.to_owned(),
+        }
     }
 
     async fn collect(subscription: &mut Subscription, count: usize) -> Vec<Arc<SessionEvent>> {
@@ -431,7 +460,10 @@ mod tests {
         let channel = hub.channel(session);
         let control = ReplyControl::new(message);
         assert!(channel.try_claim(&control));
-        assert!(!channel.try_claim(&ReplyControl::new(MessageId::new())), "one reply per session");
+        assert!(
+            !channel.try_claim(&ReplyControl::new(MessageId::new())),
+            "one reply per session"
+        );
         channel.begin_reply([delta(message, "a")]);
         channel.finish_reply(message, delta(message, "end"));
         assert!(channel.active_reply().is_none());
@@ -449,7 +481,10 @@ mod tests {
         let mut subscription = hub.subscribe(session, None);
         hub.channel(session).publish(delta(message, "last words"));
         hub.close_session(session);
-        assert_eq!(collect(&mut subscription, 1).await[0].kind, delta(message, "last words"));
+        assert_eq!(
+            collect(&mut subscription, 1).await[0].kind,
+            delta(message, "last words")
+        );
         assert!(subscription.next().await.is_none());
     }
 
@@ -462,6 +497,10 @@ mod tests {
         assert_eq!(hub.channel_count(), 2);
         tokio::time::sleep(Duration::from_millis(40)).await;
         hub.channel(SessionId::new());
-        assert_eq!(hub.channel_count(), 2, "the idle one went, the subscribed one stayed");
+        assert_eq!(
+            hub.channel_count(),
+            2,
+            "the idle one went, the subscribed one stayed"
+        );
     }
 }

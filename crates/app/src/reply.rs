@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_domain::{ErrorCode, Message, MessageError, MessageStatus};
-use colloquy_ports::{ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError};
+use colloquy_ports::{
+    ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError,
+};
 use futures::StreamExt;
 use tokio::time::{sleep, timeout_at, Instant};
 
@@ -51,7 +53,9 @@ impl ReplyDriver {
                 message.usage = completion.usage;
                 message.finish(MessageStatus::Complete, None);
             }
-            Outcome::Stopped(StopReason::Cancelled) => message.finish(MessageStatus::Cancelled, None),
+            Outcome::Stopped(StopReason::Cancelled) => {
+                message.finish(MessageStatus::Cancelled, None)
+            }
             Outcome::Stopped(StopReason::Shutdown) => message.finish(
                 MessageStatus::Interrupted,
                 Some(MessageError {
@@ -63,13 +67,19 @@ impl ReplyDriver {
                 tracing::warn!(message_id = %message.id, %error, "reply failed");
                 message.finish(
                     MessageStatus::Failed,
-                    Some(MessageError { code: error.code(), message: error.to_string() }),
+                    Some(MessageError {
+                        code: error.code(),
+                        message: error.to_string(),
+                    }),
                 );
             }
         }
         self.store(&message).await;
         tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), "reply ended");
-        let last = if matches!(message.status, MessageStatus::Complete | MessageStatus::Cancelled) {
+        let last = if matches!(
+            message.status,
+            MessageStatus::Complete | MessageStatus::Cancelled
+        ) {
             EventKind::MessageCompleted(message.clone())
         } else {
             EventKind::MessageFailed(message.clone())
@@ -98,7 +108,9 @@ impl ReplyDriver {
             // showed some of it are told to discard it.
             if !message.content.is_empty() {
                 message.content.clear();
-                self.channel.publish(EventKind::MessageReset { message_id: message.id });
+                self.channel.publish(EventKind::MessageReset {
+                    message_id: message.id,
+                });
                 self.store(message).await;
             }
         }
@@ -111,7 +123,9 @@ impl ReplyDriver {
             reason = self.control.stopped() => return Attempt::Stopped(reason),
         };
         let mut stream: ChatStream = match started {
-            Err(_) => return Attempt::Failed(timed_out("no response", self.policy.first_chunk_timeout)),
+            Err(_) => {
+                return Attempt::Failed(timed_out("no response", self.policy.first_chunk_timeout))
+            }
             Ok(Err(error)) => return Attempt::Failed(error),
             Ok(Ok(stream)) => stream,
         };
@@ -179,5 +193,7 @@ impl ReplyDriver {
 }
 
 fn timed_out(what: &str, limit: Duration) -> LlmError {
-    LlmError::Timeout { message: format!("{what} within {} s", limit.as_secs_f64()) }
+    LlmError::Timeout {
+        message: format!("{what} within {} s", limit.as_secs_f64()),
+    }
 }

@@ -27,7 +27,10 @@ impl LlmPolicy {
     #[must_use]
     pub fn backoff(&self, retry: u32) -> Duration {
         let exponent = retry.saturating_sub(1).min(20);
-        let full = self.backoff_base.saturating_mul(1 << exponent).min(self.backoff_max);
+        let full = self
+            .backoff_base
+            .saturating_mul(1 << exponent)
+            .min(self.backoff_max);
         full.mul_f64(1.0 - 0.25 * fastrand::f64())
     }
 }
@@ -47,7 +50,10 @@ mod tests {
     }
 
     fn unavailable(retry_after: Option<Duration>) -> LlmError {
-        LlmError::Unavailable { retry_after, message: "503".into() }
+        LlmError::Unavailable {
+            retry_after,
+            message: "503".into(),
+        }
     }
 
     #[test]
@@ -59,7 +65,9 @@ mod tests {
             let second = policy.backoff(2);
             assert!(second <= Duration::from_millis(200) && second >= Duration::from_millis(150));
             let capped = policy.backoff(9);
-            assert!(capped <= Duration::from_millis(350) && capped >= Duration::from_micros(262_500));
+            assert!(
+                capped <= Duration::from_millis(350) && capped >= Duration::from_micros(262_500)
+            );
         }
     }
 
@@ -67,8 +75,14 @@ mod tests {
     fn retry_after_wins_unless_it_is_too_long() {
         let policy = policy();
         let asked = Duration::from_secs(2);
-        assert_eq!(policy.retry_delay(1, &unavailable(Some(asked))), Some(asked));
-        assert_eq!(policy.retry_delay(1, &unavailable(Some(Duration::from_secs(11)))), None);
+        assert_eq!(
+            policy.retry_delay(1, &unavailable(Some(asked))),
+            Some(asked)
+        );
+        assert_eq!(
+            policy.retry_delay(1, &unavailable(Some(Duration::from_secs(11)))),
+            None
+        );
     }
 
     #[test]
@@ -76,9 +90,14 @@ mod tests {
         let policy = policy();
         assert!(policy.retry_delay(3, &unavailable(None)).is_some());
         assert_eq!(policy.retry_delay(4, &unavailable(None)), None);
-        let rejected = LlmError::Rejected { status: 400, message: "bad".into() };
+        let rejected = LlmError::Rejected {
+            status: 400,
+            message: "bad".into(),
+        };
         assert_eq!(policy.retry_delay(1, &rejected), None);
-        let protocol = LlmError::Protocol { message: "cut".into() };
+        let protocol = LlmError::Protocol {
+            message: "cut".into(),
+        };
         assert!(policy.retry_delay(1, &protocol).is_some());
     }
 }

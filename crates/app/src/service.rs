@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_domain::{
-    Message, MessageContent, MessageId, ModelName, Session, SessionId, SystemPrompt, Timestamp, Title,
+    Message, MessageContent, MessageId, ModelName, Session, SessionId, SystemPrompt, Timestamp,
+    Title,
 };
 use colloquy_ports::{ChatRepository, ChatRequest, LlmClient, Page};
 use tokio_util::task::TaskTracker;
@@ -49,7 +50,9 @@ impl SendOutcome {
     /// is connected.
     #[must_use]
     pub fn cancel_on_drop(&self) -> CancelOnDrop {
-        CancelOnDrop { control: Arc::clone(&self.control) }
+        CancelOnDrop {
+            control: Arc::clone(&self.control),
+        }
     }
 }
 
@@ -132,7 +135,11 @@ impl ChatService {
     /// [`ChatError::Invalid`] for a bad title, system prompt or model.
     pub async fn create_session(&self, new: NewSession) -> Result<Session, ChatError> {
         let title = new.title.as_deref().map(Title::parse).transpose()?;
-        let system_prompt = new.system_prompt.as_deref().map(SystemPrompt::parse).transpose()?;
+        let system_prompt = new
+            .system_prompt
+            .as_deref()
+            .map(SystemPrompt::parse)
+            .transpose()?;
         let model = match new.model.as_deref() {
             Some(model) => ModelName::parse(model)?,
             None => self.inner.config.default_model.clone(),
@@ -144,7 +151,11 @@ impl ChatService {
 
     /// # Errors
     /// When the store fails.
-    pub async fn list_sessions(&self, limit: usize, after: Option<SessionId>) -> Result<Page<Session>, ChatError> {
+    pub async fn list_sessions(
+        &self,
+        limit: usize,
+        after: Option<SessionId>,
+    ) -> Result<Page<Session>, ChatError> {
         Ok(self.inner.repo.list_sessions(limit, after).await?)
     }
 
@@ -158,9 +169,16 @@ impl ChatService {
     ///
     /// # Errors
     /// [`ChatError::SessionNotFound`] or [`ChatError::Invalid`].
-    pub async fn update_session(&self, id: SessionId, patch: SessionPatch) -> Result<Session, ChatError> {
+    pub async fn update_session(
+        &self,
+        id: SessionId,
+        patch: SessionPatch,
+    ) -> Result<Session, ChatError> {
         // Validate everything before touching the store.
-        let title = patch.title.map(|title| title.as_deref().map(Title::parse).transpose()).transpose()?;
+        let title = patch
+            .title
+            .map(|title| title.as_deref().map(Title::parse).transpose())
+            .transpose()?;
         let system_prompt = patch
             .system_prompt
             .map(|prompt| prompt.as_deref().map(SystemPrompt::parse).transpose())
@@ -220,7 +238,11 @@ impl ChatService {
     /// [`ChatError::Invalid`] (the model and the store are not touched then),
     /// [`ChatError::SessionNotFound`], [`ChatError::ReplyInProgress`],
     /// [`ChatError::ShuttingDown`].
-    pub async fn send_message(&self, session_id: SessionId, content: String) -> Result<SendOutcome, ChatError> {
+    pub async fn send_message(
+        &self,
+        session_id: SessionId,
+        content: String,
+    ) -> Result<SendOutcome, ChatError> {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(ChatError::ShuttingDown);
         }
@@ -237,16 +259,37 @@ impl ChatService {
         if !channel.try_claim(&control) {
             return Err(ChatError::ReplyInProgress);
         }
-        match self.store_turn(&session, &user_message, &assistant_message).await {
+        match self
+            .store_turn(&session, &user_message, &assistant_message)
+            .await
+        {
             Ok(history) => {
-                let request = build_request(&session, &self.inner.config.default_system_prompt, &history, &user_message);
+                let request = build_request(
+                    &session,
+                    &self.inner.config.default_system_prompt,
+                    &history,
+                    &user_message,
+                );
                 let first_id = channel.begin_reply([
                     EventKind::MessageCreated(user_message.clone()),
                     EventKind::MessageCreated(assistant_message.clone()),
                 ]);
-                let events = self.inner.hub.subscribe(session_id, Some(first_id.saturating_sub(1)));
-                self.spawn_reply(channel, Arc::clone(&control), assistant_message.clone(), request);
-                Ok(SendOutcome { user_message, assistant_message, events, control })
+                let events = self
+                    .inner
+                    .hub
+                    .subscribe(session_id, Some(first_id.saturating_sub(1)));
+                self.spawn_reply(
+                    channel,
+                    Arc::clone(&control),
+                    assistant_message.clone(),
+                    request,
+                );
+                Ok(SendOutcome {
+                    user_message,
+                    assistant_message,
+                    events,
+                    control,
+                })
             }
             Err(error) => {
                 channel.release_claim(assistant_message.id);
@@ -256,13 +299,21 @@ impl ChatService {
     }
 
     /// Reads the context, then stores the turn's two messages in one transaction.
-    async fn store_turn(&self, session: &Session, user: &Message, assistant: &Message) -> Result<Vec<Message>, ChatError> {
+    async fn store_turn(
+        &self,
+        session: &Session,
+        user: &Message,
+        assistant: &Message,
+    ) -> Result<Vec<Message>, ChatError> {
         let history = self
             .inner
             .repo
             .recent_messages(session.id, self.inner.config.history_limit)
             .await?;
-        self.inner.repo.append_messages(&[user.clone(), assistant.clone()]).await?;
+        self.inner
+            .repo
+            .append_messages(&[user.clone(), assistant.clone()])
+            .await?;
         Ok(history)
     }
 
@@ -288,7 +339,11 @@ impl ChatService {
     ///
     /// # Errors
     /// [`ChatError::SessionNotFound`].
-    pub async fn subscribe(&self, session: SessionId, after: Option<u64>) -> Result<Subscription, ChatError> {
+    pub async fn subscribe(
+        &self,
+        session: SessionId,
+        after: Option<u64>,
+    ) -> Result<Subscription, ChatError> {
         self.inner.repo.get_session(session).await?;
         Ok(self.inner.hub.subscribe(session, after))
     }
@@ -322,17 +377,32 @@ impl ChatService {
         self.inner.replies.close();
         let running = self.inner.replies.len();
         if running > 0 {
-            tracing::info!(running, grace_secs = grace.as_secs_f64(), "waiting for running replies to finish");
+            tracing::info!(
+                running,
+                grace_secs = grace.as_secs_f64(),
+                "waiting for running replies to finish"
+            );
         }
-        if tokio::time::timeout(grace, self.inner.replies.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.inner.replies.wait())
+            .await
+            .is_err()
+        {
             let interrupted = self.inner.hub.active_replies();
-            tracing::warn!(count = interrupted.len(), "grace period over: interrupting the replies still running");
+            tracing::warn!(
+                count = interrupted.len(),
+                "grace period over: interrupting the replies still running"
+            );
             for reply in interrupted {
                 reply.stop(StopReason::Shutdown);
             }
             // Interrupting is a store write per reply; give it a moment.
-            if tokio::time::timeout(Duration::from_secs(5), self.inner.replies.wait()).await.is_err() {
-                tracing::error!("some replies did not stop in time; start-up will mark them interrupted");
+            if tokio::time::timeout(Duration::from_secs(5), self.inner.replies.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    "some replies did not stop in time; start-up will mark them interrupted"
+                );
             }
         }
         self.inner.hub.close_all();

@@ -95,7 +95,10 @@ mod tests {
         let ids: Vec<MessageId> = (0..10_000).map(|_| MessageId::new()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         let text: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        assert!(text.windows(2).all(|w| w[0] < w[1]), "string order must match");
+        assert!(
+            text.windows(2).all(|w| w[0] < w[1]),
+            "string order must match"
+        );
     }
 
     #[test]

@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(user.status, MessageStatus::Complete);
         let model = ModelName::parse("m").unwrap();
         let mut reply = Message::streaming_reply(session, &model);
-        assert!(user.id < reply.id, "the reply sorts after the message it answers");
+        assert!(
+            user.id < reply.id,
+            "the reply sorts after the message it answers"
+        );
         assert!(!reply.status.is_final());
         reply.content.push_str("partial");
         reply.finish(MessageStatus::Cancelled, None);

@@ -16,7 +16,11 @@ pub struct Session {
 impl Session {
     /// A new, empty session created now.
     #[must_use]
-    pub fn new(title: Option<Title>, system_prompt: Option<SystemPrompt>, model: ModelName) -> Self {
+    pub fn new(
+        title: Option<Title>,
+        system_prompt: Option<SystemPrompt>,
+        model: ModelName,
+    ) -> Self {
         let now = Timestamp::now();
         Self {
             id: SessionId::new(),

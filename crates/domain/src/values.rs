@@ -24,7 +24,9 @@ impl ValidationError {
     #[must_use]
     pub const fn field(&self) -> &'static str {
         match self {
-            Self::Blank { field } | Self::TooLong { field, .. } | Self::BadCharacters { field, .. } => field,
+            Self::Blank { field }
+            | Self::TooLong { field, .. }
+            | Self::BadCharacters { field, .. } => field,
         }
     }
 }
@@ -34,7 +36,10 @@ impl fmt::Display for ValidationError {
         match self {
             Self::Blank { field } => write!(f, "`{field}` must not be empty or only white space"),
             Self::TooLong { field, max, actual } => {
-                write!(f, "`{field}` is {actual} characters long; at most {max} are allowed")
+                write!(
+                    f,
+                    "`{field}` is {actual} characters long; at most {max} are allowed"
+                )
             }
             Self::BadCharacters { field, allowed } => write!(f, "`{field}` must be {allowed}"),
         }
@@ -185,7 +190,11 @@ mod tests {
         );
         assert_eq!(
             MessageContent::parse("ééééé".into(), 4),
-            Err(ValidationError::TooLong { field: "content", max: 4, actual: 5 })
+            Err(ValidationError::TooLong {
+                field: "content",
+                max: 4,
+                actual: 5
+            })
         );
         // Five two-byte characters fit a limit of five characters.
         assert!(MessageContent::parse("ééééé".into(), 5).is_ok());
@@ -195,11 +204,23 @@ mod tests {
 
     #[test]
     fn title_is_one_trimmed_line() {
-        assert_eq!(Title::parse("  Trip to Oslo ").unwrap().as_str(), "Trip to Oslo");
-        assert!(matches!(Title::parse("two\nlines"), Err(ValidationError::BadCharacters { .. })));
-        assert!(matches!(Title::parse(""), Err(ValidationError::Blank { .. })));
+        assert_eq!(
+            Title::parse("  Trip to Oslo ").unwrap().as_str(),
+            "Trip to Oslo"
+        );
+        assert!(matches!(
+            Title::parse("two\nlines"),
+            Err(ValidationError::BadCharacters { .. })
+        ));
+        assert!(matches!(
+            Title::parse(""),
+            Err(ValidationError::Blank { .. })
+        ));
         assert!(Title::parse(&"x".repeat(200)).is_ok());
-        assert!(matches!(Title::parse(&"x".repeat(201)), Err(ValidationError::TooLong { .. })));
+        assert!(matches!(
+            Title::parse(&"x".repeat(201)),
+            Err(ValidationError::TooLong { .. })
+        ));
     }
 
     #[test]

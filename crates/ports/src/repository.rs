@@ -47,7 +47,11 @@ pub trait ChatRepository: Send + Sync {
     ///
     /// # Errors
     /// As [`ChatRepository::create_session`].
-    async fn list_sessions(&self, limit: usize, after: Option<SessionId>) -> Result<Page<Session>, RepoError>;
+    async fn list_sessions(
+        &self,
+        limit: usize,
+        after: Option<SessionId>,
+    ) -> Result<Page<Session>, RepoError>;
 
     /// Stores a session's title, system prompt, model and `updated_at`.
     ///
@@ -97,7 +101,11 @@ pub trait ChatRepository: Send + Sync {
     ///
     /// # Errors
     /// As [`ChatRepository::list_messages`].
-    async fn recent_messages(&self, session: SessionId, limit: usize) -> Result<Vec<Message>, RepoError>;
+    async fn recent_messages(
+        &self,
+        session: SessionId,
+        limit: usize,
+    ) -> Result<Vec<Message>, RepoError>;
 
     /// Marks every message still `streaming` as `interrupted` (keeping its
     /// text), and returns how many there were. Run at start-up: no reply

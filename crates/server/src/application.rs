@@ -25,7 +25,9 @@ pub struct Application {
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,10 +54,14 @@ impl Application {
             .await
             .context("marking unfinished replies as interrupted")?;
         if recovered > 0 {
-            tracing::warn!(count = recovered, "replies left streaming by a previous run are now `interrupted`");
+            tracing::warn!(
+                count = recovered,
+                "replies left streaming by a previous run are now `interrupted`"
+            );
         }
 
-        let listener = TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
+        let listener =
+            TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
         let port = listener.local_addr()?.port();
         let app_service = service.clone();
         let server = HttpServer::new(move || {
@@ -71,7 +77,12 @@ impl Application {
         .disable_signals()
         .shutdown_timeout(5)
         .run();
-        Ok(Self { port, server, service, shutdown_grace: config.shutdown_grace })
+        Ok(Self {
+            port,
+            server,
+            service,
+            shutdown_grace: config.shutdown_grace,
+        })
     }
 
     #[must_use]
@@ -120,7 +131,8 @@ pub fn open_repository(url: &str) -> anyhow::Result<Arc<dyn ChatRepository>> {
     }
     // SQLite has one writer at a time; a few connections serve concurrent
     // readers while writes queue on the busy timeout.
-    let repo = SqliteRepository::connect(url, 8).with_context(|| format!("opening the database at `{url}`"))?;
+    let repo = SqliteRepository::connect(url, 8)
+        .with_context(|| format!("opening the database at `{url}`"))?;
     Ok(Arc::new(repo))
 }
 

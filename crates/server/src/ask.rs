@@ -18,7 +18,10 @@ use crate::Config;
 pub async fn ask(config: &Config, prompt: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let llm = language_model(config)?;
     let chat = config.chat_config();
-    let model = chat.reply_model.clone().unwrap_or_else(|| config.default_model.clone());
+    let model = chat
+        .reply_model
+        .clone()
+        .unwrap_or_else(|| config.default_model.clone());
     let request = ChatRequest::new(
         model.as_str(),
         vec![
@@ -29,10 +32,17 @@ pub async fn ask(config: &Config, prompt: &str, out: &mut impl Write) -> anyhow:
 
     let mut retries = 0;
     let mut stream = loop {
-        let error = match timeout(chat.llm.first_chunk_timeout, llm.stream_chat(request.clone())).await {
+        let error = match timeout(
+            chat.llm.first_chunk_timeout,
+            llm.stream_chat(request.clone()),
+        )
+        .await
+        {
             Ok(Ok(stream)) => break stream,
             Ok(Err(error)) => error,
-            Err(_) => LlmError::Timeout { message: "no response in time".to_owned() },
+            Err(_) => LlmError::Timeout {
+                message: "no response in time".to_owned(),
+            },
         };
         retries += 1;
         let Some(wait) = chat.llm.retry_delay(retries, &error) else {
@@ -45,7 +55,12 @@ pub async fn ask(config: &Config, prompt: &str, out: &mut impl Write) -> anyhow:
     loop {
         let next = timeout(chat.llm.idle_timeout, stream.next())
             .await
-            .map_err(|_| anyhow!("the model went quiet for {} s", chat.llm.idle_timeout.as_secs()))?;
+            .map_err(|_| {
+                anyhow!(
+                    "the model went quiet for {} s",
+                    chat.llm.idle_timeout.as_secs()
+                )
+            })?;
         match next {
             Some(Ok(ChatChunk::Delta(text))) => {
                 out.write_all(text.as_bytes())?;

@@ -18,7 +18,10 @@ pub enum LlmChoice {
     /// The built-in offline model.
     Offline,
     /// OpenAI's API, or any server that speaks it.
-    OpenAi { base_url: String, api_key: Option<ApiKey> },
+    OpenAi {
+        base_url: String,
+        api_key: Option<ApiKey>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +73,11 @@ impl Config {
 
         let api_key = get("OPENAI_API_KEY").map(ApiKey::new);
         let base_url = get("OPENAI_BASE_URL");
-        let llm = match get("COLLOQUY_LLM").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let llm = match get("COLLOQUY_LLM")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("offline") => LlmChoice::Offline,
             Some("openai") => LlmChoice::OpenAi {
                 base_url: base_url.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
@@ -88,13 +95,21 @@ impl Config {
             (LlmChoice::OpenAi { .. }, Some(model)) => model,
             (LlmChoice::OpenAi { .. }, None) => "gpt-4o-mini".to_owned(),
         };
-        let default_model = ModelName::parse(&default_model).map_err(|error| anyhow!("OPENAI_MODEL: {error}"))?;
+        let default_model =
+            ModelName::parse(&default_model).map_err(|error| anyhow!("OPENAI_MODEL: {error}"))?;
 
         let tools = match parsed("COLLOQUY_TOOLS", "current_time,calculator")?.trim() {
             "none" => Vec::new(),
-            list => list.split(',').map(|tool| tool.trim().to_owned()).filter(|tool| !tool.is_empty()).collect(),
+            list => list
+                .split(',')
+                .map(|tool| tool.trim().to_owned())
+                .filter(|tool| !tool.is_empty())
+                .collect(),
         };
-        let log_format = match parsed("COLLOQUY_LOG_FORMAT", "text")?.to_ascii_lowercase().as_str() {
+        let log_format = match parsed("COLLOQUY_LOG_FORMAT", "text")?
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => bail!("COLLOQUY_LOG_FORMAT must be `text` or `json`, not `{other}`"),
@@ -139,7 +154,11 @@ impl Config {
     }
 }
 
-fn number<T: FromStr>(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> anyhow::Result<T>
+fn number<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: &str,
+) -> anyhow::Result<T>
 where
     T::Err: fmt::Display,
 {
@@ -150,7 +169,11 @@ where
         .with_context(|| format!("{name}=`{raw}` is not valid"))
 }
 
-fn positive(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> anyhow::Result<usize> {
+fn positive(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: &str,
+) -> anyhow::Result<usize> {
     let value: usize = number(get, name, default)?;
     if value == 0 {
         bail!("{name} must be at least 1");
@@ -158,13 +181,25 @@ fn positive(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) ->
     Ok(value)
 }
 
-fn seconds(get: &impl Fn(&str) -> Option<String>, name: &str, default: &str) -> anyhow::Result<Duration> {
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: &str,
+) -> anyhow::Result<Duration> {
     let value: f64 = number(get, name, default)?;
-    Duration::try_from_secs_f64(value).map_err(|_| anyhow!("{name} must be a number of seconds, not `{value}`"))
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow!("{name} must be a number of seconds, not `{value}`"))
 }
 
-fn boolean(get: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> anyhow::Result<bool> {
-    match get(name).map(|raw| raw.trim().to_ascii_lowercase()).as_deref() {
+fn boolean(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> anyhow::Result<bool> {
+    match get(name)
+        .map(|raw| raw.trim().to_ascii_lowercase())
+        .as_deref()
+    {
         None => Ok(default),
         Some("1" | "true" | "yes" | "on") => Ok(true),
         Some("0" | "false" | "no" | "off") => Ok(false),
@@ -179,7 +214,10 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -196,17 +234,29 @@ mod tests {
         assert_eq!(config.max_message_chars, 32_000);
         assert_eq!(config.tools, ["current_time", "calculator"]);
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
-        assert_eq!(config.chat_config().reply_model.unwrap().as_str(), "offline");
+        assert_eq!(
+            config.chat_config().reply_model.unwrap().as_str(),
+            "offline"
+        );
     }
 
     #[test]
     fn a_key_or_a_base_url_selects_openai() {
         let keyed = config(&[("OPENAI_API_KEY", "sk-secret")]).unwrap();
-        assert!(matches!(&keyed.llm, LlmChoice::OpenAi { base_url, .. } if base_url == DEFAULT_BASE_URL));
+        assert!(
+            matches!(&keyed.llm, LlmChoice::OpenAi { base_url, .. } if base_url == DEFAULT_BASE_URL)
+        );
         assert_eq!(keyed.default_model.as_str(), "gpt-4o-mini");
-        assert!(!format!("{keyed:?}").contains("sk-secret"), "the key never shows in Debug");
+        assert!(
+            !format!("{keyed:?}").contains("sk-secret"),
+            "the key never shows in Debug"
+        );
 
-        let local = config(&[("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"), ("OPENAI_MODEL", "llama3.1")]).unwrap();
+        let local = config(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"),
+            ("OPENAI_MODEL", "llama3.1"),
+        ])
+        .unwrap();
         assert!(matches!(local.llm, LlmChoice::OpenAi { api_key: None, .. }));
         assert_eq!(local.default_model.as_str(), "llama3.1");
         assert!(local.chat_config().reply_model.is_none());
@@ -228,6 +278,9 @@ mod tests {
             let error = format!("{:#}", config(&[(name, value)]).unwrap_err());
             assert!(error.contains(name), "{error} should name {name}");
         }
-        assert!(config(&[("COLLOQUY_TOOLS", "none")]).unwrap().tools.is_empty());
+        assert!(config(&[("COLLOQUY_TOOLS", "none")])
+            .unwrap()
+            .tools
+            .is_empty());
     }
 }

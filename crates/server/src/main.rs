@@ -77,7 +77,11 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             if applied.is_empty() {
                 tracing::info!(database = config.database_url, "the database is up to date");
             } else {
-                tracing::info!(database = config.database_url, ?applied, "migrations applied");
+                tracing::info!(
+                    database = config.database_url,
+                    ?applied,
+                    "migrations applied"
+                );
             }
         }
     }

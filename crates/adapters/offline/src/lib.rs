@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use colloquy_domain::Usage;
-use colloquy_ports::{ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptRole};
+use colloquy_ports::{
+    ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptRole,
+};
 use futures::StreamExt;
 
 /// The model name the offline model's messages carry.
@@ -41,11 +43,19 @@ impl OfflineModel {
             .rev()
             .find(|message| message.role == PromptRole::User)
             .map_or("", |message| message.content.as_str());
-        let mut quoted: String = asked.split_whitespace().take(12).collect::<Vec<_>>().join(" ");
+        let mut quoted: String = asked
+            .split_whitespace()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join(" ");
         if asked.split_whitespace().count() > 12 {
             quoted.push('…');
         }
-        let turn = request.messages.iter().filter(|m| m.role == PromptRole::User).count();
+        let turn = request
+            .messages
+            .iter()
+            .filter(|m| m.role == PromptRole::User)
+            .count();
         format!(
             "[offline model] You said: \"{quoted}\" (message {turn} of this chat). I am colloquy's built-in \
              offline model, so I can only echo you. Set OPENAI_API_KEY to talk to OpenAI, or OPENAI_BASE_URL \
@@ -65,7 +75,11 @@ impl LlmClient for OfflineModel {
     async fn stream_chat(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         let reply = Self::reply_to(&request);
         // A rough count in the spirit of the real thing: about four characters a token.
-        let prompt_chars: usize = request.messages.iter().map(|m| m.content.chars().count()).sum();
+        let prompt_chars: usize = request
+            .messages
+            .iter()
+            .map(|m| m.content.chars().count())
+            .sum();
         let mut words: Vec<String> = reply.split_inclusive(' ').map(str::to_owned).collect();
         let usage = Usage {
             prompt_tokens: (prompt_chars / 4).max(1) as u64,
@@ -73,19 +87,23 @@ impl LlmClient for OfflineModel {
         };
         words.reverse();
         let delay = self.word_delay;
-        let stream = futures::stream::unfold((words, false), move |(mut words, finished)| async move {
-            if finished {
-                return None;
-            }
-            let Some(word) = words.pop() else {
-                let end = Completion { finish_reason: "stop".to_owned(), usage: Some(usage) };
-                return Some((Ok(ChatChunk::Finished(end)), (words, true)));
-            };
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((Ok(ChatChunk::Delta(word)), (words, false)))
-        });
+        let stream =
+            futures::stream::unfold((words, false), move |(mut words, finished)| async move {
+                if finished {
+                    return None;
+                }
+                let Some(word) = words.pop() else {
+                    let end = Completion {
+                        finish_reason: "stop".to_owned(),
+                        usage: Some(usage),
+                    };
+                    return Some((Ok(ChatChunk::Finished(end)), (words, true)));
+                };
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((Ok(ChatChunk::Delta(word)), (words, false)))
+            });
         Ok(stream.boxed())
     }
 }
@@ -127,7 +145,9 @@ mod tests {
         assert_eq!(text, OfflineModel::reply_to(&request("hey who are you?")));
         assert!(text.starts_with("[offline model] You said: \"hey who are you?\""));
         assert!(words.len() > 10, "one chunk per word");
-        let ChatChunk::Finished(end) = last else { panic!("must finish") };
+        let ChatChunk::Finished(end) = last else {
+            panic!("must finish")
+        };
         assert_eq!(end.finish_reason, "stop");
         assert_eq!(end.usage.unwrap().completion_tokens, words.len() as u64);
     }
@@ -136,7 +156,12 @@ mod tests {
     async fn paces_words_when_asked() {
         let model = OfflineModel::new(Duration::from_millis(5));
         let started = std::time::Instant::now();
-        let count = model.stream_chat(request("hi")).await.unwrap().count().await;
+        let count = model
+            .stream_chat(request("hi"))
+            .await
+            .unwrap()
+            .count()
+            .await;
         assert!(started.elapsed() >= Duration::from_millis(5 * (count as u64 - 1)));
     }
 }

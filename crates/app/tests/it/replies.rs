@@ -14,7 +14,10 @@ use crate::support::{
 };
 
 fn unavailable() -> LlmError {
-    LlmError::Unavailable { retry_after: None, message: "503".into() }
+    LlmError::Unavailable {
+        retry_after: None,
+        message: "503".into(),
+    }
 }
 
 #[tokio::test]
@@ -22,19 +25,39 @@ async fn an_error_mid_reply_keeps_the_partial_text_when_retries_run_out() {
     let session = session();
     let (repo, writes) = repo_with(&session);
     let mut llm = MockLlmClient::new();
-    llm.expect_stream_chat()
-        .times(4)
-        .returning(|_| Ok(broken_stream(&["partial ", "text"], LlmError::Protocol { message: "cut".into() })));
-    let mut sent = service(repo, llm).send_message(session.id, "hi".into()).await.unwrap();
+    llm.expect_stream_chat().times(4).returning(|_| {
+        Ok(broken_stream(
+            &["partial ", "text"],
+            LlmError::Protocol {
+                message: "cut".into(),
+            },
+        ))
+    });
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
     let reply = final_message(&events);
     assert_eq!(reply.status, MessageStatus::Failed);
-    assert_eq!(reply.content, "partial text", "the last attempt's text is kept");
-    assert_eq!(reply.error.as_ref().map(|e| e.code), Some(ErrorCode::UpstreamProtocolError));
-    let resets = events.iter().filter(|e| matches!(e, EventKind::MessageReset { .. })).count();
+    assert_eq!(
+        reply.content, "partial text",
+        "the last attempt's text is kept"
+    );
+    assert_eq!(
+        reply.error.as_ref().map(|e| e.code),
+        Some(ErrorCode::UpstreamProtocolError)
+    );
+    let resets = events
+        .iter()
+        .filter(|e| matches!(e, EventKind::MessageReset { .. }))
+        .count();
     assert_eq!(resets, 3, "one reset before each retry that discards text");
     let stored = writes.lock().unwrap().last().cloned().unwrap();
-    assert_eq!(stored, reply, "the stored message is the one the client saw");
+    assert_eq!(
+        stored, reply,
+        "the stored message is the one the client saw"
+    );
 }
 
 #[tokio::test]
@@ -47,9 +70,16 @@ async fn retryable_failures_are_retried_with_backoff_then_succeed() {
     llm.expect_stream_chat().times(3).returning(move |_| {
         let mut seen = seen.lock().unwrap();
         seen.push(Instant::now());
-        if seen.len() < 3 { Err(unavailable()) } else { Ok(text_stream(&["fine"])) }
+        if seen.len() < 3 {
+            Err(unavailable())
+        } else {
+            Ok(text_stream(&["fine"]))
+        }
     });
-    let mut sent = service(repo, llm).send_message(session.id, "hi".into()).await.unwrap();
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
     assert_eq!(final_message(&events).status, MessageStatus::Complete);
     assert_eq!(deltas(&events), "fine");
@@ -70,12 +100,18 @@ async fn retry_after_is_waited_for() {
         let mut seen = seen.lock().unwrap();
         seen.push(Instant::now());
         if seen.len() == 1 {
-            Err(LlmError::RateLimited { retry_after: Some(Duration::from_millis(150)), message: "slow down".into() })
+            Err(LlmError::RateLimited {
+                retry_after: Some(Duration::from_millis(150)),
+                message: "slow down".into(),
+            })
         } else {
             Ok(text_stream(&["ok"]))
         }
     });
-    let mut sent = service(repo, llm).send_message(session.id, "hi".into()).await.unwrap();
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
     until_reply_ends(&mut sent.events).await;
     let calls = calls.lock().unwrap();
     assert!(calls[1] - calls[0] >= Duration::from_millis(150));
@@ -86,13 +122,22 @@ async fn rejected_requests_are_never_retried() {
     let session = session();
     let (repo, _) = repo_with(&session);
     let mut llm = MockLlmClient::new();
-    llm.expect_stream_chat()
-        .times(1)
-        .returning(|_| Err(LlmError::Rejected { status: 401, message: "bad key".into() }));
-    let mut sent = service(repo, llm).send_message(session.id, "hi".into()).await.unwrap();
+    llm.expect_stream_chat().times(1).returning(|_| {
+        Err(LlmError::Rejected {
+            status: 401,
+            message: "bad key".into(),
+        })
+    });
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
     assert_eq!(reply.status, MessageStatus::Failed);
-    assert_eq!(reply.error.map(|e| e.code), Some(ErrorCode::UpstreamRejected));
+    assert_eq!(
+        reply.error.map(|e| e.code),
+        Some(ErrorCode::UpstreamRejected)
+    );
 }
 
 #[tokio::test]
@@ -109,10 +154,15 @@ async fn a_stall_longer_than_the_idle_timeout_is_a_retried_failure() {
             Ok(text_stream(&["recovered"]))
         }
     });
-    let mut sent = service(repo, llm).send_message(session.id, "hi".into()).await.unwrap();
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
-    assert!(events.iter().any(|e| matches!(e, EventKind::MessageReset { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, EventKind::MessageReset { .. })));
     assert_eq!(final_message(&events).content, "recovered");
 }
 
@@ -125,7 +175,10 @@ async fn a_stream_that_just_stops_is_not_a_finished_reply() {
         use futures::StreamExt;
         Ok(futures::stream::iter([Ok(colloquy_ports::ChatChunk::Delta("half".into()))]).boxed())
     });
-    let mut sent = service(repo, llm).send_message(session.id, "hi".into()).await.unwrap();
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
     assert_eq!(reply.status, MessageStatus::Failed);
     assert_eq!(reply.content, "half");
@@ -136,7 +189,8 @@ async fn shutdown_interrupts_replies_that_outlive_the_grace_period() {
     let session = session();
     let (repo, writes) = repo_with(&session);
     let mut llm = MockLlmClient::new();
-    llm.expect_stream_chat().returning(|_| Ok(endless_stream(&["unfinished"])));
+    llm.expect_stream_chat()
+        .returning(|_| Ok(endless_stream(&["unfinished"])));
     let service = service(repo, llm);
     let mut sent = service.send_message(session.id, "hi".into()).await.unwrap();
     // Let the first delta through before shutting down.
@@ -145,5 +199,8 @@ async fn shutdown_interrupts_replies_that_outlive_the_grace_period() {
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
     assert_eq!(reply.status, MessageStatus::Interrupted);
     assert_eq!(reply.content, "unfinished");
-    assert_eq!(writes.lock().unwrap().last().unwrap().status, MessageStatus::Interrupted);
+    assert_eq!(
+        writes.lock().unwrap().last().unwrap().status,
+        MessageStatus::Interrupted
+    );
 }

@@ -4,7 +4,8 @@ use colloquy_ports::{MockChatRepository, MockLlmClient, PromptRole};
 use mockall::Sequence;
 
 use crate::support::{
-    deltas, endless_stream, final_message, repo_with, service, session, text_stream, until_reply_ends,
+    deltas, endless_stream, final_message, repo_with, service, session, text_stream,
+    until_reply_ends,
 };
 
 #[tokio::test]
@@ -13,8 +14,10 @@ async fn the_user_message_is_stored_before_the_model_is_called() {
     let mut order = Sequence::new();
     let mut repo = MockChatRepository::new();
     let known = session.clone();
-    repo.expect_get_session().returning(move |_| Ok(known.clone()));
-    repo.expect_recent_messages().returning(|_, _| Ok(Vec::new()));
+    repo.expect_get_session()
+        .returning(move |_| Ok(known.clone()));
+    repo.expect_recent_messages()
+        .returning(|_, _| Ok(Vec::new()));
     repo.expect_append_messages()
         .withf(|messages| {
             messages.len() == 2
@@ -32,7 +35,10 @@ async fn the_user_message_is_stored_before_the_model_is_called() {
         .returning(|_| Ok(text_stream(&["Hi", " there"])));
     repo.expect_update_message().returning(|_| Ok(()));
 
-    let mut sent = service(repo, llm).send_message(session.id, "hello".into()).await.unwrap();
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hello".into())
+        .await
+        .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
     assert_eq!(deltas(&events), "Hi there");
     let reply = final_message(&events);
@@ -46,7 +52,10 @@ async fn invalid_content_never_reaches_the_model_or_the_store() {
     let service = service(MockChatRepository::new(), MockLlmClient::new());
     for content in ["", "   \n\t", &"x".repeat(101)] {
         let refused = service.send_message(session().id, content.to_owned()).await;
-        assert!(matches!(refused, Err(ChatError::Invalid(_))), "{content:?} must be refused");
+        assert!(
+            matches!(refused, Err(ChatError::Invalid(_))),
+            "{content:?} must be refused"
+        );
     }
 }
 
@@ -56,14 +65,22 @@ async fn the_model_gets_the_system_prompt_history_and_new_message() {
     let (mut repo, _) = repo_with(&session);
     repo.checkpoint();
     let known = session.clone();
-    repo.expect_get_session().returning(move |_| Ok(known.clone()));
+    repo.expect_get_session()
+        .returning(move |_| Ok(known.clone()));
     let earlier = session.id;
     repo.expect_recent_messages().returning(move |_, _| {
-        let question = colloquy_domain::MessageContent::parse("first question".into(), 100).unwrap();
-        let mut answer = colloquy_domain::Message::streaming_reply(earlier, &colloquy_domain::ModelName::parse("m").unwrap());
+        let question =
+            colloquy_domain::MessageContent::parse("first question".into(), 100).unwrap();
+        let mut answer = colloquy_domain::Message::streaming_reply(
+            earlier,
+            &colloquy_domain::ModelName::parse("m").unwrap(),
+        );
         answer.content = "first answer".into();
         answer.finish(MessageStatus::Complete, None);
-        Ok(vec![colloquy_domain::Message::user(earlier, question), answer])
+        Ok(vec![
+            colloquy_domain::Message::user(earlier, question),
+            answer,
+        ])
     });
     repo.expect_append_messages().returning(|_| Ok(()));
     repo.expect_update_message().returning(|_| Ok(()));
@@ -71,14 +88,27 @@ async fn the_model_gets_the_system_prompt_history_and_new_message() {
     llm.expect_stream_chat()
         .withf(|request| {
             let roles: Vec<PromptRole> = request.messages.iter().map(|m| m.role).collect();
-            let texts: Vec<&str> = request.messages.iter().map(|m| m.content.as_str()).collect();
+            let texts: Vec<&str> = request
+                .messages
+                .iter()
+                .map(|m| m.content.as_str())
+                .collect();
             request.model == "test-model"
-                && roles == [PromptRole::System, PromptRole::User, PromptRole::Assistant, PromptRole::User]
+                && roles
+                    == [
+                        PromptRole::System,
+                        PromptRole::User,
+                        PromptRole::Assistant,
+                        PromptRole::User,
+                    ]
                 && texts[1..] == ["first question", "first answer", "second question"]
         })
         .times(1)
         .returning(|_| Ok(text_stream(&["ok"])));
-    let mut sent = service(repo, llm).send_message(session.id, "second question".into()).await.unwrap();
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "second question".into())
+        .await
+        .unwrap();
     until_reply_ends(&mut sent.events).await;
 }
 
@@ -87,20 +117,35 @@ async fn a_second_send_while_a_reply_streams_is_refused() {
     let session = session();
     let (repo, writes) = repo_with(&session);
     let mut llm = MockLlmClient::new();
-    llm.expect_stream_chat().times(1).returning(|_| Ok(endless_stream(&["still going"])));
+    llm.expect_stream_chat()
+        .times(1)
+        .returning(|_| Ok(endless_stream(&["still going"])));
     let service = service(repo, llm);
 
-    let first = service.send_message(session.id, "one".into()).await.unwrap();
+    let first = service
+        .send_message(session.id, "one".into())
+        .await
+        .unwrap();
     let second = service.send_message(session.id, "two".into()).await;
     assert!(matches!(second, Err(ChatError::ReplyInProgress)));
-    assert_eq!(writes.lock().unwrap().len(), 2, "the refused message was not stored");
+    assert_eq!(
+        writes.lock().unwrap().len(),
+        2,
+        "the refused message was not stored"
+    );
 
     let mut events = first.events;
-    while !matches!(events.next().await.unwrap().kind, EventKind::MessageDelta { .. }) {}
+    while !matches!(
+        events.next().await.unwrap().kind,
+        EventKind::MessageDelta { .. }
+    ) {}
     assert!(service.cancel_reply(session.id).await.unwrap());
     let reply = final_message(&until_reply_ends(&mut events).await);
     assert_eq!(reply.status, MessageStatus::Cancelled);
-    assert_eq!(reply.content, "still going", "a cancelled reply keeps its text");
+    assert_eq!(
+        reply.content, "still going",
+        "a cancelled reply keeps its text"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +153,8 @@ async fn dropping_a_cancel_on_drop_guard_cancels_the_reply() {
     let session = session();
     let (repo, _) = repo_with(&session);
     let mut llm = MockLlmClient::new();
-    llm.expect_stream_chat().returning(|_| Ok(endless_stream(&["partial"])));
+    llm.expect_stream_chat()
+        .returning(|_| Ok(endless_stream(&["partial"])));
     let service = service(repo, llm);
     let mut sent = service.send_message(session.id, "hi".into()).await.unwrap();
     let guard = sent.cancel_on_drop();
@@ -122,12 +168,26 @@ async fn the_events_of_a_turn_come_in_the_contract_order() {
     let session = session();
     let (repo, _) = repo_with(&session);
     let mut llm = MockLlmClient::new();
-    llm.expect_stream_chat().returning(|_| Ok(text_stream(&["a", "b"])));
-    let mut sent = service(repo, llm).send_message(session.id, "hi".into()).await.unwrap();
-    let names: Vec<&str> = until_reply_ends(&mut sent.events).await.iter().map(EventKind::name).collect();
+    llm.expect_stream_chat()
+        .returning(|_| Ok(text_stream(&["a", "b"])));
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
+    let names: Vec<&str> = until_reply_ends(&mut sent.events)
+        .await
+        .iter()
+        .map(EventKind::name)
+        .collect();
     assert_eq!(
         names,
-        ["message.created", "message.created", "message.delta", "message.delta", "message.completed"]
+        [
+            "message.created",
+            "message.created",
+            "message.delta",
+            "message.delta",
+            "message.completed"
+        ]
     );
 }
 

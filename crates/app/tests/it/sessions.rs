@@ -10,7 +10,10 @@ async fn a_new_session_gets_the_default_model_and_is_stored() {
         .withf(|session| session.model.as_str() == "test-model" && session.title.is_none())
         .times(1)
         .returning(|_| Ok(()));
-    let created = service(repo, MockLlmClient::new()).create_session(NewSession::default()).await.unwrap();
+    let created = service(repo, MockLlmClient::new())
+        .create_session(NewSession::default())
+        .await
+        .unwrap();
     assert_eq!(created.message_count, 0);
 }
 
@@ -18,12 +21,30 @@ async fn a_new_session_gets_the_default_model_and_is_stored() {
 async fn invalid_session_fields_never_reach_the_store() {
     // No expectations: any call to the store would panic.
     let service = service(MockChatRepository::new(), MockLlmClient::new());
-    let bad = NewSession { title: Some("two\nlines".into()), ..NewSession::default() };
-    assert!(matches!(service.create_session(bad).await, Err(ChatError::Invalid(_))));
-    let bad = NewSession { model: Some("has space".into()), ..NewSession::default() };
-    assert!(matches!(service.create_session(bad).await, Err(ChatError::Invalid(_))));
-    let bad = SessionPatch { system_prompt: Some(Some("   ".into())), ..SessionPatch::default() };
-    assert!(matches!(service.update_session(session().id, bad).await, Err(ChatError::Invalid(_))));
+    let bad = NewSession {
+        title: Some("two\nlines".into()),
+        ..NewSession::default()
+    };
+    assert!(matches!(
+        service.create_session(bad).await,
+        Err(ChatError::Invalid(_))
+    ));
+    let bad = NewSession {
+        model: Some("has space".into()),
+        ..NewSession::default()
+    };
+    assert!(matches!(
+        service.create_session(bad).await,
+        Err(ChatError::Invalid(_))
+    ));
+    let bad = SessionPatch {
+        system_prompt: Some(Some("   ".into())),
+        ..SessionPatch::default()
+    };
+    assert!(matches!(
+        service.update_session(session().id, bad).await,
+        Err(ChatError::Invalid(_))
+    ));
 }
 
 #[tokio::test]
@@ -31,13 +52,20 @@ async fn a_patch_changes_only_what_it_names() {
     let original = session();
     let mut repo = MockChatRepository::new();
     let known = original.clone();
-    repo.expect_get_session().returning(move |_| Ok(known.clone()));
+    repo.expect_get_session()
+        .returning(move |_| Ok(known.clone()));
     repo.expect_update_session()
         .withf(|session| session.title.as_ref().map(|t| t.as_str()) == Some("Renamed"))
         .times(1)
         .returning(|_| Ok(()));
-    let patch = SessionPatch { title: Some(Some("Renamed".into())), ..SessionPatch::default() };
-    let updated = service(repo, MockLlmClient::new()).update_session(original.id, patch).await.unwrap();
+    let patch = SessionPatch {
+        title: Some(Some("Renamed".into())),
+        ..SessionPatch::default()
+    };
+    let updated = service(repo, MockLlmClient::new())
+        .update_session(original.id, patch)
+        .await
+        .unwrap();
     assert_eq!(updated.model, original.model);
     assert_eq!(updated.system_prompt, None);
 }

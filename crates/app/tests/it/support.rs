@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use colloquy_app::{ChatConfig, ChatService, EventKind, LlmPolicy, Subscription};
 use colloquy_domain::{Message, ModelName, Session};
-use colloquy_ports::{ChatChunk, ChatStream, Completion, LlmError, MockChatRepository, MockLlmClient};
+use colloquy_ports::{
+    ChatChunk, ChatStream, Completion, LlmError, MockChatRepository, MockLlmClient,
+};
 use futures::StreamExt;
 
 pub fn config() -> ChatConfig {
@@ -33,8 +35,10 @@ pub fn repo_with(session: &Session) -> (MockChatRepository, Writes) {
     let writes: Writes = Arc::default();
     let mut repo = MockChatRepository::new();
     let known = session.clone();
-    repo.expect_get_session().returning(move |_| Ok(known.clone()));
-    repo.expect_recent_messages().returning(|_, _| Ok(Vec::new()));
+    repo.expect_get_session()
+        .returning(move |_| Ok(known.clone()));
+    repo.expect_recent_messages()
+        .returning(|_, _| Ok(Vec::new()));
     let appended = Arc::clone(&writes);
     repo.expect_append_messages().returning(move |messages| {
         appended.lock().unwrap().extend(messages.iter().cloned());
@@ -53,25 +57,36 @@ pub fn service(repo: MockChatRepository, llm: MockLlmClient) -> ChatService {
 }
 
 pub fn text_stream(pieces: &[&str]) -> ChatStream {
-    let mut items: Vec<Result<ChatChunk, LlmError>> =
-        pieces.iter().map(|piece| Ok(ChatChunk::Delta((*piece).to_owned()))).collect();
-    items.push(Ok(ChatChunk::Finished(Completion { finish_reason: "stop".into(), usage: None })));
+    let mut items: Vec<Result<ChatChunk, LlmError>> = pieces
+        .iter()
+        .map(|piece| Ok(ChatChunk::Delta((*piece).to_owned())))
+        .collect();
+    items.push(Ok(ChatChunk::Finished(Completion {
+        finish_reason: "stop".into(),
+        usage: None,
+    })));
     futures::stream::iter(items).boxed()
 }
 
 /// Pieces of text, then an error instead of an end.
 pub fn broken_stream(pieces: &[&str], error: LlmError) -> ChatStream {
-    let mut items: Vec<Result<ChatChunk, LlmError>> =
-        pieces.iter().map(|piece| Ok(ChatChunk::Delta((*piece).to_owned()))).collect();
+    let mut items: Vec<Result<ChatChunk, LlmError>> = pieces
+        .iter()
+        .map(|piece| Ok(ChatChunk::Delta((*piece).to_owned())))
+        .collect();
     items.push(Err(error));
     futures::stream::iter(items).boxed()
 }
 
 /// Pieces of text, then nothing, ever.
 pub fn endless_stream(pieces: &[&str]) -> ChatStream {
-    let items: Vec<Result<ChatChunk, LlmError>> =
-        pieces.iter().map(|piece| Ok(ChatChunk::Delta((*piece).to_owned()))).collect();
-    futures::stream::iter(items).chain(futures::stream::pending()).boxed()
+    let items: Vec<Result<ChatChunk, LlmError>> = pieces
+        .iter()
+        .map(|piece| Ok(ChatChunk::Delta((*piece).to_owned())))
+        .collect();
+    futures::stream::iter(items)
+        .chain(futures::stream::pending())
+        .boxed()
 }
 
 /// Reads events until the reply's final one; returns them all.
@@ -101,5 +116,9 @@ pub fn deltas(events: &[EventKind]) -> String {
 }
 
 pub fn final_message(events: &[EventKind]) -> Message {
-    events.last().and_then(EventKind::finished_message).cloned().expect("a final event")
+    events
+        .last()
+        .and_then(EventKind::finished_message)
+        .cloned()
+        .expect("a final event")
 }

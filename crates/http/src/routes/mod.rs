@@ -28,8 +28,12 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                         .route(web::post().to(messages::send))
                         .route(web::get().to(messages::list)),
                 )
-                .service(web::resource("/{session_id}/events").route(web::get().to(messages::events)))
-                .service(web::resource("/{session_id}/cancel").route(web::post().to(messages::cancel))),
+                .service(
+                    web::resource("/{session_id}/events").route(web::get().to(messages::events)),
+                )
+                .service(
+                    web::resource("/{session_id}/cancel").route(web::post().to(messages::cancel)),
+                ),
         )
         .service(web::resource("/healthz").route(web::get().to(health::live)))
         .service(web::resource("/readyz").route(web::get().to(health::ready)))
@@ -37,5 +41,7 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
 }
 
 async fn not_found() -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::from_status(actix_web::http::StatusCode::NOT_FOUND))
+    actix_web::ResponseError::error_response(&ApiError::from_status(
+        actix_web::http::StatusCode::NOT_FOUND,
+    ))
 }

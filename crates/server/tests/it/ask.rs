@@ -17,8 +17,15 @@ async fn ask_streams_the_reply_to_stdout() {
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "Hello from the fake upstream!\n");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "Hello from the fake upstream!\n"
+    );
     let request = &fake.requests()[0];
     assert_eq!(request.messages().last().unwrap()["content"], "hello");
     assert_eq!(request.body["model"], "fake-model");
@@ -37,7 +44,10 @@ async fn ask_without_a_key_uses_the_offline_model() {
         .unwrap();
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(stdout.starts_with("[offline model] You said: \"hey who are you?\""), "{stdout}");
+    assert!(
+        stdout.starts_with("[offline model] You said: \"hey who are you?\""),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,11 @@ struct Server {
 
 impl Server {
     async fn start(fake: &FakeUpstream, db: &Path, grace_secs: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
             .arg("serve")
             .current_dir(db.parent().unwrap())
@@ -36,7 +40,11 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let server = Self { child, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
         for _ in 0..100 {
             if let Ok(response) = server.http.get(server.url("/readyz")).send().await {
                 if response.status() == 200 {
@@ -53,7 +61,15 @@ impl Server {
     }
 
     async fn new_session(&self) -> String {
-        let session: Value = self.http.post(self.url("/api/v1/sessions")).send().await.unwrap().json().await.unwrap();
+        let session: Value = self
+            .http
+            .post(self.url("/api/v1/sessions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         session["id"].as_str().unwrap().to_owned()
     }
 
@@ -84,7 +100,10 @@ impl Server {
 
     fn signal(&self, name: &str) {
         let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -113,7 +132,10 @@ async fn a_killed_server_keeps_the_user_message_and_the_text_stored_before_the_k
     assert_eq!(reply["status"], "interrupted");
     assert_eq!(reply["error"]["code"], "interrupted");
     let kept = reply["content"].as_str().unwrap();
-    assert!(kept.len() >= "alpha beta gamma delta ".len(), "at least a second's worth of words was kept: {kept:?}");
+    assert!(
+        kept.len() >= "alpha beta gamma delta ".len(),
+        "at least a second's worth of words was kept: {kept:?}"
+    );
     assert!(LONG.starts_with(kept), "{kept:?} is what was streamed");
 }
 
@@ -141,9 +163,16 @@ async fn sigterm_lets_short_replies_finish_and_interrupts_long_ones() {
         .send()
         .await;
     if let Ok(response) = refused {
-        assert!(matches!(response.status().as_u16(), 409 | 503), "{}", response.status());
+        assert!(
+            matches!(response.status().as_u16(), 409 | 503),
+            "{}",
+            response.status()
+        );
     }
-    let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "a clean exit: {status}");
 
     let restarted = Server::start(&fake, &db, "20").await;

@@ -10,12 +10,16 @@ use crate::support::{spawn_app, text_of};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_sessions_stream_at_once_and_every_subscriber_sees_its_stored_reply() {
     let app = std::sync::Arc::new(spawn_app().await);
-    app.fake.set_default(Behaviour::echo().pace(Duration::from_millis(10)));
+    app.fake
+        .set_default(Behaviour::echo().pace(Duration::from_millis(10)));
     let turns = (0..200).map(|n| {
         let app = std::sync::Arc::clone(&app);
         tokio::spawn(async move {
             let session = app.new_session().await;
-            let mut watchers = [app.subscribe(&session, None).await, app.subscribe(&session, None).await];
+            let mut watchers = [
+                app.subscribe(&session, None).await,
+                app.subscribe(&session, None).await,
+            ];
             let content = format!("session {n} says hello to everyone listening here");
             let response = app
                 .http

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::support::{spawn_app, text_of, Sse, SseReader, TestApp};
 
-const WORDS: &str = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
+const WORDS: &str =
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
 
 async fn send_202(app: &TestApp, session: &str, content: &str) -> Value {
     let response = app
@@ -32,7 +33,8 @@ async fn read_n(reader: &mut SseReader, count: usize) -> Vec<Sse> {
 #[tokio::test]
 async fn two_subscribers_see_identical_events_equal_to_the_stored_reply() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text(WORDS).pace(Duration::from_millis(5)));
+    app.fake
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(5)));
     let session = app.new_session().await;
     let mut first = app.subscribe(&session, None).await;
     let mut second = app.subscribe(&session, None).await;
@@ -51,7 +53,8 @@ async fn two_subscribers_see_identical_events_equal_to_the_stored_reply() {
 #[tokio::test]
 async fn a_late_subscriber_gets_the_reply_from_its_first_word() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text(WORDS).pace(Duration::from_millis(40)));
+    app.fake
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(40)));
     let session = app.new_session().await;
     let mut early = app.subscribe(&session, None).await;
     let sent = send_202(&app, &session, "count").await;
@@ -70,7 +73,8 @@ async fn a_late_subscriber_gets_the_reply_from_its_first_word() {
 #[tokio::test]
 async fn resuming_from_the_tenth_event_delivers_the_rest_exactly_once() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text(WORDS).pace(Duration::from_millis(20)));
+    app.fake
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(20)));
     let session = app.new_session().await;
     let mut witness = app.subscribe(&session, None).await;
     let mut leaver = app.subscribe(&session, None).await;
@@ -90,7 +94,9 @@ async fn resuming_from_the_tenth_event_delivers_the_rest_exactly_once() {
     // The query parameter works as the header does, also after the reply ended.
     let by_query = app
         .http
-        .get(app.url(&format!("/api/v1/sessions/{session}/events?last_event_id={tenth}")))
+        .get(app.url(&format!(
+            "/api/v1/sessions/{session}/events?last_event_id={tenth}"
+        )))
         .send()
         .await
         .unwrap();
@@ -102,9 +108,12 @@ async fn resuming_from_the_tenth_event_delivers_the_rest_exactly_once() {
 #[tokio::test]
 async fn a_client_that_leaves_does_not_stop_the_reply() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text(WORDS).pace(Duration::from_millis(20)));
+    app.fake
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(20)));
     let session = app.new_session().await;
-    let mut reader = app.send_streaming(&session, json!({"content": "count"})).await;
+    let mut reader = app
+        .send_streaming(&session, json!({"content": "count"}))
+        .await;
     let events = read_n(&mut reader, 4).await;
     let reply_id = events[1].data["id"].as_str().unwrap().to_owned();
     drop(reader);
@@ -116,10 +125,14 @@ async fn a_client_that_leaves_does_not_stop_the_reply() {
 #[tokio::test]
 async fn cancel_on_disconnect_stops_the_reply_and_the_upstream_request() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text(WORDS).pace(Duration::from_millis(50)));
+    app.fake
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(50)));
     let session = app.new_session().await;
     let mut reader = app
-        .send_streaming(&session, json!({"content": "count", "cancel_on_disconnect": true}))
+        .send_streaming(
+            &session,
+            json!({"content": "count", "cancel_on_disconnect": true}),
+        )
         .await;
     let events = read_n(&mut reader, 5).await;
     let reply_id = events[1].data["id"].as_str().unwrap().to_owned();
@@ -127,9 +140,15 @@ async fn cancel_on_disconnect_stops_the_reply_and_the_upstream_request() {
     let stored = app.stored_final(&session, &reply_id).await;
     assert_eq!(stored["status"], "cancelled");
     let kept = stored["content"].as_str().unwrap();
-    assert!(kept.starts_with("one two three") && kept.len() < WORDS.len(), "partial text kept: {kept:?}");
     assert!(
-        app.fake.wait_until(Duration::from_secs(5), |requests| requests[0].outcome == Outcome::ClientGone).await,
+        kept.starts_with("one two three") && kept.len() < WORDS.len(),
+        "partial text kept: {kept:?}"
+    );
+    assert!(
+        app.fake
+            .wait_until(Duration::from_secs(5), |requests| requests[0].outcome
+                == Outcome::ClientGone)
+            .await,
         "the upstream request was aborted"
     );
 }
@@ -137,13 +156,18 @@ async fn cancel_on_disconnect_stops_the_reply_and_the_upstream_request() {
 #[tokio::test]
 async fn the_cancel_route_stops_the_reply_and_keeps_its_text() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text(WORDS).pace(Duration::from_millis(50)));
+    app.fake
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(50)));
     let session = app.new_session().await;
     let mut watcher = app.subscribe(&session, None).await;
     let sent = send_202(&app, &session, "count").await;
     let reply_id = sent["assistant_message"]["id"].as_str().unwrap();
     read_n(&mut watcher, 5).await;
-    let cancel = |app: &TestApp| app.http.post(app.url(&format!("/api/v1/sessions/{session}/cancel"))).send();
+    let cancel = |app: &TestApp| {
+        app.http
+            .post(app.url(&format!("/api/v1/sessions/{session}/cancel")))
+            .send()
+    };
     let answer: Value = cancel(&app).await.unwrap().json().await.unwrap();
     assert_eq!(answer, json!({"cancelled": true}));
     let events = watcher.until_reply_ends(reply_id).await;
@@ -164,22 +188,45 @@ async fn the_cancel_route_stops_the_reply_and_keeps_its_text() {
 #[tokio::test]
 async fn deleting_a_session_cancels_its_reply_and_ends_its_streams() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text(WORDS).pace(Duration::from_millis(100)));
+    app.fake
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(100)));
     let session = app.new_session().await;
     let mut watcher = app.subscribe(&session, None).await;
     send_202(&app, &session, "count").await;
     read_n(&mut watcher, 3).await;
-    let deleted = app.http.delete(app.url(&format!("/api/v1/sessions/{session}"))).send().await.unwrap();
+    let deleted = app
+        .http
+        .delete(app.url(&format!("/api/v1/sessions/{session}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deleted.status(), 204);
     // The stream ends (possibly after the reply's last event).
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), watcher.next()).await.expect("stream ends") {
-        assert_ne!(event.event, "message.delta", "no more words after the delete: {event:?}");
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), watcher.next())
+        .await
+        .expect("stream ends")
+    {
+        assert_ne!(
+            event.event, "message.delta",
+            "no more words after the delete: {event:?}"
+        );
     }
     assert!(
-        app.fake.wait_until(Duration::from_secs(5), |requests| requests[0].outcome == Outcome::ClientGone).await,
+        app.fake
+            .wait_until(Duration::from_secs(5), |requests| requests[0].outcome
+                == Outcome::ClientGone)
+            .await,
         "the upstream request was aborted"
     );
-    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]

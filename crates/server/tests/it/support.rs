@@ -20,10 +20,17 @@ pub struct TestApp {
 
 /// Environment of a test server: the fake upstream, a fresh database file,
 /// port 0. `extra` adds or overrides variables.
-pub fn test_env(fake: &FakeUpstream, db_dir: &TempDir, extra: &[(&str, &str)]) -> HashMap<String, String> {
+pub fn test_env(
+    fake: &FakeUpstream,
+    db_dir: &TempDir,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
     let mut vars: HashMap<String, String> = [
         ("COLLOQUY_ADDR", "127.0.0.1:0".to_owned()),
-        ("DATABASE_URL", db_dir.path().join("colloquy.db").display().to_string()),
+        (
+            "DATABASE_URL",
+            db_dir.path().join("colloquy.db").display().to_string(),
+        ),
         ("OPENAI_BASE_URL", fake.base_url()),
         ("OPENAI_API_KEY", "sk-test".to_owned()),
         ("OPENAI_MODEL", "fake-model".to_owned()),
@@ -62,12 +69,21 @@ pub async fn start_on(fake: FakeUpstream, db_dir: TempDir, extra: &[(&str, &str)
     chat.llm.backoff_base = Duration::from_millis(50);
     chat.llm.backoff_max = Duration::from_millis(400);
     chat.flush_interval = Duration::from_millis(200);
-    let app = Application::build_with(&config, chat).await.expect("the server starts");
+    let app = Application::build_with(&config, chat)
+        .await
+        .expect("the server starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let service = app.service().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, http: reqwest::Client::new(), fake, db_dir, handle, service }
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        fake,
+        db_dir,
+        handle,
+        service,
+    }
 }
 
 /// One Server-Sent Event as a client parsed it.
@@ -94,9 +110,18 @@ pub struct SseReader {
 impl SseReader {
     pub fn new(response: reqwest::Response) -> Self {
         assert_eq!(response.status(), 200, "an event stream answers 200");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
-        Self { body: response.bytes_stream().boxed(), buffer: String::new() }
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
     }
 
     /// The next event, skipping comments; `None` when the stream ended.
@@ -104,7 +129,11 @@ impl SseReader {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = Sse { id: None, event: "message".into(), data: Value::Null };
+                let mut event = Sse {
+                    id: None,
+                    event: "message".into(),
+                    data: Value::Null,
+                };
                 let mut data = String::new();
                 for line in block.lines() {
                     if let Some(value) = line.strip_prefix("id: ") {
@@ -124,7 +153,8 @@ impl SseReader {
             let chunk = tokio::time::timeout(Duration::from_secs(15), self.body.next())
                 .await
                 .expect("the stream makes progress")?;
-            self.buffer.push_str(std::str::from_utf8(&chunk.ok()?).unwrap());
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk.ok()?).unwrap());
         }
     }
 
@@ -163,13 +193,22 @@ impl TestApp {
     }
 
     pub async fn create_session(&self, body: Value) -> Value {
-        let response = self.http.post(self.url("/api/v1/sessions")).json(&body).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url("/api/v1/sessions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
         response.json().await.unwrap()
     }
 
     pub async fn new_session(&self) -> String {
-        self.create_session(json!({})).await["id"].as_str().unwrap().to_owned()
+        self.create_session(json!({})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Sends `content` asking for the reply's event stream.
@@ -187,14 +226,19 @@ impl TestApp {
 
     /// Sends and reads the reply to its end: (all events, the final message).
     pub async fn chat(&self, session: &str, content: &str) -> (Vec<Sse>, Value) {
-        let mut reader = self.send_streaming(session, json!({ "content": content })).await;
+        let mut reader = self
+            .send_streaming(session, json!({ "content": content }))
+            .await;
         let user = reader.next().await.unwrap();
         let assistant = reader.next().await.unwrap();
         assert_eq!(user.data["role"], "user");
         let id = assistant.data["id"].as_str().unwrap().to_owned();
         let mut events = vec![user, assistant];
         events.extend(reader.until_reply_ends(&id).await);
-        assert!(reader.next().await.is_none(), "the send stream ends after the reply");
+        assert!(
+            reader.next().await.is_none(),
+            "the send stream ends after the reply"
+        );
         let last = events.last().unwrap().data.clone();
         (events, last)
     }
@@ -212,7 +256,9 @@ impl TestApp {
     }
 
     pub async fn subscribe(&self, session: &str, last_event_id: Option<&str>) -> SseReader {
-        let mut request = self.http.get(self.url(&format!("/api/v1/sessions/{session}/events")));
+        let mut request = self
+            .http
+            .get(self.url(&format!("/api/v1/sessions/{session}/events")));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
