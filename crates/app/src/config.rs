@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use colloquy_domain::ModelName;
 
+use crate::tools::{ToolRegistry, BUILTIN_TOOLS};
+
 /// How the core talks to a model: timeouts and the retry policy of the contract.
 #[derive(Debug, Clone)]
 pub struct LlmPolicy {
@@ -49,6 +51,13 @@ pub struct ChatConfig {
     pub default_system_prompt: String,
     /// How many of the most recent messages a reply may see as context.
     pub history_limit: usize,
+    /// Most tokens a request's prompt may take: the system prompt, the tools
+    /// and the new message always go, history fills the rest.
+    pub context_tokens: usize,
+    /// The tools offered to the model.
+    pub tools: ToolRegistry,
+    /// Whether an untitled session is named after its first complete reply.
+    pub auto_title: bool,
     /// How often a streaming reply's text is written to the store, so that a
     /// crash loses at most this much of it.
     pub flush_interval: Duration,
@@ -58,11 +67,23 @@ pub struct ChatConfig {
 }
 
 /// The system prompt sessions get when neither they nor the operator set one.
-pub const DEFAULT_SYSTEM_PROMPT: &str = "You are colloquy, a helpful, honest and concise assistant. \
-Answer in the language the user writes in. Use Markdown when it helps: short paragraphs, lists for \
-steps, fenced code blocks with a language tag for code. Say so plainly when you do not know something \
-rather than guessing. When a tool can give an exact answer (the current time, arithmetic), use it \
-instead of estimating.";
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are colloquy, a helpful, honest and concise assistant \
+chatting with one person.
+
+How to answer:
+- Answer in the language the user writes in. Lead with the answer, then the reasoning or detail that \
+supports it; keep it as short as the question allows.
+- Use Markdown when it helps: short paragraphs, numbered lists for steps, bullet lists for options, \
+tables for comparisons, and fenced code blocks with a language tag for code, commands and output.
+- Say plainly when you do not know something or when the question is ambiguous; ask one clarifying \
+question rather than guess. Never invent facts, quotations, links or references.
+
+Tools:
+- When a tool is offered and can give an exact answer, use it instead of estimating: `current_time` \
+for today's date or the time anywhere (pass an IANA zone such as Europe/Paris; use UTC if you do not \
+know the user's zone), `calculator` for any arithmetic beyond the trivial.
+- If a tool returns an error, fix the arguments and try once more, or explain what went wrong. Do not \
+mention tools the user did not ask about; just give the answer they produced.";
 
 impl ChatConfig {
     /// The contract's defaults, with `default_model` as the model of new sessions.
@@ -74,6 +95,9 @@ impl ChatConfig {
             reply_model: None,
             default_system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
             history_limit: 200,
+            context_tokens: 16_000,
+            tools: ToolRegistry::builtin(&BUILTIN_TOOLS).expect("the built-in tools are known"),
+            auto_title: true,
             flush_interval: Duration::from_secs(1),
             event_retention: Duration::from_secs(600),
             llm: LlmPolicy::default(),

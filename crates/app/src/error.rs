@@ -1,5 +1,5 @@
 use colloquy_domain::ValidationError;
-use colloquy_ports::RepoError;
+use colloquy_ports::{LlmError, RepoError};
 
 /// What a use case can refuse or fail with. The HTTP shell maps each to a status.
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +14,27 @@ pub enum ChatError {
     ShuttingDown,
     #[error("the database is unavailable right now")]
     StoreUnavailable(#[source] RepoError),
+    /// The model is rate limited, down or too slow right now; trying later may work.
+    #[error("the model is unavailable right now: {0}")]
+    ModelUnavailable(#[source] LlmError),
+    /// The model refused the request or broke the protocol.
+    #[error("the model failed: {0}")]
+    ModelFailed(#[source] LlmError),
+    /// The model answered, but not with what was asked for.
+    #[error("the model's answer was unusable: {0}")]
+    BadModelOutput(String),
     #[error(transparent)]
     Unexpected(anyhow::Error),
+}
+
+impl From<LlmError> for ChatError {
+    fn from(error: LlmError) -> Self {
+        if error.is_retryable() {
+            Self::ModelUnavailable(error)
+        } else {
+            Self::ModelFailed(error)
+        }
+    }
 }
 
 impl From<RepoError> for ChatError {

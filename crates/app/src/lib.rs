@@ -6,6 +6,11 @@
 //! world only through the ports ([`colloquy_ports::ChatRepository`],
 //! [`colloquy_ports::LlmClient`]), so every rule here is tested against mocks.
 //!
+//! Around a reply: the prompt fits a token budget (`prompt`, `tokens`), the
+//! model may call [`tools`], an untitled session is named after its first
+//! reply (`titles`), and a session can be summarised (`summary`); titles and
+//! summaries are JSON-schema structured outputs (`structured`).
+//!
 //! **Invariant:** a reply runs in a task of its own, never tied to the HTTP
 //! request that asked for it; the request only watches its events.
 
@@ -16,8 +21,16 @@ mod prompt;
 mod reply;
 mod retry;
 mod service;
+mod structured;
+mod summary;
+mod titles;
+mod tokens;
+pub mod tools;
 
-pub use config::{ChatConfig, LlmPolicy};
+pub use config::{ChatConfig, LlmPolicy, DEFAULT_SYSTEM_PROMPT};
 pub use error::ChatError;
 pub use events::{EventHub, EventKind, SessionEvent, Subscription};
+pub use reply::MAX_TOOL_ROUNDS;
 pub use service::{CancelOnDrop, ChatService, NewSession, SendOutcome, SessionPatch};
+pub use summary::{MessageCounts, SessionSummary};
+pub use tools::{Tool, ToolError, ToolRegistry, UnknownTools};

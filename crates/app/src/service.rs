@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_domain::{
-    Message, MessageContent, MessageId, ModelName, Session, SessionId, SystemPrompt, Timestamp,
-    Title,
+    Message, MessageContent, MessageId, MessageStatus, ModelName, Role, Session, SessionId,
+    SystemPrompt, Timestamp, Title,
 };
 use colloquy_ports::{ChatRepository, ChatRequest, LlmClient, Page};
 use tokio_util::task::TaskTracker;
@@ -14,7 +14,10 @@ use tokio_util::task::TaskTracker;
 use crate::events::{Channel, EventHub, EventKind, ReplyControl, StopReason, Subscription};
 use crate::prompt::build_request;
 use crate::reply::ReplyDriver;
-use crate::{ChatConfig, ChatError};
+use crate::summary::{self, Prose, SessionSummary, SummaryCache};
+use crate::titles::TitleJob;
+use crate::tokens::TokenCounter;
+use crate::{structured, ChatConfig, ChatError};
 
 /// The fields of a new session, as a client sent them (unvalidated).
 #[derive(Debug, Clone, Default)]
@@ -82,6 +85,7 @@ struct Inner {
     config: ChatConfig,
     replies: TaskTracker,
     shutting_down: AtomicBool,
+    summaries: SummaryCache,
 }
 
 impl std::fmt::Debug for Inner {
@@ -97,6 +101,12 @@ impl ChatService {
     #[must_use]
     pub fn new(repo: Arc<dyn ChatRepository>, llm: Arc<dyn LlmClient>, config: ChatConfig) -> Self {
         let hub = EventHub::new(config.event_retention);
+        // Parsing an encoding takes a moment: do it now, off the reactor,
+        // rather than in the first request that counts tokens.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let model = config.default_model.as_str().to_owned();
+            runtime.spawn_blocking(move || TokenCounter::for_model(&model));
+        }
         Self {
             inner: Arc::new(Inner {
                 repo,
@@ -105,6 +115,7 @@ impl ChatService {
                 config,
                 replies: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
+                summaries: SummaryCache::default(),
             }),
         }
     }
@@ -215,6 +226,7 @@ impl ChatService {
         }
         self.inner.repo.delete_session(id).await?;
         self.inner.hub.close_session(id);
+        self.inner.summaries.forget(id);
         Ok(())
     }
 
@@ -264,12 +276,16 @@ impl ChatService {
             .await
         {
             Ok(history) => {
+                let config = &self.inner.config;
                 let request = build_request(
                     &session,
-                    &self.inner.config.default_system_prompt,
+                    &config.default_system_prompt,
                     &history,
                     &user_message,
+                    config.context_tokens,
+                    config.tools.specs(),
                 );
+                let title = self.title_job(&session, &history, &user_message);
                 let first_id = channel.begin_reply([
                     EventKind::MessageCreated(user_message.clone()),
                     EventKind::MessageCreated(assistant_message.clone()),
@@ -283,6 +299,7 @@ impl ChatService {
                     Arc::clone(&control),
                     assistant_message.clone(),
                     request,
+                    title,
                 );
                 Ok(SendOutcome {
                     user_message,
@@ -317,12 +334,33 @@ impl ChatService {
         Ok(history)
     }
 
+    /// What naming the session takes, when this reply is to name it: the
+    /// session has no title and no earlier reply completed.
+    fn title_job(
+        &self,
+        session: &Session,
+        history: &[Message],
+        question: &Message,
+    ) -> Option<TitleJob> {
+        let answered_before = history.iter().any(|message| {
+            message.role == Role::Assistant && message.status == MessageStatus::Complete
+        });
+        (self.inner.config.auto_title && session.title.is_none() && !answered_before).then(|| {
+            TitleJob {
+                session_id: session.id,
+                model: session.model.as_str().to_owned(),
+                question: question.content.clone(),
+            }
+        })
+    }
+
     fn spawn_reply(
         &self,
         channel: Arc<Channel>,
         control: Arc<ReplyControl>,
         message: Message,
         request: ChatRequest,
+        title: Option<TitleJob>,
     ) {
         let driver = ReplyDriver {
             repo: Arc::clone(&self.inner.repo),
@@ -331,8 +369,61 @@ impl ChatService {
             control,
             policy: self.inner.config.llm.clone(),
             flush_interval: self.inner.config.flush_interval,
+            tools: self.inner.config.tools.clone(),
+            title,
         };
         self.inner.replies.spawn(driver.run(message, request));
+    }
+
+    /// The session's summary: counts and usage from the store, prose from the
+    /// model. Cached until the session or one of its messages changes.
+    ///
+    /// # Errors
+    /// [`ChatError::SessionNotFound`]; [`ChatError::ModelUnavailable`] or
+    /// [`ChatError::ModelFailed`] when the model could not be asked;
+    /// [`ChatError::BadModelOutput`] when its answer was not the summary
+    /// asked for. Never a summary with some fields missing.
+    pub async fn summarize(&self, session_id: SessionId) -> Result<SessionSummary, ChatError> {
+        let session = self.inner.repo.get_session(session_id).await?;
+        let messages = self.all_messages(session_id).await?;
+        let fingerprint = summary::fingerprint(&session, &messages);
+        if let Some(cached) = self.inner.summaries.get(session_id, fingerprint) {
+            return Ok(cached);
+        }
+        let prose = if messages.iter().all(|message| message.content.is_empty()) {
+            Prose::empty()
+        } else {
+            let config = &self.inner.config;
+            let model = config
+                .reply_model
+                .as_ref()
+                .unwrap_or(&session.model)
+                .as_str();
+            let request = summary::request(&session, model, &messages, config.context_tokens);
+            let answer =
+                structured::complete(self.inner.llm.as_ref(), &config.llm, &request).await?;
+            Prose::parse(&answer).map_err(|problem| {
+                tracing::warn!(session_id = %session_id, %problem, "the model's summary was refused");
+                ChatError::BadModelOutput(format!("the summary it wrote was refused: {problem}"))
+            })?
+        };
+        let summary = summary::tally(session_id, &messages, prose);
+        self.inner.summaries.put(fingerprint, summary.clone());
+        Ok(summary)
+    }
+
+    /// Every message of a session, oldest first, a page at a time.
+    async fn all_messages(&self, session: SessionId) -> Result<Vec<Message>, ChatError> {
+        const PAGE: usize = 1_000;
+        let mut messages: Vec<Message> = Vec::new();
+        loop {
+            let after = messages.last().map(|message| message.id);
+            let page = self.inner.repo.list_messages(session, PAGE, after).await?;
+            messages.extend(page.items);
+            if !page.has_more {
+                return Ok(messages);
+            }
+        }
     }
 
     /// Follows a session's events (see [`EventHub::subscribe`]).

@@ -20,6 +20,9 @@ pub fn config() -> ChatConfig {
         backoff_max: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(5),
     };
+    // Naming a session is one more model call and one more store write:
+    // the tests that are about it turn it on.
+    config.auto_title = false;
     config
 }
 
