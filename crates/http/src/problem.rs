@@ -118,6 +118,20 @@ impl From<ChatError> for ApiError {
                     "the database is busy or unreachable; try again shortly",
                 )
             }
+            // The model's own words can say what went wrong (a rate limit, a
+            // rejected request) without revealing anything of ours.
+            ChatError::ModelUnavailable(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model-unavailable",
+                "Model unavailable",
+                error.to_string(),
+            ),
+            ChatError::ModelFailed(_) | ChatError::BadModelOutput(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "model-failed",
+                "Model failed",
+                error.to_string(),
+            ),
             ChatError::Unexpected(cause) => {
                 // The whole cause chain goes to the log, none of it to the client.
                 tracing::error!(error = ?cause, "unexpected error");

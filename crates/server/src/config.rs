@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use colloquy_app::{ChatConfig, LlmPolicy};
+use colloquy_app::{ChatConfig, LlmPolicy, ToolRegistry};
 use colloquy_domain::ModelName;
 use colloquy_offline::OFFLINE_MODEL;
 use colloquy_openai::ApiKey;
@@ -43,7 +43,8 @@ pub struct Config {
     pub max_message_chars: usize,
     pub system_prompt: Option<String>,
     pub context_tokens: usize,
-    pub tools: Vec<String>,
+    /// The built-in tools `COLLOQUY_TOOLS` names, checked at start-up.
+    pub tools: ToolRegistry,
     pub auto_title: bool,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
@@ -98,7 +99,7 @@ impl Config {
         let default_model =
             ModelName::parse(&default_model).map_err(|error| anyhow!("OPENAI_MODEL: {error}"))?;
 
-        let tools = match parsed("COLLOQUY_TOOLS", "current_time,calculator")?.trim() {
+        let tools: Vec<String> = match parsed("COLLOQUY_TOOLS", "current_time,calculator")?.trim() {
             "none" => Vec::new(),
             list => list
                 .split(',')
@@ -106,6 +107,8 @@ impl Config {
                 .filter(|tool| !tool.is_empty())
                 .collect(),
         };
+        let tools =
+            ToolRegistry::builtin(&tools).map_err(|error| anyhow!("COLLOQUY_TOOLS: {error}"))?;
         let log_format = match parsed("COLLOQUY_LOG_FORMAT", "text")?
             .to_ascii_lowercase()
             .as_str()
@@ -138,6 +141,9 @@ impl Config {
     pub fn chat_config(&self) -> ChatConfig {
         let mut chat = ChatConfig::with_model(self.default_model.clone());
         chat.max_message_chars = self.max_message_chars;
+        chat.context_tokens = self.context_tokens;
+        chat.tools = self.tools.clone();
+        chat.auto_title = self.auto_title;
         if let Some(prompt) = &self.system_prompt {
             chat.default_system_prompt.clone_from(prompt);
         }
@@ -232,7 +238,12 @@ mod tests {
         assert_eq!(config.llm_idle_timeout, Duration::from_secs(30));
         assert_eq!(config.llm_max_retries, 3);
         assert_eq!(config.max_message_chars, 32_000);
-        assert_eq!(config.tools, ["current_time", "calculator"]);
+        assert_eq!(config.tools.names(), ["current_time", "calculator"]);
+        assert_eq!(config.context_tokens, 16_000);
+        assert!(config.auto_title);
+        let chat = config.chat_config();
+        assert_eq!((chat.context_tokens, chat.auto_title), (16_000, true));
+        assert_eq!(chat.tools.names(), ["current_time", "calculator"]);
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
         assert_eq!(
             config.chat_config().reply_model.unwrap().as_str(),
@@ -282,5 +293,22 @@ mod tests {
             .unwrap()
             .tools
             .is_empty());
+        let unknown = format!(
+            "{:#}",
+            config(&[("COLLOQUY_TOOLS", "calculator, weather")]).unwrap_err()
+        );
+        assert!(
+            unknown.contains("COLLOQUY_TOOLS") && unknown.contains("`weather`"),
+            "{unknown}"
+        );
+        let wired = config(&[
+            ("COLLOQUY_TOOLS", "calculator"),
+            ("COLLOQUY_CONTEXT_TOKENS", "500"),
+            ("COLLOQUY_AUTO_TITLE", "false"),
+        ])
+        .unwrap()
+        .chat_config();
+        assert_eq!(wired.tools.names(), ["calculator"]);
+        assert_eq!((wired.context_tokens, wired.auto_title), (500, false));
     }
 }

@@ -5,13 +5,19 @@
 //! reply says plainly that it comes from the offline model and how to connect
 //! a real one. Replies are deterministic (the same prompt gives the same
 //! words), so tests and demos can rely on them.
+//!
+//! Asked for a structured answer (a `response_format` with a JSON schema, as
+//! titles and summaries are), it answers with JSON that fits the schema,
+//! built from the conversation's own words.
+
+mod structured;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use colloquy_domain::Usage;
 use colloquy_ports::{
-    ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptRole,
+    ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptRole, ResponseFormat,
 };
 use futures::StreamExt;
 
@@ -73,20 +79,30 @@ impl Default for OfflineModel {
 #[async_trait]
 impl LlmClient for OfflineModel {
     async fn stream_chat(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
-        let reply = Self::reply_to(&request);
+        // A structured answer is read by the service, not watched by a
+        // person: it comes whole, at once.
+        let (reply, delay) = match &request.response_format {
+            Some(ResponseFormat::JsonSchema { schema, .. }) => {
+                (structured::answer(&request, schema), Duration::ZERO)
+            }
+            None => (Self::reply_to(&request), self.word_delay),
+        };
         // A rough count in the spirit of the real thing: about four characters a token.
         let prompt_chars: usize = request
             .messages
             .iter()
             .map(|m| m.content.chars().count())
             .sum();
-        let mut words: Vec<String> = reply.split_inclusive(' ').map(str::to_owned).collect();
+        let mut words: Vec<String> = if delay.is_zero() && request.response_format.is_some() {
+            vec![reply]
+        } else {
+            reply.split_inclusive(' ').map(str::to_owned).collect()
+        };
         let usage = Usage {
             prompt_tokens: (prompt_chars / 4).max(1) as u64,
             completion_tokens: words.len() as u64,
         };
         words.reverse();
-        let delay = self.word_delay;
         let stream =
             futures::stream::unfold((words, false), move |(mut words, finished)| async move {
                 if finished {
