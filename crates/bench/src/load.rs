@@ -1,0 +1,244 @@
+//! The closed loop: C clients, each sending its next message as soon as the
+//! previous reply ended, for a fixed window, every turn's figures recorded.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::client::{Client, Target, Turn};
+
+/// How a load run is shaped.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub clients: usize,
+    /// Measured time, after the warm-up.
+    pub duration: Duration,
+    /// Turns started before this much time has passed are not recorded:
+    /// connections, sessions and caches are being set up.
+    pub warmup: Duration,
+    /// Client starts are spread evenly over this much time, so that a
+    /// thousand streams do not tick in lockstep (a real crowd does not).
+    pub ramp: Duration,
+    /// A colloquy client opens a new session after this many turns, so that
+    /// history (and the prompt built from it) stays the same size throughout.
+    pub turns_per_session: usize,
+    /// The upstream's pace: a gap over twice this is a stall (zero: none).
+    pub pace: Duration,
+    /// The text every reply must arrive as.
+    pub expected: Arc<str>,
+}
+
+/// Percentiles of one measure, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Summary {
+    pub count: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+}
+
+impl Summary {
+    pub fn of_histogram(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: histogram.len(),
+            p50_us: histogram.value_at_quantile(0.50),
+            p99_us: histogram.value_at_quantile(0.99),
+            p999_us: histogram.value_at_quantile(0.999),
+            max_us: histogram.max(),
+            mean_us: histogram.mean(),
+        }
+    }
+}
+
+/// What a load run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub target: &'static str,
+    pub clients: usize,
+    pub turns: u64,
+    pub turns_per_sec: f64,
+    pub errors: u64,
+    pub stalls: u64,
+    pub altered: u64,
+    pub ttft: Summary,
+    pub gap: Summary,
+    pub total: Summary,
+    /// The first few errors, to say what went wrong.
+    pub error_samples: Vec<String>,
+    /// The server's resident memory (colloquy only), in KiB.
+    pub rss_peak_kib: Option<u64>,
+    pub rss_end_kib: Option<u64>,
+}
+
+impl LoadReport {
+    /// Whether every turn arrived whole and on time.
+    pub const fn is_clean(&self) -> bool {
+        self.errors == 0 && self.altered == 0
+    }
+}
+
+#[derive(Debug)]
+struct Recorder {
+    ttft: Histogram<u64>,
+    gap: Histogram<u64>,
+    total: Histogram<u64>,
+    turns: u64,
+    errors: u64,
+    stalls: u64,
+    altered: u64,
+    error_samples: Vec<String>,
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn histogram() -> Histogram<u64> {
+    // Three significant figures, resizing as needed: 0.1 % resolution at any
+    // magnitude, from a microsecond to minutes.
+    Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is a valid precision"))
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Self {
+            ttft: histogram(),
+            gap: histogram(),
+            total: histogram(),
+            turns: 0,
+            errors: 0,
+            stalls: 0,
+            altered: 0,
+            error_samples: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, error: &anyhow::Error) {
+        self.errors += 1;
+        if self.error_samples.len() < 5 {
+            self.error_samples.push(format!("{error:#}"));
+        }
+    }
+
+    fn turn(&mut self, turn: &Turn, plan: &LoadPlan) {
+        self.turns += 1;
+        if let Some(ttft) = turn.ttft {
+            let _ = self.ttft.record(micros(ttft));
+        }
+        for &gap in &turn.gaps {
+            let _ = self.gap.record(micros(gap));
+            if !plan.pace.is_zero() && gap > plan.pace * 2 {
+                self.stalls += 1;
+            }
+        }
+        let _ = self.total.record(micros(turn.total));
+        let final_differs = turn.final_content.as_deref().is_some_and(|content| content != &*plan.expected);
+        if turn.text != *plan.expected || final_differs {
+            self.altered += 1;
+            if self.error_samples.len() < 5 {
+                self.error_samples.push(format!("altered text: {:?}", truncate(&turn.text)));
+            }
+        }
+    }
+}
+
+fn truncate(text: &str) -> &str {
+    text.char_indices().nth(80).map_or(text, |(end, _)| &text[..end])
+}
+
+/// Runs `plan` against `target` and returns what it measured.
+pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadReport {
+    let recorder = Arc::new(Mutex::new(Recorder::new()));
+    let started = Instant::now();
+    let window_start = started + plan.warmup;
+    let window_end = window_start + plan.duration;
+    let mut tasks = Vec::with_capacity(plan.clients);
+    for index in 0..plan.clients {
+        let delay = plan.ramp.mul_f64(index as f64 / plan.clients.max(1) as f64);
+        let (client, target, plan, recorder) = (client.clone(), target.clone(), plan.clone(), Arc::clone(&recorder));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            client_loop(index, &client, &target, &plan, &recorder, window_start, window_end).await;
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+    let measured = plan.duration.as_secs_f64();
+    LoadReport {
+        target: target.label(),
+        clients: plan.clients,
+        turns: recorder.turns,
+        turns_per_sec: recorder.turns as f64 / measured,
+        errors: recorder.errors,
+        stalls: recorder.stalls,
+        altered: recorder.altered,
+        ttft: Summary::of_histogram(&recorder.ttft),
+        gap: Summary::of_histogram(&recorder.gap),
+        total: Summary::of_histogram(&recorder.total),
+        error_samples: recorder.error_samples.clone(),
+        rss_peak_kib: None,
+        rss_end_kib: None,
+    }
+}
+
+async fn client_loop(
+    index: usize,
+    client: &Client,
+    target: &Target,
+    plan: &LoadPlan,
+    recorder: &Mutex<Recorder>,
+    window_start: Instant,
+    window_end: Instant,
+) {
+    let record = |f: &mut dyn FnMut(&mut Recorder)| f(&mut recorder.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut session: Option<String> = None;
+    let mut turns_in_session = 0;
+    let mut sequence = 0_u64;
+    loop {
+        let turn_start = Instant::now();
+        if turn_start >= window_end {
+            return;
+        }
+        if let Target::Colloquy { base_url } = target {
+            if session.is_none() || turns_in_session >= plan.turns_per_session {
+                match client.create_session(base_url).await {
+                    Ok(id) => {
+                        session = Some(id);
+                        turns_in_session = 0;
+                    }
+                    Err(error) => {
+                        record(&mut |r| r.error(&error));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                }
+            }
+        }
+        sequence += 1;
+        turns_in_session += 1;
+        let prompt = format!("client {index} message {sequence}: tell me something");
+        // Only the turn is timed, not the session it may have needed.
+        let turn_start = Instant::now();
+        let outcome = client.turn(target, session.as_deref(), &prompt).await;
+        let counted = turn_start >= window_start && turn_start < window_end;
+        match outcome {
+            Ok(turn) if counted => record(&mut |r| r.turn(&turn, plan)),
+            Ok(_) => {}
+            Err(error) => {
+                record(&mut |r| r.error(&error));
+                // A broken session (a stuck reply answers 409) is left behind.
+                session = None;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The scenarios of the benchmark, each a function that starts what it needs
+//! (fake upstream, colloquy, a database in a temporary directory), measures,
+//! and returns a serializable result. None of them asserts a target: the
+//! report says which were met; only `--smoke` fails on broken replies.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _};
+use colloquy_diesel::SqliteRepository;
+use colloquy_domain::{Message, MessageContent, MessageStatus, ModelName, Session};
+use colloquy_ports::ChatRepository;
+use futures::StreamExt as _;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::client::{Client, SseParser, Target};
+use crate::load::{self, LoadPlan, LoadReport, Summary};
+use crate::server::Server;
+use crate::upstream::{ReplyShape, Upstream};
+
+/// What every scenario needs to know.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub server_bin: PathBuf,
+    pub client: Client,
+}
+
+/// The knobs of a streaming load.
+#[derive(Debug, Clone)]
+pub struct StreamKnobs {
+    pub chunks: usize,
+    pub pace: Duration,
+    pub first_token: Duration,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub turns_per_session: usize,
+}
+
+/// colloquy minus direct at one percentile, in microseconds (negative when
+/// colloquy was faster, which is noise).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Added {
+    pub p50_us: i64,
+    pub p99_us: i64,
+    pub p999_us: i64,
+}
+
+impl Added {
+    fn of(colloquy: &Summary, direct: &Summary) -> Self {
+        let diff = |a: u64, b: u64| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(i64::MAX);
+        Self {
+            p50_us: diff(colloquy.p50_us, direct.p50_us),
+            p99_us: diff(colloquy.p99_us, direct.p99_us),
+            p999_us: diff(colloquy.p999_us, direct.p999_us),
+        }
+    }
+}
+
+/// One load level, against both targets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub streams: usize,
+    pub chunks: usize,
+    pub pace_ms: f64,
+    pub first_token_ms: f64,
+    pub direct: LoadReport,
+    pub colloquy: LoadReport,
+    pub added_ttft: Added,
+    pub added_gap: Added,
+    pub added_total: Added,
+    /// Turns per second colloquy completed, as a share of what the same
+    /// clients completed straight against the upstream.
+    pub throughput_ratio: f64,
+    /// Server-side warnings and errors logged during the run.
+    pub server_log_problems: usize,
+}
+
+impl Comparison {
+    pub const fn is_clean(&self) -> bool {
+        self.direct.is_clean() && self.colloquy.is_clean()
+    }
+}
+
+/// A scratch directory with colloquy's database in it.
+fn scratch() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new().prefix("colloquy-bench-").tempdir()?;
+    let database = dir.path().join("bench.db");
+    Ok((dir, database))
+}
+
+/// Streams at each concurrency in `levels`, first straight at the fake, then
+/// through colloquy (one server for all levels).
+pub async fn streams(env: &Env, levels: &[usize], knobs: &StreamKnobs) -> anyhow::Result<Vec<Comparison>> {
+    let shape = ReplyShape::new(knobs.chunks, knobs.pace, knobs.first_token);
+    let upstream = Upstream::start(&shape)?;
+    let (dir, database) = scratch()?;
+    let mut server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let mut results = Vec::new();
+    for &clients in levels {
+        let plan = LoadPlan {
+            clients,
+            duration: knobs.duration,
+            warmup: knobs.warmup,
+            // Spread the starts over one reply, capped by the warm-up so every
+            // client is running when the measurement begins.
+            ramp: shape.duration().min(knobs.warmup.mul_f64(0.8)),
+            turns_per_session: knobs.turns_per_session,
+            pace: knobs.pace,
+            expected: Arc::from(shape.text.as_str()),
+        };
+        eprintln!("  {clients} stream(s), {} chunks at {:?}: direct…", knobs.chunks, knobs.pace);
+        let direct = load::run(&env.client, &Target::Direct { base_url: upstream.base_url() }, &plan).await;
+        eprintln!("  {clients} stream(s): colloquy…");
+        let problems_before = server.logged_problems();
+        server.reset_peak();
+        let mut colloquy = load::run(&env.client, &Target::Colloquy { base_url: server.base_url.clone() }, &plan).await;
+        colloquy.rss_peak_kib = server.peak_rss_kib();
+        colloquy.rss_end_kib = server.rss_kib();
+        if !server.is_alive() {
+            bail!("colloquy died during the run: {}", server.log_tail());
+        }
+        results.push(compare(clients, &shape, direct, colloquy, server.logged_problems() - problems_before));
+        // Let the previous level's connections and replies settle.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(results)
+}
+
+fn compare(clients: usize, shape: &ReplyShape, direct: LoadReport, colloquy: LoadReport, problems: usize) -> Comparison {
+    Comparison {
+        streams: clients,
+        chunks: shape.chunks,
+        pace_ms: shape.pace.as_secs_f64() * 1e3,
+        first_token_ms: shape.first_token.as_secs_f64() * 1e3,
+        added_ttft: Added::of(&colloquy.ttft, &direct.ttft),
+        added_gap: Added::of(&colloquy.gap, &direct.gap),
+        added_total: Added::of(&colloquy.total, &direct.total),
+        throughput_ratio: if direct.turns_per_sec > 0.0 { colloquy.turns_per_sec / direct.turns_per_sec } else { 0.0 },
+        server_log_problems: problems,
+        direct,
+        colloquy,
+    }
+}
+
+/// Turns per second against an upstream that sends a whole reply at once,
+/// everything stored in SQLite; then a check that what was stored is whole.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub comparison: Comparison,
+    /// Assistant messages read back from the history and found complete
+    /// with the expected text.
+    pub persisted_checked: usize,
+    /// Turns the upstream served (colloquy's and direct's).
+    pub upstream_requests: u64,
+}
+
+pub async fn throughput(env: &Env, clients: usize, knobs: &StreamKnobs) -> anyhow::Result<Throughput> {
+    let shape = ReplyShape::new(knobs.chunks, Duration::ZERO, Duration::ZERO);
+    let upstream = Upstream::start(&shape)?;
+    let (dir, database) = scratch()?;
+    let mut server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let plan = LoadPlan {
+        clients,
+        duration: knobs.duration,
+        warmup: knobs.warmup,
+        ramp: Duration::from_millis(100).min(knobs.warmup),
+        turns_per_session: knobs.turns_per_session,
+        pace: Duration::ZERO,
+        expected: Arc::from(shape.text.as_str()),
+    };
+    eprintln!("  {clients} clients, zero-delay upstream: direct…");
+    let direct = load::run(&env.client, &Target::Direct { base_url: upstream.base_url() }, &plan).await;
+    eprintln!("  {clients} clients, zero-delay upstream: colloquy…");
+    server.reset_peak();
+    let mut colloquy = load::run(&env.client, &Target::Colloquy { base_url: server.base_url.clone() }, &plan).await;
+    colloquy.rss_peak_kib = server.peak_rss_kib();
+    colloquy.rss_end_kib = server.rss_kib();
+    if !server.is_alive() {
+        bail!("colloquy died during the run: {}", server.log_tail());
+    }
+    let persisted_checked = check_persisted(&env.client, &server.base_url, &shape.text).await?;
+    Ok(Throughput {
+        comparison: compare(clients, &shape, direct, colloquy, server.logged_problems()),
+        persisted_checked,
+        upstream_requests: upstream.request_count(),
+    })
+}
+
+/// Reads back the newest sessions' histories: every assistant message must be
+/// stored complete with the text that streamed.
+async fn check_persisted(client: &Client, base_url: &str, expected: &str) -> anyhow::Result<usize> {
+    let sessions: Value = client.http().get(format!("{base_url}/api/v1/sessions?limit=20")).send().await?.json().await?;
+    let mut checked = 0;
+    for session in sessions["data"].as_array().into_iter().flatten() {
+        let id = session["id"].as_str().context("a session without an id")?;
+        let page: Value = client.http().get(format!("{base_url}/api/v1/sessions/{id}/messages")).send().await?.json().await?;
+        for message in page["data"].as_array().into_iter().flatten().filter(|m| m["role"] == "assistant") {
+            // The newest session of a client may hold a reply that was still
+            // streaming when the run ended; only finished ones are judged.
+            if message["status"] == "streaming" {
+                continue;
+            }
+            ensure!(
+                message["status"] == "complete" && message["content"] == expected,
+                "a stored reply differs from what streamed: {message}"
+            );
+            checked += 1;
+        }
+    }
+    ensure!(checked > 0, "no stored reply found to check");
+    Ok(checked)
+}
+
+/// Idle `EventSource` subscribers and what they cost the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Idle {
+    pub subscribers: usize,
+    pub sessions: usize,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub bytes_per_subscriber: f64,
+    /// Time to open every subscription.
+    pub connect_secs: f64,
+    /// Subscribers that received a `session.updated` pushed after they were
+    /// all connected (proof that they were live, not just open sockets).
+    pub live_checked: u64,
+    pub live_expected: u64,
+}
+
+pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Result<Idle> {
+    let shape = ReplyShape::new(4, Duration::ZERO, Duration::ZERO);
+    let upstream = Upstream::start(&shape)?;
+    let (dir, database) = scratch()?;
+    let server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let sessions = sessions.clamp(1, subscribers.max(1));
+
+    // Sessions first, so that the memory they cost (rows, cache) is in the
+    // baseline and only the subscriptions are in the difference.
+    let gate = Arc::new(Semaphore::new(64));
+    let mut created = Vec::with_capacity(sessions);
+    for _ in 0..sessions {
+        let (client, base, gate) = (env.client.clone(), server.base_url.clone(), Arc::clone(&gate));
+        created.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            client.create_session(&base).await
+        }));
+    }
+    let mut ids = Vec::with_capacity(sessions);
+    for task in created {
+        ids.push(task.await??);
+    }
+    // A warm-up subscriber opens and closes, so one-off costs (the first
+    // SSE route's buffers, the hub's map) are in the baseline too.
+    {
+        let response = env.client.http().get(format!("{}/api/v1/sessions/{}/events", server.base_url, ids[0])).send().await?;
+        ensure!(response.status().is_success(), "subscribing answered {}", response.status());
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = server.rss_kib().context("reading the server's RSS")?;
+
+    let connected = Arc::new(AtomicU64::new(0));
+    let updated = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(Semaphore::new(256));
+    let started = Instant::now();
+    let mut holders = Vec::with_capacity(subscribers);
+    for index in 0..subscribers {
+        let url = format!("{}/api/v1/sessions/{}/events", server.base_url, ids[index % sessions]);
+        let (client, gate, connected, updated) =
+            (env.client.clone(), Arc::clone(&gate), Arc::clone(&connected), Arc::clone(&updated));
+        holders.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await;
+            let response = client.http().get(url).header("accept", "text/event-stream").send().await?;
+            ensure!(response.status().is_success(), "subscribing answered {}", response.status());
+            connected.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+            // Read like an EventSource would, counting `session.updated`.
+            let mut body = response.bytes_stream();
+            let mut parser = SseParser::default();
+            while let Some(bytes) = body.next().await {
+                parser.feed(&bytes?);
+                while let Some(event) = parser.next_event() {
+                    if event.name == "session.updated" {
+                        updated.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let total = u64::try_from(subscribers).unwrap_or(u64::MAX);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while connected.load(Ordering::Relaxed) < total {
+        if let Some(failed) = holders.iter().position(tokio::task::JoinHandle::is_finished) {
+            let task = holders.swap_remove(failed);
+            task.await??;
+            bail!("a subscriber ended before the others connected");
+        }
+        ensure!(Instant::now() < deadline, "only {} of {subscribers} subscribers connected in 120 s", connected.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = server.rss_kib().context("reading the server's RSS")?;
+
+    // Rename a few sessions: each of their subscribers must see it.
+    let probes = sessions.min(20);
+    for id in &ids[..probes] {
+        let response = env
+            .client
+            .http()
+            .patch(format!("{}/api/v1/sessions/{id}", server.base_url))
+            .json(&json!({ "title": "renamed by the benchmark" }))
+            .send()
+            .await?;
+        ensure!(response.status().is_success(), "renaming answered {}", response.status());
+    }
+    let live_expected = (0..subscribers).filter(|i| i % sessions < probes).count() as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while updated.load(Ordering::Relaxed) < live_expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for holder in &holders {
+        holder.abort();
+    }
+    Ok(Idle {
+        subscribers,
+        sessions,
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        bytes_per_subscriber: (rss_after.saturating_sub(rss_before) * 1024) as f64 / subscribers.max(1) as f64,
+        connect_secs,
+        live_checked: updated.load(Ordering::Relaxed),
+        live_expected,
+    })
+}
+
+/// History page latency of one session size.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    pub messages: usize,
+    pub limit: usize,
+    pub first_page: Summary,
+    pub last_page: Summary,
+}
+
+pub async fn history(env: &Env, sizes: &[usize], requests: usize, limit: usize) -> anyhow::Result<Vec<HistoryRow>> {
+    let shape = ReplyShape::new(4, Duration::ZERO, Duration::ZERO);
+    let upstream = Upstream::start(&shape)?;
+    let (dir, database) = scratch()?;
+    // Seeded straight into SQLite through the repository colloquy itself
+    // uses: 100,000 messages through the API would be 50,000 turns of setup.
+    eprintln!("  seeding sessions of {sizes:?} messages…");
+    let seeded = seed(&database, sizes).await?;
+    let server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let mut rows = Vec::new();
+    for (size, session, ids) in seeded {
+        let first_url = format!("{}/api/v1/sessions/{session}/messages?limit={limit}", server.base_url);
+        // The page after the message `limit + 1` from the end: the last page.
+        let last_url = match size.checked_sub(limit + 1) {
+            Some(index) => format!("{first_url}&after={}", ids[index]),
+            None => first_url.clone(),
+        };
+        let expected = size.min(limit);
+        let first_page = time_pages(&env.client, &first_url, requests, expected).await?;
+        let last_page = time_pages(&env.client, &last_url, requests, expected).await?;
+        rows.push(HistoryRow { messages: size, limit, first_page, last_page });
+    }
+    Ok(rows)
+}
+
+/// Creates one session per size, filled with alternating user and assistant
+/// messages of a few hundred characters; returns each with its message ids
+/// in the order the API lists them.
+async fn seed(database: &Path, sizes: &[usize]) -> anyhow::Result<Vec<(usize, String, Vec<String>)>> {
+    let repo = SqliteRepository::connect(&database.to_string_lossy(), 2)?;
+    let model = ModelName::parse("fake-model").map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let text = "A message of the seeded history, long enough to look like a real turn of a chat: ".repeat(4);
+    let mut seeded = Vec::new();
+    for &size in sizes {
+        let session = Session::new(None, None, model.clone());
+        repo.create_session(&session).await?;
+        let mut ids = Vec::with_capacity(size);
+        // Appended in batches: one transaction of 100,000 rows is fine for
+        // SQLite but holds every row in memory at once.
+        for batch_start in (0..size).step_by(5_000) {
+            let mut batch = Vec::with_capacity(5_000);
+            for i in batch_start..size.min(batch_start + 5_000) {
+                let content = MessageContent::parse(format!("{text}#{i}"), 32_000).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let mut message = Message::user(session.id, content.clone());
+                if i % 2 == 1 {
+                    message = Message::streaming_reply(session.id, &model);
+                    message.content = content.into_inner();
+                    message.finish(MessageStatus::Complete, None);
+                }
+                ids.push(message.id.to_string());
+                batch.push(message);
+            }
+            repo.append_messages(&batch).await?;
+        }
+        // Ids are UUID v7 and the API lists by id: sorting them gives the
+        // order the pages come in, whatever the clock did while seeding.
+        ids.sort();
+        seeded.push((size, session.id.to_string(), ids));
+    }
+    Ok(seeded)
+}
+
+async fn time_pages(client: &Client, url: &str, requests: usize, expected: usize) -> anyhow::Result<Summary> {
+    let mut histogram = Histogram::<u64>::new(3)?;
+    for i in 0..requests + requests / 10 {
+        let started = Instant::now();
+        let response = client.http().get(url).send().await?;
+        ensure!(response.status().is_success(), "GET {url} answered {}", response.status());
+        let body = response.bytes().await?;
+        let elapsed = started.elapsed();
+        let page: Value = serde_json::from_slice(&body)?;
+        let got = page["data"].as_array().map_or(0, Vec::len);
+        ensure!(got == expected, "GET {url} gave {got} messages, not {expected}");
+        // The first tenth warms the page cache and the connection.
+        if i >= requests / 10 {
+            histogram.record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))?;
+        }
+    }
+    Ok(Summary::of_histogram(&histogram))
+}
