@@ -2,6 +2,10 @@
 
 mod support;
 
+mod context;
 mod replies;
 mod sending;
 mod sessions;
+mod summaries;
+mod titles;
+mod tools;

@@ -125,3 +125,79 @@ pub fn final_message(events: &[EventKind]) -> Message {
         .cloned()
         .expect("a final event")
 }
+
+/// Every request the model was sent, in order.
+pub type Requests = Arc<Mutex<Vec<colloquy_ports::ChatRequest>>>;
+
+/// A model that answers its requests with `streams`, in order, and records
+/// them; one request more than scripted fails the test.
+pub fn scripted(streams: Vec<ChatStream>) -> (MockLlmClient, Requests) {
+    let requests: Requests = Arc::default();
+    let seen = Arc::clone(&requests);
+    let count = streams.len();
+    let queue = Mutex::new(std::collections::VecDeque::from(streams));
+    let mut llm = MockLlmClient::new();
+    llm.expect_stream_chat()
+        .times(count)
+        .returning(move |request| {
+            seen.lock().unwrap().push(request);
+            Ok(queue
+                .lock()
+                .unwrap()
+                .pop_front()
+                .expect("a scripted answer"))
+        });
+    (llm, requests)
+}
+
+/// A model turn that calls tools: each `(id, name, arguments)` streamed as
+/// fragments of three pieces, then `finish_reason: tool_calls`.
+pub fn tool_call_stream(calls: &[(&str, &str, &str)]) -> ChatStream {
+    let mut items: Vec<Result<ChatChunk, LlmError>> = Vec::new();
+    for (index, (id, name, arguments)) in calls.iter().enumerate() {
+        let index = u32::try_from(index).unwrap();
+        let chars: Vec<char> = arguments.chars().collect();
+        let third = chars.len().div_ceil(3).max(1);
+        let mut pieces = chars
+            .chunks(third)
+            .map(|piece| piece.iter().collect::<String>());
+        items.push(Ok(ChatChunk::ToolCall(colloquy_ports::ToolCallDelta {
+            index,
+            id: Some((*id).to_owned()),
+            name: Some((*name).to_owned()),
+            arguments: pieces.next().unwrap_or_default(),
+        })));
+        for piece in pieces {
+            items.push(Ok(ChatChunk::ToolCall(colloquy_ports::ToolCallDelta {
+                index,
+                id: None,
+                name: None,
+                arguments: piece,
+            })));
+        }
+    }
+    items.push(Ok(ChatChunk::Finished(Completion {
+        finish_reason: "tool_calls".into(),
+        usage: Some(colloquy_domain::Usage {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+        }),
+    })));
+    futures::stream::iter(items).boxed()
+}
+
+/// Text, then a finish with this usage.
+pub fn text_stream_with_usage(pieces: &[&str], prompt: u64, completion: u64) -> ChatStream {
+    let mut items: Vec<Result<ChatChunk, LlmError>> = pieces
+        .iter()
+        .map(|piece| Ok(ChatChunk::Delta((*piece).to_owned())))
+        .collect();
+    items.push(Ok(ChatChunk::Finished(Completion {
+        finish_reason: "stop".into(),
+        usage: Some(colloquy_domain::Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+        }),
+    })));
+    futures::stream::iter(items).boxed()
+}
