@@ -3,6 +3,7 @@
 mod health;
 mod messages;
 mod sessions;
+mod summary;
 
 use actix_web::{web, HttpResponse};
 
@@ -33,6 +34,9 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{session_id}/cancel").route(web::post().to(messages::cancel)),
+                )
+                .service(
+                    web::resource("/{session_id}/summary").route(web::get().to(summary::summary)),
                 ),
         )
         .service(web::resource("/healthz").route(web::get().to(health::live)))

@@ -4,9 +4,13 @@
 mod support;
 
 mod ask;
+mod context;
 mod crash;
 mod errors;
 mod faults;
 mod flow;
 mod load;
 mod streaming;
+mod summary;
+mod titles;
+mod tools;

@@ -1,0 +1,66 @@
+//! `GET /api/v1/sessions/{id}/summary`: what a session holds, counted from
+//! the store, and what it is about, in the model's words.
+
+use actix_web::{web, HttpResponse};
+use colloquy_app::{ChatService, MessageCounts, SessionSummary};
+use serde::Serialize;
+
+use super::sessions::session_id;
+use crate::wire::{rfc3339, UsageBody};
+use crate::ApiError;
+
+/// How many messages of each role a session holds.
+#[derive(Debug, Serialize)]
+pub struct MessageCountsBody {
+    pub user: u64,
+    pub assistant: u64,
+    pub total: u64,
+}
+
+impl From<MessageCounts> for MessageCountsBody {
+    fn from(counts: MessageCounts) -> Self {
+        Self {
+            user: counts.user,
+            assistant: counts.assistant,
+            total: counts.total,
+        }
+    }
+}
+
+/// A session's summary: counts and usage from the store, the prose from the model.
+#[derive(Debug, Serialize)]
+pub struct SummaryBody {
+    pub session_id: String,
+    pub message_count: MessageCountsBody,
+    /// Summed over every reply.
+    pub usage: UsageBody,
+    /// `null` while the session has no messages.
+    pub first_message_at: Option<String>,
+    pub last_message_at: Option<String>,
+    pub summary: String,
+    pub highlights: Vec<String>,
+    pub topics: Vec<String>,
+}
+
+impl From<SessionSummary> for SummaryBody {
+    fn from(summary: SessionSummary) -> Self {
+        Self {
+            session_id: summary.session_id.to_string(),
+            message_count: summary.message_count.into(),
+            usage: summary.usage.into(),
+            first_message_at: summary.first_message_at.map(rfc3339),
+            last_message_at: summary.last_message_at.map(rfc3339),
+            summary: summary.summary,
+            highlights: summary.highlights,
+            topics: summary.topics,
+        }
+    }
+}
+
+pub async fn summary(
+    service: web::Data<ChatService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let summary = service.summarize(session_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(SummaryBody::from(summary)))
+}
