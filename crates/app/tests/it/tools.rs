@@ -271,3 +271,52 @@ async fn text_before_a_tool_call_and_after_it_are_separate_paragraphs() {
         "the assistant turn carries its own text"
     );
 }
+
+#[tokio::test]
+async fn a_retry_in_a_later_round_keeps_the_earlier_rounds_text() {
+    use colloquy_ports::{ChatChunk, Completion, LlmError, ToolCallDelta};
+    use futures::StreamExt;
+    let thinking: ChatStream = futures::stream::iter(vec![
+        Ok(ChatChunk::Delta("Let me check.".into())),
+        Ok(ChatChunk::ToolCall(ToolCallDelta {
+            index: 0,
+            id: Some("c".into()),
+            name: Some("calculator".into()),
+            arguments: r#"{"expression": "6*7"}"#.into(),
+        })),
+        Ok(ChatChunk::Finished(Completion {
+            finish_reason: "tool_calls".into(),
+            usage: None,
+        })),
+    ])
+    .boxed();
+    let session = session();
+    let (repo, _) = repo_with(&session);
+    let (llm, _) = scripted(vec![
+        thinking,
+        crate::support::broken_stream(
+            &["It is"],
+            LlmError::Protocol {
+                message: "cut".into(),
+            },
+        ),
+        text_stream(&["It is 42."]),
+    ]);
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "6*7?".into())
+        .await
+        .unwrap();
+    let events = until_reply_ends(&mut sent.events).await;
+    // What a client shows: the deltas since the last reset.
+    let after_reset = events
+        .iter()
+        .rposition(|event| matches!(event, EventKind::MessageReset { .. }))
+        .expect("the broken attempt is reset");
+    assert_eq!(deltas(&events[after_reset..]), "Let me check.\n\nIt is 42.");
+    assert_eq!(final_message(&events).content, "Let me check.\n\nIt is 42.");
+    assert_eq!(
+        final_message(&events).tool_calls.len(),
+        1,
+        "the round's call is not run twice"
+    );
+}
