@@ -38,19 +38,39 @@ impl ApiError {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
     }
 
     pub fn invalid(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Invalid request", detail)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Invalid request",
+            detail,
+        )
     }
 
     pub fn session_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "session-not-found", "Session not found", "there is no session with that id")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "session-not-found",
+            "Session not found",
+            "there is no session with that id",
+        )
     }
 
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type", detail)
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
     }
 
     pub fn payload_too_large() -> Self {
@@ -58,7 +78,10 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
             "Payload too large",
-            format!("request bodies are limited to {} bytes", crate::MAX_BODY_BYTES),
+            format!(
+                "request bodies are limited to {} bytes",
+                crate::MAX_BODY_BYTES
+            ),
         )
     }
 
@@ -79,7 +102,13 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.title, self.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.title,
+            self.detail
+        )
     }
 }
 
@@ -103,12 +132,18 @@ impl From<ChatError> for ApiError {
         match error {
             ChatError::Invalid(invalid) => Self::invalid(invalid.to_string()),
             ChatError::SessionNotFound => Self::session_not_found(),
-            ChatError::ReplyInProgress => {
-                Self::new(StatusCode::CONFLICT, "reply-in-progress", "Reply in progress", error.to_string())
-            }
-            ChatError::ShuttingDown => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "Shutting down", error.to_string())
-            }
+            ChatError::ReplyInProgress => Self::new(
+                StatusCode::CONFLICT,
+                "reply-in-progress",
+                "Reply in progress",
+                error.to_string(),
+            ),
+            ChatError::ShuttingDown => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Shutting down",
+                error.to_string(),
+            ),
             ChatError::StoreUnavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
                 Self::new(
@@ -155,7 +190,9 @@ pub(crate) fn bare_errors_as_problems<B: 'static>() -> ErrorHandlers<B> {
             .get(header::CONTENT_TYPE)
             .is_some_and(|value| value == HeaderValue::from_static(PROBLEM_JSON));
         if already_problem {
-            return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+            return Ok(ErrorHandlerResponse::Response(
+                response.map_into_left_body(),
+            ));
         }
         let status = response.status();
         let allow = response.headers().get(header::ALLOW).cloned();
