@@ -2,6 +2,7 @@
 
 mod health;
 mod messages;
+mod page;
 mod sessions;
 mod summary;
 
@@ -41,6 +42,7 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/healthz").route(web::get().to(health::live)))
         .service(web::resource("/readyz").route(web::get().to(health::ready)))
+        .configure(page::register)
         .default_service(web::to(not_found));
 }
 

@@ -301,7 +301,7 @@ async fn unknown_routes_and_wrong_methods_are_problems_too() {
         404,
     )
     .await;
-    problem(raw(&app, Method::GET, "/", None, "").await, 404).await;
+    problem(raw(&app, Method::GET, "/no-such-page", None, "").await, 404).await;
     let wrong = raw(
         &app,
         Method::PUT,

@@ -1,0 +1,283 @@
+//! The web chat page: `GET /` and its three assets, embedded in the binary.
+//!
+//! Plain HTML, CSS and JavaScript from `crates/http/static/`, no build step,
+//! nothing fetched from other hosts. The page links its assets with
+//! `?v=<hash of their content>`, so a browser may keep them for a year and
+//! still gets new ones the moment the binary changes; the page itself is
+//! revalidated on every load (`ETag`, `304 Not Modified`). A strict
+//! `Content-Security-Policy` allows nothing but this origin: no inline script
+//! or style, no other host, no framing.
+
+use std::sync::OnceLock;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::ApiError;
+
+const INDEX_HTML: &str = include_str!("../../static/index.html");
+const APP_JS: &str = include_str!("../../static/app.js");
+const APP_CSS: &str = include_str!("../../static/app.css");
+const FAVICON_SVG: &str = include_str!("../../static/favicon.svg");
+
+/// Where the page's HTML names the assets' version.
+const VERSION_PLACEHOLDER: &str = "__ASSET_VERSION__";
+
+/// Only this origin, for everything; no inline code, no framing, no plugins.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+/// The page: always revalidated, so a new binary's page shows at once.
+const REVALIDATE: &str = "no-cache";
+/// An asset asked for by the version the page names: it never changes.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+pub(crate) fn register(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/")
+                .route(web::get().to(index))
+                .route(web::head().to(index)),
+        )
+        .service(
+            web::resource("/assets/{name}")
+                .route(web::get().to(asset))
+                .route(web::head().to(asset)),
+        );
+}
+
+struct File {
+    body: Bytes,
+    content_type: &'static str,
+    etag: String,
+}
+
+impl File {
+    fn new(body: Bytes, content_type: &'static str) -> Self {
+        let etag = format!("\"{:016x}\"", fnv1a(&body));
+        Self {
+            body,
+            content_type,
+            etag,
+        }
+    }
+}
+
+struct Files {
+    version: String,
+    index: File,
+    app_js: File,
+    app_css: File,
+    favicon: File,
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn files() -> &'static Files {
+    static FILES: OnceLock<Files> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let app_js = File::new(
+            Bytes::from_static(APP_JS.as_bytes()),
+            "text/javascript; charset=utf-8",
+        );
+        let app_css = File::new(
+            Bytes::from_static(APP_CSS.as_bytes()),
+            "text/css; charset=utf-8",
+        );
+        let favicon = File::new(Bytes::from_static(FAVICON_SVG.as_bytes()), "image/svg+xml");
+        let version = format!(
+            "{:016x}",
+            fnv1a(format!("{}{}{}", app_js.etag, app_css.etag, favicon.etag).as_bytes())
+        );
+        let index = File::new(
+            Bytes::from(INDEX_HTML.replace(VERSION_PLACEHOLDER, &version)),
+            "text/html; charset=utf-8",
+        );
+        Files {
+            version,
+            index,
+            app_js,
+            app_css,
+            favicon,
+        }
+    })
+}
+
+/// `If-None-Match` names this entity tag (or any, with `*`).
+fn not_modified(request: &HttpRequest, etag: &str) -> bool {
+    request
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
+}
+
+fn serve(request: &HttpRequest, file: &File, cache_control: &'static str) -> HttpResponse {
+    let unchanged = not_modified(request, &file.etag);
+    let mut response = if unchanged {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control),
+        ))
+        .insert_header((header::ETAG, file.etag.as_str()))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .insert_header((
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .insert_header((
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
+    if unchanged {
+        return response.finish();
+    }
+    response
+        .content_type(file.content_type)
+        .body(file.body.clone())
+}
+
+async fn index(request: HttpRequest) -> HttpResponse {
+    serve(&request, &files().index, REVALIDATE)
+}
+
+async fn asset(request: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let files = files();
+    let file = match name.as_str() {
+        "app.js" => &files.app_js,
+        "app.css" => &files.app_css,
+        "favicon.svg" => &files.favicon,
+        _ => return Err(ApiError::from_status(StatusCode::NOT_FOUND)),
+    };
+    let current = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+        .is_ok_and(|query| {
+            query
+                .iter()
+                .any(|(key, value)| key == "v" && *value == files.version)
+        });
+    Ok(serve(
+        &request,
+        file,
+        if current { IMMUTABLE } else { REVALIDATE },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{test, App};
+
+    use super::*;
+
+    fn header(response: &actix_web::dev::ServiceResponse, name: header::HeaderName) -> &str {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+
+    #[actix_web::test]
+    async fn the_page_is_html_with_a_strict_policy_and_the_contract_hooks() {
+        let app = test::init_service(App::new().configure(register)).await;
+        let response =
+            test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header(&response, header::CONTENT_TYPE),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(header(&response, header::CACHE_CONTROL), "no-cache");
+        let policy = header(&response, header::CONTENT_SECURITY_POLICY).to_owned();
+        assert!(policy.starts_with("default-src 'self';"), "{policy}");
+        assert!(!policy.contains("unsafe"), "{policy}");
+        let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+        for hook in [
+            r#"id="composer""#,
+            r#"id="send""#,
+            r#"id="stop""#,
+            r#"id="new-session""#,
+        ] {
+            assert!(body.contains(hook), "the page lacks {hook}");
+        }
+        assert!(!body.contains(VERSION_PLACEHOLDER));
+        assert!(body.contains(&format!("/assets/app.js?v={}", files().version)));
+        // Nothing inline, nothing from elsewhere.
+        assert!(
+            !body.contains("<script>") && !body.contains("<style") && !body.contains(" style=")
+        );
+        assert!(!body.contains("http://") && !body.contains("https://") && !body.contains("//cdn"));
+    }
+
+    #[actix_web::test]
+    async fn assets_have_their_types_and_the_current_version_is_cached_for_good() {
+        let app = test::init_service(App::new().configure(register)).await;
+        let version = &files().version;
+        for (name, content_type) in [
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("app.css", "text/css; charset=utf-8"),
+            ("favicon.svg", "image/svg+xml"),
+        ] {
+            let uri = format!("/assets/{name}?v={version}");
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(&uri).to_request()).await;
+            assert_eq!(response.status(), StatusCode::OK, "{name}");
+            assert_eq!(header(&response, header::CONTENT_TYPE), content_type);
+            assert_eq!(header(&response, header::CACHE_CONTROL), IMMUTABLE);
+            assert_eq!(header(&response, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            // An old or missing version is only revalidated.
+            let stale = format!("/assets/{name}?v=0");
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(&stale).to_request()).await;
+            assert_eq!(header(&response, header::CACHE_CONTROL), REVALIDATE);
+        }
+        let unknown = test::TestRequest::get()
+            .uri("/assets/secrets.txt")
+            .to_request();
+        assert_eq!(
+            test::call_service(&app, unknown).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_matching_etag_gets_304_without_a_body() {
+        let app = test::init_service(App::new().configure(register)).await;
+        let first = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        let etag = header(&first, header::ETAG).to_owned();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        let again = test::TestRequest::get()
+            .uri("/")
+            .insert_header((header::IF_NONE_MATCH, format!("W/\"nope\", {etag}")))
+            .to_request();
+        let response = test::call_service(&app, again).await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+        assert!(test::read_body(response).await.is_empty());
+        let head = test::call_service(
+            &app,
+            test::TestRequest::default()
+                .method(actix_web::http::Method::HEAD)
+                .uri("/")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(head.status(), StatusCode::OK);
+    }
+}
