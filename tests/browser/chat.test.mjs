@@ -32,6 +32,7 @@ const MAX_CHARS = 2000;
 const REPLY_END = 'LM Studio.';
 
 mkdirSync(OUTPUT, { recursive: true });
+rmSync(join(OUTPUT, 'failure.png'), { force: true });
 const work = mkdtempSync(join(tmpdir(), 'colloquy-browser-'));
 
 async function until(check, what, timeout = 15_000) {
@@ -294,6 +295,12 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
     assert.ok(partial.length >= 2, `the reply is drawn as it streams (saw ${partial.length} partial texts)`);
     for (const text of partial) assert.ok(stored[1].content.startsWith(text), `"${text}" is a beginning of the reply`);
     assert.equal(states[states.length - 1].status, 'complete');
+
+    // Whatever title the server gives the chat after its first reply, the list shows it.
+    await until(async () => {
+      const { body: session } = await server.api('GET', `/api/v1/sessions/${first}`);
+      return (await entry(page, first).locator('.session-title').textContent()) === (session.title || 'New chat');
+    }, 'the list shows the session\'s title');
   });
 
   await step('a streaming reply is stopped and keeps its text', async () => {
@@ -448,7 +455,7 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
     await entry(page, second).locator('.session-title', { hasText: 'Reversing a string in Rust' }).waitFor();
 
     await send(page, 'Could you explain each step of it, slowly?');
-    const stoppedId = await streamingReply(page, 110);
+    const stoppedId = await streamingReply(page, 80);
     await page.locator('#stop').click();
     await message(page, stoppedId).and(page.locator('[data-status="cancelled"]')).waitFor();
 
@@ -462,6 +469,24 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.screenshot({ path: join(OUTPUT, 'screenshot-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  await step('with no chat at all, sending a message starts one', async () => {
+    const { body: listed } = await server.api('GET', '/api/v1/sessions');
+    for (const session of listed.data) await server.api('DELETE', `/api/v1/sessions/${session.id}`);
+    await page.goto(server.url);
+    await page.locator('#welcome').waitFor();
+    assert.equal(await page.locator('#session-list [data-session-id]').count(), 0);
+    await send(page, 'Hi again, from a clean slate.');
+    await page.locator('#session-list [data-session-id]').first().waitFor();
+    const created = await page.locator('#session-list [data-session-id]').first().getAttribute('data-session-id');
+    assert.equal(await entry(page, created).getAttribute('aria-current'), 'true');
+    const replyId = await streamingReply(page);
+    await message(page, replyId).and(page.locator('[data-status="complete"]')).waitFor();
+    assert.deepEqual(
+      (await server.history(created)).map((m) => m.status),
+      ['complete', 'complete'],
+    );
   });
 
   await step('nothing went wrong inside the page', async () => {

@@ -504,6 +504,8 @@
     view.dataset.role = message.role;
     view.dataset.status = message.status;
     view.dataset.messageId = message.id;
+    // Assistive technology waits for a reply to finish before reading it.
+    view.setAttribute('aria-busy', String(message.status === 'streaming'));
 
     const head = el('div', 'message-head');
     head.append(el('span', 'author', message.role === 'user' ? 'You' : 'colloquy'));
