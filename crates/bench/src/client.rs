@@ -91,19 +91,27 @@ impl Client {
 
     /// Sends one message (colloquy: into `session`) and reads its reply to
     /// the end.
-    pub async fn turn(&self, target: &Target, session: Option<&str>, prompt: &str) -> anyhow::Result<Turn> {
+    pub async fn turn(
+        &self,
+        target: &Target,
+        session: Option<&str>,
+        prompt: &str,
+    ) -> anyhow::Result<Turn> {
         let request = match (target, session) {
             (Target::Colloquy { base_url }, Some(session)) => self
                 .http
                 .post(format!("{base_url}/api/v1/sessions/{session}/messages"))
                 .json(&json!({ "content": prompt })),
             (Target::Colloquy { .. }, None) => bail!("a colloquy turn needs a session"),
-            (Target::Direct { base_url }, _) => self.http.post(format!("{base_url}/chat/completions")).json(&json!({
-                "model": "fake-model",
-                "stream": true,
-                "stream_options": { "include_usage": true },
-                "messages": [{ "role": "user", "content": prompt }],
-            })),
+            (Target::Direct { base_url }, _) => self
+                .http
+                .post(format!("{base_url}/chat/completions"))
+                .json(&json!({
+                    "model": "fake-model",
+                    "stream": true,
+                    "stream_options": { "include_usage": true },
+                    "messages": [{ "role": "user", "content": prompt }],
+                })),
         };
         let started = Instant::now();
         let response = request.header(ACCEPT, "text/event-stream").send().await?;
@@ -184,11 +192,13 @@ fn read_event<'a>(target: &Target, event: &Event<'a>) -> anyhow::Result<Step<'a>
     match target {
         Target::Colloquy { .. } => match event.name {
             "message.delta" => {
-                let data: DeltaData<'a> = serde_json::from_str(event.data).context("a message.delta")?;
+                let data: DeltaData<'a> =
+                    serde_json::from_str(event.data).context("a message.delta")?;
                 Ok(Step::Delta(data.delta))
             }
             "message.completed" => {
-                let message: FinalMessage = serde_json::from_str(event.data).context("a message.completed")?;
+                let message: FinalMessage =
+                    serde_json::from_str(event.data).context("a message.completed")?;
                 if message.status != "complete" {
                     bail!("the reply ended {}", message.status);
                 }
@@ -249,8 +259,13 @@ impl SseParser {
             let end = rest.windows(2).position(|w| w == b"\n\n")?;
             let block = &self.buf[self.start..self.start + end];
             self.start += end + 2;
-            let Ok(block) = std::str::from_utf8(block) else { continue };
-            let mut event = Event { name: "message", data: "" };
+            let Ok(block) = std::str::from_utf8(block) else {
+                continue;
+            };
+            let mut event = Event {
+                name: "message",
+                data: "",
+            };
             for line in block.lines() {
                 if let Some(name) = line.strip_prefix("event:") {
                     event.name = name.trim_start();
@@ -276,9 +291,16 @@ mod tests {
         parser.feed(b": keep-alive\n\nid: 1\nevent: message.delta\ndata: {\"de");
         assert!(parser.next_event().is_none());
         parser.feed(b"lta\":\"a\"}\n\ndata: [DONE]\n\n");
-        let first = parser.next_event().map(|e| (e.name.to_owned(), e.data.to_owned()));
-        assert_eq!(first, Some(("message.delta".to_owned(), "{\"delta\":\"a\"}".to_owned())));
-        let second = parser.next_event().map(|e| (e.name.to_owned(), e.data.to_owned()));
+        let first = parser
+            .next_event()
+            .map(|e| (e.name.to_owned(), e.data.to_owned()));
+        assert_eq!(
+            first,
+            Some(("message.delta".to_owned(), "{\"delta\":\"a\"}".to_owned()))
+        );
+        let second = parser
+            .next_event()
+            .map(|e| (e.name.to_owned(), e.data.to_owned()));
         assert_eq!(second, Some(("message".to_owned(), "[DONE]".to_owned())));
         assert!(parser.next_event().is_none());
     }

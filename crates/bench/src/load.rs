@@ -139,18 +139,24 @@ impl Recorder {
             }
         }
         let _ = self.total.record(micros(turn.total));
-        let final_differs = turn.final_content.as_deref().is_some_and(|content| content != &*plan.expected);
+        let final_differs = turn
+            .final_content
+            .as_deref()
+            .is_some_and(|content| content != &*plan.expected);
         if turn.text != *plan.expected || final_differs {
             self.altered += 1;
             if self.error_samples.len() < 5 {
-                self.error_samples.push(format!("altered text: {:?}", truncate(&turn.text)));
+                self.error_samples
+                    .push(format!("altered text: {:?}", truncate(&turn.text)));
             }
         }
     }
 }
 
 fn truncate(text: &str) -> &str {
-    text.char_indices().nth(80).map_or(text, |(end, _)| &text[..end])
+    text.char_indices()
+        .nth(80)
+        .map_or(text, |(end, _)| &text[..end])
 }
 
 /// Runs `plan` against `target` and returns what it measured.
@@ -162,10 +168,24 @@ pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadRepor
     let mut tasks = Vec::with_capacity(plan.clients);
     for index in 0..plan.clients {
         let delay = plan.ramp.mul_f64(index as f64 / plan.clients.max(1) as f64);
-        let (client, target, plan, recorder) = (client.clone(), target.clone(), plan.clone(), Arc::clone(&recorder));
+        let (client, target, plan, recorder) = (
+            client.clone(),
+            target.clone(),
+            plan.clone(),
+            Arc::clone(&recorder),
+        );
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            client_loop(index, &client, &target, &plan, &recorder, window_start, window_end).await;
+            client_loop(
+                index,
+                &client,
+                &target,
+                &plan,
+                &recorder,
+                window_start,
+                window_end,
+            )
+            .await;
         }));
     }
     for task in tasks {
@@ -199,7 +219,9 @@ async fn client_loop(
     window_start: Instant,
     window_end: Instant,
 ) {
-    let record = |f: &mut dyn FnMut(&mut Recorder)| f(&mut recorder.lock().unwrap_or_else(PoisonError::into_inner));
+    let record = |f: &mut dyn FnMut(&mut Recorder)| {
+        f(&mut recorder.lock().unwrap_or_else(PoisonError::into_inner))
+    };
     let mut session: Option<String> = None;
     let mut turns_in_session = 0;
     let mut sequence = 0_u64;

@@ -137,7 +137,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Err(error) => eprintln!("could not raise the open-file limit: {error}"),
     }
     let env = Env {
-        server_bin: cli.server_bin.clone().unwrap_or_else(server::default_binary),
+        server_bin: cli
+            .server_bin
+            .clone()
+            .unwrap_or_else(server::default_binary),
         client: Client::new()?,
     };
     let mut results = serde_json::Map::new();
@@ -147,7 +150,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         ok = smoke(&env, &mut results).await?;
     } else {
         let Some(scenario) = cli.scenario else {
-            anyhow::bail!("name a scenario (streams, throughput, idle, history) or pass --smoke; see --help");
+            anyhow::bail!(
+                "name a scenario (streams, throughput, idle, history) or pass --smoke; see --help"
+            );
         };
         match scenario {
             Scenario::Streams { levels, knobs } => {
@@ -156,17 +161,27 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 results.insert("streams".to_owned(), json!(comparisons));
             }
             Scenario::Throughput { clients, knobs } => {
-                let throughput = scenarios::throughput(&env, clients, &knobs.stream_knobs()).await?;
+                let throughput =
+                    scenarios::throughput(&env, clients, &knobs.stream_knobs()).await?;
                 report::throughput(&throughput);
                 results.insert("throughput".to_owned(), json!(throughput));
             }
-            Scenario::Idle { subscribers, sessions } => {
-                let idle = scenarios::idle(&env, subscribers, sessions.unwrap_or(subscribers)).await?;
+            Scenario::Idle {
+                subscribers,
+                sessions,
+            } => {
+                let idle =
+                    scenarios::idle(&env, subscribers, sessions.unwrap_or(subscribers)).await?;
                 report::idle(&idle);
                 results.insert("idle".to_owned(), json!(idle));
             }
-            Scenario::History { sizes, requests, limit } => {
-                let rows = scenarios::history(&env, &sizes, requests.max(1), limit.clamp(1, 1000)).await?;
+            Scenario::History {
+                sizes,
+                requests,
+                limit,
+            } => {
+                let rows =
+                    scenarios::history(&env, &sizes, requests.max(1), limit.clamp(1, 1000)).await?;
                 report::history(&rows);
                 results.insert("history".to_owned(), json!(rows));
             }
@@ -196,7 +211,10 @@ async fn smoke(env: &Env, results: &mut serde_json::Map<String, Value>) -> anyho
     report::streams(&comparisons);
     for comparison in &comparisons {
         if !comparison.is_clean() || comparison.colloquy.turns == 0 {
-            eprintln!("smoke: FAILED at {} streams: {:?}", comparison.streams, comparison.colloquy.error_samples);
+            eprintln!(
+                "smoke: FAILED at {} streams: {:?}",
+                comparison.streams, comparison.colloquy.error_samples
+            );
             ok = false;
         }
     }
@@ -206,7 +224,10 @@ async fn smoke(env: &Env, results: &mut serde_json::Map<String, Value>) -> anyho
     let throughput = scenarios::throughput(env, 8, &knobs).await?;
     report::throughput(&throughput);
     if !throughput.comparison.is_clean() || throughput.comparison.colloquy.turns == 0 {
-        eprintln!("smoke: FAILED throughput: {:?}", throughput.comparison.colloquy.error_samples);
+        eprintln!(
+            "smoke: FAILED throughput: {:?}",
+            throughput.comparison.colloquy.error_samples
+        );
         ok = false;
     }
     results.insert("throughput".to_owned(), json!(throughput));
@@ -215,7 +236,10 @@ async fn smoke(env: &Env, results: &mut serde_json::Map<String, Value>) -> anyho
     let idle = scenarios::idle(env, 200, 50).await?;
     report::idle(&idle);
     if idle.live_checked < idle.live_expected {
-        eprintln!("smoke: FAILED: {} of {} subscribers saw the update", idle.live_checked, idle.live_expected);
+        eprintln!(
+            "smoke: FAILED: {} of {} subscribers saw the update",
+            idle.live_checked, idle.live_expected
+        );
         ok = false;
     }
     results.insert("idle".to_owned(), json!(idle));

@@ -11,12 +11,18 @@ use crate::scenarios::{Added, Comparison, HistoryRow, Idle, Throughput};
 /// What the figures were measured on.
 pub fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name").map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned()));
+    let cpu = cpuinfo.lines().find_map(|line| {
+        line.strip_prefix("model name")
+            .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+    });
     let memory_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|info| info.lines().next().and_then(|line| line.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()));
+        .and_then(|info| {
+            info.lines()
+                .next()
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        });
     json!({
         "cpus": std::thread::available_parallelism().map(std::num::NonZero::get).ok(),
         "cpu_model": cpu,
@@ -34,16 +40,28 @@ fn added_ms(us: i64) -> String {
 }
 
 fn percentiles(summary: &Summary) -> String {
-    format!("{} / {} / {}", ms(summary.p50_us), ms(summary.p99_us), ms(summary.p999_us))
+    format!(
+        "{} / {} / {}",
+        ms(summary.p50_us),
+        ms(summary.p99_us),
+        ms(summary.p999_us)
+    )
 }
 
 fn added(added: &Added) -> String {
-    format!("{} / {} / {}", added_ms(added.p50_us), added_ms(added.p99_us), added_ms(added.p999_us))
+    format!(
+        "{} / {} / {}",
+        added_ms(added.p50_us),
+        added_ms(added.p99_us),
+        added_ms(added.p999_us)
+    )
 }
 
 fn rss(report: &LoadReport) -> String {
     match (report.rss_peak_kib, report.rss_end_kib) {
-        (Some(peak), Some(end)) => format!("{:.1} / {:.1}", peak as f64 / 1024.0, end as f64 / 1024.0),
+        (Some(peak), Some(end)) => {
+            format!("{:.1} / {:.1}", peak as f64 / 1024.0, end as f64 / 1024.0)
+        }
         _ => "–".to_owned(),
     }
 }
@@ -91,7 +109,10 @@ pub fn streams(comparisons: &[Comparison]) {
             }
         }
         if c.server_log_problems > 0 {
-            table.push_str(&format!("\n{} streams: the server logged {} warnings or errors", c.streams, c.server_log_problems));
+            table.push_str(&format!(
+                "\n{} streams: the server logged {} warnings or errors",
+                c.streams, c.server_log_problems
+            ));
         }
     }
     table.push('\n');

@@ -52,7 +52,9 @@ pub struct Added {
 
 impl Added {
     fn of(colloquy: &Summary, direct: &Summary) -> Self {
-        let diff = |a: u64, b: u64| i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(i64::MAX);
+        let diff = |a: u64, b: u64| {
+            i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(i64::MAX)
+        };
         Self {
             p50_us: diff(colloquy.p50_us, direct.p50_us),
             p99_us: diff(colloquy.p99_us, direct.p99_us),
@@ -88,18 +90,25 @@ impl Comparison {
 
 /// A scratch directory with colloquy's database in it.
 fn scratch() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
-    let dir = tempfile::Builder::new().prefix("colloquy-bench-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("colloquy-bench-")
+        .tempdir()?;
     let database = dir.path().join("bench.db");
     Ok((dir, database))
 }
 
 /// Streams at each concurrency in `levels`, first straight at the fake, then
 /// through colloquy (one server for all levels).
-pub async fn streams(env: &Env, levels: &[usize], knobs: &StreamKnobs) -> anyhow::Result<Vec<Comparison>> {
+pub async fn streams(
+    env: &Env,
+    levels: &[usize],
+    knobs: &StreamKnobs,
+) -> anyhow::Result<Vec<Comparison>> {
     let shape = ReplyShape::new(knobs.chunks, knobs.pace, knobs.first_token);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let mut server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let mut server =
+        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
     let mut results = Vec::new();
     for &clients in levels {
         let plan = LoadPlan {
@@ -113,25 +122,54 @@ pub async fn streams(env: &Env, levels: &[usize], knobs: &StreamKnobs) -> anyhow
             pace: knobs.pace,
             expected: Arc::from(shape.text.as_str()),
         };
-        eprintln!("  {clients} stream(s), {} chunks at {:?}: direct…", knobs.chunks, knobs.pace);
-        let direct = load::run(&env.client, &Target::Direct { base_url: upstream.base_url() }, &plan).await;
+        eprintln!(
+            "  {clients} stream(s), {} chunks at {:?}: direct…",
+            knobs.chunks, knobs.pace
+        );
+        let direct = load::run(
+            &env.client,
+            &Target::Direct {
+                base_url: upstream.base_url(),
+            },
+            &plan,
+        )
+        .await;
         eprintln!("  {clients} stream(s): colloquy…");
         let problems_before = server.logged_problems();
         server.reset_peak();
-        let mut colloquy = load::run(&env.client, &Target::Colloquy { base_url: server.base_url.clone() }, &plan).await;
+        let mut colloquy = load::run(
+            &env.client,
+            &Target::Colloquy {
+                base_url: server.base_url.clone(),
+            },
+            &plan,
+        )
+        .await;
         colloquy.rss_peak_kib = server.peak_rss_kib();
         colloquy.rss_end_kib = server.rss_kib();
         if !server.is_alive() {
             bail!("colloquy died during the run: {}", server.log_tail());
         }
-        results.push(compare(clients, &shape, direct, colloquy, server.logged_problems() - problems_before));
+        results.push(compare(
+            clients,
+            &shape,
+            direct,
+            colloquy,
+            server.logged_problems() - problems_before,
+        ));
         // Let the previous level's connections and replies settle.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(results)
 }
 
-fn compare(clients: usize, shape: &ReplyShape, direct: LoadReport, colloquy: LoadReport, problems: usize) -> Comparison {
+fn compare(
+    clients: usize,
+    shape: &ReplyShape,
+    direct: LoadReport,
+    colloquy: LoadReport,
+    problems: usize,
+) -> Comparison {
     Comparison {
         streams: clients,
         chunks: shape.chunks,
@@ -140,7 +178,11 @@ fn compare(clients: usize, shape: &ReplyShape, direct: LoadReport, colloquy: Loa
         added_ttft: Added::of(&colloquy.ttft, &direct.ttft),
         added_gap: Added::of(&colloquy.gap, &direct.gap),
         added_total: Added::of(&colloquy.total, &direct.total),
-        throughput_ratio: if direct.turns_per_sec > 0.0 { colloquy.turns_per_sec / direct.turns_per_sec } else { 0.0 },
+        throughput_ratio: if direct.turns_per_sec > 0.0 {
+            colloquy.turns_per_sec / direct.turns_per_sec
+        } else {
+            0.0
+        },
         server_log_problems: problems,
         direct,
         colloquy,
@@ -159,11 +201,16 @@ pub struct Throughput {
     pub upstream_requests: u64,
 }
 
-pub async fn throughput(env: &Env, clients: usize, knobs: &StreamKnobs) -> anyhow::Result<Throughput> {
+pub async fn throughput(
+    env: &Env,
+    clients: usize,
+    knobs: &StreamKnobs,
+) -> anyhow::Result<Throughput> {
     let shape = ReplyShape::new(knobs.chunks, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let mut server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let mut server =
+        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
     let plan = LoadPlan {
         clients,
         duration: knobs.duration,
@@ -174,10 +221,24 @@ pub async fn throughput(env: &Env, clients: usize, knobs: &StreamKnobs) -> anyho
         expected: Arc::from(shape.text.as_str()),
     };
     eprintln!("  {clients} clients, zero-delay upstream: direct…");
-    let direct = load::run(&env.client, &Target::Direct { base_url: upstream.base_url() }, &plan).await;
+    let direct = load::run(
+        &env.client,
+        &Target::Direct {
+            base_url: upstream.base_url(),
+        },
+        &plan,
+    )
+    .await;
     eprintln!("  {clients} clients, zero-delay upstream: colloquy…");
     server.reset_peak();
-    let mut colloquy = load::run(&env.client, &Target::Colloquy { base_url: server.base_url.clone() }, &plan).await;
+    let mut colloquy = load::run(
+        &env.client,
+        &Target::Colloquy {
+            base_url: server.base_url.clone(),
+        },
+        &plan,
+    )
+    .await;
     colloquy.rss_peak_kib = server.peak_rss_kib();
     colloquy.rss_end_kib = server.rss_kib();
     if !server.is_alive() {
@@ -194,12 +255,29 @@ pub async fn throughput(env: &Env, clients: usize, knobs: &StreamKnobs) -> anyho
 /// Reads back the newest sessions' histories: every assistant message must be
 /// stored complete with the text that streamed.
 async fn check_persisted(client: &Client, base_url: &str, expected: &str) -> anyhow::Result<usize> {
-    let sessions: Value = client.http().get(format!("{base_url}/api/v1/sessions?limit=20")).send().await?.json().await?;
+    let sessions: Value = client
+        .http()
+        .get(format!("{base_url}/api/v1/sessions?limit=20"))
+        .send()
+        .await?
+        .json()
+        .await?;
     let mut checked = 0;
     for session in sessions["data"].as_array().into_iter().flatten() {
         let id = session["id"].as_str().context("a session without an id")?;
-        let page: Value = client.http().get(format!("{base_url}/api/v1/sessions/{id}/messages")).send().await?.json().await?;
-        for message in page["data"].as_array().into_iter().flatten().filter(|m| m["role"] == "assistant") {
+        let page: Value = client
+            .http()
+            .get(format!("{base_url}/api/v1/sessions/{id}/messages"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        for message in page["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["role"] == "assistant")
+        {
             // The newest session of a client may hold a reply that was still
             // streaming when the run ended; only finished ones are judged.
             if message["status"] == "streaming" {
@@ -236,7 +314,8 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     let shape = ReplyShape::new(4, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let server =
+        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
     let sessions = sessions.clamp(1, subscribers.max(1));
 
     // Sessions first, so that the memory they cost (rows, cache) is in the
@@ -244,7 +323,11 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     let gate = Arc::new(Semaphore::new(64));
     let mut created = Vec::with_capacity(sessions);
     for _ in 0..sessions {
-        let (client, base, gate) = (env.client.clone(), server.base_url.clone(), Arc::clone(&gate));
+        let (client, base, gate) = (
+            env.client.clone(),
+            server.base_url.clone(),
+            Arc::clone(&gate),
+        );
         created.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
             client.create_session(&base).await
@@ -257,8 +340,20 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     // A warm-up subscriber opens and closes, so one-off costs (the first
     // SSE route's buffers, the hub's map) are in the baseline too.
     {
-        let response = env.client.http().get(format!("{}/api/v1/sessions/{}/events", server.base_url, ids[0])).send().await?;
-        ensure!(response.status().is_success(), "subscribing answered {}", response.status());
+        let response = env
+            .client
+            .http()
+            .get(format!(
+                "{}/api/v1/sessions/{}/events",
+                server.base_url, ids[0]
+            ))
+            .send()
+            .await?;
+        ensure!(
+            response.status().is_success(),
+            "subscribing answered {}",
+            response.status()
+        );
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = server.rss_kib().context("reading the server's RSS")?;
@@ -269,13 +364,30 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     let started = Instant::now();
     let mut holders = Vec::with_capacity(subscribers);
     for index in 0..subscribers {
-        let url = format!("{}/api/v1/sessions/{}/events", server.base_url, ids[index % sessions]);
-        let (client, gate, connected, updated) =
-            (env.client.clone(), Arc::clone(&gate), Arc::clone(&connected), Arc::clone(&updated));
+        let url = format!(
+            "{}/api/v1/sessions/{}/events",
+            server.base_url,
+            ids[index % sessions]
+        );
+        let (client, gate, connected, updated) = (
+            env.client.clone(),
+            Arc::clone(&gate),
+            Arc::clone(&connected),
+            Arc::clone(&updated),
+        );
         holders.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
-            let response = client.http().get(url).header("accept", "text/event-stream").send().await?;
-            ensure!(response.status().is_success(), "subscribing answered {}", response.status());
+            let response = client
+                .http()
+                .get(url)
+                .header("accept", "text/event-stream")
+                .send()
+                .await?;
+            ensure!(
+                response.status().is_success(),
+                "subscribing answered {}",
+                response.status()
+            );
             connected.fetch_add(1, Ordering::Relaxed);
             drop(permit);
             // Read like an EventSource would, counting `session.updated`.
@@ -295,12 +407,19 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     let total = u64::try_from(subscribers).unwrap_or(u64::MAX);
     let deadline = Instant::now() + Duration::from_secs(120);
     while connected.load(Ordering::Relaxed) < total {
-        if let Some(failed) = holders.iter().position(tokio::task::JoinHandle::is_finished) {
+        if let Some(failed) = holders
+            .iter()
+            .position(tokio::task::JoinHandle::is_finished)
+        {
             let task = holders.swap_remove(failed);
             task.await??;
             bail!("a subscriber ended before the others connected");
         }
-        ensure!(Instant::now() < deadline, "only {} of {subscribers} subscribers connected in 120 s", connected.load(Ordering::Relaxed));
+        ensure!(
+            Instant::now() < deadline,
+            "only {} of {subscribers} subscribers connected in 120 s",
+            connected.load(Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let connect_secs = started.elapsed().as_secs_f64();
@@ -317,7 +436,11 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
             .json(&json!({ "title": "renamed by the benchmark" }))
             .send()
             .await?;
-        ensure!(response.status().is_success(), "renaming answered {}", response.status());
+        ensure!(
+            response.status().is_success(),
+            "renaming answered {}",
+            response.status()
+        );
     }
     let live_expected = (0..subscribers).filter(|i| i % sessions < probes).count() as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -332,7 +455,8 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
         sessions,
         rss_before_kib: rss_before,
         rss_after_kib: rss_after,
-        bytes_per_subscriber: (rss_after.saturating_sub(rss_before) * 1024) as f64 / subscribers.max(1) as f64,
+        bytes_per_subscriber: (rss_after.saturating_sub(rss_before) * 1024) as f64
+            / subscribers.max(1) as f64,
         connect_secs,
         live_checked: updated.load(Ordering::Relaxed),
         live_expected,
@@ -348,7 +472,12 @@ pub struct HistoryRow {
     pub last_page: Summary,
 }
 
-pub async fn history(env: &Env, sizes: &[usize], requests: usize, limit: usize) -> anyhow::Result<Vec<HistoryRow>> {
+pub async fn history(
+    env: &Env,
+    sizes: &[usize],
+    requests: usize,
+    limit: usize,
+) -> anyhow::Result<Vec<HistoryRow>> {
     let shape = ReplyShape::new(4, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
@@ -356,10 +485,14 @@ pub async fn history(env: &Env, sizes: &[usize], requests: usize, limit: usize) 
     // uses: 100,000 messages through the API would be 50,000 turns of setup.
     eprintln!("  seeding sessions of {sizes:?} messages…");
     let seeded = seed(&database, sizes).await?;
-    let server = Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let server =
+        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
     let mut rows = Vec::new();
     for (size, session, ids) in seeded {
-        let first_url = format!("{}/api/v1/sessions/{session}/messages?limit={limit}", server.base_url);
+        let first_url = format!(
+            "{}/api/v1/sessions/{session}/messages?limit={limit}",
+            server.base_url
+        );
         // The page after the message `limit + 1` from the end: the last page.
         let last_url = match size.checked_sub(limit + 1) {
             Some(index) => format!("{first_url}&after={}", ids[index]),
@@ -368,7 +501,12 @@ pub async fn history(env: &Env, sizes: &[usize], requests: usize, limit: usize) 
         let expected = size.min(limit);
         let first_page = time_pages(&env.client, &first_url, requests, expected).await?;
         let last_page = time_pages(&env.client, &last_url, requests, expected).await?;
-        rows.push(HistoryRow { messages: size, limit, first_page, last_page });
+        rows.push(HistoryRow {
+            messages: size,
+            limit,
+            first_page,
+            last_page,
+        });
     }
     Ok(rows)
 }
@@ -376,10 +514,14 @@ pub async fn history(env: &Env, sizes: &[usize], requests: usize, limit: usize) 
 /// Creates one session per size, filled with alternating user and assistant
 /// messages of a few hundred characters; returns each with its message ids
 /// in the order the API lists them.
-async fn seed(database: &Path, sizes: &[usize]) -> anyhow::Result<Vec<(usize, String, Vec<String>)>> {
+async fn seed(
+    database: &Path,
+    sizes: &[usize],
+) -> anyhow::Result<Vec<(usize, String, Vec<String>)>> {
     let repo = SqliteRepository::connect(&database.to_string_lossy(), 2)?;
     let model = ModelName::parse("fake-model").map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let text = "A message of the seeded history, long enough to look like a real turn of a chat: ".repeat(4);
+    let text = "A message of the seeded history, long enough to look like a real turn of a chat: "
+        .repeat(4);
     let mut seeded = Vec::new();
     for &size in sizes {
         let session = Session::new(None, None, model.clone());
@@ -390,7 +532,8 @@ async fn seed(database: &Path, sizes: &[usize]) -> anyhow::Result<Vec<(usize, St
         for batch_start in (0..size).step_by(5_000) {
             let mut batch = Vec::with_capacity(5_000);
             for i in batch_start..size.min(batch_start + 5_000) {
-                let content = MessageContent::parse(format!("{text}#{i}"), 32_000).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                let content = MessageContent::parse(format!("{text}#{i}"), 32_000)
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 let mut message = Message::user(session.id, content.clone());
                 if i % 2 == 1 {
                     message = Message::streaming_reply(session.id, &model);
@@ -410,17 +553,29 @@ async fn seed(database: &Path, sizes: &[usize]) -> anyhow::Result<Vec<(usize, St
     Ok(seeded)
 }
 
-async fn time_pages(client: &Client, url: &str, requests: usize, expected: usize) -> anyhow::Result<Summary> {
+async fn time_pages(
+    client: &Client,
+    url: &str,
+    requests: usize,
+    expected: usize,
+) -> anyhow::Result<Summary> {
     let mut histogram = Histogram::<u64>::new(3)?;
     for i in 0..requests + requests / 10 {
         let started = Instant::now();
         let response = client.http().get(url).send().await?;
-        ensure!(response.status().is_success(), "GET {url} answered {}", response.status());
+        ensure!(
+            response.status().is_success(),
+            "GET {url} answered {}",
+            response.status()
+        );
         let body = response.bytes().await?;
         let elapsed = started.elapsed();
         let page: Value = serde_json::from_slice(&body)?;
         let got = page["data"].as_array().map_or(0, Vec::len);
-        ensure!(got == expected, "GET {url} gave {got} messages, not {expected}");
+        ensure!(
+            got == expected,
+            "GET {url} gave {got} messages, not {expected}"
+        );
         // The first tenth warms the page cache and the connection.
         if i >= requests / 10 {
             histogram.record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX))?;

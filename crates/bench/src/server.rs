@@ -35,7 +35,12 @@ pub struct Server {
 impl Server {
     /// Starts `binary` on a free port with its database at `database`,
     /// talking to `upstream`, and waits until it answers `/readyz`.
-    pub async fn start(binary: &Path, database: &Path, upstream: &str, dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(
+        binary: &Path,
+        database: &Path,
+        upstream: &str,
+        dir: &Path,
+    ) -> anyhow::Result<Self> {
         if !binary.exists() {
             bail!(
                 "no colloquy binary at {}: build it first (`cargo build --release -p colloquy`) or pass --server-bin",
@@ -44,7 +49,9 @@ impl Server {
         }
         // Ask the kernel for a free port, then hand it over. Another process
         // could take it in between; on a benchmark machine nothing does.
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
         let log_path = dir.join("server.log");
         let log = File::create(&log_path)?;
         let child = Command::new(binary)
@@ -68,7 +75,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let mut server = Self { child, base_url: format!("http://127.0.0.1:{port}"), log_path, sampler: None };
+        let mut server = Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            log_path,
+            sampler: None,
+        };
         server.wait_ready().await?;
         server.sampler = Some(RssSampler::start(server.child.id()));
         Ok(server)
@@ -79,14 +91,20 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("colloquy exited at start-up ({status}): {}", self.log_tail());
+                bail!(
+                    "colloquy exited at start-up ({status}): {}",
+                    self.log_tail()
+                );
             }
             let ready = client.get(format!("{}/readyz", self.base_url)).send().await;
             if ready.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("colloquy did not become ready within 30 s: {}", self.log_tail());
+                bail!(
+                    "colloquy did not become ready within 30 s: {}",
+                    self.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -99,12 +117,17 @@ impl Server {
 
     /// The highest resident memory seen since the last reset, in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        self.sampler.as_ref().map(|s| s.peak.load(Ordering::Relaxed)).filter(|&p| p > 0)
+        self.sampler
+            .as_ref()
+            .map(|s| s.peak.load(Ordering::Relaxed))
+            .filter(|&p| p > 0)
     }
 
     pub fn reset_peak(&self) {
         if let Some(sampler) = &self.sampler {
-            sampler.peak.store(self.rss_kib().unwrap_or(0), Ordering::Relaxed);
+            sampler
+                .peak
+                .store(self.rss_kib().unwrap_or(0), Ordering::Relaxed);
         }
     }
 
@@ -122,7 +145,11 @@ impl Server {
 
     /// How many warnings and errors the server logged.
     pub fn logged_problems(&self) -> usize {
-        std::fs::read_to_string(&self.log_path).map_or(0, |log| log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).count())
+        std::fs::read_to_string(&self.log_path).map_or(0, |log| {
+            log.lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .count()
+        })
     }
 }
 
@@ -164,7 +191,11 @@ impl RssSampler {
                 }
             })
         };
-        Self { peak, stop, thread: Some(thread) }
+        Self {
+            peak,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 

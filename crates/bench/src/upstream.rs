@@ -32,7 +32,14 @@ impl ReplyShape {
     /// comparison.
     pub fn new(chunks: usize, pace: Duration, first_token: Duration) -> Self {
         const WORDS: [&str; 8] = [
-            "naïve ", "\"quoted\" ", "back\\slash ", "line\n", "café ", "→arrow ", "plain ", "日本語 ",
+            "naïve ",
+            "\"quoted\" ",
+            "back\\slash ",
+            "line\n",
+            "café ",
+            "→arrow ",
+            "plain ",
+            "日本語 ",
         ];
         let mut text = String::new();
         for word in WORDS.iter().cycle() {
@@ -41,12 +48,18 @@ impl ReplyShape {
             }
             text.push_str(word);
         }
-        Self { text, chunks, pace, first_token }
+        Self {
+            text,
+            chunks,
+            pace,
+            first_token,
+        }
     }
 
     /// How long the upstream takes to stream one reply.
     pub fn duration(&self) -> Duration {
-        self.first_token + self.pace * u32::try_from(self.chunks.saturating_sub(1)).unwrap_or(u32::MAX)
+        self.first_token
+            + self.pace * u32::try_from(self.chunks.saturating_sub(1)).unwrap_or(u32::MAX)
     }
 
     fn behaviour(&self) -> Behaviour {
@@ -73,7 +86,10 @@ impl Upstream {
         let thread = std::thread::Builder::new()
             .name("fake-upstream".to_owned())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(runtime) => runtime,
                     Err(error) => {
                         let _ = started.send(Err(anyhow::Error::new(error)));
@@ -100,12 +116,19 @@ impl Upstream {
         // stop recording, so the fake's memory stays flat.
         fake.set_recording(false);
         fake.set_default(shape.behaviour());
-        Ok(Self { fake: Some(fake), stop: Some(stop), thread: Some(thread) })
+        Ok(Self {
+            fake: Some(fake),
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     /// The OpenAI base URL: `http://127.0.0.1:PORT/v1`.
     pub fn base_url(&self) -> String {
-        self.fake.as_ref().map(FakeUpstream::base_url).unwrap_or_default()
+        self.fake
+            .as_ref()
+            .map(FakeUpstream::base_url)
+            .unwrap_or_default()
     }
 
     /// How many requests the fake has received.

@@ -71,6 +71,11 @@ impl Application {
                 .wrap(colloquy_http::trim_trailing_slash())
                 .configure(colloquy_http::configure(app_service.clone()))
         })
+        // Event streams are many small writes: without TCP_NODELAY, Nagle's
+        // algorithm holds each delta until the client ACKs the previous one,
+        // which a delayed ACK can put off for 40 ms (actix keeps the OS
+        // default unless told).
+        .tcp_nodelay(true)
         .listen(listener)?
         // Signals are ours to handle: replies get their grace period before
         // the HTTP server is told to stop.
