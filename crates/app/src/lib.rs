@@ -23,6 +23,7 @@ mod retry;
 mod service;
 mod structured;
 mod summary;
+mod telemetry;
 mod titles;
 mod tokens;
 pub mod tools;

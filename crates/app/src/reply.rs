@@ -28,13 +28,13 @@ use tokio::time::{sleep, timeout_at, Instant};
 use crate::events::{Channel, EventKind, ReplyControl, StopReason};
 use crate::titles::{TitleJob, Titler};
 use crate::tools::{reply_to_model, ToolRegistry};
-use crate::LlmPolicy;
+use crate::{telemetry, LlmPolicy};
 
 /// Rounds of tool calls a reply may make before it must answer in words.
 pub const MAX_TOOL_ROUNDS: usize = 4;
 
 /// How one attempt at the upstream ended.
-enum Attempt {
+pub(crate) enum Attempt {
     Finished(Completion, Vec<ToolCallRequest>),
     Failed(LlmError),
     Stopped(StopReason),
@@ -108,6 +108,7 @@ impl ReplyDriver {
         }
         self.store(&message).await;
         tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), tool_calls = message.tool_calls.len(), "reply ended");
+        telemetry::reply_ended(&message);
         let last = if matches!(
             message.status,
             MessageStatus::Complete | MessageStatus::Cancelled
@@ -200,7 +201,9 @@ impl ReplyDriver {
     ) -> Attempt {
         let mut retries = 0;
         loop {
-            let error = match self.attempt(message, request, round_start).await {
+            let attempt = self.attempt(message, request, round_start).await;
+            telemetry::attempt_ended(&attempt);
+            let error = match attempt {
                 Attempt::Failed(error) => error,
                 ended => return ended,
             };
@@ -208,6 +211,7 @@ impl ReplyDriver {
             let Some(wait) = self.policy.retry_delay(retries, &error) else {
                 return Attempt::Failed(error);
             };
+            telemetry::retrying(&error);
             tracing::info!(message_id = %message.id, %error, retry = retries, wait_ms = wait.as_millis(), "retrying the upstream");
             tokio::select! {
                 () = sleep(wait) => {}

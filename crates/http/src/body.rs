@@ -21,7 +21,9 @@ pub struct JsonBody<T, const OPTIONAL: bool = false>(pub T);
 /// A body that may be left out entirely.
 pub type OptionalJsonBody<T> = JsonBody<T, true>;
 
-impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest for JsonBody<T, OPTIONAL> {
+impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest
+    for JsonBody<T, OPTIONAL>
+{
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -55,11 +57,20 @@ fn check_json_content_type(request: &HttpRequest) -> Result<(), ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
         Ok(())
     } else if content_type.is_empty() {
-        Err(ApiError::unsupported_media_type("send the body as JSON with `Content-Type: application/json`"))
+        Err(ApiError::unsupported_media_type(
+            "send the body as JSON with `Content-Type: application/json`",
+        ))
     } else {
         Err(ApiError::unsupported_media_type(format!(
             "the body must be JSON (`Content-Type: application/json`), not `{content_type}`"
@@ -77,20 +88,20 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// An id from the path, or a `400` naming the parameter.
-pub fn parse_id<T>(raw: &str, parse: fn(&str) -> Result<T, ParseIdError>, name: &str) -> Result<T, ApiError> {
+pub fn parse_id<T>(
+    raw: &str,
+    parse: fn(&str) -> Result<T, ParseIdError>,
+    name: &str,
+) -> Result<T, ApiError> {
     parse(raw).map_err(|error| ApiError::bad_request(format!("{name}: {error}")))
 }
 
-/// A query string as name/value pairs, or a `400` when it cannot be decoded.
-pub fn query_pairs(request: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
-    actix_web::web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+/// The query string as `T` (its fields raw strings, checked by the caller so
+/// each gets the contract's status), or a `400` when it cannot be decoded.
+pub fn query<T: DeserializeOwned>(request: &HttpRequest) -> Result<T, ApiError> {
+    actix_web::web::Query::<T>::from_query(request.query_string())
         .map(actix_web::web::Query::into_inner)
         .map_err(|error| ApiError::bad_request(format!("malformed query string: {error}")))
-}
-
-/// The value of query parameter `name`, if given.
-pub fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
 
 /// `limit` between 1 and `max` (`default` when absent), or a `422`.
@@ -98,7 +109,9 @@ pub fn parse_limit(raw: Option<&str>, default: usize, max: usize) -> Result<usiz
     let Some(raw) = raw else { return Ok(default) };
     match raw.trim().parse::<usize>() {
         Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
-        _ => Err(ApiError::invalid(format!("`limit` must be a whole number from 1 to {max}, not `{raw}`"))),
+        _ => Err(ApiError::invalid(format!(
+            "`limit` must be a whole number from 1 to {max}, not `{raw}`"
+        ))),
     }
 }
 
@@ -112,7 +125,12 @@ mod tests {
         assert_eq!(parse_limit(Some("100"), 20, 100), Ok(100));
         for bad in ["0", "101", "-1", "ten", ""] {
             let error = parse_limit(Some(bad), 20, 100).unwrap_err();
-            assert_eq!(error, ApiError::invalid(format!("`limit` must be a whole number from 1 to 100, not `{bad}`")));
+            assert_eq!(
+                error,
+                ApiError::invalid(format!(
+                    "`limit` must be a whole number from 1 to 100, not `{bad}`"
+                ))
+            );
         }
     }
 }

@@ -3,19 +3,23 @@
 //! Routes translate requests into calls of [`ChatService`] and its answers
 //! into the wire format of the contract (`wire`), errors into problem+json
 //! (`problem`), and a session's events into Server-Sent Events (`sse`).
+//! `telemetry` gives every request an id, a span and a log line and keeps the
+//! Prometheus metrics; `routes/docs` serves the OpenAPI document and Swagger UI.
 //! Nothing here decides anything about chats: that is the app crate's job.
 
 mod body;
 mod problem;
 mod routes;
 mod sse;
+mod telemetry;
 mod wire;
 
-use actix_web::middleware::{ErrorHandlers, Logger, NormalizePath, TrailingSlash};
+use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
 use actix_web::web;
 use colloquy_app::ChatService;
 
 pub use problem::ApiError;
+pub use telemetry::{install_metrics, metrics_upkeep, observe_requests};
 
 /// Largest request body accepted, as the contract says.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -26,6 +30,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// HttpServer::new(move || App::new().configure(colloquy_http::configure(service.clone())))
 /// ```
 pub fn configure(service: ChatService) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    install_metrics();
     move |config| {
         config
             .app_data(web::Data::new(service))
@@ -35,16 +40,11 @@ pub fn configure(service: ChatService) -> impl FnOnce(&mut web::ServiceConfig) +
 }
 
 /// The middleware every colloquy app wraps its routes in, outermost last:
-/// `App::new().wrap(error_pages()).wrap(request_log())`.
+/// `App::new().wrap(error_pages()).wrap(from_fn(observe_requests)).wrap(trim_trailing_slash())`,
+/// so the request log and metrics see the final (problem+json) answer.
 #[must_use]
 pub fn error_pages<B: 'static>() -> ErrorHandlers<B> {
     problem::bare_errors_as_problems()
-}
-
-/// Logs one line per request: method, path, status, time taken.
-#[must_use]
-pub fn request_log() -> Logger {
-    Logger::new("%r %s %b bytes %D ms").exclude("/healthz")
 }
 
 /// `/api/v1/sessions/` is the same route as `/api/v1/sessions`.

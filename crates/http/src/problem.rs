@@ -7,16 +7,25 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
 use colloquy_app::ChatError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-const PROBLEM_JSON: &str = "application/problem+json";
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// An error answer: a status, a short title, and a detail for humans.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Problem, example = json!({
+    "type": "urn:colloquy:problem:session-not-found",
+    "title": "Session not found",
+    "status": 404,
+    "detail": "there is no session with that id"
+}))]
 pub struct ApiError {
+    /// A URI naming the kind of problem, stable across releases.
     #[serde(rename = "type")]
     kind: String,
     title: String,
     #[serde(serialize_with = "as_u16")]
+    #[schema(value_type = u16, minimum = 400, maximum = 599)]
     status: StatusCode,
     detail: String,
 }

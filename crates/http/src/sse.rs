@@ -8,44 +8,114 @@ use actix_web_lab::sse::{Data, Event, Sse};
 use colloquy_app::{EventKind, SessionEvent};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::telemetry;
 use crate::wire::{MessageBody, SessionBody, ToolCallBody};
+
+/// The events of the contract: name, the schema of its `data`, and when it comes.
+pub(crate) const EVENTS: [(&str, &str, &str); 7] = [
+    (
+        "message.created",
+        "Message",
+        "the user message, then the assistant message (status `streaming`)",
+    ),
+    (
+        "message.delta",
+        "MessageDelta",
+        "the next piece of the reply's text",
+    ),
+    (
+        "message.tool_call",
+        "MessageToolCall",
+        "a tool the reply called, with its result",
+    ),
+    (
+        "message.reset",
+        "MessageReset",
+        "the upstream failed mid-reply and is asked again: discard this message's text so far",
+    ),
+    (
+        "message.completed",
+        "Message",
+        "the final assistant message (status `complete` or `cancelled`)",
+    ),
+    (
+        "message.failed",
+        "Message",
+        "the final assistant message (status `failed` or `interrupted`, with `error`)",
+    ),
+    (
+        "session.updated",
+        "Session",
+        "the session's title or settings changed",
+    ),
+];
+
+pub(crate) const SEND_STREAM_DESCRIPTION: &str = "With `Accept: text/event-stream`: this turn's events as \
+    Server-Sent Events (`id:`, `event:`, JSON `data:`), ending after the reply's `message.completed` or \
+    `message.failed`. The events and their data are listed under the `ServerSentEvent` schema.";
+
+pub(crate) const EVENTS_STREAM_DESCRIPTION: &str = "The session's events as Server-Sent Events (`id:`, `event:`, \
+    JSON `data:`), with a `: keep-alive` comment at least every 15 s. The events and their data are listed \
+    under the `ServerSentEvent` schema.";
+
+pub(crate) const SEND_STREAM_EXAMPLE: &str = "id: 1763893530000001\nevent: message.created\ndata: {\"id\":\"…\",\"role\":\"user\",…}\n\n\
+    id: 1763893530000002\nevent: message.created\ndata: {\"id\":\"…\",\"role\":\"assistant\",\"status\":\"streaming\",…}\n\n\
+    id: 1763893530000003\nevent: message.delta\ndata: {\"message_id\":\"…\",\"delta\":\"Hello\"}\n\n\
+    id: 1763893530000004\nevent: message.completed\ndata: {\"id\":\"…\",\"status\":\"complete\",…}\n\n";
 
 /// A comment goes out this often while nothing else does, so proxies and
 /// browsers keep an idle stream open (the contract asks for at most 15 s).
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-#[derive(Serialize)]
-struct DeltaBody<'a> {
+/// The data of `message.delta`: the next piece of a reply's text.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MessageDelta)]
+pub(crate) struct DeltaBody<'a> {
+    #[schema(format = "uuid")]
     message_id: String,
+    #[schema(example = "Hello")]
     delta: &'a str,
 }
 
-#[derive(Serialize)]
-struct ToolCallEventBody {
+/// The data of `message.tool_call`: a tool the reply called, with its result.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MessageToolCall)]
+pub(crate) struct ToolCallEventBody {
+    #[schema(format = "uuid")]
     message_id: String,
     tool_call: ToolCallBody,
 }
 
-#[derive(Serialize)]
-struct ResetBody {
+/// The data of `message.reset`: discard this message's text so far.
+#[derive(Serialize, ToSchema)]
+#[schema(as = MessageReset)]
+pub(crate) struct ResetBody {
+    #[schema(format = "uuid")]
     message_id: String,
 }
 
 fn data_json(kind: &EventKind) -> String {
     let json = match kind {
-        EventKind::MessageCreated(message) | EventKind::MessageCompleted(message) | EventKind::MessageFailed(message) => {
-            serde_json::to_string(&MessageBody::from(message))
-        }
-        EventKind::MessageDelta { message_id, delta } => {
-            serde_json::to_string(&DeltaBody { message_id: message_id.to_string(), delta })
-        }
-        EventKind::MessageToolCall { message_id, tool_call } => serde_json::to_string(&ToolCallEventBody {
+        EventKind::MessageCreated(message)
+        | EventKind::MessageCompleted(message)
+        | EventKind::MessageFailed(message) => serde_json::to_string(&MessageBody::from(message)),
+        EventKind::MessageDelta { message_id, delta } => serde_json::to_string(&DeltaBody {
+            message_id: message_id.to_string(),
+            delta,
+        }),
+        EventKind::MessageToolCall {
+            message_id,
+            tool_call,
+        } => serde_json::to_string(&ToolCallEventBody {
             message_id: message_id.to_string(),
             tool_call: ToolCallBody::from(tool_call),
         }),
         EventKind::SessionUpdated(session) => serde_json::to_string(&SessionBody::from(session)),
-        EventKind::MessageReset { message_id } => serde_json::to_string(&ResetBody { message_id: message_id.to_string() }),
+        EventKind::MessageReset { message_id } => serde_json::to_string(&ResetBody {
+            message_id: message_id.to_string(),
+        }),
     };
     // These bodies are plain strings and numbers: serializing cannot fail.
     json.unwrap_or_else(|error| format!(r#"{{"serialization_error":"{error}"}}"#))
@@ -60,7 +130,14 @@ fn to_sse(event: &SessionEvent) -> Event {
 
 /// The `text/event-stream` response for `events`.
 pub fn respond(events: impl Stream<Item = Arc<SessionEvent>> + 'static) -> impl Responder {
-    Sse::from_infallible_stream(events.map(|event| to_sse(&event)))
+    // The guard lives as long as the stream, which actix drops when the
+    // client goes away or the stream ends.
+    let open = telemetry::StreamOpen::new();
+    let frames = events.map(move |event| {
+        let _ = &open;
+        to_sse(&event)
+    });
+    Sse::from_infallible_stream(frames)
         .with_keep_alive(KEEP_ALIVE)
         .customize()
         // Tell nginx and friends not to buffer the stream.

@@ -3,21 +3,55 @@
 
 use std::time::SystemTime;
 
-use colloquy_domain::{Message, Session, Timestamp, ToolCall, Usage};
+use colloquy_domain::{
+    ErrorCode, Message, MessageStatus, Role, Session, Timestamp, ToolCall, Usage,
+};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{IntoParams, ToSchema};
 
 pub fn rfc3339(time: Timestamp) -> String {
     humantime::format_rfc3339_micros(time.to_system_time().max(SystemTime::UNIX_EPOCH)).to_string()
 }
 
-#[derive(Debug, Serialize)]
+/// A string schema allowing exactly `values`: the domain's own words, so the
+/// document cannot drift from what the service sends.
+fn one_of_strings(values: impl IntoIterator<Item = &'static str>) -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .into()
+}
+
+fn role_schema() -> Schema {
+    one_of_strings([Role::User.as_str(), Role::Assistant.as_str()])
+}
+
+fn status_schema() -> Schema {
+    one_of_strings(MessageStatus::ALL.map(MessageStatus::as_str))
+}
+
+fn error_code_schema() -> Schema {
+    one_of_strings(ErrorCode::ALL.map(ErrorCode::as_str))
+}
+
+/// A chat: its settings and how many messages it holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
 pub struct SessionBody {
+    #[schema(format = "uuid", example = "01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f")]
     pub id: String,
+    #[schema(required = true, example = "Trip to Lisbon")]
     pub title: Option<String>,
+    #[schema(required = true)]
     pub system_prompt: Option<String>,
+    #[schema(example = "gpt-4o-mini")]
     pub model: String,
+    #[schema(format = DateTime, example = "2026-11-23T10:15:30.123456Z")]
     pub created_at: String,
+    #[schema(format = DateTime, example = "2026-11-23T10:15:30.123456Z")]
     pub updated_at: String,
+    #[schema(example = 2)]
     pub message_count: u64,
 }
 
@@ -25,8 +59,14 @@ impl From<&Session> for SessionBody {
     fn from(session: &Session) -> Self {
         Self {
             id: session.id.to_string(),
-            title: session.title.as_ref().map(|title| title.as_str().to_owned()),
-            system_prompt: session.system_prompt.as_ref().map(|prompt| prompt.as_str().to_owned()),
+            title: session
+                .title
+                .as_ref()
+                .map(|title| title.as_str().to_owned()),
+            system_prompt: session
+                .system_prompt
+                .as_ref()
+                .map(|prompt| prompt.as_str().to_owned()),
             model: session.model.as_str().to_owned(),
             created_at: rfc3339(session.created_at),
             updated_at: rfc3339(session.updated_at),
@@ -35,7 +75,9 @@ impl From<&Session> for SessionBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Tokens the upstream counted for one reply.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Usage)]
 pub struct UsageBody {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -43,22 +85,34 @@ pub struct UsageBody {
 
 impl From<Usage> for UsageBody {
     fn from(usage: Usage) -> Self {
-        Self { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens }
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+        }
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Why a reply failed or was interrupted.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MessageError)]
 pub struct ErrorBody {
+    #[schema(schema_with = error_code_schema)]
     pub code: &'static str,
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A tool the reply called, with what it returned.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ToolCall)]
 pub struct ToolCallBody {
     pub id: String,
+    #[schema(example = "current_time")]
     pub name: String,
+    /// The arguments the model gave, parsed when they are JSON.
     pub arguments: serde_json::Value,
+    #[schema(required = true)]
     pub result: Option<serde_json::Value>,
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
@@ -79,20 +133,34 @@ impl From<&ToolCall> for ToolCallBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One message of a session: the user's, or the assistant's reply.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Message)]
 pub struct MessageBody {
+    #[schema(format = "uuid")]
     pub id: String,
+    #[schema(format = "uuid")]
     pub session_id: String,
+    #[schema(schema_with = role_schema)]
     pub role: &'static str,
+    #[schema(example = "hey who are you?")]
     pub content: String,
+    #[schema(schema_with = status_schema)]
     pub status: &'static str,
+    #[schema(required = true)]
     pub model: Option<String>,
+    #[schema(required = true, example = "stop")]
     pub finish_reason: Option<String>,
+    #[schema(required = true)]
     pub usage: Option<UsageBody>,
+    #[schema(required = true)]
     pub error: Option<ErrorBody>,
+    /// Only on an assistant message that used tools, in the order they ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallBody>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(required = true, format = DateTime)]
     pub completed_at: Option<String>,
 }
 
@@ -107,10 +175,10 @@ impl From<&Message> for MessageBody {
             model: message.model.clone(),
             finish_reason: message.finish_reason.clone(),
             usage: message.usage.map(UsageBody::from),
-            error: message
-                .error
-                .as_ref()
-                .map(|error| ErrorBody { code: error.code.as_str(), message: error.message.clone() }),
+            error: message.error.as_ref().map(|error| ErrorBody {
+                code: error.code.as_str(),
+                message: error.message.clone(),
+            }),
             tool_calls: message.tool_calls.iter().map(ToolCallBody::from).collect(),
             created_at: rfc3339(message.created_at),
             completed_at: message.completed_at.map(rfc3339),
@@ -118,50 +186,137 @@ impl From<&Message> for MessageBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One page of a list; `has_more` says whether another follows.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageBody<T> {
     pub data: Vec<T>,
     pub has_more: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// A sent message and the reply now being generated for it.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SendAccepted {
     pub user_message: MessageBody,
+    /// Status `streaming`: watch `events_url` for the rest.
     pub assistant_message: MessageBody,
+    #[schema(example = "/api/v1/sessions/01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f/events")]
     pub events_url: String,
 }
 
-#[derive(Debug, Serialize)]
+/// Whether a reply was running and is now stopped.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CancelBody {
     pub cancelled: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The original assignment's answer to `POST /api/create_session`: the
+/// Session, with its id once more under the name those clients read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatSessionBody {
+    #[serde(flatten)]
+    pub session: SessionBody,
+    #[schema(format = "uuid")]
+    pub session_id: String,
+}
+
+/// Every field may be left out; the service's defaults apply.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreateSessionRequest {
+    /// One line, not blank.
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        example = "Trip to Lisbon"
+    )]
     pub title: Option<String>,
+    /// Not blank.
+    #[schema(
+        max_length = 32000,
+        pattern = "\\S",
+        example = "You are a concise travel agent."
+    )]
     pub system_prompt: Option<String>,
+    /// No spaces or control characters.
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$",
+        example = "gpt-4o-mini"
+    )]
     pub model: Option<String>,
 }
 
 /// `null` clears a field; leaving it out leaves it alone.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct PatchSessionRequest {
+    /// One line, not blank; `null` removes the title.
     #[serde(default, deserialize_with = "present")]
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        example = "Lisbon, day two"
+    )]
     pub title: Option<Option<String>>,
+    /// Not blank; `null` goes back to the service's default prompt.
     #[serde(default, deserialize_with = "present")]
+    #[schema(max_length = 32000, pattern = "\\S")]
     pub system_prompt: Option<Option<String>>,
+    /// No spaces or control characters; cannot be cleared.
+    #[schema(value_type = String, max_length = 200, pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$")]
     pub model: Option<String>,
 }
 
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The user's next message. `content` is required; the original
+/// assignment's clients may call it `message` instead.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"content": "hey who are you?"}))]
 pub struct SendMessageRequest {
+    /// Not blank; at most `COLLOQUY_MAX_MESSAGE_CHARS` characters (32000 unless configured).
+    #[schema(value_type = String, max_length = 32000, pattern = "\\S", example = "hey who are you?")]
     pub content: Option<String>,
     /// The original assignment's clients call it `message`.
+    #[schema(value_type = String, max_length = 32000, pattern = "\\S")]
     pub message: Option<String>,
+    /// Stop the reply when the client reading its event stream goes away.
     #[serde(default)]
     pub cancel_on_disconnect: bool,
+}
+
+/// `GET /api/v1/sessions?limit=&after=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionPageQuery {
+    /// How many sessions to return, newest first.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<String>,
+    /// The last id of the previous page.
+    #[param(value_type = Option<String>, format = "uuid")]
+    pub after: Option<String>,
+}
+
+/// `GET /api/v1/sessions/{id}/messages?limit=&after=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessagePageQuery {
+    /// How many messages to return, oldest first.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 1000)]
+    pub limit: Option<String>,
+    /// The last id of the previous page.
+    #[param(value_type = Option<String>, format = "uuid")]
+    pub after: Option<String>,
+}
+
+/// `GET /api/v1/sessions/{id}/events?last_event_id=`, for clients that
+/// cannot set the `Last-Event-ID` header (which wins when both are given).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Deliver the events after this one, then live ones.
+    #[param(pattern = "^[0-9]{1,19}$", example = "1763893530123456")]
+    pub last_event_id: Option<String>,
 }

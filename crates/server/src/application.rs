@@ -15,6 +15,8 @@ use colloquy_ports::{ChatRepository, LlmClient};
 
 use crate::config::{Config, LlmChoice};
 
+const METRICS_UPKEEP: Duration = Duration::from_secs(10);
+
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
     port: u16,
@@ -67,7 +69,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(colloquy_http::error_pages())
-                .wrap(colloquy_http::request_log())
+                .wrap(actix_web::middleware::from_fn(colloquy_http::observe_requests))
                 .wrap(colloquy_http::trim_trailing_slash())
                 .configure(colloquy_http::configure(app_service.clone()))
         })
@@ -122,7 +124,18 @@ impl Application {
             service.shutdown(grace).await;
             handle.stop(true).await;
         });
-        self.server.await
+        // A scrape folds histogram samples into their buckets; this keeps
+        // them from piling up while nobody scrapes.
+        let upkeep = tokio::spawn(async {
+            let mut every = tokio::time::interval(METRICS_UPKEEP);
+            loop {
+                every.tick().await;
+                colloquy_http::metrics_upkeep();
+            }
+        });
+        let served = self.server.await;
+        upkeep.abort();
+        served
     }
 }
 

@@ -5,8 +5,11 @@ use colloquy_domain::MessageId;
 use futures::StreamExt;
 
 use super::sessions::session_id;
-use crate::body::{parse_id, parse_limit, query_pairs, query_value, JsonBody};
-use crate::wire::{CancelBody, MessageBody, PageBody, SendAccepted, SendMessageRequest};
+use crate::body::{parse_id, parse_limit, query, JsonBody};
+use crate::wire::{
+    CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody, SendAccepted,
+    SendMessageRequest,
+};
 use crate::{sse, ApiError};
 
 fn wants_event_stream(request: &HttpRequest) -> bool {
@@ -17,6 +20,28 @@ fn wants_event_stream(request: &HttpRequest) -> bool {
         .any(|accept| accept.contains("text/event-stream"))
 }
 
+/// Send a message and start its reply.
+///
+/// Stores the user message and an assistant message with status `streaming`,
+/// then generates the reply in a task of its own: a client that goes away does
+/// not stop it unless it asked for `cancel_on_disconnect`. One reply at a time
+/// per session.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{session_id}/messages",
+    tag = "messages",
+    operation_id = "send_message",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    request_body(content = SendMessageRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The reply is being generated; watch `events_url`.", body = SendAccepted,
+            headers(("Location" = String, description = "The session's history."))),
+        (status = 200, description = sse::SEND_STREAM_DESCRIPTION,
+            content_type = "text/event-stream", body = ref("#/components/schemas/ServerSentEvent"), example = json!(sse::SEND_STREAM_EXAMPLE)),
+        (status = 409, description = "A reply already streams in this session.", body = ApiError,
+            content_type = "application/problem+json"),
+    )
+)]
 pub async fn send(
     service: web::Data<ChatService>,
     request: HttpRequest,
@@ -29,7 +54,9 @@ pub async fn send(
     };
     let outcome = service.send_message(id, content).await?;
     if wants_event_stream(&request) {
-        return Ok(reply_stream(outcome, body.cancel_on_disconnect).respond_to(&request).map_into_boxed_body());
+        return Ok(reply_stream(outcome, body.cancel_on_disconnect)
+            .respond_to(&request)
+            .map_into_boxed_body());
     }
     // `cancel_on_disconnect` ties a reply to a connection that streams it; a
     // `202` has none (its client watches `events_url`), so it does not apply.
@@ -55,7 +82,10 @@ fn reply_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Respon
                 return None;
             }
             let event = events.next().await?;
-            let last = event.kind.finished_message().is_some_and(|message| message.id == reply_id);
+            let last = event
+                .kind
+                .finished_message()
+                .is_some_and(|message| message.id == reply_id);
             Some((event, (events, guard, last)))
         },
     )
@@ -63,15 +93,26 @@ fn reply_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Respon
     sse::respond(events)
 }
 
+/// A session's history, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{session_id}/messages",
+    tag = "messages",
+    operation_id = "list_messages",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id."), MessagePageQuery),
+    responses((status = 200, description = "A page of messages.", body = PageBody<MessageBody>))
+)]
 pub async fn list(
     service: web::Data<ChatService>,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    let query = query_pairs(&request)?;
-    let limit = parse_limit(query_value(&query, "limit"), 1000, 1000)?;
-    let after = query_value(&query, "after")
+    let query: MessagePageQuery = query(&request)?;
+    let limit = parse_limit(query.limit.as_deref(), 1000, 1000)?;
+    let after = query
+        .after
+        .as_deref()
         .map(|raw| parse_id(raw, MessageId::parse, "after"))
         .transpose()?;
     let page = service.list_messages(id, limit, after).await?;
@@ -89,17 +130,38 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
         .map(|value| value.to_str().unwrap_or("\u{0}").to_owned());
     let raw = match from_header {
         Some(raw) => Some(raw),
-        None => query_value(&query_pairs(request)?, "last_event_id").map(str::to_owned),
+        None => query::<EventsQuery>(request)?.last_event_id,
     };
     match raw.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(raw) => raw
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("`{raw}` is not an event id of this service"))),
+        Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("`{raw}` is not an event id of this service"))
+        }),
     }
 }
 
+/// Follow a session's live events (Server-Sent Events, for `EventSource`).
+///
+/// Every client connected to a session receives the same events. A client
+/// that connects while a reply streams first receives that reply's events
+/// from its start; one that reconnects with `Last-Event-ID` (or
+/// `?last_event_id=`) receives every event after that id exactly once, then
+/// live ones. The stream stays open until the session is deleted or the
+/// server stops.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{session_id}/events",
+    tag = "messages",
+    operation_id = "session_events",
+    params(
+        ("session_id" = String, Path, format = "uuid", description = "The session's id."),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,19}$",
+            description = "The id of the last event this client saw; wins over `last_event_id`."),
+        EventsQuery,
+    ),
+    responses((status = 200, description = sse::EVENTS_STREAM_DESCRIPTION,
+        content_type = "text/event-stream", body = ref("#/components/schemas/ServerSentEvent"), example = json!(sse::SEND_STREAM_EXAMPLE)))
+)]
 pub async fn events(
     service: web::Data<ChatService>,
     request: HttpRequest,
@@ -108,10 +170,24 @@ pub async fn events(
     let id = session_id(&path)?;
     let after = last_event_id(&request)?;
     let subscription = service.subscribe(id, after).await?;
-    Ok(sse::respond(subscription.into_stream()).respond_to(&request).map_into_boxed_body())
+    Ok(sse::respond(subscription.into_stream())
+        .respond_to(&request)
+        .map_into_boxed_body())
 }
 
-pub async fn cancel(service: web::Data<ChatService>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// Stop the reply in progress, if any; it keeps the text so far.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{session_id}/cancel",
+    tag = "messages",
+    operation_id = "cancel_reply",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    responses((status = 200, description = "Whether a reply was running.", body = CancelBody))
+)]
+pub async fn cancel(
+    service: web::Data<ChatService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let cancelled = service.cancel_reply(session_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(CancelBody { cancelled }))
 }

@@ -1,5 +1,7 @@
 //! The routes of the contract, one module per resource.
 
+mod compat;
+mod docs;
 mod health;
 mod messages;
 mod page;
@@ -42,6 +44,9 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/healthz").route(web::get().to(health::live)))
         .service(web::resource("/readyz").route(web::get().to(health::ready)))
+        .service(web::resource("/metrics").route(web::get().to(crate::telemetry::metrics_text)))
+        .configure(compat::register)
+        .configure(docs::register)
         .configure(page::register)
         .default_service(web::to(not_found));
 }

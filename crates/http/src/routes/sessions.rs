@@ -1,32 +1,76 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use colloquy_app::{ChatService, NewSession, SessionPatch};
-use colloquy_domain::SessionId;
+use colloquy_domain::{Session, SessionId};
 
-use crate::body::{parse_id, parse_limit, query_pairs, query_value, JsonBody, OptionalJsonBody};
-use crate::wire::{CreateSessionRequest, PageBody, PatchSessionRequest, SessionBody};
+use crate::body::{parse_id, parse_limit, query, JsonBody, OptionalJsonBody};
+use crate::wire::{
+    CreateSessionRequest, PageBody, PatchSessionRequest, SessionBody, SessionPageQuery,
+};
 use crate::ApiError;
 
 pub fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     parse_id(raw, SessionId::parse, "session_id")
 }
 
+/// Creates the session `body` describes; the compatibility route shares this.
+pub(super) async fn create_session(
+    service: &ChatService,
+    body: CreateSessionRequest,
+) -> Result<Session, ApiError> {
+    Ok(service
+        .create_session(NewSession {
+            title: body.title,
+            system_prompt: body.system_prompt,
+            model: body.model,
+        })
+        .await?)
+}
+
+pub(super) fn location(session: &Session) -> (header::HeaderName, String) {
+    (header::LOCATION, format!("/api/v1/sessions/{}", session.id))
+}
+
+/// Create a session.
+///
+/// Every field of the body may be left out, and so may the body itself.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    operation_id = "create_session",
+    request_body(content = CreateSessionRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new session.", body = SessionBody,
+            headers(("Location" = String, description = "The session's URL."))),
+    )
+)]
 pub async fn create(
     service: web::Data<ChatService>,
     JsonBody(body): OptionalJsonBody<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = service
-        .create_session(NewSession { title: body.title, system_prompt: body.system_prompt, model: body.model })
-        .await?;
+    let session = create_session(&service, body).await?;
     Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/sessions/{}", session.id)))
+        .insert_header(location(&session))
         .json(SessionBody::from(&session)))
 }
 
-pub async fn list(service: web::Data<ChatService>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let query = query_pairs(&request)?;
-    let limit = parse_limit(query_value(&query, "limit"), 20, 100)?;
-    let after = query_value(&query, "after").map(session_id).transpose()?;
+/// List sessions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions",
+    tag = "sessions",
+    operation_id = "list_sessions",
+    params(SessionPageQuery),
+    responses((status = 200, description = "A page of sessions.", body = PageBody<SessionBody>))
+)]
+pub async fn list(
+    service: web::Data<ChatService>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query: SessionPageQuery = query(&request)?;
+    let limit = parse_limit(query.limit.as_deref(), 20, 100)?;
+    let after = query.after.as_deref().map(session_id).transpose()?;
     let page = service.list_sessions(limit, after).await?;
     Ok(HttpResponse::Ok().json(PageBody {
         data: page.items.iter().map(SessionBody::from).collect(),
@@ -34,23 +78,63 @@ pub async fn list(service: web::Data<ChatService>, request: HttpRequest) -> Resu
     }))
 }
 
-pub async fn get(service: web::Data<ChatService>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// Read a session.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{session_id}",
+    tag = "sessions",
+    operation_id = "get_session",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    responses((status = 200, description = "The session.", body = SessionBody))
+)]
+pub async fn get(
+    service: web::Data<ChatService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let session = service.get_session(session_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
 }
 
+/// Rename a session or change its settings.
+///
+/// A field left out stays as it is; `null` clears `title` or `system_prompt`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/sessions/{session_id}",
+    tag = "sessions",
+    operation_id = "update_session",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    request_body(content = PatchSessionRequest, content_type = "application/json"),
+    responses((status = 200, description = "The session as it is now.", body = SessionBody))
+)]
 pub async fn update(
     service: web::Data<ChatService>,
     path: web::Path<String>,
     JsonBody(body): JsonBody<PatchSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    let patch = SessionPatch { title: body.title, system_prompt: body.system_prompt, model: body.model };
+    let patch = SessionPatch {
+        title: body.title,
+        system_prompt: body.system_prompt,
+        model: body.model,
+    };
     let session = service.update_session(id, patch).await?;
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
 }
 
-pub async fn delete(service: web::Data<ChatService>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// Delete a session and its messages, cancelling a reply in progress.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/sessions/{session_id}",
+    tag = "sessions",
+    operation_id = "delete_session",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    responses((status = 204, description = "Deleted."))
+)]
+pub async fn delete(
+    service: web::Data<ChatService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     service.delete_session(session_id(&path)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,13 +4,15 @@
 use actix_web::{web, HttpResponse};
 use colloquy_app::{ChatService, MessageCounts, SessionSummary};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::sessions::session_id;
 use crate::wire::{rfc3339, UsageBody};
 use crate::ApiError;
 
 /// How many messages of each role a session holds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MessageCounts)]
 pub struct MessageCountsBody {
     pub user: u64,
     pub assistant: u64,
@@ -28,7 +30,8 @@ impl From<MessageCounts> for MessageCountsBody {
 }
 
 /// A session's summary: counts and usage from the store, the prose from the model.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Summary)]
 pub struct SummaryBody {
     pub session_id: String,
     pub message_count: MessageCountsBody,
@@ -57,6 +60,20 @@ impl From<SessionSummary> for SummaryBody {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{session_id}/summary",
+    tag = "sessions",
+    operation_id = "summarize_session",
+    params(("session_id" = String, Path, description = "The session's id (a UUID).")),
+    responses(
+        (status = 200, description = "The session's summary; cached until the session changes.", body = SummaryBody),
+        (status = 502, description = "The model failed or answered with something other than a summary.",
+            body = ApiError, content_type = "application/problem+json"),
+        (status = 503, description = "The model is rate limited or unreachable right now.",
+            body = ApiError, content_type = "application/problem+json"),
+    )
+)]
 pub async fn summary(
     service: web::Data<ChatService>,
     path: web::Path<String>,

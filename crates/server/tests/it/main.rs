@@ -4,6 +4,7 @@
 mod support;
 
 mod ask;
+mod compat;
 mod context;
 mod crash;
 mod errors;
@@ -11,6 +12,7 @@ mod faults;
 mod flow;
 mod load;
 mod streaming;
+mod surface;
 mod summary;
 mod titles;
 mod tools;

@@ -1,0 +1,341 @@
+//! `GET /openapi.json` (generated from the routes' annotations) and Swagger
+//! UI at `/docs`, its files compiled into the binary so it works offline.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
+use utoipa::openapi::response::Response;
+use utoipa::openapi::schema::{
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, Type,
+};
+use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi, PartialSchema};
+
+use super::{compat, health, messages, sessions, summary};
+use crate::problem::PROBLEM_JSON;
+use crate::{sse, telemetry, ApiError};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "colloquy",
+        description = "A chat backend: sessions, messages, and replies streamed from a language model \
+            as Server-Sent Events. Every error is `application/problem+json` (RFC 9457); every response \
+            carries an `X-Request-Id`.",
+    ),
+    paths(
+        sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
+        messages::send, messages::list, messages::events, messages::cancel, summary::summary,
+        compat::create_session,
+        health::live, health::ready, telemetry::metrics_text, openapi_json, swagger_ui,
+    ),
+    components(schemas(ApiError, sse::DeltaBody, sse::ToolCallEventBody, sse::ResetBody)),
+    tags(
+        (name = "sessions", description = "Chats and their settings."),
+        (name = "messages", description = "Sending, history, live events, cancelling."),
+        (name = "compatibility", description = "The original assignment's routes; each shares its handler with an `/api/v1` route."),
+        (name = "operations", description = "Health, readiness, metrics and these docs."),
+    ),
+    modifiers(&Conventions),
+)]
+struct ApiDoc;
+
+/// What holds for every route and is written once here rather than on each:
+/// the `X-Request-Id` header, the problem responses the contract's error
+/// table implies, the compatibility aliases, and the shape of an event.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, document: &mut Document) {
+        for (path, item) in &mut document.paths.paths {
+            for operation in operations(item) {
+                if path.starts_with("/api/") {
+                    add_problems(path, operation);
+                }
+                for response in operation.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        let mut header = Header::new(String::schema());
+                        header.description = Some(
+                            "The request's id: the client's own if it sent one, else a new UUID."
+                                .to_owned(),
+                        );
+                        response
+                            .headers
+                            .insert(telemetry::REQUEST_ID.as_str().to_owned(), RefOr::T(header));
+                    }
+                }
+            }
+        }
+        add_aliases(document);
+        let components = document.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .insert("ServerSentEvent".to_owned(), RefOr::T(server_sent_event()));
+        // The text is required, under either name: a derive cannot say so.
+        if let Some(send) = components.schemas.remove("SendMessageRequest") {
+            let either = AnyOfBuilder::new()
+                .item(ObjectBuilder::new().required("content"))
+                .item(ObjectBuilder::new().required("message"));
+            components.schemas.insert(
+                "SendMessageRequest".to_owned(),
+                AllOfBuilder::new().item(send).item(either).into(),
+            );
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.post,
+        &mut item.patch,
+        &mut item.delete,
+        &mut item.put,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// The contract's error table, applied to what an operation takes.
+fn add_problems(path: &str, operation: &mut Operation) {
+    let mut statuses = vec![500, 503];
+    if path.contains("{session_id}") {
+        statuses.extend([400, 404]);
+    }
+    for parameter in operation.parameters.iter().flatten() {
+        if let RefOr::T(parameter) = parameter {
+            if parameter.parameter_in == ParameterIn::Query {
+                // A query that does not decode is a `400`; a bad `limit` a `422`.
+                statuses.push(if parameter.name == "limit" { 422 } else { 400 });
+            }
+        }
+    }
+    if operation.request_body.is_some() {
+        statuses.extend([400, 413, 415, 422]);
+    }
+    statuses.sort_unstable();
+    statuses.dedup();
+    for status in statuses {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| {
+                RefOr::T(
+                    Response::builder()
+                        .description(problem_description(status))
+                        .content(
+                            PROBLEM_JSON,
+                            Content::new(Some(Ref::from_schema_name("Problem"))),
+                        )
+                        .build(),
+                )
+            });
+    }
+}
+
+fn problem_description(status: u16) -> &'static str {
+    match status {
+        400 => "A malformed JSON body, id or query parameter.",
+        404 => "There is no session with that id.",
+        413 => "The body is over 1 MiB.",
+        415 => "The body is not JSON.",
+        422 => "A value is invalid: empty or too long content, a missing field, a bad `limit`.",
+        503 => "The database is unreachable, or the server is shutting down; try again shortly.",
+        _ => "Something went wrong on the server; it has been logged with the request's id.",
+    }
+}
+
+/// The compatibility routes that share an `/api/v1` handler share its
+/// documentation too: a copy of the operation, under the old path.
+fn add_aliases(document: &mut Document) {
+    for (alias, method, original) in compat::ALIASES {
+        let Some(mut operation) = document
+            .paths
+            .get_path_operation(original, method.clone())
+            .cloned()
+        else {
+            continue;
+        };
+        operation.operation_id = operation.operation_id.map(|id| format!("compat_{id}"));
+        operation.tags = Some(vec!["compatibility".to_owned()]);
+        let method_name = if method == HttpMethod::Get {
+            "GET"
+        } else {
+            "POST"
+        };
+        operation.description = Some(format!(
+            "Same as `{method_name} {original}`.\n\n{}",
+            operation.description.unwrap_or_default()
+        ));
+        document
+            .paths
+            .add_path_operation(alias, vec![method], operation);
+    }
+}
+
+/// One event of a stream, as `EventSource` hands it over, and the schema of
+/// the `text/event-stream` responses: OpenAPI 3.1 has no `itemSchema` (3.2
+/// does), so the stream's schema is that of one event, which is also how
+/// schemathesis reads it. `data` is JSON text; `contentSchema` says of what,
+/// per event name, so each name is held to its own data.
+fn server_sent_event() -> Schema {
+    let mut table = String::from(
+        "One Server-Sent Event: `id:`, `event:` and a JSON `data:` line.\n\n\
+         | event | data | when |\n|---|---|---|\n",
+    );
+    // Events sharing a data schema share a branch, named by an enum.
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (name, schema, when) in sse::EVENTS {
+        table.push_str(&format!("| `{name}` | `{schema}` | {when} |\n"));
+        match groups.iter_mut().find(|(known, _)| *known == schema) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((schema, vec![name])),
+        }
+    }
+    let mut events = OneOfBuilder::new().description(Some(table));
+    for (schema, names) in groups {
+        events = events.item(
+            ObjectBuilder::new()
+                .property(
+                    "id",
+                    ObjectBuilder::new().schema_type(Type::String).description(Some(
+                        "Opaque, unique in the session, increasing; send it back as `Last-Event-ID`.",
+                    )),
+                )
+                .property(
+                    "event",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(names)),
+                )
+                .property(
+                    "data",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .content_media_type("application/json")
+                        .content_schema(Some(Ref::from_schema_name(schema))),
+                )
+                .required("id")
+                .required("event")
+                .required("data"),
+        );
+    }
+    events.into()
+}
+
+fn document() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        ApiDoc::openapi().to_json().unwrap_or_else(|error| {
+            tracing::error!(%error, "the OpenAPI document could not be serialized");
+            String::from("{}")
+        })
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of every route.", content_type = "application/json", body = Object))
+)]
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
+
+fn swagger_config() -> Arc<utoipa_swagger_ui::Config<'static>> {
+    static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            // `validator_url("none")`: Swagger UI would otherwise fetch a
+            // badge from an online validator, which offline use cannot reach.
+            Arc::new(
+                utoipa_swagger_ui::Config::new(["/openapi.json"])
+                    .validator_url("none")
+                    .try_it_out_enabled(true),
+            )
+        })
+        .clone()
+}
+
+fn swagger_file(file: &str) -> HttpResponse {
+    match utoipa_swagger_ui::serve(file, swagger_config()) {
+        Ok(Some(found)) => {
+            let mut response = HttpResponse::Ok();
+            response.content_type(found.content_type);
+            if found.gzpipped {
+                response.insert_header((actix_web::http::header::CONTENT_ENCODING, "gzip"));
+            }
+            if file == "index.html" {
+                // The page names its files relatively; `/docs` (no slash)
+                // would resolve them against `/`, so anchor them to `/docs/`.
+                let page = String::from_utf8_lossy(&found.bytes).replacen(
+                    "<head>",
+                    "<head><base href=\"/docs/\">",
+                    1,
+                );
+                return response.body(page);
+            }
+            response.body(found.bytes.into_owned())
+        }
+        Ok(None) => actix_web::ResponseError::error_response(&ApiError::from_status(
+            actix_web::http::StatusCode::NOT_FOUND,
+        )),
+        Err(error) => {
+            tracing::error!(%error, file, "a Swagger UI file could not be served");
+            actix_web::ResponseError::error_response(&ApiError::from_status(
+                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            ))
+        }
+    }
+}
+
+/// Swagger UI for this document, served from the binary.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "operations",
+    operation_id = "docs",
+    responses((status = 200, description = "The Swagger UI page.", content_type = "text/html", body = String))
+)]
+async fn swagger_ui() -> HttpResponse {
+    swagger_file("index.html")
+}
+
+async fn swagger_asset(file: web::Path<String>) -> HttpResponse {
+    swagger_file(&file)
+}
+
+pub(super) fn register(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(web::resource("/docs").route(web::get().to(swagger_ui)))
+        .service(web::resource("/docs/{file:.+}").route(web::get().to(swagger_asset)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_every_operation_is_unique() {
+        let json: serde_json::Value = serde_json::from_str(document()).unwrap();
+        assert_eq!(json["openapi"], "3.1.0");
+        let mut ids = Vec::new();
+        for item in json["paths"].as_object().unwrap().values() {
+            for operation in item.as_object().unwrap().values() {
+                ids.push(operation["operationId"].as_str().unwrap().to_owned());
+            }
+        }
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operation ids are unique");
+    }
+}
