@@ -85,7 +85,12 @@ fn value_for(
 
 /// The first `count` words of `text` on one line, with `…` when cut.
 fn first_words(text: &str, count: usize) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
+    // Control characters count as spaces: a quote must stay one line, or the
+    // title or summary it goes into is refused.
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect();
     let mut quoted = words
         .iter()
         .take(count)
@@ -198,5 +203,10 @@ mod tests {
             ])
         );
         assert_eq!(value["topics"], json!(["lifetimes", "borrowing"]));
+    }
+
+    #[test]
+    fn quotes_never_carry_control_characters() {
+        assert_eq!(first_words("a\u{0}b\u{1c}c\u{85} d", 10), "a b c d");
     }
 }
