@@ -89,7 +89,7 @@ pub fn metrics_upkeep() {
     recorder().run_upkeep();
 }
 
-/// `GET /metrics`.
+/// The service's metrics, for Prometheus to scrape.
 #[utoipa::path(
     get,
     path = "/metrics",

@@ -69,7 +69,9 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(colloquy_http::error_pages())
-                .wrap(actix_web::middleware::from_fn(colloquy_http::observe_requests))
+                .wrap(actix_web::middleware::from_fn(
+                    colloquy_http::observe_requests,
+                ))
                 .wrap(colloquy_http::trim_trailing_slash())
                 .configure(colloquy_http::configure(app_service.clone()))
         })

@@ -160,6 +160,12 @@ fn add_aliases(document: &mut Document) {
         };
         operation.operation_id = operation.operation_id.map(|id| format!("compat_{id}"));
         operation.tags = Some(vec!["compatibility".to_owned()]);
+        operation.summary = operation.summary.map(|summary| {
+            format!(
+                "{} (the original assignment's route).",
+                summary.trim_end_matches('.')
+            )
+        });
         let method_name = if method == HttpMethod::Get {
             "GET"
         } else {

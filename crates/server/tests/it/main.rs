@@ -12,7 +12,7 @@ mod faults;
 mod flow;
 mod load;
 mod streaming;
-mod surface;
 mod summary;
+mod surface;
 mod titles;
 mod tools;
