@@ -61,6 +61,8 @@ impl Summary {
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
     pub target: &'static str,
+    /// Deltas received over the whole run, warm-up included.
+    pub all_deltas: u64,
     pub clients: usize,
     pub turns: u64,
     pub turns_per_sec: f64,
@@ -75,6 +77,12 @@ pub struct LoadReport {
     /// The server's resident memory (colloquy only), in KiB.
     pub rss_peak_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
+    /// CPU the server used over the whole run (warm-up included), per
+    /// second of it: 2.0 is both cores of this machine.
+    pub server_cores: Option<f64>,
+    /// Server CPU per delta relayed, in microseconds (the run's CPU divided
+    /// by every delta of every turn, warm-up included).
+    pub server_cpu_us_per_delta: Option<f64>,
 }
 
 impl LoadReport {
@@ -94,6 +102,8 @@ struct Recorder {
     stalls: u64,
     altered: u64,
     error_samples: Vec<String>,
+    /// Deltas received in every turn, measured or not.
+    all_deltas: u64,
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -117,6 +127,7 @@ impl Recorder {
             stalls: 0,
             altered: 0,
             error_samples: Vec::new(),
+            all_deltas: 0,
         }
     }
 
@@ -205,8 +216,11 @@ pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadRepor
         gap: Summary::of_histogram(&recorder.gap),
         total: Summary::of_histogram(&recorder.total),
         error_samples: recorder.error_samples.clone(),
+        all_deltas: recorder.all_deltas,
         rss_peak_kib: None,
         rss_end_kib: None,
+        server_cores: None,
+        server_cpu_us_per_delta: None,
     }
 }
 
@@ -253,8 +267,12 @@ async fn client_loop(
         let outcome = client.turn(target, session.as_deref(), &prompt).await;
         let counted = turn_start >= window_start && turn_start < window_end;
         match outcome {
-            Ok(turn) if counted => record(&mut |r| r.turn(&turn, plan)),
-            Ok(_) => {}
+            Ok(turn) => record(&mut |r| {
+                r.all_deltas += turn.gaps.len() as u64 + u64::from(turn.ttft.is_some());
+                if counted {
+                    r.turn(&turn, plan);
+                }
+            }),
             Err(error) => {
                 record(&mut |r| r.error(&error));
                 // A broken session (a stuck reply answers 409) is left behind.

@@ -73,13 +73,13 @@ fn out(text: &str) {
 
 pub fn streams(comparisons: &[Comparison]) {
     let mut table = String::from(
-        "\n| streams | target | turns | turns/s | TTFT p50/p99/p99.9 ms | gap p50/p99/p99.9 ms | turn p50/p99/p99.9 ms | errors | stalls | altered | server RSS peak/end MiB |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "\n| streams | target | turns | turns/s | TTFT p50/p99/p99.9 ms | gap p50/p99/p99.9 ms | turn p50/p99/p99.9 ms | errors | stalls | altered | server RSS peak/end MiB | server cores | server µs/delta |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in comparisons {
         for r in [&c.direct, &c.colloquy] {
             table.push_str(&format!(
-                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 c.streams,
                 r.target,
                 r.turns,
@@ -91,10 +91,14 @@ pub fn streams(comparisons: &[Comparison]) {
                 r.stalls,
                 r.altered,
                 rss(r),
+                r.server_cores
+                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+                r.server_cpu_us_per_delta
+                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.1}")),
             ));
         }
         table.push_str(&format!(
-            "| {} | **added** | | {:.0} % | **{}** | **{}** | {} | | | | |\n",
+            "| {} | **added** | | {:.0} % | **{}** | **{}** | {} | | | | | | |\n",
             c.streams,
             c.throughput_ratio * 100.0,
             added(&c.added_ttft),

@@ -137,6 +137,8 @@ pub async fn streams(
         eprintln!("  {clients} stream(s): colloquy…");
         let problems_before = server.logged_problems();
         server.reset_peak();
+        let cpu_before = server.cpu_secs();
+        let run_started = Instant::now();
         let mut colloquy = load::run(
             &env.client,
             &Target::Colloquy {
@@ -147,6 +149,7 @@ pub async fn streams(
         .await;
         colloquy.rss_peak_kib = server.peak_rss_kib();
         colloquy.rss_end_kib = server.rss_kib();
+        account_cpu(&mut colloquy, &server, cpu_before, run_started);
         if !server.is_alive() {
             bail!("colloquy died during the run: {}", server.log_tail());
         }
@@ -161,6 +164,17 @@ pub async fn streams(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(results)
+}
+
+/// Fills in what the run cost the server in CPU.
+fn account_cpu(report: &mut LoadReport, server: &Server, before: Option<f64>, started: Instant) {
+    if let (Some(before), Some(after)) = (before, server.cpu_secs()) {
+        let used = after - before;
+        report.server_cores = Some(used / started.elapsed().as_secs_f64());
+        if report.all_deltas > 0 {
+            report.server_cpu_us_per_delta = Some(used * 1e6 / report.all_deltas as f64);
+        }
+    }
 }
 
 fn compare(
@@ -231,6 +245,8 @@ pub async fn throughput(
     .await;
     eprintln!("  {clients} clients, zero-delay upstream: colloquy…");
     server.reset_peak();
+    let cpu_before = server.cpu_secs();
+    let run_started = Instant::now();
     let mut colloquy = load::run(
         &env.client,
         &Target::Colloquy {
@@ -241,6 +257,7 @@ pub async fn throughput(
     .await;
     colloquy.rss_peak_kib = server.peak_rss_kib();
     colloquy.rss_end_kib = server.rss_kib();
+    account_cpu(&mut colloquy, &server, cpu_before, run_started);
     if !server.is_alive() {
         bail!("colloquy died during the run: {}", server.log_tail());
     }

@@ -115,6 +115,11 @@ impl Server {
         rss_kib(self.child.id())
     }
 
+    /// CPU time the server has used so far (user + system), in seconds.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        cpu_secs(self.child.id())
+    }
+
     /// The highest resident memory seen since the last reset, in KiB.
     pub fn peak_rss_kib(&self) -> Option<u64> {
         self.sampler
@@ -166,6 +171,17 @@ fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Reads a process's user + system CPU time from `/proc/PID/stat`, in
+/// seconds (the kernel counts in clock ticks, 100 a second on Linux).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields are counted after its `)`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 /// Samples a process's RSS every 50 ms on a thread, keeping the peak.
