@@ -6,6 +6,7 @@
 #
 #   scripts/schemathesis.sh            # what CI runs
 #   MAX_EXAMPLES=200 scripts/schemathesis.sh
+#   CHECKS=all scripts/schemathesis.sh
 #
 # The event streams (`…/events`, `/api/chat/receive/…`) stay open for as long
 # as their session exists, so they are fuzzed for their errors only (bad ids,
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION="4.32.5"
 VENV="target/schemathesis-venv"
 MAX_EXAMPLES="${MAX_EXAMPLES:-40}"
+CHECKS="${CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}"
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     echo "== installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
@@ -50,7 +52,7 @@ done
 echo "== schemathesis against $base/openapi.json"
 status=0
 timeout 240 "$VENV/bin/schemathesis" run "$base/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --checks "$CHECKS" \
     --phases examples,coverage,fuzzing \
     --max-examples "$MAX_EXAMPLES" \
     --request-timeout 2 \

@@ -260,8 +260,9 @@ pub struct PatchSessionRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(max_length = 32000, pattern = "\\S")]
     pub system_prompt: Option<Option<String>>,
-    /// No spaces or control characters; cannot be cleared.
-    #[schema(value_type = String, max_length = 200, pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$")]
+    /// No spaces or control characters; a model cannot be cleared, so
+    /// `null` leaves it as it is.
+    #[schema(max_length = 200, pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$")]
     pub model: Option<String>,
 }
 
@@ -316,7 +317,7 @@ pub struct MessagePageQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Deliver the events after this one, then live ones.
-    #[param(pattern = "^[0-9]{1,19}$", example = "1763893530123456")]
+    /// Deliver the events after this one, then live ones; empty means from now.
+    #[param(pattern = "^[0-9]{0,19}$", example = "1763893530123456")]
     pub last_event_id: Option<String>,
 }

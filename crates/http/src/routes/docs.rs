@@ -7,9 +7,10 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
 use utoipa::openapi::response::Response;
 use utoipa::openapi::schema::{
-    AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, Type,
+    AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaFormat, SchemaType,
+    Type,
 };
-use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr};
+use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
 use super::{compat, health, messages, sessions, summary};
@@ -53,6 +54,13 @@ impl Modify for Conventions {
                 if path.starts_with("/api/") {
                     add_problems(path, operation);
                 }
+                tighten_parameters(operation);
+                if OPTIONAL_BODIES.contains(&operation.operation_id.as_deref().unwrap_or_default())
+                {
+                    if let Some(RefOr::T(body)) = &mut operation.request_body {
+                        body.required = Some(Required::False);
+                    }
+                }
                 for response in operation.responses.responses.values_mut() {
                     if let RefOr::T(response) = response {
                         let mut header = Header::new(String::schema());
@@ -95,6 +103,35 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     ]
     .into_iter()
     .filter_map(Option::as_mut)
+}
+
+/// Operations whose body may be left out entirely.
+const OPTIONAL_BODIES: [&str; 2] = ["create_session", "compat_create_session"];
+
+/// A path or query parameter or a header is text: an `Option` makes it
+/// optional, never JSON `null`. Every `session_id` is a UUID, whoever
+/// annotated the route.
+fn tighten_parameters(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        let RefOr::T(parameter) = parameter else {
+            continue;
+        };
+        let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema else {
+            continue;
+        };
+        if let SchemaType::Array(types) = &schema.schema_type {
+            if let [only] = types
+                .iter()
+                .filter(|kind| **kind != Type::Null)
+                .collect::<Vec<_>>()[..]
+            {
+                schema.schema_type = SchemaType::Type(only.clone());
+            }
+        }
+        if parameter.name == "session_id" && parameter.parameter_in == ParameterIn::Path {
+            schema.format = Some(SchemaFormat::Custom("uuid".to_owned()));
+        }
+    }
 }
 
 /// The contract's error table, applied to what an operation takes.

@@ -122,22 +122,29 @@ pub async fn list(
     }))
 }
 
-/// The `Last-Event-ID` header wins over `?last_event_id=`; either must be an event id.
+/// The `Last-Event-ID` header wins over `?last_event_id=` when it holds an
+/// id; each, when given, must be an event id (empty means none).
 fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let parse = |raw: &str| match raw.trim() {
+        "" => Ok(None),
+        raw => raw.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("`{raw}` is not an event id of this service"))
+        }),
+    };
+    // Both are checked, so a malformed parameter is never silently ignored.
+    let from_query = query::<EventsQuery>(request)?
+        .last_event_id
+        .as_deref()
+        .map(parse)
+        .transpose()?
+        .flatten();
     let from_header = request
         .headers()
         .get("Last-Event-ID")
-        .map(|value| value.to_str().unwrap_or("\u{0}").to_owned());
-    let raw = match from_header {
-        Some(raw) => Some(raw),
-        None => query::<EventsQuery>(request)?.last_event_id,
-    };
-    match raw.as_deref().map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(raw) => raw.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::bad_request(format!("`{raw}` is not an event id of this service"))
-        }),
-    }
+        .map(|value| parse(value.to_str().unwrap_or("\u{0}")))
+        .transpose()?
+        .flatten();
+    Ok(from_header.or(from_query))
 }
 
 /// Follow a session's live events (Server-Sent Events, for `EventSource`).
@@ -155,8 +162,8 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
     operation_id = "session_events",
     params(
         ("session_id" = String, Path, format = "uuid", description = "The session's id."),
-        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,19}$",
-            description = "The id of the last event this client saw; wins over `last_event_id`."),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{0,19}$",
+            description = "The id of the last event this client saw; wins over `last_event_id`; empty means from now."),
         EventsQuery,
     ),
     responses((status = 200, description = sse::EVENTS_STREAM_DESCRIPTION,

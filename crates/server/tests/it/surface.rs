@@ -375,3 +375,26 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(line["status"], 404);
     assert_eq!(line["route"], "/api/v1/sessions/{session_id}");
 }
+
+/// Found by schemathesis: the header used to hide a malformed query parameter.
+#[tokio::test]
+async fn a_malformed_last_event_id_is_refused_even_beside_the_header() {
+    let app = spawn_app().await;
+    let session = app.new_session().await;
+    for header in ["", "42"] {
+        let response = app
+            .http
+            .get(app.url(&format!(
+                "/api/v1/sessions/{session}/events?last_event_id=x1"
+            )))
+            .header("Last-Event-ID", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "with Last-Event-ID `{header}`");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+}
