@@ -63,19 +63,16 @@ impl Modify for Conventions {
                 }
                 for response in operation.responses.responses.values_mut() {
                     if let RefOr::T(response) = response {
-                        let mut header = Header::new(String::schema());
-                        header.description = Some(
-                            "The request's id: the client's own if it sent one, else a new UUID."
-                                .to_owned(),
+                        response.headers.insert(
+                            telemetry::REQUEST_ID.as_str().to_owned(),
+                            request_id_header(),
                         );
-                        response
-                            .headers
-                            .insert(telemetry::REQUEST_ID.as_str().to_owned(), RefOr::T(header));
                     }
                 }
             }
         }
         add_aliases(document);
+        add_web_page(document);
         let components = document.components.get_or_insert_with(Default::default);
         components
             .schemas
@@ -103,6 +100,13 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut
     ]
     .into_iter()
     .filter_map(Option::as_mut)
+}
+
+fn request_id_header() -> RefOr<Header> {
+    let mut header = Header::new(String::schema());
+    header.description =
+        Some("The request's id: the client's own if it sent one, else a new UUID.".to_owned());
+    RefOr::T(header)
 }
 
 /// Operations whose body may be left out entirely.
@@ -216,6 +220,30 @@ fn add_aliases(document: &mut Document) {
             .paths
             .add_path_operation(alias, vec![method], operation);
     }
+}
+
+/// `GET /`, the web chat page (routes/page.rs), is documented here: it is
+/// HTML for people, not an API, and its module stays free of API concerns.
+fn add_web_page(document: &mut Document) {
+    let mut page = Response::builder()
+        .description("The web chat page: HTML that loads its script and style from `/assets/…`.")
+        .content("text/html", Content::new(Some(String::schema())))
+        .build();
+    page.headers.insert(
+        telemetry::REQUEST_ID.as_str().to_owned(),
+        request_id_header(),
+    );
+    let mut operation = Operation::new();
+    operation.operation_id = Some("web_page".to_owned());
+    operation.tags = Some(vec!["operations".to_owned()]);
+    operation.summary = Some("The web chat page.".to_owned());
+    operation
+        .responses
+        .responses
+        .insert("200".to_owned(), RefOr::T(page));
+    document
+        .paths
+        .add_path_operation("/", vec![HttpMethod::Get], operation);
 }
 
 /// One event of a stream, as `EventSource` hands it over, and the schema of

@@ -12,7 +12,7 @@ use tokio::process::Command;
 use crate::support::{spawn_app, TestApp};
 
 /// Every route of the contract, as the OpenAPI document must list it.
-const CONTRACT_ROUTES: [(&str, &str); 19] = [
+const CONTRACT_ROUTES: [(&str, &str); 20] = [
     ("post", "/api/v1/sessions"),
     ("get", "/api/v1/sessions"),
     ("get", "/api/v1/sessions/{session_id}"),
@@ -32,6 +32,7 @@ const CONTRACT_ROUTES: [(&str, &str); 19] = [
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("get", "/docs"),
+    ("get", "/"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {
