@@ -338,13 +338,5 @@ async fn the_server_stays_healthy_after_bad_input() {
             response.status()
         );
     }
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.assert_healthy().await;
 }

@@ -19,15 +19,7 @@ async fn turn(app: &TestApp) -> (Vec<crate::support::Sse>, Value) {
         last["content"].as_str().unwrap(),
         "the client's text is the stored text"
     );
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.assert_healthy().await;
     (events, last)
 }
 

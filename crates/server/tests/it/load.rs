@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use colloquy_fake_upstream::Behaviour;
-use serde_json::{json, Value};
 
 use crate::support::{spawn_app, text_of};
 
@@ -21,15 +20,7 @@ async fn two_hundred_sessions_stream_at_once_and_every_subscriber_sees_its_store
                 app.subscribe(&session, None).await,
             ];
             let content = format!("session {n} says hello to everyone listening here");
-            let response = app
-                .http
-                .post(app.url(&format!("/api/v1/sessions/{session}/messages")))
-                .json(&json!({ "content": content }))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 202);
-            let sent: Value = response.json().await.unwrap();
+            let sent = app.send_accepted(&session, &content).await;
             let reply_id = sent["assistant_message"]["id"].as_str().unwrap().to_owned();
             let mut texts = Vec::new();
             for watcher in &mut watchers {

@@ -10,18 +10,6 @@ use crate::support::{spawn_app, text_of, Sse, SseReader, TestApp};
 const WORDS: &str =
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
 
-async fn send_202(app: &TestApp, session: &str, content: &str) -> Value {
-    let response = app
-        .http
-        .post(app.url(&format!("/api/v1/sessions/{session}/messages")))
-        .json(&json!({ "content": content }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    response.json().await.unwrap()
-}
-
 async fn read_n(reader: &mut SseReader, count: usize) -> Vec<Sse> {
     let mut events = Vec::new();
     for _ in 0..count {
@@ -38,7 +26,7 @@ async fn two_subscribers_see_identical_events_equal_to_the_stored_reply() {
     let session = app.new_session().await;
     let mut first = app.subscribe(&session, None).await;
     let mut second = app.subscribe(&session, None).await;
-    let sent = send_202(&app, &session, "count").await;
+    let sent = app.send_accepted(&session, "count").await;
     let reply_id = sent["assistant_message"]["id"].as_str().unwrap();
 
     let seen_first = first.until_reply_ends(reply_id).await;
@@ -57,7 +45,7 @@ async fn a_late_subscriber_gets_the_reply_from_its_first_word() {
         .push(Behaviour::text(WORDS).pace(Duration::from_millis(40)));
     let session = app.new_session().await;
     let mut early = app.subscribe(&session, None).await;
-    let sent = send_202(&app, &session, "count").await;
+    let sent = app.send_accepted(&session, "count").await;
     let reply_id = sent["assistant_message"]["id"].as_str().unwrap();
     // Let a few words go by before the late client arrives.
     read_n(&mut early, 6).await;
@@ -78,7 +66,7 @@ async fn resuming_from_the_tenth_event_delivers_the_rest_exactly_once() {
     let session = app.new_session().await;
     let mut witness = app.subscribe(&session, None).await;
     let mut leaver = app.subscribe(&session, None).await;
-    let sent = send_202(&app, &session, "count").await;
+    let sent = app.send_accepted(&session, "count").await;
     let reply_id = sent["assistant_message"]["id"].as_str().unwrap();
 
     let before = read_n(&mut leaver, 10).await;
@@ -160,7 +148,7 @@ async fn the_cancel_route_stops_the_reply_and_keeps_its_text() {
         .push(Behaviour::text(WORDS).pace(Duration::from_millis(50)));
     let session = app.new_session().await;
     let mut watcher = app.subscribe(&session, None).await;
-    let sent = send_202(&app, &session, "count").await;
+    let sent = app.send_accepted(&session, "count").await;
     let reply_id = sent["assistant_message"]["id"].as_str().unwrap();
     read_n(&mut watcher, 5).await;
     let cancel = |app: &TestApp| {
@@ -192,7 +180,7 @@ async fn deleting_a_session_cancels_its_reply_and_ends_its_streams() {
         .push(Behaviour::text(WORDS).pace(Duration::from_millis(100)));
     let session = app.new_session().await;
     let mut watcher = app.subscribe(&session, None).await;
-    send_202(&app, &session, "count").await;
+    app.send_accepted(&session, "count").await;
     read_n(&mut watcher, 3).await;
     let deleted = app
         .http
@@ -218,15 +206,7 @@ async fn deleting_a_session_cancels_its_reply_and_ends_its_streams() {
             .await,
         "the upstream request was aborted"
     );
-    assert_eq!(
-        app.http
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    app.assert_healthy().await;
 }
 
 #[tokio::test]

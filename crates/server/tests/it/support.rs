@@ -283,6 +283,25 @@ impl TestApp {
         panic!("message {message_id} never became final");
     }
 
+    /// Sends `content` without asking for the stream: the `202` answer.
+    pub async fn send_accepted(&self, session: &str, content: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url(&format!("/api/v1/sessions/{session}/messages")))
+            .json(&json!({ "content": content }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        response.json().await.unwrap()
+    }
+
+    /// The server still answers its liveness probe.
+    pub async fn assert_healthy(&self) {
+        let response = self.http.get(self.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "the server stays healthy");
+    }
+
     pub async fn stop(&self) {
         self.service.shutdown(Duration::from_secs(1)).await;
         self.handle.stop(true).await;
