@@ -20,9 +20,6 @@ use tiktoken_rs::CoreBPE;
 const TOKENS_PER_MESSAGE: usize = 3;
 /// Every reply is primed with `<|start|>assistant<|message|>`.
 pub(crate) const TOKENS_PER_REPLY: usize = 3;
-/// Texts shorter than this are encoded every time: hashing them would cost
-/// about as much as encoding them.
-const MEMO_MIN_BYTES: usize = 64;
 /// Counts a thread remembers before its memo starts over (a few hundred KiB).
 const MEMO_CAPACITY: usize = 8192;
 
@@ -32,8 +29,10 @@ thread_local! {
     /// prompt and history, and BPE behind its regex pre-tokenizer was the
     /// largest single cost of a turn (about 18 % of the server's CPU at full
     /// speed in `colloquy-bench throughput`); hashing the text is some fifty
-    /// times cheaper. Per thread, so that no lock is shared by all sessions;
-    /// a 64-bit hash collision would only misjudge one message's size.
+    /// times cheaper, even for a role name of a few bytes, whose encoding
+    /// still runs the whole regex machinery. Per thread, so that no lock is
+    /// shared by all sessions; a 64-bit hash collision would only misjudge
+    /// one message's size.
     static MEMO: RefCell<HashMap<(usize, usize, u64), usize>> = RefCell::new(HashMap::new());
 }
 
@@ -65,9 +64,6 @@ impl TokenCounter {
     /// Tokens of `text` alone. Special-token markers in user text are counted
     /// as the plain text they are.
     pub(crate) fn text(&self, text: &str) -> usize {
-        if text.len() < MEMO_MIN_BYTES {
-            return self.bpe.encode_ordinary(text).len();
-        }
         let mut hasher = DefaultHasher::new();
         text.hash(&mut hasher);
         let key = (
