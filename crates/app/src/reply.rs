@@ -20,7 +20,7 @@ use std::time::Duration;
 use colloquy_domain::{ErrorCode, Message, MessageError, MessageStatus, ToolCall, Usage};
 use colloquy_ports::{
     ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError,
-    PromptMessage, PromptRole, ToolCallRequest,
+    PromptMessage, PromptRole, RepoError, ToolCallRequest,
 };
 use futures::StreamExt;
 use tokio::time::{sleep, timeout_at, Instant};
@@ -106,7 +106,7 @@ impl ReplyDriver {
                 );
             }
         }
-        self.store(&message).await;
+        self.store_final(&message).await;
         tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), tool_calls = message.tool_calls.len(), "reply ended");
         telemetry::reply_ended(&message);
         let last = if matches!(
@@ -313,7 +313,37 @@ impl ReplyDriver {
             tracing::warn!(message_id = %message.id, error = %error, "could not store the reply's progress");
         }
     }
+
+    /// Stores the reply's final state. Unlike progress, this write is the
+    /// last chance to keep the whole text: a store that is only busy gets a
+    /// few more tries before the reply is left to the start-up recovery
+    /// (which would keep just the text of the last flush).
+    async fn store_final(&self, message: &Message) {
+        let mut wait = Duration::from_millis(100);
+        for attempt in 1..=FINAL_STORE_ATTEMPTS {
+            match self.repo.update_message(message).await {
+                Ok(()) => return,
+                Err(RepoError::Unavailable(cause)) if attempt < FINAL_STORE_ATTEMPTS => {
+                    tracing::warn!(message_id = %message.id, error = %cause, attempt, "the store is busy; retrying the reply's final write");
+                    sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(RepoError::NotFound) => {
+                    // The session was deleted while the reply ran: nothing to keep.
+                    tracing::debug!(message_id = %message.id, "the reply's session is gone");
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(message_id = %message.id, %error, "could not store the reply's final state");
+                    return;
+                }
+            }
+        }
+    }
 }
+
+/// Tries of a reply's final write when the store is busy (about 1.5 s in all).
+const FINAL_STORE_ATTEMPTS: u32 = 5;
 
 /// A round's first text after an earlier round's starts a new paragraph,
 /// so that "Let me check." and "It is 14." do not run together.

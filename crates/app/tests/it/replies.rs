@@ -204,3 +204,46 @@ async fn shutdown_interrupts_replies_that_outlive_the_grace_period() {
         MessageStatus::Interrupted
     );
 }
+
+#[tokio::test]
+async fn a_busy_store_gets_more_tries_at_the_final_write() {
+    let session = session();
+    let (mut repo, writes) = repo_with(&session);
+    // Replace the recording `update_message` with one that refuses the final
+    // write twice, as a store busy with another writer would.
+    repo.checkpoint();
+    let known = session.clone();
+    repo.expect_get_session()
+        .returning(move |_| Ok(known.clone()));
+    repo.expect_recent_messages()
+        .returning(|_, _| Ok(Vec::new()));
+    repo.expect_append_messages().returning(|_| Ok(()));
+    let refusals = Arc::new(AtomicU32::new(0));
+    let refused = Arc::clone(&refusals);
+    let stored = Arc::clone(&writes);
+    repo.expect_update_message().returning(move |message| {
+        if message.status.is_final() && refused.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err(colloquy_ports::RepoError::Unavailable(anyhow::anyhow!(
+                "database is locked"
+            )));
+        }
+        stored.lock().unwrap().push(message.clone());
+        Ok(())
+    });
+    let mut llm = MockLlmClient::new();
+    llm.expect_stream_chat()
+        .returning(|_| Ok(text_stream(&["kept ", "whole"])));
+    let mut sent = service(repo, llm)
+        .send_message(session.id, "hi".into())
+        .await
+        .unwrap();
+    let reply = final_message(&until_reply_ends(&mut sent.events).await);
+    assert_eq!(
+        refusals.load(Ordering::SeqCst),
+        3,
+        "two refusals, then the write that took"
+    );
+    let last = writes.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last, reply);
+    assert_eq!(last.content, "kept whole");
+}
