@@ -312,6 +312,13 @@ impl EventHub {
     }
 
     /// Replies running right now, in any session.
+    /// The reply running in `session`, if any. Unlike [`EventHub::channel`],
+    /// this makes no channel for a session that has none.
+    pub(crate) fn active_reply(&self, session: SessionId) -> Option<Arc<ReplyControl>> {
+        let channel = lock(&self.channels).by_session.get(&session).cloned();
+        channel.and_then(|channel| channel.active_reply())
+    }
+
     pub(crate) fn active_replies(&self) -> Vec<Arc<ReplyControl>> {
         let channels: Vec<Arc<Channel>> =
             lock(&self.channels).by_session.values().cloned().collect();

@@ -221,7 +221,7 @@ impl ChatService {
     /// # Errors
     /// [`ChatError::SessionNotFound`].
     pub async fn delete_session(&self, id: SessionId) -> Result<(), ChatError> {
-        if let Some(reply) = self.inner.hub.channel(id).active_reply() {
+        if let Some(reply) = self.inner.hub.active_reply(id) {
             reply.stop(StopReason::Cancelled);
         }
         self.inner.repo.delete_session(id).await?;
@@ -259,23 +259,20 @@ impl ChatService {
             return Err(ChatError::ShuttingDown);
         }
         let content = MessageContent::parse(content, self.inner.config.max_message_chars)?;
-        let mut session = self.inner.repo.get_session(session_id).await?;
-        if let Some(model) = &self.inner.config.reply_model {
-            session.model = model.clone();
-        }
-
         let user_message = Message::user(session_id, content);
-        let assistant_message = Message::streaming_reply(session_id, &session.model);
-        let control = ReplyControl::new(assistant_message.id);
+        // The reply's slot is claimed before anything is read: the history
+        // read below then cannot catch a previous reply halfway through
+        // finishing. The reply's id is fixed now for that (it still sorts
+        // after the user message, being made after it).
+        let reply_id = MessageId::new();
+        let control = ReplyControl::new(reply_id);
         let channel = self.inner.hub.channel(session_id);
         if !channel.try_claim(&control) {
+            // An unknown session has no reply running: this is a real 409.
             return Err(ChatError::ReplyInProgress);
         }
-        match self
-            .store_turn(&session, &user_message, &assistant_message)
-            .await
-        {
-            Ok(history) => {
+        match self.store_turn(session_id, &user_message, reply_id).await {
+            Ok((session, assistant_message, history)) => {
                 let config = &self.inner.config;
                 let request = build_request(
                     &session,
@@ -309,29 +306,40 @@ impl ChatService {
                 })
             }
             Err(error) => {
-                channel.release_claim(assistant_message.id);
+                channel.release_claim(reply_id);
+                if matches!(error, ChatError::SessionNotFound) {
+                    // The claim made a channel for an id that names no
+                    // session; drop it now rather than at the next sweep, so
+                    // sends to made-up ids cost no memory.
+                    self.inner.hub.close_session(session_id);
+                }
                 Err(error)
             }
         }
     }
 
-    /// Reads the context, then stores the turn's two messages in one transaction.
+    /// Reads the session and its recent history (concurrently: two short
+    /// reads on the blocking pool cost one round trip's latency, not two),
+    /// then stores the turn's two messages in one transaction.
     async fn store_turn(
         &self,
-        session: &Session,
+        session_id: SessionId,
         user: &Message,
-        assistant: &Message,
-    ) -> Result<Vec<Message>, ChatError> {
-        let history = self
-            .inner
-            .repo
-            .recent_messages(session.id, self.inner.config.history_limit)
+        reply_id: MessageId,
+    ) -> Result<(Session, Message, Vec<Message>), ChatError> {
+        let repo = &self.inner.repo;
+        let (mut session, history) = futures::try_join!(
+            repo.get_session(session_id),
+            repo.recent_messages(session_id, self.inner.config.history_limit),
+        )?;
+        if let Some(model) = &self.inner.config.reply_model {
+            session.model = model.clone();
+        }
+        let mut assistant = Message::streaming_reply(session_id, &session.model);
+        assistant.id = reply_id;
+        repo.append_messages(&[user.clone(), assistant.clone()])
             .await?;
-        self.inner
-            .repo
-            .append_messages(&[user.clone(), assistant.clone()])
-            .await?;
-        Ok(history)
+        Ok((session, assistant, history))
     }
 
     /// What naming the session takes, when this reply is to name it: the
@@ -446,7 +454,7 @@ impl ChatService {
     /// [`ChatError::SessionNotFound`].
     pub async fn cancel_reply(&self, session: SessionId) -> Result<bool, ChatError> {
         self.inner.repo.get_session(session).await?;
-        match self.inner.hub.channel(session).active_reply() {
+        match self.inner.hub.active_reply(session) {
             Some(reply) => {
                 reply.stop(StopReason::Cancelled);
                 Ok(true)
