@@ -41,7 +41,7 @@ if [ "$wanted" != "$installed" ]; then
 fi
 
 echo "== building the colloquy binary"
-cargo build -p colloquy
+cargo build --workspace --bins
 
 echo "== the web page in Chromium"
 cd tests/browser

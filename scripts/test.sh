@@ -15,14 +15,19 @@ cd "$(dirname "$0")/.."
 echo "== cargo test --workspace"
 cargo test --workspace
 
+# Every binary, once: the steps below build with this same command, which is
+# then a no-op (building fewer packages would unify features differently and
+# compile the dependencies again).
+echo "== cargo build --workspace --bins"
+cargo build --workspace --bins
+
 echo "== schemathesis"
 scripts/schemathesis.sh
 
 echo "== browser test"
 scripts/browser-test.sh
 
-# Debug build, reusing what the tests compiled; the real figures come from a
-# release build (docs/BENCHMARKS.md).
+# Debug build (from above); the real figures come from a release build
+# (docs/BENCHMARKS.md).
 echo "== benchmark smoke"
-cargo build -p colloquy -p colloquy-bench
 target/debug/colloquy-bench --smoke
