@@ -136,23 +136,7 @@ pub async fn streams(
         .await;
         eprintln!("  {clients} stream(s): colloquy…");
         let problems_before = server.logged_problems();
-        server.reset_peak();
-        let cpu_before = server.cpu_secs();
-        let run_started = Instant::now();
-        let mut colloquy = load::run(
-            &env.client,
-            &Target::Colloquy {
-                base_url: server.base_url.clone(),
-            },
-            &plan,
-        )
-        .await;
-        colloquy.rss_peak_kib = server.peak_rss_kib();
-        colloquy.rss_end_kib = server.rss_kib();
-        account_cpu(&mut colloquy, &server, cpu_before, run_started);
-        if !server.is_alive() {
-            bail!("colloquy died during the run: {}", server.log_tail());
-        }
+        let colloquy = run_against_colloquy(env, &mut server, &plan).await?;
         results.push(compare(
             clients,
             &shape,
@@ -164,6 +148,29 @@ pub async fn streams(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(results)
+}
+
+/// Runs `plan` against colloquy, with the server's memory and CPU for the
+/// run; fails if the server did not survive it.
+async fn run_against_colloquy(
+    env: &Env,
+    server: &mut Server,
+    plan: &LoadPlan,
+) -> anyhow::Result<LoadReport> {
+    server.reset_peak();
+    let cpu_before = server.cpu_secs();
+    let run_started = Instant::now();
+    let target = Target::Colloquy {
+        base_url: server.base_url.clone(),
+    };
+    let mut report = load::run(&env.client, &target, plan).await;
+    report.rss_peak_kib = server.peak_rss_kib();
+    report.rss_end_kib = server.rss_kib();
+    account_cpu(&mut report, server, cpu_before, run_started);
+    if !server.is_alive() {
+        bail!("colloquy died during the run: {}", server.log_tail());
+    }
+    Ok(report)
 }
 
 /// Fills in what the run cost the server in CPU.
@@ -244,23 +251,7 @@ pub async fn throughput(
     )
     .await;
     eprintln!("  {clients} clients, zero-delay upstream: colloquy…");
-    server.reset_peak();
-    let cpu_before = server.cpu_secs();
-    let run_started = Instant::now();
-    let mut colloquy = load::run(
-        &env.client,
-        &Target::Colloquy {
-            base_url: server.base_url.clone(),
-        },
-        &plan,
-    )
-    .await;
-    colloquy.rss_peak_kib = server.peak_rss_kib();
-    colloquy.rss_end_kib = server.rss_kib();
-    account_cpu(&mut colloquy, &server, cpu_before, run_started);
-    if !server.is_alive() {
-        bail!("colloquy died during the run: {}", server.log_tail());
-    }
+    let colloquy = run_against_colloquy(env, &mut server, &plan).await?;
     let persisted_checked = check_persisted(&env.client, &server.base_url, &shape.text).await?;
     Ok(Throughput {
         comparison: compare(clients, &shape, direct, colloquy, server.logged_problems()),

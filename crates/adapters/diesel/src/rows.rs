@@ -88,14 +88,8 @@ impl SessionRow {
     pub(crate) fn new_session(session: &Session) -> Self {
         Self {
             id: session.id.to_string(),
-            title: session
-                .title
-                .as_ref()
-                .map(|title| title.as_str().to_owned()),
-            system_prompt: session
-                .system_prompt
-                .as_ref()
-                .map(|prompt| prompt.as_str().to_owned()),
+            title: title_text(session),
+            system_prompt: system_prompt_text(session),
             model: session.model.as_str().to_owned(),
             created_at: session.created_at.as_micros(),
             updated_at: session.updated_at.as_micros(),
@@ -134,17 +128,25 @@ impl SessionRow {
     }
 }
 
+fn title_text(session: &Session) -> Option<String> {
+    session
+        .title
+        .as_ref()
+        .map(|title| title.as_str().to_owned())
+}
+
+fn system_prompt_text(session: &Session) -> Option<String> {
+    session
+        .system_prompt
+        .as_ref()
+        .map(|prompt| prompt.as_str().to_owned())
+}
+
 impl SessionChanges {
     pub(crate) fn of(session: &Session) -> Self {
         Self {
-            title: session
-                .title
-                .as_ref()
-                .map(|title| title.as_str().to_owned()),
-            system_prompt: session
-                .system_prompt
-                .as_ref()
-                .map(|prompt| prompt.as_str().to_owned()),
+            title: title_text(session),
+            system_prompt: system_prompt_text(session),
             model: session.model.as_str().to_owned(),
             updated_at: session.updated_at.as_micros(),
         }
