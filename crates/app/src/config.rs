@@ -61,8 +61,8 @@ pub struct ChatConfig {
     /// How often a streaming reply's text is written to the store, so that a
     /// crash loses at most this much of it.
     pub flush_interval: Duration,
-    /// How long a session's latest reply stays resumable after it ended.
-    pub event_retention: Duration,
+    /// Longest a summary may take, waiting for another request's included.
+    pub summary_deadline: Duration,
     pub llm: LlmPolicy,
 }
 
@@ -99,7 +99,7 @@ impl ChatConfig {
             tools: ToolRegistry::builtin(&BUILTIN_TOOLS).expect("the built-in tools are known"),
             auto_title: true,
             flush_interval: Duration::from_secs(1),
-            event_retention: Duration::from_secs(600),
+            summary_deadline: Duration::from_secs(120),
             llm: LlmPolicy::default(),
         }
     }

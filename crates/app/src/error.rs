@@ -1,5 +1,5 @@
 use colloquy_domain::ValidationError;
-use colloquy_ports::{LlmError, RepoError};
+use colloquy_ports::{EventLogError, LlmError, RepoError};
 
 /// What a use case can refuse or fail with. The HTTP shell maps each to a status.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,8 @@ pub enum ChatError {
     ShuttingDown,
     #[error("the database is unavailable right now")]
     StoreUnavailable(#[source] RepoError),
+    #[error("the event log is unavailable right now")]
+    EventsUnavailable(#[source] EventLogError),
     /// The model is rate limited, down or too slow right now; trying later may work.
     #[error("the model is unavailable right now: {0}")]
     ModelUnavailable(#[source] LlmError),
@@ -43,6 +45,15 @@ impl From<RepoError> for ChatError {
             RepoError::NotFound => Self::SessionNotFound,
             RepoError::Unavailable(_) => Self::StoreUnavailable(error),
             RepoError::Unknown(cause) => Self::Unexpected(cause),
+        }
+    }
+}
+
+impl From<EventLogError> for ChatError {
+    fn from(error: EventLogError) -> Self {
+        match error {
+            EventLogError::Unavailable(_) => Self::EventsUnavailable(error),
+            EventLogError::Unknown(cause) => Self::Unexpected(cause),
         }
     }
 }

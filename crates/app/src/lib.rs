@@ -4,7 +4,8 @@
 //! sessions, sending a message and driving its reply to the end, the live
 //! event stream of a session, cancelling, and a clean shutdown. It talks to the
 //! world only through the ports ([`colloquy_ports::ChatRepository`],
-//! [`colloquy_ports::LlmClient`]), so every rule here is tested against mocks.
+//! [`colloquy_ports::LlmClient`], [`colloquy_ports::EventLog`]), so every rule
+//! here is tested against mocks (and the in-process event log).
 //!
 //! Around a reply: the prompt fits a token budget (`prompt`, `tokens`), the
 //! model may call [`tools`], an untitled session is named after its first
@@ -14,24 +15,28 @@
 //! **Invariant:** a reply runs in a task of its own, never tied to the HTTP
 //! request that asked for it; the request only watches its events.
 
+mod ask;
 mod config;
 mod error;
-mod events;
 mod prompt;
 mod reply;
 mod retry;
 mod service;
+mod streams;
 mod structured;
 mod summary;
 mod telemetry;
 mod titles;
 mod tokens;
 pub mod tools;
+mod upstream;
 
+pub use ask::ask;
+pub use colloquy_ports::{EventKind, Resync, ResyncReason, SessionEvent};
 pub use config::{ChatConfig, LlmPolicy, DEFAULT_SYSTEM_PROMPT};
 pub use error::ChatError;
-pub use events::{EventHub, EventKind, SessionEvent, Subscription};
 pub use reply::MAX_TOOL_ROUNDS;
 pub use service::{CancelOnDrop, ChatService, NewSession, SendOutcome, SessionPatch};
+pub use streams::{ReplyEvents, Subscription};
 pub use summary::{MessageCounts, SessionSummary};
 pub use tools::{Tool, ToolError, ToolRegistry, UnknownTools};

@@ -1,44 +1,45 @@
 //! Driving one reply from the first request to the stored final message.
 //!
-//! The driver owns the assistant message while it streams. It asks the model,
-//! relays every delta to the session's channel, writes the text so far to the
-//! store at most every `flush_interval` (never per token), retries what the
-//! contract says is retryable, and ends with exactly one final event whose
-//! message is the one stored.
+//! The driver owns the assistant message while it streams. It asks the model
+//! (through [`crate::upstream`], which times and retries every request),
+//! relays every delta to the session's event log, writes the text so far to
+//! the store at most every `flush_interval` (never per token), and ends with
+//! exactly one final event whose message is the one stored.
 //!
 //! When the model calls tools, the driver runs them (see [`crate::tools`]),
 //! records each call in the message and publishes it, sends the results back
 //! and asks again: at most [`MAX_TOOL_ROUNDS`] rounds of tool calls, then one
 //! last request that offers no tools, so the model has to answer in words.
 //! However many rounds it takes, the user's message gets one assistant
-//! message, holding the text of every round and every call in order.
+//! message, holding the text of every round and every call in order, and
+//! the retries of the contract are counted for the reply, not per round.
+//!
+//! **Invariant:** a reply always ends. Its [`ReplyGuard`] holds the session's
+//! reply slot; however the driver stops (a panic, an abort, a dropped
+//! future), the guard stores the message `failed` (`internal`), publishes
+//! that, and frees the slot.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_domain::{ErrorCode, Message, MessageError, MessageStatus, ToolCall, Usage};
 use colloquy_ports::{
-    ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError,
-    PromptMessage, PromptRole, RepoError, ToolCallRequest,
+    ChatRepository, ChatRequest, Completion, EventKind, EventLog, LlmClient, LlmError,
+    PromptMessage, PromptRole, ReplyClaim, RepoError, ToolCallRequest,
 };
-use futures::StreamExt;
-use tokio::time::{sleep, timeout_at, Instant};
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
 
-use crate::events::{Channel, EventKind, ReplyControl, StopReason};
 use crate::titles::{TitleJob, Titler};
 use crate::tools::{reply_to_model, ToolRegistry};
+use crate::upstream::{generate, Attempt, RetryBudget, Sink, Stop, StopReason};
 use crate::{telemetry, LlmPolicy};
 
 /// Rounds of tool calls a reply may make before it must answer in words.
 pub const MAX_TOOL_ROUNDS: usize = 4;
 
-/// How one attempt at the upstream ended.
-pub(crate) enum Attempt {
-    Finished(Completion, Vec<ToolCallRequest>),
-    Failed(LlmError),
-    Stopped(StopReason),
-}
+/// Tries of a reply's final write when the store is busy (about 1.5 s in all).
+const FINAL_STORE_ATTEMPTS: u32 = 5;
 
 /// How the whole reply ended.
 enum Outcome {
@@ -49,30 +50,176 @@ enum Outcome {
     TooManyToolRounds,
 }
 
+/// The session's reply slot and the reply's message, from the moment the
+/// slot is claimed. Dropped before [`ReplyGuard::end`], it ends the reply
+/// itself: see the module docs.
+pub(crate) struct ReplyGuard {
+    pub(crate) message: Message,
+    claim: Option<Box<dyn ReplyClaim>>,
+    /// Whether the message is in the store (and announced) yet.
+    stored: bool,
+    repo: Arc<dyn ChatRepository>,
+}
+
+impl ReplyGuard {
+    pub(crate) fn new(
+        claim: Box<dyn ReplyClaim>,
+        message: Message,
+        repo: Arc<dyn ChatRepository>,
+    ) -> Self {
+        Self {
+            message,
+            claim: Some(claim),
+            stored: false,
+            repo,
+        }
+    }
+
+    /// The message is stored and announced: from now on its end is too.
+    pub(crate) fn mark_stored(&mut self) {
+        self.stored = true;
+    }
+
+    /// Frees the slot of a reply that never started.
+    pub(crate) async fn release(mut self) {
+        if let Some(claim) = self.claim.take() {
+            claim.release().await;
+        }
+    }
+
+    /// Stores the message's final state, then publishes it and frees the
+    /// slot. The event tells what the store holds: when the final write
+    /// fails, the reply is announced `failed` (`internal`), never `complete`.
+    pub(crate) async fn end(mut self) -> Message {
+        let Some(claim) = self.claim.take() else {
+            return self.message.clone();
+        };
+        let mut message = std::mem::replace(&mut self.message, placeholder());
+        finish_for_good(&self.repo, &mut message).await;
+        tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), tool_calls = message.tool_calls.len(), "reply ended");
+        telemetry::reply_ended(&message);
+        if let Err(error) = claim.finish(final_event(&message)).await {
+            tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
+        }
+        message
+    }
+}
+
+impl Drop for ReplyGuard {
+    fn drop(&mut self) {
+        let Some(claim) = self.claim.take() else {
+            return;
+        };
+        let mut message = std::mem::replace(&mut self.message, placeholder());
+        tracing::error!(message_id = %message.id, "a reply stopped without ending (a panic or an abort); storing it failed");
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime left to store or announce anything: dropping the
+            // claim frees the slot, and start-up recovery marks the message.
+            return;
+        };
+        if !self.stored {
+            runtime.spawn(claim.release());
+            return;
+        }
+        message.finish(
+            MessageStatus::Failed,
+            Some(MessageError {
+                code: ErrorCode::Internal,
+                message: "the reply stopped unexpectedly on the server; the text so far is kept"
+                    .to_owned(),
+            }),
+        );
+        let repo = Arc::clone(&self.repo);
+        runtime.spawn(async move {
+            finish_for_good(&repo, &mut message).await;
+            telemetry::reply_ended(&message);
+            if let Err(error) = claim.finish(final_event(&message)).await {
+                tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
+            }
+        });
+    }
+}
+
+/// A stand-in for a message taken out of its guard.
+fn placeholder() -> Message {
+    Message::streaming_reply(
+        colloquy_domain::SessionId::new(),
+        &colloquy_domain::ModelName::parse("none").expect("a constant valid model name"),
+    )
+}
+
+/// The event that ends a reply with `message`.
+fn final_event(message: &Message) -> EventKind {
+    if matches!(
+        message.status,
+        MessageStatus::Complete | MessageStatus::Cancelled
+    ) {
+        EventKind::MessageCompleted(message.clone())
+    } else {
+        EventKind::MessageFailed(message.clone())
+    }
+}
+
+/// Writes a reply's final state. Unlike progress, this write is the last
+/// chance to keep the whole text: a busy store gets a few more tries. When
+/// the store still refuses, the message becomes `failed` (`internal`), so
+/// what is announced never claims more than the history holds.
+async fn finish_for_good(repo: &Arc<dyn ChatRepository>, message: &mut Message) {
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1..=FINAL_STORE_ATTEMPTS {
+        match repo.update_message(message).await {
+            Ok(()) => return,
+            Err(RepoError::NotFound) => {
+                // The session was deleted while the reply ran: nothing to keep.
+                tracing::debug!(message_id = %message.id, "the reply's session is gone");
+                return;
+            }
+            Err(RepoError::Unavailable(cause)) if attempt < FINAL_STORE_ATTEMPTS => {
+                tracing::warn!(message_id = %message.id, error = %cause, attempt, "the store is busy; retrying the reply's final write");
+                sleep(wait).await;
+                wait *= 2;
+            }
+            Err(error) => {
+                tracing::error!(message_id = %message.id, %error, "could not store the reply's final state");
+                break;
+            }
+        }
+    }
+    message.finish(
+        MessageStatus::Failed,
+        Some(MessageError {
+            code: ErrorCode::Internal,
+            message: "the reply could not be stored; the history keeps the text last saved"
+                .to_owned(),
+        }),
+    );
+}
+
 pub(crate) struct ReplyDriver {
     pub(crate) repo: Arc<dyn ChatRepository>,
     pub(crate) llm: Arc<dyn LlmClient>,
-    pub(crate) channel: Arc<Channel>,
-    pub(crate) control: Arc<ReplyControl>,
+    pub(crate) events: Arc<dyn EventLog>,
     pub(crate) policy: LlmPolicy,
     pub(crate) flush_interval: Duration,
     pub(crate) tools: ToolRegistry,
+    pub(crate) shutdown: CancellationToken,
     /// Set when the session is to be named once this reply is complete.
     pub(crate) title: Option<TitleJob>,
 }
 
 impl ReplyDriver {
-    /// Generates the reply into `message` (stored already, as `streaming`)
-    /// and stores and publishes its end.
-    pub(crate) async fn run(self, mut message: Message, mut request: ChatRequest) {
-        let outcome = self.converse(&mut message, &mut request).await;
+    /// Generates the reply into the guard's message (stored already, as
+    /// `streaming`), then stores and publishes its end.
+    pub(crate) async fn run(self, mut guard: ReplyGuard, mut request: ChatRequest) {
+        let outcome = self.converse(&mut guard, &mut request).await;
+        let message = &mut guard.message;
         match outcome {
             Outcome::Finished(completion) => {
                 message.finish_reason = Some(completion.finish_reason);
                 message.finish(MessageStatus::Complete, None);
             }
             Outcome::Stopped(StopReason::Cancelled) => {
-                message.finish(MessageStatus::Cancelled, None)
+                message.finish(MessageStatus::Cancelled, None);
             }
             Outcome::Stopped(StopReason::Shutdown) => message.finish(
                 MessageStatus::Interrupted,
@@ -106,26 +253,16 @@ impl ReplyDriver {
                 );
             }
         }
-        self.store_final(&message).await;
-        tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), tool_calls = message.tool_calls.len(), "reply ended");
-        telemetry::reply_ended(&message);
-        let last = if matches!(
-            message.status,
-            MessageStatus::Complete | MessageStatus::Cancelled
-        ) {
-            EventKind::MessageCompleted(message.clone())
-        } else {
-            EventKind::MessageFailed(message.clone())
-        };
-        self.channel.finish_reply(message.id, last);
+        let message = guard.end().await;
 
         // Named after the reply's final event, in a task of its own: a title
-        // never delays a reply.
+        // never delays a reply. A reply whose final write failed ended
+        // `failed` and names nothing.
         if let (Some(job), MessageStatus::Complete) = (self.title, message.status) {
             let titler = Titler {
                 repo: self.repo,
                 llm: self.llm,
-                channel: self.channel,
+                events: self.events,
                 policy: self.policy,
             };
             tokio::spawn(titler.name_session(job, message.content));
@@ -134,12 +271,36 @@ impl ReplyDriver {
 
     /// Asks the model, runs the tools it calls, and asks again, until it
     /// answers in words or something stops it.
-    async fn converse(&self, message: &mut Message, request: &mut ChatRequest) -> Outcome {
+    async fn converse(&self, guard: &mut ReplyGuard, request: &mut ChatRequest) -> Outcome {
         let mut rounds = 0;
         let mut usage: Option<Usage> = None;
+        let mut budget = RetryBudget::default();
+        // The claim stays in the guard (a panic here must find it there);
+        // the stop signal and the message are borrowed from it side by side.
+        let stop = Stop {
+            claim: guard.claim.as_deref(),
+            shutdown: Some(&self.shutdown),
+        };
         loop {
-            let round_start = message.content.len();
-            let (completion, calls) = match self.generate(message, request, round_start).await {
+            let mut sink = ReplySink {
+                driver: self,
+                message: &mut guard.message,
+                round_start: 0,
+            };
+            sink.round_start = sink.message.content.len();
+            let round_start = sink.round_start;
+            let attempt = generate(
+                self.llm.as_ref(),
+                &self.policy,
+                &mut budget,
+                request,
+                &mut sink,
+                stop,
+                self.flush_interval,
+            )
+            .await;
+            let message = &mut guard.message;
+            let (completion, calls) = match attempt {
                 Attempt::Finished(completion, calls) => (completion, calls),
                 Attempt::Failed(error) => return Outcome::Failed(error),
                 Attempt::Stopped(reason) => return Outcome::Stopped(reason),
@@ -156,7 +317,7 @@ impl ReplyDriver {
             }
             if rounds == MAX_TOOL_ROUNDS {
                 for call in calls {
-                    self.record(message, not_run(call));
+                    self.record(message, not_run(call)).await;
                 }
                 return Outcome::TooManyToolRounds;
             }
@@ -170,7 +331,7 @@ impl ReplyDriver {
                 let mut result = PromptMessage::new(PromptRole::Tool, reply_to_model(&done));
                 result.tool_call_id = Some(call.id);
                 request.messages.push(result);
-                self.record(message, done);
+                self.record(message, done).await;
             }
             self.store(message).await;
             if rounds == MAX_TOOL_ROUNDS {
@@ -182,126 +343,22 @@ impl ReplyDriver {
     }
 
     /// Adds a call to the message and tells the session's clients.
-    fn record(&self, message: &mut Message, call: ToolCall) {
+    async fn record(&self, message: &mut Message, call: ToolCall) {
         tracing::info!(message_id = %message.id, tool = %call.name, ok = call.error.is_none(), "tool call");
-        self.channel.publish(EventKind::MessageToolCall {
-            message_id: message.id,
-            tool_call: call.clone(),
-        });
+        self.publish(
+            message,
+            EventKind::MessageToolCall {
+                message_id: message.id,
+                tool_call: call.clone(),
+            },
+        )
+        .await;
         message.tool_calls.push(call);
     }
 
-    /// One request, retried as the policy allows. The text from
-    /// `round_start` on is this round's; earlier rounds' text stays.
-    async fn generate(
-        &self,
-        message: &mut Message,
-        request: &ChatRequest,
-        round_start: usize,
-    ) -> Attempt {
-        let mut retries = 0;
-        loop {
-            let attempt = self.attempt(message, request, round_start).await;
-            telemetry::attempt_ended(&attempt);
-            let error = match attempt {
-                Attempt::Failed(error) => error,
-                ended => return ended,
-            };
-            retries += 1;
-            let Some(wait) = self.policy.retry_delay(retries, &error) else {
-                return Attempt::Failed(error);
-            };
-            telemetry::retrying(&error);
-            tracing::info!(message_id = %message.id, %error, retry = retries, wait_ms = wait.as_millis(), "retrying the upstream");
-            tokio::select! {
-                () = sleep(wait) => {}
-                reason = self.control.stopped() => return Attempt::Stopped(reason),
-            }
-            // The next attempt starts this round's text over; clients that
-            // already showed some of it are told to discard the message's
-            // text, then given back what earlier rounds had written.
-            if message.content.len() > round_start {
-                message.content.truncate(round_start);
-                self.channel.publish(EventKind::MessageReset {
-                    message_id: message.id,
-                });
-                if round_start > 0 {
-                    let kept = message.content.clone();
-                    self.channel.publish(EventKind::MessageDelta {
-                        message_id: message.id,
-                        delta: kept,
-                    });
-                }
-                self.store(message).await;
-            }
-        }
-    }
-
-    async fn attempt(
-        &self,
-        message: &mut Message,
-        request: &ChatRequest,
-        round_start: usize,
-    ) -> Attempt {
-        let first_chunk_deadline = Instant::now() + self.policy.first_chunk_timeout;
-        let started = tokio::select! {
-            started = timeout_at(first_chunk_deadline, self.llm.stream_chat(request.clone())) => started,
-            reason = self.control.stopped() => return Attempt::Stopped(reason),
-        };
-        let mut stream: ChatStream = match started {
-            Err(_) => {
-                return Attempt::Failed(timed_out("no response", self.policy.first_chunk_timeout))
-            }
-            Ok(Err(error)) => return Attempt::Failed(error),
-            Ok(Ok(stream)) => stream,
-        };
-
-        let mut calls = PendingCalls::default();
-        let mut deadline = first_chunk_deadline;
-        let mut flush = tokio::time::interval(self.flush_interval);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        flush.reset();
-        let mut unsaved = false;
-        loop {
-            tokio::select! {
-                biased;
-                reason = self.control.stopped() => return Attempt::Stopped(reason),
-                _ = flush.tick(), if unsaved => {
-                    self.store(message).await;
-                    unsaved = false;
-                }
-                item = timeout_at(deadline, stream.next()) => {
-                    let chunk = match item {
-                        Err(_) => {
-                            let (what, limit) = if deadline == first_chunk_deadline {
-                                ("no first chunk", self.policy.first_chunk_timeout)
-                            } else {
-                                ("no next chunk", self.policy.idle_timeout)
-                            };
-                            return Attempt::Failed(timed_out(what, limit));
-                        }
-                        Ok(None) => return Attempt::Failed(LlmError::Protocol {
-                            message: "the stream ended before the reply was finished".to_owned(),
-                        }),
-                        Ok(Some(Err(error))) => return Attempt::Failed(error),
-                        Ok(Some(Ok(chunk))) => chunk,
-                    };
-                    deadline = Instant::now() + self.policy.idle_timeout;
-                    match chunk {
-                        ChatChunk::Delta(text) => {
-                            if text.is_empty() {
-                                continue;
-                            }
-                            let text = separated(message, round_start, text);
-                            message.content.push_str(&text);
-                            self.channel.publish(EventKind::MessageDelta { message_id: message.id, delta: text });
-                            unsaved = true;
-                        }
-                        ChatChunk::ToolCall(fragment) => calls.add(fragment),
-                        ChatChunk::Finished(completion) => return Attempt::Finished(completion, calls.finish()),
-                    }
-                }
-            }
+    async fn publish(&self, message: &Message, kind: EventKind) {
+        if let Err(error) = self.events.publish(message.session_id, kind).await {
+            tracing::warn!(message_id = %message.id, %error, "could not publish an event of the reply");
         }
     }
 
@@ -313,37 +370,52 @@ impl ReplyDriver {
             tracing::warn!(message_id = %message.id, error = %error, "could not store the reply's progress");
         }
     }
-
-    /// Stores the reply's final state. Unlike progress, this write is the
-    /// last chance to keep the whole text: a store that is only busy gets a
-    /// few more tries before the reply is left to the start-up recovery
-    /// (which would keep just the text of the last flush).
-    async fn store_final(&self, message: &Message) {
-        let mut wait = Duration::from_millis(100);
-        for attempt in 1..=FINAL_STORE_ATTEMPTS {
-            match self.repo.update_message(message).await {
-                Ok(()) => return,
-                Err(RepoError::Unavailable(cause)) if attempt < FINAL_STORE_ATTEMPTS => {
-                    tracing::warn!(message_id = %message.id, error = %cause, attempt, "the store is busy; retrying the reply's final write");
-                    sleep(wait).await;
-                    wait *= 2;
-                }
-                Err(RepoError::NotFound) => {
-                    // The session was deleted while the reply ran: nothing to keep.
-                    tracing::debug!(message_id = %message.id, "the reply's session is gone");
-                    return;
-                }
-                Err(error) => {
-                    tracing::error!(message_id = %message.id, %error, "could not store the reply's final state");
-                    return;
-                }
-            }
-        }
-    }
 }
 
-/// Tries of a reply's final write when the store is busy (about 1.5 s in all).
-const FINAL_STORE_ATTEMPTS: u32 = 5;
+/// Where one round's text goes: into the message, out to the session's
+/// clients, and to the store every flush interval.
+struct ReplySink<'a> {
+    driver: &'a ReplyDriver,
+    message: &'a mut Message,
+    /// The message's text from here on is this round's; earlier rounds' stays.
+    round_start: usize,
+}
+
+impl Sink for ReplySink<'_> {
+    async fn delta(&mut self, text: String) -> Result<(), LlmError> {
+        let text = separated(self.message, self.round_start, text);
+        self.message.content.push_str(&text);
+        let kind = EventKind::MessageDelta {
+            message_id: self.message.id,
+            delta: text,
+        };
+        self.driver.publish(self.message, kind).await;
+        Ok(())
+    }
+
+    /// The next attempt starts this round's text over; clients that already
+    /// showed some of it are told to discard the message's text, then given
+    /// back what earlier rounds had written.
+    async fn reset(&mut self) {
+        self.message.content.truncate(self.round_start);
+        let reset = EventKind::MessageReset {
+            message_id: self.message.id,
+        };
+        self.driver.publish(self.message, reset).await;
+        if self.round_start > 0 {
+            let kept = EventKind::MessageDelta {
+                message_id: self.message.id,
+                delta: self.message.content.clone(),
+            };
+            self.driver.publish(self.message, kept).await;
+        }
+        self.driver.store(self.message).await;
+    }
+
+    async fn flush(&mut self) {
+        self.driver.store(self.message).await;
+    }
+}
 
 /// A round's first text after an earlier round's starts a new paragraph,
 /// so that "Let me check." and "It is 14." do not run together.
@@ -366,51 +438,5 @@ fn not_run(call: ToolCallRequest) -> ToolCall {
         error: Some(format!(
             "not run: the reply had already used its {MAX_TOOL_ROUNDS} rounds of tool calls"
         )),
-    }
-}
-
-/// Tool-call fragments of one attempt, joined by their index.
-#[derive(Default)]
-struct PendingCalls {
-    by_index: BTreeMap<u32, ToolCallRequest>,
-}
-
-impl PendingCalls {
-    fn add(&mut self, fragment: colloquy_ports::ToolCallDelta) {
-        let call = self
-            .by_index
-            .entry(fragment.index)
-            .or_insert_with(|| ToolCallRequest {
-                id: String::new(),
-                name: String::new(),
-                arguments: String::new(),
-            });
-        if let Some(id) = fragment.id.filter(|id| !id.is_empty()) {
-            call.id = id;
-        }
-        if let Some(name) = fragment.name.filter(|name| !name.is_empty()) {
-            call.name = name;
-        }
-        call.arguments.push_str(&fragment.arguments);
-    }
-
-    /// The calls in index order. A call the upstream sent without an id gets
-    /// one, since its result must name the call it answers.
-    fn finish(self) -> Vec<ToolCallRequest> {
-        self.by_index
-            .into_iter()
-            .map(|(index, mut call)| {
-                if call.id.is_empty() {
-                    call.id = format!("call_{index}");
-                }
-                call
-            })
-            .collect()
-    }
-}
-
-fn timed_out(what: &str, limit: Duration) -> LlmError {
-    LlmError::Timeout {
-        message: format!("{what} within {} s", limit.as_secs_f64()),
     }
 }

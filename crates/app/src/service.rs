@@ -8,16 +8,25 @@ use colloquy_domain::{
     Message, MessageContent, MessageId, MessageStatus, ModelName, Role, Session, SessionId,
     SystemPrompt, Timestamp, Title,
 };
-use colloquy_ports::{ChatRepository, ChatRequest, LlmClient, Page};
+use colloquy_ports::{
+    ChatRepository, EventKind, EventLog, LlmClient, LlmError, Page, ReplyClaim, SessionChanges,
+    StartAt,
+};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::events::{Channel, EventHub, EventKind, ReplyControl, StopReason, Subscription};
 use crate::prompt::build_request;
-use crate::reply::ReplyDriver;
+use crate::reply::{ReplyDriver, ReplyGuard};
+use crate::streams::{ReplyEvents, Subscription};
 use crate::summary::{self, Prose, SessionSummary, SummaryCache};
 use crate::titles::TitleJob;
 use crate::tokens::TokenCounter;
 use crate::{structured, ChatConfig, ChatError};
+
+/// How long deleting a session waits for its running reply to store and
+/// announce its end before deleting anyway.
+const DELETE_WAIT: Duration = Duration::from_secs(5);
 
 /// The fields of a new session, as a client sent them (unvalidated).
 #[derive(Debug, Clone, Default)]
@@ -35,16 +44,16 @@ pub struct SessionPatch {
     pub model: Option<String>,
 }
 
-/// What sending a message produced: both stored messages, and the reply's
-/// events from its first one.
+/// What sending a message produced: both stored messages, and the turn's
+/// events from its first one to its reply's last.
 #[derive(Debug)]
 pub struct SendOutcome {
     pub user_message: Message,
     pub assistant_message: Message,
-    /// Starts at this turn's first `message.created`, ends never: the caller
-    /// stops at the assistant message's `message.completed` or `message.failed`.
-    pub events: Subscription,
-    control: Arc<ReplyControl>,
+    /// Starts at this turn's first `message.created` and ends after the
+    /// assistant message's `message.completed` or `message.failed`.
+    pub events: ReplyEvents,
+    canceller: ReplyCanceller,
 }
 
 impl SendOutcome {
@@ -54,7 +63,25 @@ impl SendOutcome {
     #[must_use]
     pub fn cancel_on_drop(&self) -> CancelOnDrop {
         CancelOnDrop {
-            control: Arc::clone(&self.control),
+            canceller: self.canceller.clone(),
+        }
+    }
+}
+
+/// Stops one reply, and no other: a later reply of the session is left alone.
+#[derive(Debug, Clone)]
+struct ReplyCanceller {
+    events: Arc<dyn EventLog>,
+    session: SessionId,
+    reply: MessageId,
+}
+
+impl ReplyCanceller {
+    async fn cancel(self) {
+        if let Ok(Some(active)) = self.events.active_reply(self.session).await {
+            if active == self.reply {
+                let _ = self.events.cancel_reply(self.session).await;
+            }
         }
     }
 }
@@ -62,13 +89,15 @@ impl SendOutcome {
 /// Cancels a reply when dropped. See [`SendOutcome::cancel_on_drop`].
 #[derive(Debug)]
 pub struct CancelOnDrop {
-    control: Arc<ReplyControl>,
+    canceller: ReplyCanceller,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         // Stopping a reply that already ended does nothing.
-        self.control.stop(StopReason::Cancelled);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(self.canceller.clone().cancel());
+        }
     }
 }
 
@@ -81,10 +110,13 @@ pub struct ChatService {
 struct Inner {
     repo: Arc<dyn ChatRepository>,
     llm: Arc<dyn LlmClient>,
-    hub: EventHub,
+    events: Arc<dyn EventLog>,
     config: ChatConfig,
     replies: TaskTracker,
     shutting_down: AtomicBool,
+    /// Cancelled when the shutdown's grace period is over: the replies
+    /// still running stop and end `interrupted`.
+    shutdown: CancellationToken,
     summaries: SummaryCache,
 }
 
@@ -99,8 +131,12 @@ impl std::fmt::Debug for Inner {
 
 impl ChatService {
     #[must_use]
-    pub fn new(repo: Arc<dyn ChatRepository>, llm: Arc<dyn LlmClient>, config: ChatConfig) -> Self {
-        let hub = EventHub::new(config.event_retention);
+    pub fn new(
+        repo: Arc<dyn ChatRepository>,
+        llm: Arc<dyn LlmClient>,
+        events: Arc<dyn EventLog>,
+        config: ChatConfig,
+    ) -> Self {
         // Parsing an encoding takes a moment: do it now, off the reactor,
         // rather than in the first request that counts tokens.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -111,10 +147,11 @@ impl ChatService {
             inner: Arc::new(Inner {
                 repo,
                 llm,
-                hub,
+                events,
                 config,
                 replies: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
+                shutdown: CancellationToken::new(),
                 summaries: SummaryCache::default(),
             }),
         }
@@ -196,23 +233,27 @@ impl ChatService {
             .transpose()?;
         let model = patch.model.as_deref().map(ModelName::parse).transpose()?;
 
-        let mut session = self.inner.repo.get_session(id).await?;
-        if let Some(title) = title {
-            session.title = title;
-        }
-        if let Some(system_prompt) = system_prompt {
-            session.system_prompt = system_prompt;
-        }
-        if let Some(model) = model {
-            session.model = model;
-        }
-        session.updated_at = Timestamp::now();
-        self.inner.repo.update_session(&session).await?;
-        self.inner
-            .hub
-            .channel(id)
-            .publish(EventKind::SessionUpdated(session.clone()));
+        let changes = SessionChanges {
+            title,
+            system_prompt,
+            model,
+        };
+        // Only the fields the patch names are written: a title the model
+        // is choosing meanwhile, or another patch, is not undone.
+        let session = self
+            .inner
+            .repo
+            .update_session(id, &changes, Timestamp::now())
+            .await?;
+        self.publish(id, EventKind::SessionUpdated(session.clone()))
+            .await;
         Ok(session)
+    }
+
+    async fn publish(&self, session: SessionId, kind: EventKind) {
+        if let Err(error) = self.inner.events.publish(session, kind).await {
+            tracing::warn!(session_id = %session, %error, "could not publish an event");
+        }
     }
 
     /// Deletes a session and its messages, cancelling a reply in progress and
@@ -221,13 +262,51 @@ impl ChatService {
     /// # Errors
     /// [`ChatError::SessionNotFound`].
     pub async fn delete_session(&self, id: SessionId) -> Result<(), ChatError> {
-        if let Some(reply) = self.inner.hub.active_reply(id) {
-            reply.stop(StopReason::Cancelled);
+        self.inner.repo.get_session(id).await?;
+        let slot = self.stop_and_hold_slot(id).await?;
+        let deleted = self.inner.repo.delete_session(id).await;
+        // Subscribers read what is left (a cancelled reply's final event
+        // among it), then their streams end.
+        if deleted.is_ok() {
+            self.inner.events.close_session(id).await?;
+            self.inner.summaries.forget(id);
         }
-        self.inner.repo.delete_session(id).await?;
-        self.inner.hub.close_session(id);
-        self.inner.summaries.forget(id);
-        Ok(())
+        if let Some(slot) = slot {
+            slot.release().await;
+        }
+        Ok(deleted?)
+    }
+
+    /// Stops the session's running reply, waits until it has stored and
+    /// published its end, and takes the slot, so no new reply starts while
+    /// the session is deleted. `None` when the reply did not end in
+    /// [`DELETE_WAIT`]: the session is deleted anyway.
+    async fn stop_and_hold_slot(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<Box<dyn ReplyClaim>>, ChatError> {
+        let events = &self.inner.events;
+        let holder = MessageId::new();
+        let deadline = tokio::time::Instant::now() + DELETE_WAIT;
+        loop {
+            // Subscribed before cancelling, so the reply's end cannot slip by.
+            let mut live = Subscription::new(events.subscribe(id, StartAt::Live).await?);
+            if let Some(slot) = events.claim_reply(id, holder).await? {
+                return Ok(Some(slot));
+            }
+            events.cancel_reply(id).await?;
+            let ended = async {
+                while let Some(event) = live.next().await {
+                    if event.kind.finished_message().is_some() {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                tracing::warn!(session_id = %id, "the running reply did not end in time; deleting its session anyway");
+                return Ok(None);
+            }
+        }
     }
 
     /// # Errors
@@ -261,61 +340,144 @@ impl ChatService {
         let content = MessageContent::parse(content, self.inner.config.max_message_chars)?;
         let user_message = Message::user(session_id, content);
         // The reply's slot is claimed before anything is read: the history
-        // read below then cannot catch a previous reply halfway through
-        // finishing. The reply's id is fixed now for that (it still sorts
-        // after the user message, being made after it).
+        // read then cannot catch a previous reply halfway through finishing.
+        // The reply's id is fixed now for that (it still sorts after the
+        // user message, being made after it).
         let reply_id = MessageId::new();
-        let control = ReplyControl::new(reply_id);
-        let channel = self.inner.hub.channel(session_id);
-        if !channel.try_claim(&control) {
+        let Some(claim) = self.inner.events.claim_reply(session_id, reply_id).await? else {
             // An unknown session has no reply running: this is a real 409.
             return Err(ChatError::ReplyInProgress);
-        }
-        match self.store_turn(session_id, &user_message, reply_id).await {
-            Ok((session, assistant_message, history)) => {
-                let config = &self.inner.config;
-                let request = build_request(
-                    &session,
-                    &config.default_system_prompt,
-                    &history,
-                    &user_message,
-                    config.context_tokens,
-                    config.tools.specs(),
-                );
-                let title = self.title_job(&session, &history, &user_message);
-                let first_id = channel.begin_reply([
-                    EventKind::MessageCreated(user_message.clone()),
-                    EventKind::MessageCreated(assistant_message.clone()),
-                ]);
-                let events = self
-                    .inner
-                    .hub
-                    .subscribe(session_id, Some(first_id.saturating_sub(1)));
-                self.spawn_reply(
-                    channel,
-                    Arc::clone(&control),
-                    assistant_message.clone(),
-                    request,
-                    title,
-                );
-                Ok(SendOutcome {
-                    user_message,
-                    assistant_message,
-                    events,
-                    control,
-                })
+        };
+        // From the claim on, the turn runs in a task of its own: a caller
+        // that goes away now cannot leave the slot taken or the reply
+        // half-made. The caller waits only for the turn to be stored.
+        let (started, outcome) = oneshot::channel();
+        let service = self.clone();
+        self.inner.replies.spawn(async move {
+            service
+                .run_turn(claim, user_message, reply_id, started)
+                .await;
+        });
+        outcome.await.unwrap_or_else(|_| {
+            Err(ChatError::Unexpected(anyhow::anyhow!(
+                "the reply's task ended before the turn was stored"
+            )))
+        })
+    }
+
+    /// Stores the turn, announces it, tells the sender, then drives the
+    /// reply to its end. The guard made first frees the slot whatever happens.
+    async fn run_turn(
+        self,
+        claim: Box<dyn ReplyClaim>,
+        user_message: Message,
+        reply_id: MessageId,
+        started: oneshot::Sender<Result<SendOutcome, ChatError>>,
+    ) {
+        let session_id = user_message.session_id;
+        let placeholder = Message::streaming_reply(session_id, &self.inner.config.default_model);
+        let mut guard = ReplyGuard::new(claim, placeholder, Arc::clone(&self.inner.repo));
+        let (session, history) = match self.store_turn(&user_message, reply_id).await {
+            Ok((session, assistant, history)) => {
+                guard.message = assistant;
+                guard.mark_stored();
+                (session, history)
             }
             Err(error) => {
-                channel.release_claim(reply_id);
+                guard.release().await;
                 if matches!(error, ChatError::SessionNotFound) {
                     // The claim made a channel for an id that names no
-                    // session; drop it now rather than at the next sweep, so
-                    // sends to made-up ids cost no memory.
-                    self.inner.hub.close_session(session_id);
+                    // session: drop it now, so made-up ids cost no memory.
+                    let _ = self.inner.events.close_session(session_id).await;
                 }
-                Err(error)
+                let _ = started.send(Err(error));
+                return;
+            }
+        };
+        let assistant_message = guard.message.clone();
+        let events = &self.inner.events;
+        let first = events
+            .publish(session_id, EventKind::MessageCreated(user_message.clone()))
+            .await;
+        self.publish(
+            session_id,
+            EventKind::MessageCreated(assistant_message.clone()),
+        )
+        .await;
+        let subscription = match first {
+            Ok(first) => {
+                events
+                    .subscribe(session_id, StartAt::After(first - 1))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        let title = self.title_job(&session, &history, &user_message);
+        match subscription {
+            Ok(subscription) => {
+                let outcome = SendOutcome {
+                    user_message: user_message.clone(),
+                    assistant_message,
+                    events: ReplyEvents::new(
+                        Subscription::new(subscription),
+                        reply_id,
+                        session_id,
+                        Arc::clone(events),
+                    ),
+                    canceller: ReplyCanceller {
+                        events: Arc::clone(events),
+                        session: session_id,
+                        reply: reply_id,
+                    },
+                };
+                // A sender that went away leaves the reply running, as the
+                // contract says of a client that goes away.
+                let _ = started.send(Ok(outcome));
+            }
+            Err(error) => {
+                // The turn is stored; its reply runs, and clients that can
+                // reach the log will see it. This sender cannot be told more.
+                tracing::warn!(session_id = %session_id, %error, "could not follow a reply's events");
+                let _ = started.send(Err(error.into()));
             }
         }
+        let config = &self.inner.config;
+        let (system_prompt, context_tokens, tools) = (
+            config.default_system_prompt.clone(),
+            config.context_tokens,
+            config.tools.specs(),
+        );
+        // Counting tokens is CPU work: off the async workers.
+        let request = tokio::task::spawn_blocking(move || {
+            build_request(
+                &session,
+                &system_prompt,
+                &history,
+                &user_message,
+                context_tokens,
+                tools,
+            )
+        })
+        .await;
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::error!(%error, "building a reply's request failed");
+                // Dropping the guard stores the reply `failed` and frees the slot.
+                return;
+            }
+        };
+        let driver = ReplyDriver {
+            repo: Arc::clone(&self.inner.repo),
+            llm: Arc::clone(&self.inner.llm),
+            events: Arc::clone(&self.inner.events),
+            policy: self.inner.config.llm.clone(),
+            flush_interval: self.inner.config.flush_interval,
+            tools: self.inner.config.tools.clone(),
+            shutdown: self.inner.shutdown.clone(),
+            title,
+        };
+        driver.run(guard, request).await;
     }
 
     /// Reads the session and its recent history (concurrently: two short
@@ -323,10 +485,10 @@ impl ChatService {
     /// then stores the turn's two messages in one transaction.
     async fn store_turn(
         &self,
-        session_id: SessionId,
         user: &Message,
         reply_id: MessageId,
     ) -> Result<(Session, Message, Vec<Message>), ChatError> {
+        let session_id = user.session_id;
         let repo = &self.inner.repo;
         let (mut session, history) = futures::try_join!(
             repo.get_session(session_id),
@@ -362,27 +524,6 @@ impl ChatService {
         })
     }
 
-    fn spawn_reply(
-        &self,
-        channel: Arc<Channel>,
-        control: Arc<ReplyControl>,
-        message: Message,
-        request: ChatRequest,
-        title: Option<TitleJob>,
-    ) {
-        let driver = ReplyDriver {
-            repo: Arc::clone(&self.inner.repo),
-            llm: Arc::clone(&self.inner.llm),
-            channel,
-            control,
-            policy: self.inner.config.llm.clone(),
-            flush_interval: self.inner.config.flush_interval,
-            tools: self.inner.config.tools.clone(),
-            title,
-        };
-        self.inner.replies.spawn(driver.run(message, request));
-    }
-
     /// The session's summary: counts and usage from the store, prose from the
     /// model. Cached until the session or one of its messages changes.
     ///
@@ -392,6 +533,20 @@ impl ChatService {
     /// [`ChatError::BadModelOutput`] when its answer was not the summary
     /// asked for. Never a summary with some fields missing.
     pub async fn summarize(&self, session_id: SessionId) -> Result<SessionSummary, ChatError> {
+        let deadline = self.inner.config.summary_deadline;
+        tokio::time::timeout(deadline, self.summarize_once(session_id))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ChatError::ModelUnavailable(LlmError::Timeout {
+                    message: format!("no summary within {} s", deadline.as_secs_f64()),
+                }))
+            })
+    }
+
+    async fn summarize_once(&self, session_id: SessionId) -> Result<SessionSummary, ChatError> {
+        // Requests for one session's summary take turns: the first that
+        // misses the cache asks the model, the others then find its answer.
+        let _turn = self.inner.summaries.turn(session_id).await;
         let session = self.inner.repo.get_session(session_id).await?;
         let messages = self.all_messages(session_id).await?;
         let fingerprint = summary::fingerprint(&session, &messages);
@@ -406,8 +561,21 @@ impl ChatService {
                 .reply_model
                 .as_ref()
                 .unwrap_or(&session.model)
-                .as_str();
-            let request = summary::request(&session, model, &messages, config.context_tokens);
+                .as_str()
+                .to_owned();
+            let context_tokens = config.context_tokens;
+            // Counting tokens is CPU work: off the async workers.
+            let (session_for_request, messages_for_request) = (session.clone(), messages.clone());
+            let request = tokio::task::spawn_blocking(move || {
+                summary::request(
+                    &session_for_request,
+                    &model,
+                    &messages_for_request,
+                    context_tokens,
+                )
+            })
+            .await
+            .map_err(|error| ChatError::Unexpected(anyhow::anyhow!(error)))?;
             let answer =
                 structured::complete(self.inner.llm.as_ref(), &config.llm, &request).await?;
             Prose::parse(&answer).map_err(|problem| {
@@ -434,7 +602,9 @@ impl ChatService {
         }
     }
 
-    /// Follows a session's events (see [`EventHub::subscribe`]).
+    /// Follows a session's events: with `after` (a client's
+    /// `Last-Event-ID`), every kept event after it first; without, a reply
+    /// still streaming from its start; then live ones.
     ///
     /// # Errors
     /// [`ChatError::SessionNotFound`].
@@ -444,7 +614,10 @@ impl ChatService {
         after: Option<u64>,
     ) -> Result<Subscription, ChatError> {
         self.inner.repo.get_session(session).await?;
-        Ok(self.inner.hub.subscribe(session, after))
+        let start = after.map_or(StartAt::Live, StartAt::After);
+        Ok(Subscription::new(
+            self.inner.events.subscribe(session, start).await?,
+        ))
     }
 
     /// Stops the reply in progress, which ends `cancelled` with its text so
@@ -454,13 +627,7 @@ impl ChatService {
     /// [`ChatError::SessionNotFound`].
     pub async fn cancel_reply(&self, session: SessionId) -> Result<bool, ChatError> {
         self.inner.repo.get_session(session).await?;
-        match self.inner.hub.active_reply(session) {
-            Some(reply) => {
-                reply.stop(StopReason::Cancelled);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(self.inner.events.cancel_reply(session).await?)
     }
 
     /// How many replies are being generated right now.
@@ -486,14 +653,11 @@ impl ChatService {
             .await
             .is_err()
         {
-            let interrupted = self.inner.hub.active_replies();
             tracing::warn!(
-                count = interrupted.len(),
+                count = self.inner.replies.len(),
                 "grace period over: interrupting the replies still running"
             );
-            for reply in interrupted {
-                reply.stop(StopReason::Shutdown);
-            }
+            self.inner.shutdown.cancel();
             // Interrupting is a store write per reply; give it a moment.
             if tokio::time::timeout(Duration::from_secs(5), self.inner.replies.wait())
                 .await
@@ -504,6 +668,6 @@ impl ChatService {
                 );
             }
         }
-        self.inner.hub.close_all();
+        self.inner.events.close_all().await;
     }
 }

@@ -1,14 +1,13 @@
 //! Asking the model for a JSON answer of a given shape (titles, summaries).
 //!
 //! A structured answer is an ordinary streamed completion with a
-//! `response_format`; its deltas are collected into one text. It is retried
-//! on the same policy as a reply, since the same upstream faults hit it.
+//! `response_format`; its deltas are collected into one text. It goes through
+//! the same request loop as a reply, since the same upstream faults hit it.
 
-use colloquy_ports::{ChatChunk, ChatRequest, LlmClient, LlmError, ResponseFormat};
-use futures::StreamExt;
+use colloquy_ports::{ChatRequest, LlmClient, LlmError, ResponseFormat};
 use serde_json::Value;
-use tokio::time::{sleep, timeout_at, Instant};
 
+use crate::upstream::{generate, Attempt, RetryBudget, Sink, Stop};
 use crate::LlmPolicy;
 
 /// Longest structured answer read: a title or a summary is far shorter, and a
@@ -23,7 +22,8 @@ pub(crate) fn json_schema(name: &str, schema: &Value) -> ResponseFormat {
     }
 }
 
-/// The whole text of the model's answer to `request`, retried as `policy` says.
+/// The whole text of the model's answer to `request`, asked and retried
+/// as every request is (see [`crate::upstream`]).
 ///
 /// # Errors
 /// The last [`LlmError`] once the retries ran out or the error was final.
@@ -32,57 +32,48 @@ pub(crate) async fn complete(
     policy: &LlmPolicy,
     request: &ChatRequest,
 ) -> Result<String, LlmError> {
-    let mut retries = 0;
-    loop {
-        let error = match attempt(llm, policy, request).await {
-            Ok(text) => return Ok(text),
-            Err(error) => error,
-        };
-        retries += 1;
-        let Some(wait) = policy.retry_delay(retries, &error) else {
-            return Err(error);
-        };
-        tracing::debug!(%error, retry = retries, "retrying a structured request");
-        sleep(wait).await;
+    let mut answer = Answer::default();
+    let mut budget = RetryBudget::default();
+    // Nothing is stored while it streams: the flush interval is moot.
+    let no_flush = policy.idle_timeout;
+    match generate(
+        llm,
+        policy,
+        &mut budget,
+        request,
+        &mut answer,
+        Stop::NEVER,
+        no_flush,
+    )
+    .await
+    {
+        Attempt::Finished(..) => Ok(answer.text),
+        Attempt::Failed(error) => Err(error),
+        // `Stop::NEVER` cannot stop.
+        Attempt::Stopped(_) => Err(LlmError::Internal {
+            message: "a structured request was stopped".to_owned(),
+        }),
     }
 }
 
-async fn attempt(
-    llm: &dyn LlmClient,
-    policy: &LlmPolicy,
-    request: &ChatRequest,
-) -> Result<String, LlmError> {
-    let timeout = |what: &str, limit: std::time::Duration| LlmError::Timeout {
-        message: format!("{what} within {} s", limit.as_secs_f64()),
-    };
-    let mut deadline = Instant::now() + policy.first_chunk_timeout;
-    let mut stream = timeout_at(deadline, llm.stream_chat(request.clone()))
-        .await
-        .map_err(|_| timeout("no response", policy.first_chunk_timeout))??;
-    let mut text = String::new();
-    loop {
-        let chunk = match timeout_at(deadline, stream.next()).await {
-            Err(_) => return Err(timeout("no next chunk", policy.idle_timeout)),
-            Ok(None) => {
-                return Err(LlmError::Protocol {
-                    message: "the stream ended before the answer was finished".to_owned(),
-                })
-            }
-            Ok(Some(chunk)) => chunk?,
-        };
-        deadline = Instant::now() + policy.idle_timeout;
-        match chunk {
-            ChatChunk::Delta(delta) => {
-                text.push_str(&delta);
-                if text.len() > MAX_ANSWER_BYTES {
-                    return Err(LlmError::Protocol {
-                        message: format!("the answer grew past {MAX_ANSWER_BYTES} bytes"),
-                    });
-                }
-            }
-            // No tools are offered with a structured request.
-            ChatChunk::ToolCall(_) => {}
-            ChatChunk::Finished(_) => return Ok(text),
+/// The text of a structured answer, collected as it streams.
+#[derive(Default)]
+struct Answer {
+    text: String,
+}
+
+impl Sink for Answer {
+    async fn delta(&mut self, text: String) -> Result<(), LlmError> {
+        self.text.push_str(&text);
+        if self.text.len() > MAX_ANSWER_BYTES {
+            return Err(LlmError::Protocol {
+                message: format!("the answer grew past {MAX_ANSWER_BYTES} bytes"),
+            });
         }
+        Ok(())
+    }
+
+    async fn reset(&mut self) {
+        self.text.clear();
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use colloquy_domain::{Message, Role, Session, SessionId, Timestamp, Usage};
 use colloquy_ports::{ChatRequest, PromptMessage, PromptRole};
@@ -219,13 +219,54 @@ pub(crate) fn fingerprint(session: &Session, messages: &[Message]) -> u64 {
     hasher.finish()
 }
 
-/// Summaries computed lately, each with the fingerprint it was computed from.
+/// Summaries computed lately, each with the fingerprint it was computed from,
+/// and a turn per session for the requests computing one right now.
 #[derive(Debug, Default)]
 pub(crate) struct SummaryCache {
     entries: Mutex<HashMap<SessionId, (u64, SessionSummary)>>,
+    /// Only sessions someone is summarising have an entry: the last holder
+    /// of a turn removes it.
+    turns: Arc<Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// One request's turn at summarising a session; see [`SummaryCache::turn`].
+pub(crate) struct SummaryTurn {
+    session: SessionId,
+    turns: Arc<Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for SummaryTurn {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map and this turn hold the lock; nobody else waits for it.
+        if Arc::strong_count(&self.lock) == 2 {
+            turns.remove(&self.session);
+        }
+    }
 }
 
 impl SummaryCache {
+    /// Waits until no other request is summarising `session`.
+    pub(crate) async fn turn(&self, session: SessionId) -> SummaryTurn {
+        let lock = Arc::clone(
+            self.turns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(session)
+                .or_default(),
+        );
+        let guard = Arc::clone(&lock).lock_owned().await;
+        SummaryTurn {
+            session,
+            turns: Arc::clone(&self.turns),
+            lock,
+            guard: Some(guard),
+        }
+    }
+
     /// Enough for every session anyone is looking at; past it the cache
     /// starts over rather than track which entry is the oldest.
     const CAPACITY: usize = 1_024;

@@ -6,7 +6,7 @@ use colloquy_domain::Message;
 use colloquy_ports::LlmError;
 use metrics::counter;
 
-use crate::reply::Attempt;
+use crate::upstream::Attempt;
 
 /// One request to the upstream ended: `ok`, `stopped` (cancel or shutdown),
 /// or the error code it failed with.

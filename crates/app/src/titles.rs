@@ -9,11 +9,12 @@
 use std::sync::Arc;
 
 use colloquy_domain::{SessionId, Timestamp, Title};
-use colloquy_ports::{ChatRepository, ChatRequest, LlmClient, PromptMessage, PromptRole};
+use colloquy_ports::{
+    ChatRepository, ChatRequest, EventKind, EventLog, LlmClient, PromptMessage, PromptRole,
+};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::events::{Channel, EventKind};
 use crate::structured::{complete, json_schema};
 use crate::LlmPolicy;
 
@@ -40,7 +41,7 @@ pub(crate) struct TitleJob {
 pub(crate) struct Titler {
     pub(crate) repo: Arc<dyn ChatRepository>,
     pub(crate) llm: Arc<dyn LlmClient>,
-    pub(crate) channel: Arc<Channel>,
+    pub(crate) events: Arc<dyn EventLog>,
     pub(crate) policy: LlmPolicy,
 }
 
@@ -59,24 +60,28 @@ impl Titler {
                 fallback_title(&job.question)
             }
         };
-        let mut session = match self.repo.get_session(job.session_id).await {
-            Ok(session) => session,
+        // Only an untitled session is named, in one conditional write: a
+        // title the user gave while the model was thinking wins, and nothing
+        // else the user changed meanwhile is written back.
+        let session = match self
+            .repo
+            .set_title_if_untitled(job.session_id, &title, Timestamp::now())
+            .await
+        {
+            Ok(Some(session)) => session,
+            Ok(None) => return,
             Err(error) => {
-                tracing::debug!(session_id = %job.session_id, %error, "the session went away before it was named");
+                tracing::debug!(session_id = %job.session_id, %error, "could not store the session's title");
                 return;
             }
         };
-        // A title the user gave while the model was thinking wins.
-        if session.title.is_some() {
-            return;
+        if let Err(error) = self
+            .events
+            .publish(job.session_id, EventKind::SessionUpdated(session))
+            .await
+        {
+            tracing::warn!(session_id = %job.session_id, %error, "could not announce the session's title");
         }
-        session.title = Some(title);
-        session.updated_at = Timestamp::now();
-        if let Err(error) = self.repo.update_session(&session).await {
-            tracing::warn!(session_id = %job.session_id, %error, "could not store the session's title");
-            return;
-        }
-        self.channel.publish(EventKind::SessionUpdated(session));
     }
 }
 

@@ -153,6 +153,15 @@ impl From<ChatError> for ApiError {
                 "Shutting down",
                 error.to_string(),
             ),
+            ChatError::EventsUnavailable(cause) => {
+                tracing::warn!(error = %cause, "event log unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "events-unavailable",
+                    "Service unavailable",
+                    "the event log is unreachable; try again shortly",
+                )
+            }
             ChatError::StoreUnavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
                 Self::new(

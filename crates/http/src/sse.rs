@@ -14,7 +14,7 @@ use crate::telemetry;
 use crate::wire::{MessageBody, SessionBody, ToolCallBody};
 
 /// The events of the contract: name, the schema of its `data`, and when it comes.
-pub(crate) const EVENTS: [(&str, &str, &str); 7] = [
+pub(crate) const EVENTS: [(&str, &str, &str); 8] = [
     (
         "message.created",
         "Message",
@@ -49,6 +49,11 @@ pub(crate) const EVENTS: [(&str, &str, &str); 7] = [
         "session.updated",
         "Session",
         "the session's title or settings changed",
+    ),
+    (
+        "stream.resync",
+        "StreamResync",
+        "events this client asked for are no longer kept: reload the history, then carry on with what follows",
     ),
 ];
 
@@ -88,6 +93,21 @@ pub(crate) struct ToolCallEventBody {
     tool_call: ToolCallBody,
 }
 
+/// The data of `stream.resync`: events this client asked for are no longer
+/// kept; reload the history, then carry on with what follows.
+#[derive(Serialize, ToSchema)]
+#[schema(as = StreamResync)]
+pub(crate) struct ResyncBody {
+    /// `not_kept` (the id resumed from is older than what is kept, or from
+    /// before a restart), `fell_behind` (the client read more slowly than
+    /// the log keeps), or `unknown_event_id`.
+    #[schema(example = "not_kept")]
+    reason: &'static str,
+    /// The oldest event id still kept for the session.
+    #[schema(example = 1_763_893_530_000_001_u64)]
+    oldest_event_id: u64,
+}
+
 /// The data of `message.reset`: discard this message's text so far.
 #[derive(Serialize, ToSchema)]
 #[schema(as = MessageReset)]
@@ -115,6 +135,10 @@ fn data_json(kind: &EventKind) -> String {
         EventKind::SessionUpdated(session) => serde_json::to_string(&SessionBody::from(session)),
         EventKind::MessageReset { message_id } => serde_json::to_string(&ResetBody {
             message_id: message_id.to_string(),
+        }),
+        EventKind::StreamResync(resync) => serde_json::to_string(&ResyncBody {
+            reason: resync.reason.as_str(),
+            oldest_event_id: resync.oldest_event_id,
         }),
     };
     // These bodies are plain strings and numbers: serializing cannot fail.

@@ -1,20 +1,25 @@
 //! The ports of colloquy's hexagon: what the core needs from the world.
 //!
 //! Each trait here has (or will have) more than one implementation, and the
-//! core is tested against mocks of them: enable the `mock` feature (only in
+//! core is tested against mocks of them (the event log against its in-process adapter): enable the `mock` feature (only in
 //! `[dev-dependencies]`) to get `MockChatRepository` and `MockLlmClient`.
 //!
 //! **Invariant:** this crate knows nothing of actix, diesel, reqwest or tokio.
 //! Adapters translate their own errors into the enums defined here.
 
+mod events;
 mod llm;
 mod repository;
 
+pub use events::{
+    EventKind, EventLog, EventLogError, EventStream, ReplyClaim, Resync, ResyncReason,
+    SessionEvent, StartAt,
+};
 pub use llm::{
     ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptMessage, PromptRole,
     ResponseFormat, ToolCallDelta, ToolCallRequest, ToolSpec,
 };
-pub use repository::{ChatRepository, Page, RepoError};
+pub use repository::{ChatRepository, Page, RepoError, SessionChanges};
 
 #[cfg(feature = "mock")]
 pub use llm::MockLlmClient;

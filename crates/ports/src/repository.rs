@@ -1,11 +1,22 @@
 use async_trait::async_trait;
-use colloquy_domain::{Message, MessageId, Session, SessionId};
+use colloquy_domain::{
+    Message, MessageId, ModelName, Session, SessionId, SystemPrompt, Timestamp, Title,
+};
 
 /// One page of a listing, and whether more follow it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub has_more: bool,
+}
+
+/// A change to a session's settings. `None` leaves a field as it is;
+/// `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionChanges {
+    pub title: Option<Option<Title>>,
+    pub system_prompt: Option<Option<SystemPrompt>>,
+    pub model: Option<ModelName>,
 }
 
 /// What can go wrong with storage, in terms the core can act on.
@@ -53,12 +64,37 @@ pub trait ChatRepository: Send + Sync {
         after: Option<SessionId>,
     ) -> Result<Page<Session>, RepoError>;
 
-    /// Stores a session's title, system prompt, model and `updated_at`.
+    /// Writes only the fields `changes` sets, and `updated_at = at`, in one
+    /// statement, and returns the session as stored afterwards (with its
+    /// current `message_count`). Fields it leaves alone keep whatever a
+    /// concurrent writer stored, so updates of different fields never undo
+    /// each other.
     ///
     /// # Errors
-    /// [`RepoError::NotFound`] when the session was deleted; otherwise as
+    /// [`RepoError::NotFound`] when there is no such session; otherwise as
     /// [`ChatRepository::create_session`].
-    async fn update_session(&self, session: &Session) -> Result<(), RepoError>;
+    async fn update_session(
+        &self,
+        id: SessionId,
+        changes: &SessionChanges,
+        at: Timestamp,
+    ) -> Result<Session, RepoError>;
+
+    /// Sets the session's title (and `updated_at = at`) only if it has none,
+    /// in one conditional statement (`... WHERE id = ? AND title IS NULL`), so
+    /// a title the user set meanwhile always wins. Returns the session as
+    /// stored when the title was set, `None` when the session already had a
+    /// title (and nothing was changed).
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there is no such session; otherwise as
+    /// [`ChatRepository::create_session`].
+    async fn set_title_if_untitled(
+        &self,
+        id: SessionId,
+        title: &Title,
+        at: Timestamp,
+    ) -> Result<Option<Session>, RepoError>;
 
     /// Deletes a session and all its messages.
     ///

@@ -9,6 +9,7 @@ use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
 use colloquy_app::{ChatConfig, ChatService};
 use colloquy_diesel::SqliteRepository;
+use colloquy_inprocess::InProcessEventLog;
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
 use colloquy_ports::{ChatRepository, LlmClient};
@@ -50,7 +51,8 @@ impl Application {
     /// As [`Application::build`].
     pub async fn build_with(config: &Config, chat: ChatConfig) -> anyhow::Result<Self> {
         let repo = open_repository(&config.database_url)?;
-        let service = ChatService::new(repo, language_model(config)?, chat);
+        let events = Arc::new(InProcessEventLog::new(config.event_log));
+        let service = ChatService::new(repo, language_model(config)?, events, chat);
         let recovered = service
             .recover_interrupted_replies()
             .await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use colloquy_app::{ChatConfig, LlmPolicy, ToolRegistry};
 use colloquy_domain::ModelName;
+use colloquy_inprocess::LogLimits;
 use colloquy_offline::OFFLINE_MODEL;
 use colloquy_openai::ApiKey;
 
@@ -48,6 +49,8 @@ pub struct Config {
     pub auto_title: bool,
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// How much of each session's events stays resumable.
+    pub event_log: LogLimits,
 }
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -133,6 +136,11 @@ impl Config {
             auto_title: boolean(&get, "COLLOQUY_AUTO_TITLE", true)?,
             shutdown_grace: seconds(&get, "COLLOQUY_SHUTDOWN_GRACE_SECS", "20")?,
             log_format,
+            event_log: LogLimits {
+                retention: seconds(&get, "COLLOQUY_EVENT_RETENTION_SECS", "600")?,
+                max_events: positive(&get, "COLLOQUY_EVENT_LOG_MAX", "10000")?,
+                max_bytes: positive(&get, "COLLOQUY_EVENT_LOG_BYTES", "16777216")?,
+            },
         })
     }
 

@@ -69,7 +69,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             tracing::info!("stopped");
         }
         Command::Ask { prompt } => {
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = std::io::stdout();
             ask::ask(&config, &prompt.join(" "), &mut stdout).await?;
         }
         Command::Migrate => {

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use colloquy_domain::{ErrorCode, Message, MessageId, Session, SessionId, Timestamp};
-use colloquy_ports::{ChatRepository, Page, RepoError};
+use colloquy_domain::{ErrorCode, Message, MessageId, Session, SessionId, Timestamp, Title};
+use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges};
 use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -14,7 +14,7 @@ use crate::location::Location;
 use crate::migrations;
 use crate::pool::{self, ConnectionSettings, SqlitePool};
 use crate::queries;
-use crate::rows::{MessageChanges, MessageRow, SessionChanges, SessionRow};
+use crate::rows::{MessageChanges, MessageRow, SessionChangeset, SessionRow};
 use crate::schema::{messages, sessions};
 
 /// What `interrupt_streaming` stores as the error of each reply it stops.
@@ -194,18 +194,58 @@ impl ChatRepository for SqliteRepository {
         .await
     }
 
-    async fn update_session(&self, session: &Session) -> Result<(), RepoError> {
-        let id = session.id.to_string();
-        let changes = SessionChanges::of(session);
+    async fn update_session(
+        &self,
+        id: SessionId,
+        changes: &SessionChanges,
+        at: Timestamp,
+    ) -> Result<Session, RepoError> {
+        let id = id.to_string();
+        let changes = SessionChangeset::of(changes, at);
         self.run("update_session", move |connection| {
             connection.immediate_transaction(|connection| {
-                let updated = diesel::update(sessions::table.find(id))
+                // An unknown id returns no row: Diesel's NotFound, which
+                // StoreError passes on as the port's.
+                diesel::update(sessions::table.find(id))
                     .set(&changes)
-                    .execute(connection)?;
-                if updated == 0 {
-                    return Err(StoreError::NotFound);
+                    .returning(SessionRow::as_returning())
+                    .get_result(connection)?
+                    .into_domain()
+            })
+        })
+        .await
+    }
+
+    async fn set_title_if_untitled(
+        &self,
+        id: SessionId,
+        title: &Title,
+        at: Timestamp,
+    ) -> Result<Option<Session>, RepoError> {
+        let id = id.to_string();
+        let changes = SessionChangeset::of(
+            &SessionChanges {
+                title: Some(Some(title.clone())),
+                ..SessionChanges::default()
+            },
+            at,
+        );
+        self.run("set_title_if_untitled", move |connection| {
+            connection.immediate_transaction(|connection| {
+                let untitled = sessions::table.find(&id).filter(sessions::title.is_null());
+                let updated = diesel::update(untitled)
+                    .set(&changes)
+                    .returning(SessionRow::as_returning())
+                    .get_result(connection)
+                    .optional()?;
+                match updated {
+                    Some(row) => row.into_domain().map(Some),
+                    // Nothing matched: either a title is there already, or
+                    // the session is not. The write lock is still held, so
+                    // the answer is about the same state the UPDATE saw.
+                    None if session_exists(connection, &id)? => Ok(None),
+                    None => Err(StoreError::NotFound),
                 }
-                Ok(())
             })
         })
         .await

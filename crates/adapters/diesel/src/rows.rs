@@ -6,6 +6,7 @@ use colloquy_domain::{
     ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Role, Session,
     SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
 };
+use colloquy_ports::SessionChanges;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -24,14 +25,15 @@ pub(crate) struct SessionRow {
     pub message_count: i64,
 }
 
-/// What `update_session` may change. `treat_none_as_null`: clearing a title
-/// must store NULL, not leave the old title in place.
+/// The stored form of a [`SessionChanges`]: an outer `None` leaves its
+/// column out of the UPDATE, `Some(None)` stores NULL. `updated_at` is always
+/// written, so the statement never has an empty SET.
 #[derive(Debug, AsChangeset)]
-#[diesel(table_name = sessions, treat_none_as_null = true)]
-pub(crate) struct SessionChanges {
-    pub title: Option<String>,
-    pub system_prompt: Option<String>,
-    pub model: String,
+#[diesel(table_name = sessions)]
+pub(crate) struct SessionChangeset {
+    pub title: Option<Option<String>>,
+    pub system_prompt: Option<Option<String>>,
+    pub model: Option<String>,
     pub updated_at: i64,
 }
 
@@ -88,8 +90,8 @@ impl SessionRow {
     pub(crate) fn new_session(session: &Session) -> Self {
         Self {
             id: session.id.to_string(),
-            title: title_text(session),
-            system_prompt: system_prompt_text(session),
+            title: title_text(session.title.as_ref()),
+            system_prompt: system_prompt_text(session.system_prompt.as_ref()),
             model: session.model.as_str().to_owned(),
             created_at: session.created_at.as_micros(),
             updated_at: session.updated_at.as_micros(),
@@ -128,27 +130,30 @@ impl SessionRow {
     }
 }
 
-fn title_text(session: &Session) -> Option<String> {
-    session
-        .title
-        .as_ref()
-        .map(|title| title.as_str().to_owned())
+fn title_text(title: Option<&Title>) -> Option<String> {
+    title.map(|title| title.as_str().to_owned())
 }
 
-fn system_prompt_text(session: &Session) -> Option<String> {
-    session
-        .system_prompt
-        .as_ref()
-        .map(|prompt| prompt.as_str().to_owned())
+fn system_prompt_text(prompt: Option<&SystemPrompt>) -> Option<String> {
+    prompt.map(|prompt| prompt.as_str().to_owned())
 }
 
-impl SessionChanges {
-    pub(crate) fn of(session: &Session) -> Self {
+impl SessionChangeset {
+    pub(crate) fn of(changes: &SessionChanges, at: Timestamp) -> Self {
         Self {
-            title: title_text(session),
-            system_prompt: system_prompt_text(session),
-            model: session.model.as_str().to_owned(),
-            updated_at: session.updated_at.as_micros(),
+            title: changes
+                .title
+                .as_ref()
+                .map(|title| title_text(title.as_ref())),
+            system_prompt: changes
+                .system_prompt
+                .as_ref()
+                .map(|prompt| system_prompt_text(prompt.as_ref())),
+            model: changes
+                .model
+                .as_ref()
+                .map(|model| model.as_str().to_owned()),
+            updated_at: at.as_micros(),
         }
     }
 }

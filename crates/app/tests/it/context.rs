@@ -1,8 +1,5 @@
 //! What the model is sent when the history outgrows the context budget.
 
-use std::sync::Arc;
-
-use colloquy_app::ChatService;
 use colloquy_domain::{Message, MessageContent, MessageStatus};
 use colloquy_ports::PromptRole;
 
@@ -42,7 +39,7 @@ async fn the_newest_whole_turns_that_fit_are_sent_after_the_system_prompt() {
     // Each turn is about 90 tokens: room for two of the five, not three.
     config.context_tokens = 250;
     config.tools = colloquy_app::ToolRegistry::none();
-    let service = ChatService::new(Arc::new(repo), Arc::new(llm), config);
+    let service = crate::support::service_with(repo, llm, config);
     let mut sent = service
         .send_message(session.id, "the new question".into())
         .await

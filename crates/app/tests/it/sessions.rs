@@ -1,5 +1,6 @@
 use colloquy_app::{ChatError, NewSession, SessionPatch};
-use colloquy_ports::{MockChatRepository, MockLlmClient};
+use colloquy_domain::Title;
+use colloquy_ports::{MockChatRepository, MockLlmClient, SessionChanges};
 
 use crate::support::{service, session};
 
@@ -54,10 +55,22 @@ async fn a_patch_changes_only_what_it_names() {
     let known = original.clone();
     repo.expect_get_session()
         .returning(move |_| Ok(known.clone()));
+    let stored = original.clone();
     repo.expect_update_session()
-        .withf(|session| session.title.as_ref().map(|t| t.as_str()) == Some("Renamed"))
+        .withf(|_, changes, _| {
+            *changes
+                == SessionChanges {
+                    title: Some(Some(Title::parse("Renamed").unwrap())),
+                    ..SessionChanges::default()
+                }
+        })
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(move |_, changes, at| {
+            let mut updated = stored.clone();
+            updated.title = changes.title.clone().flatten();
+            updated.updated_at = at;
+            Ok(updated)
+        });
     let patch = SessionPatch {
         title: Some(Some("Renamed".into())),
         ..SessionPatch::default()

@@ -1,7 +1,5 @@
 //! A session's summary: counts from the store, prose from the model, cached.
 
-use std::sync::Arc;
-
 use colloquy_app::{ChatError, ChatService, MessageCounts};
 use colloquy_domain::{Message, MessageContent, MessageStatus, Session, Usage};
 use colloquy_ports::{
@@ -44,7 +42,7 @@ fn summarizing(session: &Session, messages: Vec<Message>, llm: MockLlmClient) ->
             has_more: false,
         })
     });
-    ChatService::new(Arc::new(repo), Arc::new(llm), config())
+    crate::support::service_with(repo, llm, config())
 }
 
 const GOOD: &str = r#"{"summary": "The user asked about Rust.", "highlights": ["Rust is a language"], "topics": ["Rust"]}"#;

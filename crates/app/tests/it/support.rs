@@ -1,8 +1,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use colloquy_app::{ChatConfig, ChatService, EventKind, LlmPolicy, Subscription};
+use colloquy_app::{
+    ChatConfig, ChatService, EventKind, LlmPolicy, ReplyEvents, SessionEvent, Subscription,
+};
 use colloquy_domain::{Message, ModelName, Session};
+use colloquy_inprocess::{InProcessEventLog, LogLimits};
 use colloquy_ports::{
     ChatChunk, ChatStream, Completion, LlmError, MockChatRepository, MockLlmClient,
 };
@@ -56,7 +59,38 @@ pub fn repo_with(session: &Session) -> (MockChatRepository, Writes) {
 }
 
 pub fn service(repo: MockChatRepository, llm: MockLlmClient) -> ChatService {
-    ChatService::new(Arc::new(repo), Arc::new(llm), config())
+    service_with(repo, llm, config())
+}
+
+pub fn service_with(
+    repo: MockChatRepository,
+    llm: MockLlmClient,
+    config: ChatConfig,
+) -> ChatService {
+    let events = Arc::new(InProcessEventLog::new(LogLimits::default()));
+    ChatService::new(Arc::new(repo), Arc::new(llm), events, config)
+}
+
+/// Either kind of event stream a test reads.
+pub trait Events: Send {
+    fn next_event(&mut self)
+        -> impl std::future::Future<Output = Option<Arc<SessionEvent>>> + Send;
+}
+
+impl Events for Subscription {
+    fn next_event(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Arc<SessionEvent>>> + Send {
+        self.next()
+    }
+}
+
+impl Events for ReplyEvents {
+    fn next_event(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<Arc<SessionEvent>>> + Send {
+        self.next()
+    }
 }
 
 pub fn text_stream(pieces: &[&str]) -> ChatStream {
@@ -93,10 +127,10 @@ pub fn endless_stream(pieces: &[&str]) -> ChatStream {
 }
 
 /// Reads events until the reply's final one; returns them all.
-pub async fn until_reply_ends(events: &mut Subscription) -> Vec<EventKind> {
+pub async fn until_reply_ends(events: &mut impl Events) -> Vec<EventKind> {
     let mut seen = Vec::new();
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        let event = tokio::time::timeout(Duration::from_secs(5), events.next_event())
             .await
             .expect("the reply ends in time")
             .expect("the subscription stays open");

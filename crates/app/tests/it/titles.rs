@@ -18,20 +18,24 @@ fn titling(session: &Session, llm: MockLlmClient) -> (ChatService, Arc<Mutex<Vec
     let (mut repo, _) = repo_with(session);
     let updates: Arc<Mutex<Vec<Session>>> = Arc::default();
     let stored = Arc::clone(&updates);
-    repo.expect_update_session().returning(move |session| {
-        stored.lock().unwrap().push(session.clone());
-        Ok(())
-    });
+    let known = session.clone();
+    repo.expect_set_title_if_untitled()
+        .returning(move |_, title, at| {
+            let mut named = known.clone();
+            named.title = Some(title.clone());
+            named.updated_at = at;
+            stored.lock().unwrap().push(named.clone());
+            Ok(Some(named))
+        });
     let mut config = config();
     config.auto_title = true;
-    (
-        ChatService::new(Arc::new(repo), Arc::new(llm), config),
-        updates,
-    )
+    (crate::support::service_with(repo, llm, config), updates)
 }
 
 /// The next `session.updated` on `events`, within a second.
 async fn session_updated(events: &mut Subscription) -> Session {
+    // The send's own stream ends with its reply: titles come after, on the
+    // session's stream.
     loop {
         let event = tokio::time::timeout(Duration::from_secs(2), events.next())
             .await
@@ -61,6 +65,7 @@ async fn the_first_complete_reply_names_the_session_with_the_models_title() {
         text_stream(&[r#"{"title": "#, r#""Baking rye sourdough"}"#]),
     ]);
     let (service, updates) = titling(&session, llm);
+    let mut watch = service.subscribe(session.id, None).await.unwrap();
     let mut sent = service
         .send_message(session.id, "How do I bake rye sourdough?".into())
         .await
@@ -71,7 +76,7 @@ async fn the_first_complete_reply_names_the_session_with_the_models_title() {
         "the reply ends first"
     );
 
-    let named = session_updated(&mut sent.events).await;
+    let named = session_updated(&mut watch).await;
     assert_eq!(
         named.title,
         Some(Title::parse("Baking rye sourdough").unwrap())
@@ -93,12 +98,13 @@ async fn junk_from_the_model_gives_the_first_words_of_the_message() {
         let session = session();
         let (llm, _) = scripted(vec![text_stream(&["answer"]), text_stream(&[junk])]);
         let (service, _) = titling(&session, llm);
+        let mut watch = service.subscribe(session.id, None).await.unwrap();
         let mut sent = service
             .send_message(session.id, "  How do I bake\nrye sourdough?".into())
             .await
             .unwrap();
         until_reply_ends(&mut sent.events).await;
-        let named = session_updated(&mut sent.events).await;
+        let named = session_updated(&mut watch).await;
         assert_eq!(
             named.title.unwrap().as_str(),
             "How do I bake rye sourdough?",
@@ -126,17 +132,14 @@ async fn a_failing_model_gives_the_fallback_title() {
             })
         });
     let (service, _) = titling(&session, llm);
+    let mut watch = service.subscribe(session.id, None).await.unwrap();
     let mut sent = service
         .send_message(session.id, "Plan a week in Lisbon".into())
         .await
         .unwrap();
     until_reply_ends(&mut sent.events).await;
     assert_eq!(
-        session_updated(&mut sent.events)
-            .await
-            .title
-            .unwrap()
-            .as_str(),
+        session_updated(&mut watch).await.title.unwrap().as_str(),
         "Plan a week in Lisbon"
     );
 }

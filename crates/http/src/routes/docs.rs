@@ -31,7 +31,7 @@ use crate::{sse, telemetry, ApiError};
         compat::create_session,
         health::live, health::ready, telemetry::metrics_text, openapi_json, swagger_ui,
     ),
-    components(schemas(ApiError, sse::DeltaBody, sse::ToolCallEventBody, sse::ResetBody)),
+    components(schemas(ApiError, sse::DeltaBody, sse::ToolCallEventBody, sse::ResetBody, sse::ResyncBody)),
     tags(
         (name = "sessions", description = "Chats and their settings."),
         (name = "messages", description = "Sending, history, live events, cancelling."),

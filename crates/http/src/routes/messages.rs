@@ -74,22 +74,10 @@ fn reply_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Respon
     // Dropping the stream (the client went away) drops the guard, which
     // cancels the reply if it is still running.
     let guard = cancel_on_disconnect.then(|| outcome.cancel_on_drop());
-    let reply_id = outcome.assistant_message.id;
-    let events = futures::stream::unfold(
-        (outcome.events, guard, false),
-        move |(mut events, guard, finished)| async move {
-            if finished {
-                return None;
-            }
-            let event = events.next().await?;
-            let last = event
-                .kind
-                .finished_message()
-                .is_some_and(|message| message.id == reply_id);
-            Some((event, (events, guard, last)))
-        },
-    )
-    .boxed_local();
+    let events = outcome.events.into_stream().map(move |event| {
+        let _ = &guard;
+        event
+    });
     sse::respond(events)
 }
 

@@ -149,6 +149,12 @@ async fn sigterm_lets_short_replies_finish_and_interrupts_long_ones() {
     let slow = server.new_session().await;
     fake.push(Behaviour::text("short and sweet").pace(Duration::from_millis(200)));
     server.send(&quick, "be quick").await;
+    // The scripted answers go to requests in the order they arrive: the
+    // quick reply's request must have taken the short one first.
+    assert!(
+        fake.wait_until(Duration::from_secs(5), |requests| requests.len() == 1)
+            .await
+    );
     fake.push(Behaviour::text(LONG).pace(Duration::from_millis(200)));
     server.send(&slow, "take your time").await;
     tokio::time::sleep(Duration::from_millis(300)).await;

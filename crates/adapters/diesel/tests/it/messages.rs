@@ -1,7 +1,7 @@
 use colloquy_domain::{
     ErrorCode, Message, MessageId, MessageStatus, SessionId, Timestamp, ToolCall, Usage,
 };
-use colloquy_ports::{ChatRepository, RepoError};
+use colloquy_ports::{ChatRepository, RepoError, SessionChanges};
 
 use crate::support::{
     all_messages, assert_user, finished_reply, micros_now, stored_session, streaming_reply,
@@ -54,10 +54,12 @@ async fn appending_bumps_the_count_and_the_update_time() {
 #[tokio::test]
 async fn updated_at_never_moves_backwards() {
     let db = TestDb::new();
-    let mut session = stored_session(&db.repo).await;
+    let session = stored_session(&db.repo).await;
     let future = Timestamp::from_micros(micros_now() + 3_600_000_000);
-    session.updated_at = future;
-    db.repo.update_session(&session).await.unwrap();
+    db.repo
+        .update_session(session.id, &SessionChanges::default(), future)
+        .await
+        .unwrap();
 
     db.repo
         .append_messages(&[user_message(session.id, "hi")])

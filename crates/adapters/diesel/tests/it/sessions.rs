@@ -1,9 +1,9 @@
-use colloquy_domain::{ModelName, SessionId, SystemPrompt, Timestamp};
-use colloquy_ports::{ChatRepository, RepoError};
+use colloquy_domain::{ModelName, Session, SessionId, SystemPrompt, Timestamp, Title};
+use colloquy_ports::{ChatRepository, RepoError, SessionChanges};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::support::{new_session, stored_session, user_message, TestDb};
+use crate::support::{new_session, stored_session, untitled_session, user_message, TestDb};
 
 #[tokio::test]
 async fn a_created_session_reads_back_whole() {
@@ -138,37 +138,223 @@ async fn an_empty_store_lists_nothing() {
     assert!(page.items.is_empty() && !page.has_more);
 }
 
+/// A minute after `session` was last updated.
+fn a_minute_after(session: &Session) -> Timestamp {
+    Timestamp::from_micros(session.updated_at.as_micros() + 60_000_000)
+}
+
+fn title(text: &str) -> Title {
+    Title::parse(text).unwrap()
+}
+
+fn prompt(text: &str) -> SystemPrompt {
+    SystemPrompt::parse(text).unwrap()
+}
+
 #[tokio::test]
 async fn update_replaces_settings_and_keeps_the_message_count() {
     let db = TestDb::new();
-    let mut session = stored_session(&db.repo).await;
+    let session = stored_session(&db.repo).await;
     let messages = [
         user_message(session.id, "one"),
         user_message(session.id, "two"),
     ];
     db.repo.append_messages(&messages).await.unwrap();
 
-    session.title = None;
-    session.system_prompt = Some(SystemPrompt::parse("Answer in French.").unwrap());
-    session.model = ModelName::parse("bigger-model").unwrap();
-    session.updated_at = Timestamp::from_micros(session.updated_at.as_micros() + 60_000_000);
-    session.message_count = 0;
-    db.repo.update_session(&session).await.unwrap();
+    let changes = SessionChanges {
+        title: Some(None),
+        system_prompt: Some(Some(prompt("Answer in French."))),
+        model: Some(ModelName::parse("bigger-model").unwrap()),
+    };
+    let at = a_minute_after(&session);
+    let returned = db
+        .repo
+        .update_session(session.id, &changes, at)
+        .await
+        .unwrap();
 
     let stored = db.repo.get_session(session.id).await.unwrap();
+    assert_eq!(returned, stored, "the session as stored afterwards");
     assert_eq!(stored.title, None, "a cleared title is stored as cleared");
-    assert_eq!(stored.system_prompt, session.system_prompt);
-    assert_eq!(stored.model, session.model);
-    assert_eq!(stored.updated_at, session.updated_at);
+    assert_eq!(stored.system_prompt, Some(prompt("Answer in French.")));
+    assert_eq!(stored.model.as_str(), "bigger-model");
+    assert_eq!(stored.updated_at, at);
     assert_eq!(stored.created_at, session.created_at);
     assert_eq!(stored.message_count, 2, "the count belongs to the store");
 }
 
 #[tokio::test]
+async fn updating_only_the_prompt_leaves_the_title_written_before() {
+    let db = TestDb::new();
+    let session = untitled_session(&db.repo).await;
+    let titled = SessionChanges {
+        title: Some(Some(title("Named by the user"))),
+        ..SessionChanges::default()
+    };
+    db.repo
+        .update_session(session.id, &titled, session.updated_at)
+        .await
+        .unwrap();
+
+    let prompted = SessionChanges {
+        system_prompt: Some(Some(prompt("Be terse."))),
+        ..SessionChanges::default()
+    };
+    let at = a_minute_after(&session);
+    let returned = db
+        .repo
+        .update_session(session.id, &prompted, at)
+        .await
+        .unwrap();
+
+    assert_eq!(returned.title, Some(title("Named by the user")));
+    assert_eq!(returned.system_prompt, Some(prompt("Be terse.")));
+    assert_eq!(returned.model, session.model);
+    assert_eq!(returned.updated_at, at);
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+}
+
+#[tokio::test]
+async fn updating_only_the_title_leaves_the_prompt_written_before() {
+    let db = TestDb::new();
+    let session = untitled_session(&db.repo).await;
+    let prompted = SessionChanges {
+        system_prompt: Some(Some(prompt("Be terse."))),
+        ..SessionChanges::default()
+    };
+    db.repo
+        .update_session(session.id, &prompted, session.updated_at)
+        .await
+        .unwrap();
+
+    let titled = SessionChanges {
+        title: Some(Some(title("Named by the user"))),
+        ..SessionChanges::default()
+    };
+    let returned = db
+        .repo
+        .update_session(session.id, &titled, a_minute_after(&session))
+        .await
+        .unwrap();
+
+    assert_eq!(returned.title, Some(title("Named by the user")));
+    assert_eq!(returned.system_prompt, Some(prompt("Be terse.")));
+    assert_eq!(returned.model, session.model);
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+}
+
+#[tokio::test]
+async fn some_none_clears_the_title_and_the_prompt() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    assert!(session.title.is_some() && session.system_prompt.is_some());
+
+    let cleared = SessionChanges {
+        title: Some(None),
+        system_prompt: Some(None),
+        model: None,
+    };
+    let returned = db
+        .repo
+        .update_session(session.id, &cleared, a_minute_after(&session))
+        .await
+        .unwrap();
+
+    assert_eq!(returned.title, None);
+    assert_eq!(returned.system_prompt, None);
+    assert_eq!(returned.model, session.model, "no model given: kept");
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+}
+
+#[tokio::test]
+async fn an_empty_change_only_moves_updated_at() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    let at = a_minute_after(&session);
+
+    let returned = db
+        .repo
+        .update_session(session.id, &SessionChanges::default(), at)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        returned,
+        Session {
+            updated_at: at,
+            ..session
+        }
+    );
+}
+
+#[tokio::test]
 async fn updating_an_unknown_session_is_not_found() {
     let db = TestDb::new();
-    let error = db.repo.update_session(&new_session()).await.unwrap_err();
+    let changes = SessionChanges {
+        title: Some(Some(title("Nobody's"))),
+        ..SessionChanges::default()
+    };
+    let error = db
+        .repo
+        .update_session(SessionId::new(), &changes, Timestamp::now())
+        .await
+        .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn titling_an_unknown_session_is_not_found() {
+    let db = TestDb::new();
+    let error = db
+        .repo
+        .set_title_if_untitled(SessionId::new(), &title("Nobody's"), Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+#[tokio::test]
+async fn an_untitled_session_takes_the_title() {
+    let db = TestDb::new();
+    let session = untitled_session(&db.repo).await;
+    let at = a_minute_after(&session);
+
+    let returned = db
+        .repo
+        .set_title_if_untitled(session.id, &title("Weather in Oslo"), at)
+        .await
+        .unwrap()
+        .expect("the title is set");
+
+    assert_eq!(
+        returned,
+        Session {
+            title: Some(title("Weather in Oslo")),
+            updated_at: at,
+            ..session
+        }
+    );
+    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+}
+
+#[tokio::test]
+async fn a_titled_session_keeps_its_title_and_nothing_changes() {
+    let db = TestDb::new();
+    let session = stored_session(&db.repo).await;
+    assert_eq!(session.title, Some(title("A title")));
+
+    let outcome = db
+        .repo
+        .set_title_if_untitled(session.id, &title("Generated"), a_minute_after(&session))
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, None);
+    assert_eq!(
+        db.repo.get_session(session.id).await.unwrap(),
+        session,
+        "neither the title nor updated_at moved"
+    );
 }
 
 #[derive(QueryableByName)]

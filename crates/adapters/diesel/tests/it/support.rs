@@ -69,6 +69,15 @@ pub async fn stored_session(repo: &SqliteRepository) -> Session {
     session
 }
 
+/// A stored session with neither title nor system prompt.
+pub async fn untitled_session(repo: &SqliteRepository) -> Session {
+    let mut session = new_session();
+    session.title = None;
+    session.system_prompt = None;
+    repo.create_session(&session).await.expect("create_session");
+    session
+}
+
 pub fn user_message(session: SessionId, text: &str) -> Message {
     Message::user(
         session,

@@ -1,0 +1,109 @@
+//! What a client reads: a session's events ([`Subscription`]), or one
+//! reply's ([`ReplyEvents`], the stream of a send).
+
+use std::sync::Arc;
+
+use colloquy_domain::{MessageId, SessionId};
+use colloquy_ports::{EventKind, EventLog, EventStream, SessionEvent};
+use futures::{Stream, StreamExt};
+
+/// One client's view of a session's events: every event after its cursor,
+/// once and in order, a `stream.resync` where it would otherwise miss some,
+/// then live ones. It ends when the session is deleted or the server stops.
+pub struct Subscription {
+    events: EventStream,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    pub(crate) fn new(events: EventStream) -> Self {
+        Self { events }
+    }
+
+    /// The next event, waiting for it if need be; `None` once the stream ended.
+    pub async fn next(&mut self) -> Option<Arc<SessionEvent>> {
+        self.events.next().await
+    }
+
+    /// The subscription as a stream of events.
+    pub fn into_stream(self) -> impl Stream<Item = Arc<SessionEvent>> + Send + 'static {
+        self.events
+    }
+}
+
+/// The events of one send: from the turn's first `message.created` to its
+/// reply's final event, then the end, whatever the session does next.
+///
+/// When the client falls so far behind that it is told to resync, and its
+/// reply ended meanwhile, the stream ends right after the `stream.resync`:
+/// that reply's final state is in the history the client is told to reload.
+pub struct ReplyEvents {
+    events: Subscription,
+    reply: MessageId,
+    session: SessionId,
+    log: Arc<dyn EventLog>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for ReplyEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyEvents")
+            .field("reply", &self.reply)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplyEvents {
+    pub(crate) fn new(
+        events: Subscription,
+        reply: MessageId,
+        session: SessionId,
+        log: Arc<dyn EventLog>,
+    ) -> Self {
+        Self {
+            events,
+            reply,
+            session,
+            log,
+            ended: false,
+        }
+    }
+
+    /// The next event of this turn; `None` after the reply's final event.
+    pub async fn next(&mut self) -> Option<Arc<SessionEvent>> {
+        if self.ended {
+            return None;
+        }
+        let event = self.events.next().await?;
+        self.ended = match &event.kind {
+            EventKind::StreamResync(_) => {
+                !reply_still_runs(self.log.as_ref(), self.session, self.reply).await
+            }
+            kind => kind
+                .finished_message()
+                .is_some_and(|message| message.id == self.reply),
+        };
+        Some(event)
+    }
+
+    /// The events as a stream.
+    pub fn into_stream(self) -> impl Stream<Item = Arc<SessionEvent>> + Send + 'static {
+        futures::stream::unfold(self, |mut events| async move {
+            let event = events.next().await?;
+            Some((event, events))
+        })
+    }
+}
+
+async fn reply_still_runs(log: &dyn EventLog, session: SessionId, reply: MessageId) -> bool {
+    // When the log cannot say, end: the client reloads either way.
+    log.active_reply(session)
+        .await
+        .is_ok_and(|active| active == Some(reply))
+}
