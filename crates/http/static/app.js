@@ -2,7 +2,8 @@
 //
 // One EventSource per page, on the selected session's events: replies are
 // rendered from message.created / message.delta / message.completed /
-// message.failed / message.reset / message.tool_call / session.updated.
+// message.failed / message.reset / message.tool_call / session.updated; a
+// stream.resync (events the server no longer keeps) reloads the history.
 // Messages are sent with a plain fetch that gets the 202. Every piece of text
 // from the server (model output included) goes into the DOM as text nodes:
 // this file never parses HTML.
@@ -20,6 +21,7 @@
     'message.reset',
     'message.tool_call',
     'session.updated',
+    'stream.resync',
   ];
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -448,6 +450,26 @@
     updateComposer();
   }
 
+  // The server no longer keeps events this page missed: the stored history
+  // replaces what is shown, and the events that follow (held back meanwhile)
+  // carry on from there.
+  async function reloadAfterResync(id) {
+    if (!state.ready || id !== state.current) return; // a load is under way anyway
+    state.ready = false;
+    let messages = [];
+    try {
+      messages = await loadHistory(id);
+    } catch {
+      // Keep what is shown; the next resync or reconnection tries again.
+    }
+    if (id !== state.current) return;
+    for (const stored of messages) putMessage(stored);
+    state.ready = true;
+    for (const [name, data] of state.queue.splice(0)) apply(name, data);
+    scrollToEnd(false);
+    updateComposer();
+  }
+
   function isStreaming() {
     for (const message of state.messages.values()) {
       if (message.role === 'assistant' && message.status === 'streaming') return true;
@@ -693,6 +715,10 @@
       source.addEventListener(name, (event) => {
         if (state.source !== source) return;
         if (event.lastEventId) state.lastEventId = event.lastEventId;
+        if (name === 'stream.resync') {
+          reloadAfterResync(id);
+          return;
+        }
         let data;
         try {
           data = JSON.parse(event.data);

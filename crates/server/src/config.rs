@@ -257,6 +257,42 @@ mod tests {
             config.chat_config().reply_model.unwrap().as_str(),
             "offline"
         );
+        assert_eq!(config.event_log, LogLimits::default());
+        assert_eq!(
+            (
+                config.event_log.retention,
+                config.event_log.max_events,
+                config.event_log.max_bytes
+            ),
+            (Duration::from_secs(600), 10_000, 16 * 1024 * 1024)
+        );
+    }
+
+    #[test]
+    fn the_event_log_limits_are_read_and_checked() {
+        let limits = config(&[
+            ("COLLOQUY_EVENT_RETENTION_SECS", "30"),
+            ("COLLOQUY_EVENT_LOG_MAX", "50"),
+            ("COLLOQUY_EVENT_LOG_BYTES", "65536"),
+        ])
+        .unwrap()
+        .event_log;
+        assert_eq!(
+            limits,
+            LogLimits {
+                retention: Duration::from_secs(30),
+                max_events: 50,
+                max_bytes: 65_536,
+            }
+        );
+        for (name, bad) in [
+            ("COLLOQUY_EVENT_LOG_MAX", "0"),
+            ("COLLOQUY_EVENT_LOG_BYTES", "lots"),
+            ("COLLOQUY_EVENT_RETENTION_SECS", "-1"),
+        ] {
+            let error = config(&[(name, bad)]).unwrap_err();
+            assert!(format!("{error:#}").contains(name), "{error:#}");
+        }
     }
 
     #[test]

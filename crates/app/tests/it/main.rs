@@ -3,6 +3,7 @@
 mod support;
 
 mod context;
+mod endings;
 mod replies;
 mod sending;
 mod sessions;
