@@ -83,17 +83,26 @@ impl ChannelState {
         }
     }
 
-    /// Up to `most` kept events after `cursor`, appended to `into`. A reader
-    /// takes a batch at a time, so one that reads slowly holds on to no more
-    /// than a batch of events the log has since let go.
-    pub(crate) fn read_after(&self, cursor: u64, most: usize, into: &mut VecDeque<Shared>) {
+    /// The kept events after `cursor`, appended to `into`: at least one when
+    /// there is one, and no more than `most` events or about `most_bytes`.
+    /// A reader takes a batch at a time, so one that reads slowly holds on
+    /// to no more than a batch of events the log has since let go.
+    pub(crate) fn read_after(
+        &self,
+        cursor: u64,
+        most: usize,
+        most_bytes: usize,
+        into: &mut VecDeque<Shared>,
+    ) {
         let start = self.log.partition_point(|kept| kept.event.id <= cursor);
-        into.extend(
-            self.log
-                .range(start..)
-                .take(most)
-                .map(|kept| Arc::clone(&kept.event)),
-        );
+        let mut bytes = 0;
+        for kept in self.log.range(start..).take(most) {
+            if bytes > 0 && bytes + kept.bytes > most_bytes {
+                break;
+            }
+            bytes += kept.bytes;
+            into.push_back(Arc::clone(&kept.event));
+        }
     }
 
     fn push(&mut self, kind: EventKind, limits: &LogLimits) -> u64 {

@@ -9,8 +9,9 @@ use tokio::sync::watch;
 use crate::channel::Channel;
 use crate::{lock, Shared};
 
-/// Most events a subscriber takes from the log at once.
+/// Most events, and about the most bytes, a subscriber takes from the log at once.
 const BATCH: usize = 256;
+const BATCH_BYTES: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Subscription {
@@ -55,7 +56,7 @@ impl Subscription {
                 if let Some(resync) = state.resync_for(&mut self.cursor, ResyncReason::FellBehind) {
                     self.ready.push_back(resync_event(self.cursor, resync));
                 }
-                state.read_after(self.cursor, BATCH, &mut self.ready);
+                state.read_after(self.cursor, BATCH, BATCH_BYTES, &mut self.ready);
                 if let Some(newest) = self.ready.back() {
                     self.cursor = self.cursor.max(newest.id);
                     continue;
