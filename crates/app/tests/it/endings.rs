@@ -221,22 +221,28 @@ async fn cancel_on_drop_stops_only_its_own_reply() {
     assert!(service.cancel_reply(session.id).await.unwrap());
 }
 
-#[tokio::test]
-async fn concurrent_summaries_of_one_session_share_one_model_call() {
-    let session = session();
-    let (mut repo, _) = repo_with(&session);
-    let message = {
-        let mut reply = colloquy_domain::Message::streaming_reply(session.id, &session.model);
-        reply.content = "Rust is a language.".into();
-        reply.finish(MessageStatus::Complete, None);
-        reply
-    };
+/// A repository whose session holds one complete answer, `text`.
+fn repo_with_one_answer(
+    session: &colloquy_domain::Session,
+    text: &str,
+) -> colloquy_ports::MockChatRepository {
+    let (mut repo, _) = repo_with(session);
+    let mut answer = colloquy_domain::Message::streaming_reply(session.id, &session.model);
+    answer.content = text.into();
+    answer.finish(MessageStatus::Complete, None);
     repo.expect_list_messages().returning(move |_, _, _| {
         Ok(colloquy_ports::Page {
-            items: vec![message.clone()],
+            items: vec![answer.clone()],
             has_more: false,
         })
     });
+    repo
+}
+
+#[tokio::test]
+async fn concurrent_summaries_of_one_session_share_one_model_call() {
+    let session = session();
+    let repo = repo_with_one_answer(&session, "Rust is a language.");
     let calls = Arc::new(AtomicU32::new(0));
     let counted = Arc::clone(&calls);
     let mut llm = MockLlmClient::new();
@@ -274,19 +280,7 @@ async fn concurrent_summaries_of_one_session_share_one_model_call() {
 #[tokio::test]
 async fn a_summary_has_an_overall_deadline() {
     let session = session();
-    let (mut repo, _) = repo_with(&session);
-    let message = {
-        let mut reply = colloquy_domain::Message::streaming_reply(session.id, &session.model);
-        reply.content = "Some text.".into();
-        reply.finish(MessageStatus::Complete, None);
-        reply
-    };
-    repo.expect_list_messages().returning(move |_, _, _| {
-        Ok(colloquy_ports::Page {
-            items: vec![message.clone()],
-            has_more: false,
-        })
-    });
+    let repo = repo_with_one_answer(&session, "Some text.");
     // Each attempt trickles a byte just inside the idle timeout, forever.
     let mut llm = MockLlmClient::new();
     llm.expect_stream_chat().returning(|_| {
