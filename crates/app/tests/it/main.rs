@@ -4,6 +4,7 @@ mod support;
 
 mod context;
 mod endings;
+mod model;
 mod replies;
 mod sending;
 mod sessions;
