@@ -78,11 +78,10 @@ struct ReplyCanceller {
 
 impl ReplyCanceller {
     async fn cancel(self) {
-        if let Ok(Some(active)) = self.events.active_reply(self.session).await {
-            if active == self.reply {
-                let _ = self.events.cancel_reply(self.session).await;
-            }
-        }
+        let _ = self
+            .events
+            .cancel_reply(self.session, Some(self.reply))
+            .await;
     }
 }
 
@@ -294,7 +293,7 @@ impl ChatService {
             if let Some(slot) = events.claim_reply(id, holder).await? {
                 return Ok(Some(slot));
             }
-            events.cancel_reply(id).await?;
+            events.cancel_reply(id, None).await?;
             let ended = async {
                 while let Some(event) = live.next().await {
                     if event.kind.finished_message().is_some() {
@@ -627,7 +626,7 @@ impl ChatService {
     /// [`ChatError::SessionNotFound`].
     pub async fn cancel_reply(&self, session: SessionId) -> Result<bool, ChatError> {
         self.inner.repo.get_session(session).await?;
-        Ok(self.inner.events.cancel_reply(session).await?)
+        Ok(self.inner.events.cancel_reply(session, None).await?)
     }
 
     /// How many replies are being generated right now.

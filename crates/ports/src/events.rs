@@ -244,11 +244,17 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// As [`EventLog::publish`].
     async fn active_reply(&self, session: SessionId) -> Result<Option<MessageId>, EventLogError>;
 
-    /// Asks the reply holding the slot to stop. `false` when none does.
+    /// Asks the reply holding the slot to stop — only if it is the reply of
+    /// `only` when that is given (a client cancelling its own reply must not
+    /// stop a later one). `false` when no such reply runs.
     ///
     /// # Errors
     /// As [`EventLog::publish`].
-    async fn cancel_reply(&self, session: SessionId) -> Result<bool, EventLogError>;
+    async fn cancel_reply(
+        &self,
+        session: SessionId,
+        only: Option<MessageId>,
+    ) -> Result<bool, EventLogError>;
 
     /// Forgets a deleted session: its subscribers receive what was published
     /// before, then their streams end.

@@ -279,13 +279,13 @@ impl Channel {
             .map(|reply| reply.message_id)
     }
 
-    pub(crate) fn cancel_reply(&self) -> bool {
+    pub(crate) fn cancel_reply(&self, only: Option<MessageId>) -> bool {
         match &lock(&self.state).reply {
-            Some(reply) => {
+            Some(reply) if only.is_none_or(|message_id| message_id == reply.message_id) => {
                 reply.cancel.cancel();
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 

@@ -177,10 +177,14 @@ impl EventLog for InProcessEventLog {
             .and_then(|channel| channel.active_reply()))
     }
 
-    async fn cancel_reply(&self, session: SessionId) -> Result<bool, EventLogError> {
+    async fn cancel_reply(
+        &self,
+        session: SessionId,
+        only: Option<MessageId>,
+    ) -> Result<bool, EventLogError> {
         Ok(self
             .existing(session)
-            .is_some_and(|channel| channel.cancel_reply()))
+            .is_some_and(|channel| channel.cancel_reply(only)))
     }
 
     async fn close_session(&self, session: SessionId) -> Result<(), EventLogError> {

@@ -255,13 +255,16 @@ async fn one_claim_at_a_time_and_a_dropped_claim_frees_the_slot() {
 async fn a_cancel_reaches_the_claim() {
     let log = roomy();
     let session = SessionId::new();
-    assert!(!log.cancel_reply(session).await.unwrap(), "nothing runs");
-    let claim = log
-        .claim_reply(session, MessageId::new())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(log.cancel_reply(session).await.unwrap());
+    assert!(!log.cancel_reply(session, None).await.unwrap(), "nothing runs");
+    let reply = MessageId::new();
+    let claim = log.claim_reply(session, reply).await.unwrap().unwrap();
+    assert!(
+        !log.cancel_reply(session, Some(MessageId::new()))
+            .await
+            .unwrap(),
+        "another reply's cancel does not stop this one"
+    );
+    assert!(log.cancel_reply(session, Some(reply)).await.unwrap());
     tokio::time::timeout(Duration::from_secs(1), claim.cancelled())
         .await
         .expect("the claim hears the cancel");
