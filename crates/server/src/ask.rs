@@ -16,6 +16,9 @@ pub async fn ask(
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<()> {
     let llm = language_model(config)?;
-    colloquy_app::ask(llm.as_ref(), &config.chat_config(), prompt, out).await?;
-    Ok(())
+    colloquy_app::ask(llm.as_ref(), &config.chat_config(), prompt, out)
+        .await
+        // The error's own words already name its cause: printed as a chain,
+        // the cause would come twice.
+        .map_err(|error| anyhow::anyhow!("{error}"))
 }

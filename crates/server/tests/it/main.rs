@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod flow;
 mod load;
+mod lossless;
 mod streaming;
 mod summary;
 mod surface;
