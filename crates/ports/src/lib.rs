@@ -7,10 +7,12 @@
 //! **Invariant:** this crate knows nothing of actix, diesel, reqwest or tokio.
 //! Adapters translate their own errors into the enums defined here.
 
+mod auth;
 mod events;
 mod llm;
 mod repository;
 
+pub use auth::{AuthError, Authenticator};
 pub use events::{
     EventKind, EventLog, EventLogError, EventStream, ReplyClaim, Resync, ResyncReason,
     SessionEvent, StartAt,
@@ -21,6 +23,8 @@ pub use llm::{
 };
 pub use repository::{ChatRepository, Page, RepoError, SessionChanges};
 
+#[cfg(feature = "mock")]
+pub use auth::MockAuthenticator;
 #[cfg(feature = "mock")]
 pub use llm::MockLlmClient;
 #[cfg(feature = "mock")]

@@ -8,11 +8,12 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
 use colloquy_app::{ChatConfig, ChatService};
+use colloquy_auth::Anonymous;
 use colloquy_diesel::SqliteRepository;
 use colloquy_inprocess::InProcessEventLog;
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
-use colloquy_ports::{ChatRepository, LlmClient};
+use colloquy_ports::{Authenticator, ChatRepository, LlmClient};
 
 use crate::config::{Config, LlmChoice};
 
@@ -67,6 +68,7 @@ impl Application {
         let listener =
             TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
         let port = listener.local_addr()?.port();
+        let authenticator: Arc<dyn Authenticator> = Arc::new(Anonymous);
         let app_service = service.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -75,7 +77,10 @@ impl Application {
                     colloquy_http::observe_requests,
                 ))
                 .wrap(colloquy_http::trim_trailing_slash())
-                .configure(colloquy_http::configure(app_service.clone()))
+                .configure(colloquy_http::configure(
+                    app_service.clone(),
+                    Arc::clone(&authenticator),
+                ))
         })
         // Event streams are many small writes: without TCP_NODELAY, Nagle's
         // algorithm holds each delta until the client ACKs the previous one,

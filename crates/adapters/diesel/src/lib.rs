@@ -22,6 +22,15 @@
 //!
 //! **Invariant:** ids are stored as hyphenated lower-case UUID v7 text, so
 //! ordering by `id` is ordering by creation, and cursors are comparisons.
+//!
+//! **Invariant:** every query that reads or writes a session or its messages
+//! is scoped by the owner in the query itself: a `WHERE sessions.owner = ?`
+//! on the session, or for messages a condition on the owning session in the
+//! same statement (`session_id IN (SELECT id FROM sessions WHERE id = ? AND
+//! owner = ?)`) or an owner-scoped existence check in the same transaction.
+//! Rows are never read first and filtered in Rust, so another principal's
+//! session or message is [`RepoError::NotFound`](colloquy_ports::RepoError::NotFound),
+//! exactly like one that does not exist.
 
 mod error;
 mod location;

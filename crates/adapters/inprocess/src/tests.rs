@@ -255,7 +255,10 @@ async fn one_claim_at_a_time_and_a_dropped_claim_frees_the_slot() {
 async fn a_cancel_reaches_the_claim() {
     let log = roomy();
     let session = SessionId::new();
-    assert!(!log.cancel_reply(session, None).await.unwrap(), "nothing runs");
+    assert!(
+        !log.cancel_reply(session, None).await.unwrap(),
+        "nothing runs"
+    );
     let reply = MessageId::new();
     let claim = log.claim_reply(session, reply).await.unwrap().unwrap();
     assert!(

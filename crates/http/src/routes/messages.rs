@@ -10,7 +10,7 @@ use crate::wire::{
     CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody, SendAccepted,
     SendMessageRequest,
 };
-use crate::{sse, ApiError};
+use crate::{sse, ApiError, Caller};
 
 fn wants_event_stream(request: &HttpRequest) -> bool {
     request
@@ -44,6 +44,7 @@ fn wants_event_stream(request: &HttpRequest) -> bool {
 )]
 pub async fn send(
     service: web::Data<ChatService>,
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
     JsonBody(body): JsonBody<SendMessageRequest>,
@@ -52,7 +53,7 @@ pub async fn send(
     let Some(content) = body.content.or(body.message) else {
         return Err(ApiError::invalid("missing field `content`"));
     };
-    let outcome = service.send_message(id, content).await?;
+    let outcome = service.send_message(&caller.0, id, content).await?;
     if wants_event_stream(&request) {
         return Ok(reply_stream(outcome, body.cancel_on_disconnect)
             .respond_to(&request)
@@ -92,6 +93,7 @@ fn reply_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Respon
 )]
 pub async fn list(
     service: web::Data<ChatService>,
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -103,7 +105,7 @@ pub async fn list(
         .as_deref()
         .map(|raw| parse_id(raw, MessageId::parse, "after"))
         .transpose()?;
-    let page = service.list_messages(id, limit, after).await?;
+    let page = service.list_messages(&caller.0, id, limit, after).await?;
     Ok(HttpResponse::Ok().json(PageBody {
         data: page.items.iter().map(MessageBody::from).collect(),
         has_more: page.has_more,
@@ -159,12 +161,13 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
 )]
 pub async fn events(
     service: web::Data<ChatService>,
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let after = last_event_id(&request)?;
-    let subscription = service.subscribe(id, after).await?;
+    let subscription = service.subscribe(&caller.0, id, after).await?;
     Ok(sse::respond(subscription.into_stream())
         .respond_to(&request)
         .map_into_boxed_body())
@@ -181,8 +184,9 @@ pub async fn events(
 )]
 pub async fn cancel(
     service: web::Data<ChatService>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let cancelled = service.cancel_reply(session_id(&path)?).await?;
+    let cancelled = service.cancel_reply(&caller.0, session_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(CancelBody { cancelled }))
 }

@@ -3,6 +3,7 @@
 mod concurrency;
 mod connection;
 mod messages;
+mod owners;
 mod scale;
 mod sessions;
 mod storage;

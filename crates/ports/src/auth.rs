@@ -1,0 +1,40 @@
+//! Who is asking: a request's credentials in, a principal out.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use colloquy_domain::Principal;
+
+/// Why a request's credentials were refused. Every case is a `401`; the
+/// text says what is wrong without echoing the credential.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials where they are required.
+    #[error("this server needs credentials: send `Authorization: Bearer <API key or JWT>`")]
+    Missing,
+    /// Malformed, unknown, badly signed, for another audience or issuer…
+    #[error("the credentials were refused: {0}")]
+    Invalid(String),
+    /// A JWT or stream token past its `exp`.
+    #[error("the credentials have expired")]
+    Expired,
+    /// An API key that was revoked.
+    #[error("this API key was revoked")]
+    Revoked,
+    /// The key store cannot be reached right now; trying later may work.
+    #[error("credentials cannot be checked right now: {0:#}")]
+    Unavailable(anyhow::Error),
+}
+
+/// Turns a request's bearer credential into the principal it stands for.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Authenticator: Send + Sync + fmt::Debug {
+    /// The principal `bearer` (the text after `Authorization: Bearer `, if
+    /// any) stands for.
+    ///
+    /// # Errors
+    /// An [`AuthError`]; never [`AuthError::Missing`] from an authenticator
+    /// that lets anonymous requests in.
+    async fn authenticate(&self, bearer: Option<String>) -> Result<Principal, AuthError>;
+}
