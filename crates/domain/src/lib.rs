@@ -15,7 +15,7 @@ mod session;
 mod time;
 mod values;
 
-pub use ids::{MessageId, ParseIdError, SessionId};
+pub use ids::{ApiKeyId, MessageId, ParseIdError, SessionId};
 pub use message::{ErrorCode, Message, MessageError, MessageStatus, Role, ToolCall, Usage};
 pub use principal::Principal;
 pub use session::Session;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use colloquy_domain::Principal;
-use colloquy_ports::{AuthError, Authenticator};
+use colloquy_domain::{Principal, SessionId};
+use colloquy_ports::{AuthError, Authenticator, StreamTokens};
 use futures::future::LocalBoxFuture;
 
 use crate::ApiError;
@@ -20,8 +20,39 @@ pub struct Caller(pub Principal);
 /// The authenticator every request goes through.
 pub(crate) type Auth = web::Data<dyn Authenticator>;
 
+/// Who makes and checks stream tokens.
+pub(crate) type Tokens = web::Data<dyn StreamTokens>;
+
 pub(crate) fn auth_data(authenticator: Arc<dyn Authenticator>) -> Auth {
     web::Data::from(authenticator)
+}
+
+pub(crate) fn tokens_data(tokens: Arc<dyn StreamTokens>) -> Tokens {
+    web::Data::from(tokens)
+}
+
+/// The principal of a request for `session`'s event stream: a stream token
+/// (`?token=`, made for this session) when one is given, else the request's
+/// bearer credentials as for any route.
+///
+/// # Errors
+/// `401` for a token that is malformed, expired or for another session.
+pub(crate) async fn stream_caller(
+    request: &HttpRequest,
+    session: SessionId,
+    token: Option<&str>,
+) -> Result<Caller, ApiError> {
+    match token.filter(|token| !token.is_empty()) {
+        Some(token) => {
+            let tokens = request.app_data::<Tokens>().ok_or_else(|| {
+                ApiError::from(AuthError::Unavailable(anyhow::anyhow!(
+                    "no stream tokens are configured"
+                )))
+            })?;
+            Ok(Caller(tokens.verify(token, session)?))
+        }
+        None => Caller::extract(request).await,
+    }
 }
 
 impl FromRequest for Caller {
@@ -37,7 +68,11 @@ impl FromRequest for Caller {
                     "no authenticator is configured"
                 )))
             })?;
-            let bearer = bearer?;
+            let bearer = if auth.requires_credentials() {
+                bearer?
+            } else {
+                None
+            };
             Ok(Self(auth.authenticate(bearer).await?))
         })
     }

@@ -20,7 +20,7 @@ use actix_web::web;
 use std::sync::Arc;
 
 use colloquy_app::ChatService;
-use colloquy_ports::Authenticator;
+use colloquy_ports::{Authenticator, StreamTokens};
 
 pub use caller::Caller;
 pub use problem::ApiError;
@@ -30,7 +30,7 @@ pub use telemetry::{install_metrics, metrics_upkeep, observe_requests};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Registers every route on an actix `App` sharing `service`, each request
-/// authenticated by `authenticator`.
+/// authenticated by `authenticator` (event streams also by `stream_tokens`).
 ///
 /// ```ignore
 /// HttpServer::new(move || App::new().configure(colloquy_http::configure(service.clone(), auth.clone())))
@@ -38,12 +38,14 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub fn configure(
     service: ChatService,
     authenticator: Arc<dyn Authenticator>,
+    stream_tokens: Arc<dyn StreamTokens>,
 ) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     install_metrics();
     move |config| {
         config
             .app_data(web::Data::new(service))
             .app_data(caller::auth_data(authenticator))
+            .app_data(caller::tokens_data(stream_tokens))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .configure(routes::register);
     }

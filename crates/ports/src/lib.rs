@@ -9,14 +9,16 @@
 
 mod auth;
 mod events;
+mod keys;
 mod llm;
 mod repository;
 
-pub use auth::{AuthError, Authenticator};
+pub use auth::{AuthError, Authenticator, StreamTokens};
 pub use events::{
     EventKind, EventLog, EventLogError, EventStream, ReplyClaim, Resync, ResyncReason,
     SessionEvent, StartAt,
 };
+pub use keys::{ApiKeyRecord, ApiKeyStore};
 pub use llm::{
     ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptMessage, PromptRole,
     ResponseFormat, ToolCallDelta, ToolCallRequest, ToolSpec,
@@ -25,6 +27,10 @@ pub use repository::{ChatRepository, Page, RepoError, SessionChanges};
 
 #[cfg(feature = "mock")]
 pub use auth::MockAuthenticator;
+#[cfg(feature = "mock")]
+pub use auth::MockStreamTokens;
+#[cfg(feature = "mock")]
+pub use keys::MockApiKeyStore;
 #[cfg(feature = "mock")]
 pub use llm::MockLlmClient;
 #[cfg(feature = "mock")]

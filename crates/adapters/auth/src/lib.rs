@@ -2,6 +2,22 @@
 //!
 //! - [`Anonymous`]: `COLLOQUY_AUTH=none`, one principal for every request,
 //!   for a machine of one's own.
+//! - [`ApiKeys`]: `COLLOQUY_AUTH=keys`, API keys from an
+//!   [`ApiKeyStore`](colloquy_ports::ApiKeyStore), stored as SHA-256 only;
+//!   [`ApiKeys::issue`] makes them for `colloquy keys create`.
+//! - [`JwtAuth`]: `COLLOQUY_AUTH=jwt`, bearer JWTs checked with one configured
+//!   key and algorithm (HS256, RS256 or ES256); [`mint`] makes the HS256 ones
+//!   `colloquy token` prints.
+//! - [`SignedStreamTokens`]: the short-lived [`colloquy_ports::StreamTokens`]
+//!   a browser opens one session's event stream with.
+
+mod jwt;
+mod keys;
+mod stream;
+
+pub use jwt::{mint, JwtAuth, JwtError, LEEWAY};
+pub use keys::{ApiKeys, IssuedKey, KEY_PREFIX};
+pub use stream::SignedStreamTokens;
 
 use async_trait::async_trait;
 use colloquy_domain::Principal;
@@ -16,6 +32,10 @@ pub struct Anonymous;
 impl Authenticator for Anonymous {
     async fn authenticate(&self, _bearer: Option<String>) -> Result<Principal, AuthError> {
         Ok(Principal::anonymous())
+    }
+
+    fn requires_credentials(&self) -> bool {
+        false
     }
 }
 

@@ -1,5 +1,6 @@
 //! colloquy's storage on SQLite, through Diesel: [`SqliteRepository`]
-//! implements the [`ChatRepository`](colloquy_ports::ChatRepository) port.
+//! implements the [`ChatRepository`](colloquy_ports::ChatRepository) port,
+//! and the [`ApiKeyStore`](colloquy_ports::ApiKeyStore) port in the same database.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -33,6 +34,7 @@
 //! exactly like one that does not exist.
 
 mod error;
+mod keys;
 mod location;
 mod migrations;
 mod pool;

@@ -119,7 +119,7 @@ impl SqliteRepository {
     ///
     /// If the caller stops awaiting, `work` still runs to its end: a write
     /// either commits whole or not at all, never half.
-    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, RepoError>
+    pub(crate) async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, RepoError>
     where
         T: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,

@@ -34,6 +34,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        principal -> Text,
+        label -> Nullable<Text>,
+        key_hash -> Binary,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
 // As `diesel print-schema` writes them for the foreign key; needed for a
 // subquery on `sessions` inside a statement on `messages`.
 diesel::joinable!(messages -> sessions (session_id));

@@ -6,9 +6,10 @@ use futures::StreamExt;
 
 use super::sessions::session_id;
 use crate::body::{parse_id, parse_limit, query, JsonBody};
+use crate::caller::{stream_caller, Tokens};
 use crate::wire::{
-    CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody, SendAccepted,
-    SendMessageRequest,
+    rfc3339, CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody, SendAccepted,
+    SendMessageRequest, StreamTokenBody,
 };
 use crate::{sse, ApiError, Caller};
 
@@ -161,11 +162,12 @@ fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
 )]
 pub async fn events(
     service: web::Data<ChatService>,
-    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    let token = query::<EventsQuery>(&request)?.token;
+    let caller = stream_caller(&request, id, token.as_deref()).await?;
     let after = last_event_id(&request)?;
     let subscription = service.subscribe(&caller.0, id, after).await?;
     Ok(sse::respond(subscription.into_stream())
@@ -189,4 +191,34 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let cancelled = service.cancel_reply(&caller.0, session_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(CancelBody { cancelled }))
+}
+
+/// A token that opens this session's event stream, for browsers.
+///
+/// `EventSource` cannot send `Authorization`: a page asks for a stream token
+/// with its credentials, then opens `…/events?token=`. The token is good for
+/// this session and this principal only, for `COLLOQUY_STREAM_TOKEN_SECS`; a
+/// stream already open stays open after it expires.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{session_id}/stream-token",
+    tag = "messages",
+    operation_id = "create_stream_token",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    responses((status = 200, description = "The token and when it expires.", body = StreamTokenBody))
+)]
+pub async fn stream_token(
+    service: web::Data<ChatService>,
+    tokens: Tokens,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    // Only the owner gets one: another's session is a 404 like any other.
+    service.get_session(&caller.0, id).await?;
+    let (token, expires_at) = tokens.issue(&caller.0, id)?;
+    Ok(HttpResponse::Ok().json(StreamTokenBody {
+        token,
+        expires_at: rfc3339(expires_at),
+    }))
 }

@@ -4,15 +4,18 @@
 mod support;
 
 mod ask;
+mod auth;
 mod compat;
 mod context;
 mod crash;
 mod errors;
 mod faults;
 mod flow;
+mod keys;
 mod load;
 mod streaming;
 mod summary;
 mod surface;
 mod titles;
+mod token;
 mod tools;

@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod connection;
+mod keys;
 mod messages;
 mod owners;
 mod scale;

@@ -294,7 +294,11 @@ async fn sessions_stored_before_owners_belong_to_anonymous() {
     }
 
     let applied = colloquy_diesel::migrate(path.to_str().unwrap()).unwrap();
-    assert_eq!(applied, ["2026-12-01-000000_session_owners"]);
+    assert_eq!(
+        applied.first().map(String::as_str),
+        Some("2026-12-01-000000_session_owners"),
+        "{applied:?}"
+    );
 
     let repo = SqliteRepository::connect(path.to_str().unwrap(), 2).unwrap();
     let anonymous = Principal::anonymous();
@@ -344,6 +348,12 @@ fn the_owner_migration_reverts_and_reapplies() {
         ))
         .unwrap();
 
+    // The API keys' migration came after this one, so it goes first.
+    let reverted = connection
+        .revert_last_migration(MIGRATIONS)
+        .unwrap()
+        .to_string();
+    assert_eq!(reverted, "20261201000001");
     let reverted = connection
         .revert_last_migration(MIGRATIONS)
         .unwrap()
@@ -354,7 +364,10 @@ fn the_owner_migration_reverts_and_reapplies() {
 
     assert_eq!(
         colloquy_diesel::migrate(path.to_str().unwrap()).unwrap(),
-        ["2026-12-01-000000_session_owners"]
+        [
+            "2026-12-01-000000_session_owners",
+            "2026-12-01-000001_api_keys"
+        ]
     );
     let mut connection = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     assert_eq!(owner_columns(&mut connection), 1);
