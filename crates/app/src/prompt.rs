@@ -102,7 +102,12 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        Session::new(None, None, ModelName::parse("gpt-4o-mini").unwrap())
+        Session::new(
+            colloquy_domain::Principal::anonymous(),
+            None,
+            None,
+            ModelName::parse("gpt-4o-mini").unwrap(),
+        )
     }
 
     fn user(session: &Session, text: &str) -> Message {

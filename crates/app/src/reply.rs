@@ -22,7 +22,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_domain::{ErrorCode, Message, MessageError, MessageStatus, ToolCall, Usage};
+use colloquy_domain::{
+    ErrorCode, Message, MessageError, MessageStatus, Principal, ToolCall, Usage,
+};
 use colloquy_ports::{
     ChatRepository, ChatRequest, Completion, EventKind, EventLog, LlmClient, LlmError,
     PromptMessage, PromptRole, ReplyClaim, RepoError, ToolCallRequest,
@@ -59,6 +61,8 @@ pub(crate) struct ReplyGuard {
     /// Whether the message is in the store (and announced) yet.
     stored: bool,
     repo: Arc<dyn ChatRepository>,
+    /// The session's owner, whom every write of the message is scoped to.
+    owner: Principal,
 }
 
 impl ReplyGuard {
@@ -66,12 +70,14 @@ impl ReplyGuard {
         claim: Box<dyn ReplyClaim>,
         message: Message,
         repo: Arc<dyn ChatRepository>,
+        owner: Principal,
     ) -> Self {
         Self {
             message,
             claim: Some(claim),
             stored: false,
             repo,
+            owner,
         }
     }
 
@@ -95,7 +101,7 @@ impl ReplyGuard {
             return self.message.clone();
         };
         let mut message = std::mem::replace(&mut self.message, placeholder());
-        finish_for_good(&self.repo, &mut message).await;
+        finish_for_good(&self.repo, &self.owner, &mut message).await;
         tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), tool_calls = message.tool_calls.len(), "reply ended");
         telemetry::reply_ended(&message);
         if let Err(error) = claim.finish(final_event(&message)).await {
@@ -130,8 +136,9 @@ impl Drop for ReplyGuard {
             }),
         );
         let repo = Arc::clone(&self.repo);
+        let owner = self.owner.clone();
         runtime.spawn(async move {
-            finish_for_good(&repo, &mut message).await;
+            finish_for_good(&repo, &owner, &mut message).await;
             telemetry::reply_ended(&message);
             if let Err(error) = claim.finish(final_event(&message)).await {
                 tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
@@ -164,10 +171,10 @@ fn final_event(message: &Message) -> EventKind {
 /// chance to keep the whole text: a busy store gets a few more tries. When
 /// the store still refuses, the message becomes `failed` (`internal`), so
 /// what is announced never claims more than the history holds.
-async fn finish_for_good(repo: &Arc<dyn ChatRepository>, message: &mut Message) {
+async fn finish_for_good(repo: &Arc<dyn ChatRepository>, owner: &Principal, message: &mut Message) {
     let mut wait = Duration::from_millis(100);
     for attempt in 1..=FINAL_STORE_ATTEMPTS {
-        match repo.update_message(message).await {
+        match repo.update_message(owner, message).await {
             Ok(()) => return,
             Err(RepoError::NotFound) => {
                 // The session was deleted while the reply ran: nothing to keep.
@@ -197,6 +204,8 @@ async fn finish_for_good(repo: &Arc<dyn ChatRepository>, message: &mut Message) 
 
 pub(crate) struct ReplyDriver {
     pub(crate) repo: Arc<dyn ChatRepository>,
+    /// The session's owner, whom every write of the reply is scoped to.
+    pub(crate) owner: Principal,
     pub(crate) llm: Arc<dyn LlmClient>,
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) policy: LlmPolicy,
@@ -261,6 +270,7 @@ impl ReplyDriver {
         if let (Some(job), MessageStatus::Complete) = (self.title, message.status) {
             let titler = Titler {
                 repo: self.repo,
+                owner: self.owner,
                 llm: self.llm,
                 events: self.events,
                 policy: self.policy,
@@ -366,7 +376,7 @@ impl ReplyDriver {
     /// reply goes on streaming, and the final write (or the start-up recovery
     /// after a crash) brings the store up to date.
     async fn store(&self, message: &Message) {
-        if let Err(error) = self.repo.update_message(message).await {
+        if let Err(error) = self.repo.update_message(&self.owner, message).await {
             tracing::warn!(message_id = %message.id, error = %error, "could not store the reply's progress");
         }
     }

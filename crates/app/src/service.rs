@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_domain::{
-    Message, MessageContent, MessageId, MessageStatus, ModelName, Role, Session, SessionId,
-    SystemPrompt, Timestamp, Title,
+    Message, MessageContent, MessageId, MessageStatus, ModelName, Principal, Role, Session,
+    SessionId, SystemPrompt, Timestamp, Title,
 };
 use colloquy_ports::{
     ChatRepository, EventKind, EventLog, LlmClient, LlmError, Page, ReplyClaim, SessionChanges,
@@ -180,7 +180,11 @@ impl ChatService {
 
     /// # Errors
     /// [`ChatError::Invalid`] for a bad title, system prompt or model.
-    pub async fn create_session(&self, new: NewSession) -> Result<Session, ChatError> {
+    pub async fn create_session(
+        &self,
+        caller: &Principal,
+        new: NewSession,
+    ) -> Result<Session, ChatError> {
         let title = new.title.as_deref().map(Title::parse).transpose()?;
         let system_prompt = new
             .system_prompt
@@ -191,7 +195,7 @@ impl ChatService {
             Some(model) => ModelName::parse(model)?,
             None => self.inner.config.default_model.clone(),
         };
-        let session = Session::new(title, system_prompt, model);
+        let session = Session::new(caller.clone(), title, system_prompt, model);
         self.inner.repo.create_session(&session).await?;
         Ok(session)
     }
@@ -200,16 +204,21 @@ impl ChatService {
     /// When the store fails.
     pub async fn list_sessions(
         &self,
+        caller: &Principal,
         limit: usize,
         after: Option<SessionId>,
     ) -> Result<Page<Session>, ChatError> {
-        Ok(self.inner.repo.list_sessions(limit, after).await?)
+        Ok(self.inner.repo.list_sessions(caller, limit, after).await?)
     }
 
     /// # Errors
     /// [`ChatError::SessionNotFound`].
-    pub async fn get_session(&self, id: SessionId) -> Result<Session, ChatError> {
-        Ok(self.inner.repo.get_session(id).await?)
+    pub async fn get_session(
+        &self,
+        caller: &Principal,
+        id: SessionId,
+    ) -> Result<Session, ChatError> {
+        Ok(self.inner.repo.get_session(caller, id).await?)
     }
 
     /// Applies `patch` and tells the session's subscribers.
@@ -218,6 +227,7 @@ impl ChatService {
     /// [`ChatError::SessionNotFound`] or [`ChatError::Invalid`].
     pub async fn update_session(
         &self,
+        caller: &Principal,
         id: SessionId,
         patch: SessionPatch,
     ) -> Result<Session, ChatError> {
@@ -242,7 +252,7 @@ impl ChatService {
         let session = self
             .inner
             .repo
-            .update_session(id, &changes, Timestamp::now())
+            .update_session(caller, id, &changes, Timestamp::now())
             .await?;
         self.publish(id, EventKind::SessionUpdated(session.clone()))
             .await;
@@ -260,10 +270,10 @@ impl ChatService {
     ///
     /// # Errors
     /// [`ChatError::SessionNotFound`].
-    pub async fn delete_session(&self, id: SessionId) -> Result<(), ChatError> {
-        self.inner.repo.get_session(id).await?;
+    pub async fn delete_session(&self, caller: &Principal, id: SessionId) -> Result<(), ChatError> {
+        self.inner.repo.get_session(caller, id).await?;
         let slot = self.stop_and_hold_slot(id).await?;
-        let deleted = self.inner.repo.delete_session(id).await;
+        let deleted = self.inner.repo.delete_session(caller, id).await;
         // Subscribers read what is left (a cancelled reply's final event
         // among it), then their streams end.
         if deleted.is_ok() {
@@ -312,11 +322,16 @@ impl ChatService {
     /// [`ChatError::SessionNotFound`].
     pub async fn list_messages(
         &self,
+        caller: &Principal,
         session: SessionId,
         limit: usize,
         after: Option<MessageId>,
     ) -> Result<Page<Message>, ChatError> {
-        Ok(self.inner.repo.list_messages(session, limit, after).await?)
+        Ok(self
+            .inner
+            .repo
+            .list_messages(caller, session, limit, after)
+            .await?)
     }
 
     /// Stores the user's message and an empty `streaming` reply, then
@@ -330,6 +345,7 @@ impl ChatService {
     /// [`ChatError::ShuttingDown`].
     pub async fn send_message(
         &self,
+        caller: &Principal,
         session_id: SessionId,
         content: String,
     ) -> Result<SendOutcome, ChatError> {
@@ -352,9 +368,10 @@ impl ChatService {
         // half-made. The caller waits only for the turn to be stored.
         let (started, outcome) = oneshot::channel();
         let service = self.clone();
+        let owner = caller.clone();
         self.inner.replies.spawn(async move {
             service
-                .run_turn(claim, user_message, reply_id, started)
+                .run_turn(owner, claim, user_message, reply_id, started)
                 .await;
         });
         outcome.await.unwrap_or_else(|_| {
@@ -368,6 +385,7 @@ impl ChatService {
     /// reply to its end. The guard made first frees the slot whatever happens.
     async fn run_turn(
         self,
+        owner: Principal,
         claim: Box<dyn ReplyClaim>,
         user_message: Message,
         reply_id: MessageId,
@@ -375,8 +393,13 @@ impl ChatService {
     ) {
         let session_id = user_message.session_id;
         let placeholder = Message::streaming_reply(session_id, &self.inner.config.default_model);
-        let mut guard = ReplyGuard::new(claim, placeholder, Arc::clone(&self.inner.repo));
-        let (session, history) = match self.store_turn(&user_message, reply_id).await {
+        let mut guard = ReplyGuard::new(
+            claim,
+            placeholder,
+            Arc::clone(&self.inner.repo),
+            owner.clone(),
+        );
+        let (session, history) = match self.store_turn(&owner, &user_message, reply_id).await {
             Ok((session, assistant, history)) => {
                 guard.message = assistant;
                 guard.mark_stored();
@@ -468,6 +491,7 @@ impl ChatService {
         };
         let driver = ReplyDriver {
             repo: Arc::clone(&self.inner.repo),
+            owner,
             llm: Arc::clone(&self.inner.llm),
             events: Arc::clone(&self.inner.events),
             policy: self.inner.config.llm.clone(),
@@ -484,21 +508,22 @@ impl ChatService {
     /// then stores the turn's two messages in one transaction.
     async fn store_turn(
         &self,
+        owner: &Principal,
         user: &Message,
         reply_id: MessageId,
     ) -> Result<(Session, Message, Vec<Message>), ChatError> {
         let session_id = user.session_id;
         let repo = &self.inner.repo;
         let (mut session, history) = futures::try_join!(
-            repo.get_session(session_id),
-            repo.recent_messages(session_id, self.inner.config.history_limit),
+            repo.get_session(owner, session_id),
+            repo.recent_messages(owner, session_id, self.inner.config.history_limit),
         )?;
         if let Some(model) = &self.inner.config.reply_model {
             session.model = model.clone();
         }
         let mut assistant = Message::streaming_reply(session_id, &session.model);
         assistant.id = reply_id;
-        repo.append_messages(&[user.clone(), assistant.clone()])
+        repo.append_messages(owner, &[user.clone(), assistant.clone()])
             .await?;
         Ok((session, assistant, history))
     }
@@ -531,9 +556,13 @@ impl ChatService {
     /// [`ChatError::ModelFailed`] when the model could not be asked;
     /// [`ChatError::BadModelOutput`] when its answer was not the summary
     /// asked for. Never a summary with some fields missing.
-    pub async fn summarize(&self, session_id: SessionId) -> Result<SessionSummary, ChatError> {
+    pub async fn summarize(
+        &self,
+        caller: &Principal,
+        session_id: SessionId,
+    ) -> Result<SessionSummary, ChatError> {
         let deadline = self.inner.config.summary_deadline;
-        tokio::time::timeout(deadline, self.summarize_once(session_id))
+        tokio::time::timeout(deadline, self.summarize_once(caller, session_id))
             .await
             .unwrap_or_else(|_| {
                 Err(ChatError::ModelUnavailable(LlmError::Timeout {
@@ -542,12 +571,16 @@ impl ChatService {
             })
     }
 
-    async fn summarize_once(&self, session_id: SessionId) -> Result<SessionSummary, ChatError> {
+    async fn summarize_once(
+        &self,
+        caller: &Principal,
+        session_id: SessionId,
+    ) -> Result<SessionSummary, ChatError> {
         // Requests for one session's summary take turns: the first that
         // misses the cache asks the model, the others then find its answer.
         let _turn = self.inner.summaries.turn(session_id).await;
-        let session = self.inner.repo.get_session(session_id).await?;
-        let messages = self.all_messages(session_id).await?;
+        let session = self.inner.repo.get_session(caller, session_id).await?;
+        let messages = self.all_messages(caller, session_id).await?;
         let fingerprint = summary::fingerprint(&session, &messages);
         if let Some(cached) = self.inner.summaries.get(session_id, fingerprint) {
             return Ok(cached);
@@ -588,12 +621,20 @@ impl ChatService {
     }
 
     /// Every message of a session, oldest first, a page at a time.
-    async fn all_messages(&self, session: SessionId) -> Result<Vec<Message>, ChatError> {
+    async fn all_messages(
+        &self,
+        caller: &Principal,
+        session: SessionId,
+    ) -> Result<Vec<Message>, ChatError> {
         const PAGE: usize = 1_000;
         let mut messages: Vec<Message> = Vec::new();
         loop {
             let after = messages.last().map(|message| message.id);
-            let page = self.inner.repo.list_messages(session, PAGE, after).await?;
+            let page = self
+                .inner
+                .repo
+                .list_messages(caller, session, PAGE, after)
+                .await?;
             messages.extend(page.items);
             if !page.has_more {
                 return Ok(messages);
@@ -609,10 +650,11 @@ impl ChatService {
     /// [`ChatError::SessionNotFound`].
     pub async fn subscribe(
         &self,
+        caller: &Principal,
         session: SessionId,
         after: Option<u64>,
     ) -> Result<Subscription, ChatError> {
-        self.inner.repo.get_session(session).await?;
+        self.inner.repo.get_session(caller, session).await?;
         let start = after.map_or(StartAt::Live, StartAt::After);
         Ok(Subscription::new(
             self.inner.events.subscribe(session, start).await?,
@@ -624,8 +666,12 @@ impl ChatService {
     ///
     /// # Errors
     /// [`ChatError::SessionNotFound`].
-    pub async fn cancel_reply(&self, session: SessionId) -> Result<bool, ChatError> {
-        self.inner.repo.get_session(session).await?;
+    pub async fn cancel_reply(
+        &self,
+        caller: &Principal,
+        session: SessionId,
+    ) -> Result<bool, ChatError> {
+        self.inner.repo.get_session(caller, session).await?;
         Ok(self.inner.events.cancel_reply(session, None).await?)
     }
 

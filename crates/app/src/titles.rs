@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use colloquy_domain::{SessionId, Timestamp, Title};
+use colloquy_domain::{Principal, SessionId, Timestamp, Title};
 use colloquy_ports::{
     ChatRepository, ChatRequest, EventKind, EventLog, LlmClient, PromptMessage, PromptRole,
 };
@@ -40,6 +40,8 @@ pub(crate) struct TitleJob {
 /// Everything a title task uses, owned so that it can run on its own.
 pub(crate) struct Titler {
     pub(crate) repo: Arc<dyn ChatRepository>,
+    /// The session's owner, whom the title's write is scoped to.
+    pub(crate) owner: Principal,
     pub(crate) llm: Arc<dyn LlmClient>,
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) policy: LlmPolicy,
@@ -65,7 +67,7 @@ impl Titler {
         // else the user changed meanwhile is written back.
         let session = match self
             .repo
-            .set_title_if_untitled(job.session_id, &title, Timestamp::now())
+            .set_title_if_untitled(&self.owner, job.session_id, &title, Timestamp::now())
             .await
         {
             Ok(Some(session)) => session,

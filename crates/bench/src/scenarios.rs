@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use colloquy_diesel::SqliteRepository;
-use colloquy_domain::{Message, MessageContent, MessageStatus, ModelName, Session};
+use colloquy_domain::{Message, MessageContent, MessageStatus, ModelName, Principal, Session};
 use colloquy_ports::ChatRepository;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
@@ -532,7 +532,9 @@ async fn seed(
         .repeat(4);
     let mut seeded = Vec::new();
     for &size in sizes {
-        let session = Session::new(None, None, model.clone());
+        // The benchmark's server runs without authentication: its sessions
+        // are the anonymous principal's.
+        let session = Session::new(Principal::anonymous(), None, None, model.clone());
         repo.create_session(&session).await?;
         let mut ids = Vec::with_capacity(size);
         // Appended in batches: one transaction of 100,000 rows is fine for
@@ -551,7 +553,7 @@ async fn seed(
                 ids.push(message.id.to_string());
                 batch.push(message);
             }
-            repo.append_messages(&batch).await?;
+            repo.append_messages(&session.owner, &batch).await?;
         }
         // Ids are UUID v7 and the API lists by id: sorting them gives the
         // order the pages come in, whatever the clock did while seeding.

@@ -85,6 +85,11 @@ uuid_id!(
     /// Identifies one message of a session.
     MessageId
 );
+uuid_id!(
+    /// Identifies an API key. Not a secret: it is what `colloquy keys list`
+    /// shows and `colloquy keys revoke` takes, and it may be logged.
+    ApiKeyId
+);
 
 #[cfg(test)]
 mod tests {

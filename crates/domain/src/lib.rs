@@ -10,12 +10,14 @@
 
 mod ids;
 mod message;
+mod principal;
 mod session;
 mod time;
 mod values;
 
-pub use ids::{MessageId, ParseIdError, SessionId};
+pub use ids::{ApiKeyId, MessageId, ParseIdError, SessionId};
 pub use message::{ErrorCode, Message, MessageError, MessageStatus, Role, ToolCall, Usage};
+pub use principal::Principal;
 pub use session::Session;
 pub use time::Timestamp;
 pub use values::{MessageContent, ModelName, SystemPrompt, Title, ValidationError};

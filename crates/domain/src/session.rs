@@ -1,9 +1,11 @@
-use crate::{ModelName, SessionId, SystemPrompt, Timestamp, Title};
+use crate::{ModelName, Principal, SessionId, SystemPrompt, Timestamp, Title};
 
 /// A conversation: its settings and how many messages it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub id: SessionId,
+    /// Who created it: the only principal that may read or change it.
+    pub owner: Principal,
     pub title: Option<Title>,
     /// `None` means the service's default system prompt applies.
     pub system_prompt: Option<SystemPrompt>,
@@ -17,6 +19,7 @@ impl Session {
     /// A new, empty session created now.
     #[must_use]
     pub fn new(
+        owner: Principal,
         title: Option<Title>,
         system_prompt: Option<SystemPrompt>,
         model: ModelName,
@@ -24,6 +27,7 @@ impl Session {
         let now = Timestamp::now();
         Self {
             id: SessionId::new(),
+            owner,
             title,
             system_prompt,
             model,

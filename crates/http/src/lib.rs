@@ -8,6 +8,7 @@
 //! Nothing here decides anything about chats: that is the app crate's job.
 
 mod body;
+mod caller;
 mod problem;
 mod routes;
 mod sse;
@@ -16,24 +17,35 @@ mod wire;
 
 use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
 use actix_web::web;
-use colloquy_app::ChatService;
+use std::sync::Arc;
 
+use colloquy_app::ChatService;
+use colloquy_ports::{Authenticator, StreamTokens};
+
+pub use caller::Caller;
 pub use problem::ApiError;
 pub use telemetry::{install_metrics, metrics_upkeep, observe_requests};
 
 /// Largest request body accepted, as the contract says.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Registers every route on an actix `App` sharing `service`.
+/// Registers every route on an actix `App` sharing `service`, each request
+/// authenticated by `authenticator` (event streams also by `stream_tokens`).
 ///
 /// ```ignore
-/// HttpServer::new(move || App::new().configure(colloquy_http::configure(service.clone())))
+/// HttpServer::new(move || App::new().configure(colloquy_http::configure(service.clone(), auth.clone())))
 /// ```
-pub fn configure(service: ChatService) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+pub fn configure(
+    service: ChatService,
+    authenticator: Arc<dyn Authenticator>,
+    stream_tokens: Arc<dyn StreamTokens>,
+) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     install_metrics();
     move |config| {
         config
             .app_data(web::Data::new(service))
+            .app_data(caller::auth_data(authenticator))
+            .app_data(caller::tokens_data(stream_tokens))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .configure(routes::register);
     }

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
 use colloquy_app::ChatError;
+use colloquy_ports::AuthError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -132,7 +133,32 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "5"));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
         response.json(self)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "credentials cannot be checked");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store-unavailable",
+                    "Service unavailable",
+                    "credentials cannot be checked right now; try again shortly",
+                )
+            }
+            refused => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                refused.to_string(),
+            ),
+        }
     }
 }
 

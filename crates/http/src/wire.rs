@@ -320,4 +320,18 @@ pub struct EventsQuery {
     /// Deliver the events after this one, then live ones; empty means from now.
     #[param(pattern = "^[0-9]{0,19}$", example = "1763893530123456")]
     pub last_event_id: Option<String>,
+    /// A stream token for this session (`POST …/stream-token`), for clients
+    /// that cannot send `Authorization` (a browser's `EventSource`).
+    pub token: Option<String>,
+}
+
+/// `POST /api/v1/sessions/{id}/stream-token`: a short-lived token that opens
+/// this session's event stream for its owner.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamTokenBody {
+    /// Send as `?token=` when opening the event stream.
+    pub token: String,
+    /// After this the token opens nothing; a stream already open stays open.
+    #[schema(format = "date-time")]
+    pub expires_at: String,
 }

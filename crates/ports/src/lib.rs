@@ -7,20 +7,30 @@
 //! **Invariant:** this crate knows nothing of actix, diesel, reqwest or tokio.
 //! Adapters translate their own errors into the enums defined here.
 
+mod auth;
 mod events;
+mod keys;
 mod llm;
 mod repository;
 
+pub use auth::{AuthError, Authenticator, StreamTokens};
 pub use events::{
     EventKind, EventLog, EventLogError, EventStream, ReplyClaim, Resync, ResyncReason,
     SessionEvent, StartAt,
 };
+pub use keys::{ApiKeyRecord, ApiKeyStore};
 pub use llm::{
     ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptMessage, PromptRole,
     ResponseFormat, ToolCallDelta, ToolCallRequest, ToolSpec,
 };
 pub use repository::{ChatRepository, Page, RepoError, SessionChanges};
 
+#[cfg(feature = "mock")]
+pub use auth::MockAuthenticator;
+#[cfg(feature = "mock")]
+pub use auth::MockStreamTokens;
+#[cfg(feature = "mock")]
+pub use keys::MockApiKeyStore;
 #[cfg(feature = "mock")]
 pub use llm::MockLlmClient;
 #[cfg(feature = "mock")]

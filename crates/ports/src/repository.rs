@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use colloquy_domain::{
-    Message, MessageId, ModelName, Session, SessionId, SystemPrompt, Timestamp, Title,
+    Message, MessageId, ModelName, Principal, Session, SessionId, SystemPrompt, Timestamp, Title,
 };
 
 /// One page of a listing, and whether more follow it.
@@ -35,12 +35,17 @@ pub enum RepoError {
 
 /// Where sessions and their messages are kept.
 ///
+/// **Invariant:** every method that reads or writes a session or its
+/// messages takes the `owner` it acts for, and the query itself is scoped by
+/// it: another principal's session is [`RepoError::NotFound`], exactly as an
+/// unknown one.
+///
 /// Every method is one short transaction. Implementations run their blocking
 /// work off the async reactor themselves, so callers just `.await`.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait ChatRepository: Send + Sync {
-    /// Stores a new session.
+    /// Stores a new session, owned by `session.owner`.
     ///
     /// # Errors
     /// [`RepoError::Unavailable`] or [`RepoError::Unknown`] when the store fails.
@@ -51,7 +56,7 @@ pub trait ChatRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::NotFound`] when there is no such session; otherwise as
     /// [`ChatRepository::create_session`].
-    async fn get_session(&self, id: SessionId) -> Result<Session, RepoError>;
+    async fn get_session(&self, owner: &Principal, id: SessionId) -> Result<Session, RepoError>;
 
     /// Up to `limit` sessions, newest first, starting after the session `after`
     /// (which need not exist any more: the cursor is its id's place in the order).
@@ -60,6 +65,7 @@ pub trait ChatRepository: Send + Sync {
     /// As [`ChatRepository::create_session`].
     async fn list_sessions(
         &self,
+        owner: &Principal,
         limit: usize,
         after: Option<SessionId>,
     ) -> Result<Page<Session>, RepoError>;
@@ -75,6 +81,7 @@ pub trait ChatRepository: Send + Sync {
     /// [`ChatRepository::create_session`].
     async fn update_session(
         &self,
+        owner: &Principal,
         id: SessionId,
         changes: &SessionChanges,
         at: Timestamp,
@@ -91,6 +98,7 @@ pub trait ChatRepository: Send + Sync {
     /// [`ChatRepository::create_session`].
     async fn set_title_if_untitled(
         &self,
+        owner: &Principal,
         id: SessionId,
         title: &Title,
         at: Timestamp,
@@ -101,7 +109,7 @@ pub trait ChatRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::NotFound`] when there is no such session; otherwise as
     /// [`ChatRepository::create_session`].
-    async fn delete_session(&self, id: SessionId) -> Result<(), RepoError>;
+    async fn delete_session(&self, owner: &Principal, id: SessionId) -> Result<(), RepoError>;
 
     /// Appends messages of one session, in order, in a single transaction, and
     /// bumps the session's `message_count` and `updated_at`. When this returns
@@ -110,7 +118,11 @@ pub trait ChatRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::NotFound`] when the session does not exist (nothing is
     /// stored then); otherwise as [`ChatRepository::create_session`].
-    async fn append_messages(&self, messages: &[Message]) -> Result<(), RepoError>;
+    async fn append_messages(
+        &self,
+        owner: &Principal,
+        messages: &[Message],
+    ) -> Result<(), RepoError>;
 
     /// Replaces a stored message's mutable fields: content, status, finish
     /// reason, usage, error, tool calls and `completed_at`.
@@ -118,7 +130,7 @@ pub trait ChatRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::NotFound`] when the message (or its session) was deleted;
     /// otherwise as [`ChatRepository::create_session`].
-    async fn update_message(&self, message: &Message) -> Result<(), RepoError>;
+    async fn update_message(&self, owner: &Principal, message: &Message) -> Result<(), RepoError>;
 
     /// Up to `limit` messages of a session, oldest first, after the message `after`.
     ///
@@ -127,6 +139,7 @@ pub trait ChatRepository: Send + Sync {
     /// [`ChatRepository::create_session`].
     async fn list_messages(
         &self,
+        owner: &Principal,
         session: SessionId,
         limit: usize,
         after: Option<MessageId>,
@@ -139,6 +152,7 @@ pub trait ChatRepository: Send + Sync {
     /// As [`ChatRepository::list_messages`].
     async fn recent_messages(
         &self,
+        owner: &Principal,
         session: SessionId,
         limit: usize,
     ) -> Result<Vec<Message>, RepoError>;

@@ -8,13 +8,14 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
 use colloquy_app::{ChatConfig, ChatService};
+use colloquy_auth::{Anonymous, ApiKeys, JwtAuth, SignedStreamTokens};
 use colloquy_diesel::SqliteRepository;
 use colloquy_inprocess::InProcessEventLog;
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
-use colloquy_ports::{ChatRepository, LlmClient};
+use colloquy_ports::{Authenticator, ChatRepository, LlmClient, StreamTokens};
 
-use crate::config::{Config, LlmChoice};
+use crate::config::{AuthChoice, Config, JwtKey, LlmChoice};
 
 const METRICS_UPKEEP: Duration = Duration::from_secs(10);
 
@@ -22,6 +23,8 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(10);
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
+    /// Written out at shutdown: the last uses of API keys not yet stored.
+    api_keys: Option<Arc<ApiKeys>>,
     service: ChatService,
     shutdown_grace: Duration,
 }
@@ -50,7 +53,9 @@ impl Application {
     /// # Errors
     /// As [`Application::build`].
     pub async fn build_with(config: &Config, chat: ChatConfig) -> anyhow::Result<Self> {
-        let repo = open_repository(&config.database_url)?;
+        refuse_public_anonymous(config)?;
+        let store = open_sqlite(&config.database_url)?;
+        let repo: Arc<dyn ChatRepository> = store.clone();
         let events = Arc::new(InProcessEventLog::new(config.event_log));
         let service = ChatService::new(repo, language_model(config)?, events, chat);
         let recovered = service
@@ -67,6 +72,8 @@ impl Application {
         let listener =
             TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
         let port = listener.local_addr()?.port();
+        let (authenticator, api_keys) = authenticator(config, store)?;
+        let stream_tokens = stream_tokens(config)?;
         let app_service = service.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -75,7 +82,11 @@ impl Application {
                     colloquy_http::observe_requests,
                 ))
                 .wrap(colloquy_http::trim_trailing_slash())
-                .configure(colloquy_http::configure(app_service.clone()))
+                .configure(colloquy_http::configure(
+                    app_service.clone(),
+                    Arc::clone(&authenticator),
+                    Arc::clone(&stream_tokens),
+                ))
         })
         // Event streams are many small writes: without TCP_NODELAY, Nagle's
         // algorithm holds each delta until the client ACKs the previous one,
@@ -93,6 +104,7 @@ impl Application {
             server,
             service,
             shutdown_grace: config.shutdown_grace,
+            api_keys,
         })
     }
 
@@ -139,8 +151,82 @@ impl Application {
         });
         let served = self.server.await;
         upkeep.abort();
+        if let Some(keys) = &self.api_keys {
+            if let Err(error) = keys.flush().await {
+                tracing::warn!(%error, "could not store the API keys' last uses");
+            }
+        }
         served
     }
+}
+
+/// Without authentication anyone who reaches the port reads and spends
+/// everything: that is only served on a loopback address, unless the
+/// operator says otherwise with `COLLOQUY_ALLOW_ANONYMOUS=true`.
+///
+/// # Errors
+/// `COLLOQUY_AUTH=none` on an address other than loopback, without that consent.
+pub fn refuse_public_anonymous(config: &Config) -> anyhow::Result<()> {
+    if config.auth == AuthChoice::None && !config.addr.ip().is_loopback() && !config.allow_anonymous
+    {
+        bail!(
+            "refusing to serve {} without authentication: anyone who can reach it could read every \
+             conversation and spend the model's budget. Set COLLOQUY_AUTH=keys or jwt (see README, \
+             \"Securing colloquy\"), listen on 127.0.0.1, or set COLLOQUY_ALLOW_ANONYMOUS=true if a \
+             proxy in front authenticates",
+            config.addr
+        );
+    }
+    Ok(())
+}
+
+/// The authenticator, and with API keys the `ApiKeys` too, whose pending
+/// last uses are written at shutdown.
+type Authentication = (Arc<dyn Authenticator>, Option<Arc<ApiKeys>>);
+
+/// Who checks a request's credentials, as `COLLOQUY_AUTH` says.
+///
+/// # Errors
+/// A JWT key that cannot be used.
+fn authenticator(config: &Config, store: Arc<SqliteRepository>) -> anyhow::Result<Authentication> {
+    Ok(match &config.auth {
+        AuthChoice::None => (Arc::new(Anonymous), None),
+        AuthChoice::Keys => {
+            let keys = Arc::new(ApiKeys::new(store));
+            (keys.clone(), Some(keys))
+        }
+        AuthChoice::Jwt(jwt) => {
+            let (issuer, audience) = (jwt.issuer.as_deref(), jwt.audience.as_deref());
+            let auth = match &jwt.key {
+                JwtKey::Secret(secret) => {
+                    JwtAuth::hs256(secret.expose().as_bytes(), issuer, audience)
+                }
+                JwtKey::PublicKeyPem(pem) => JwtAuth::public_key_pem(pem, issuer, audience),
+            }
+            .context("COLLOQUY_JWT_SECRET / COLLOQUY_JWT_PUBLIC_KEY")?;
+            tracing::info!(
+                algorithm = auth.algorithm(),
+                "requests are authenticated with JWTs"
+            );
+            (Arc::new(auth), None)
+        }
+    })
+}
+
+/// Stream tokens: signed with a key derived from `COLLOQUY_JWT_SECRET` when
+/// there is one (every replica then accepts every replica's), else with a
+/// random key of this process.
+///
+/// # Errors
+/// A `COLLOQUY_STREAM_TOKEN_SECS` under a second.
+fn stream_tokens(config: &Config) -> anyhow::Result<Arc<dyn StreamTokens>> {
+    let ttl = config.stream_token_ttl;
+    let tokens = match &config.jwt_secret {
+        Some(secret) => SignedStreamTokens::derived_from(secret.expose().as_bytes(), ttl),
+        None => SignedStreamTokens::random(ttl),
+    }
+    .context("COLLOQUY_STREAM_TOKEN_SECS")?;
+    Ok(Arc::new(tokens))
 }
 
 /// Opens the store named by `DATABASE_URL`.
@@ -148,6 +234,15 @@ impl Application {
 /// # Errors
 /// An unsupported URL, or a database that cannot be opened or migrated.
 pub fn open_repository(url: &str) -> anyhow::Result<Arc<dyn ChatRepository>> {
+    Ok(open_sqlite(url)?)
+}
+
+/// Opens the SQLite database named by `DATABASE_URL`, as the one type that
+/// is both the chat repository and the API key store.
+///
+/// # Errors
+/// As [`open_repository`].
+pub fn open_sqlite(url: &str) -> anyhow::Result<Arc<SqliteRepository>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         bail!("DATABASE_URL names Postgres, but this build of colloquy stores in SQLite only; use a file path or sqlite://PATH");
     }

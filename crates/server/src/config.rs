@@ -25,6 +25,51 @@ pub enum LlmChoice {
     },
 }
 
+/// How requests are authenticated (`COLLOQUY_AUTH`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthChoice {
+    /// One anonymous principal, for a machine of one's own.
+    None,
+    /// API keys made with `colloquy keys create`.
+    Keys,
+    /// Bearer JWTs, checked with the configured key.
+    Jwt(JwtSettings),
+}
+
+/// What a JWT is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    /// `COLLOQUY_JWT_SECRET` (HS256) or the PEM of `COLLOQUY_JWT_PUBLIC_KEY` (RS256, ES256).
+    pub key: JwtKey,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// The key JWTs are verified with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    Secret(Secret),
+    PublicKeyPem(String),
+}
+
+/// A secret from the environment: its Debug prints `[redacted]`, so no log
+/// line or error that formats the configuration shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -51,6 +96,15 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How much of each session's events stays resumable.
     pub event_log: LogLimits,
+    pub auth: AuthChoice,
+    /// `COLLOQUY_ALLOW_ANONYMOUS`: serve anonymously on a public address.
+    pub allow_anonymous: bool,
+    /// `COLLOQUY_JWT_SECRET`, also when `COLLOQUY_AUTH` is not `jwt`: `colloquy token` signs with it.
+    pub jwt_secret: Option<Secret>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    /// How long a stream token opens a session's event stream.
+    pub stream_token_ttl: Duration,
 }
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -121,7 +175,44 @@ impl Config {
             other => bail!("COLLOQUY_LOG_FORMAT must be `text` or `json`, not `{other}`"),
         };
 
+        let jwt_secret = get("COLLOQUY_JWT_SECRET").map(Secret);
+        let jwt_issuer = get("COLLOQUY_JWT_ISSUER");
+        let jwt_audience = get("COLLOQUY_JWT_AUDIENCE");
+        let auth = match parsed("COLLOQUY_AUTH", "none")?
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "none" => AuthChoice::None,
+            "keys" => AuthChoice::Keys,
+            "jwt" => {
+                let key = match (&jwt_secret, get("COLLOQUY_JWT_PUBLIC_KEY")) {
+                    (Some(secret), None) => JwtKey::Secret(secret.clone()),
+                    (None, Some(path)) => JwtKey::PublicKeyPem(
+                        std::fs::read_to_string(&path)
+                            .with_context(|| format!("COLLOQUY_JWT_PUBLIC_KEY: reading `{path}`"))?,
+                    ),
+                    (Some(_), Some(_)) => bail!(
+                        "COLLOQUY_AUTH=jwt takes COLLOQUY_JWT_SECRET or COLLOQUY_JWT_PUBLIC_KEY, not both"
+                    ),
+                    (None, None) => bail!(
+                        "COLLOQUY_AUTH=jwt needs COLLOQUY_JWT_SECRET (HS256) or COLLOQUY_JWT_PUBLIC_KEY (RS256, ES256)"
+                    ),
+                };
+                AuthChoice::Jwt(JwtSettings {
+                    key,
+                    issuer: jwt_issuer.clone(),
+                    audience: jwt_audience.clone(),
+                })
+            }
+            other => bail!("COLLOQUY_AUTH must be `none`, `keys` or `jwt`, not `{other}`"),
+        };
         Ok(Self {
+            auth,
+            allow_anonymous: boolean(&get, "COLLOQUY_ALLOW_ANONYMOUS", false)?,
+            jwt_secret,
+            jwt_issuer,
+            jwt_audience,
+            stream_token_ttl: seconds(&get, "COLLOQUY_STREAM_TOKEN_SECS", "300")?,
             addr: number(&get, "COLLOQUY_ADDR", "127.0.0.1:8080")?,
             database_url: parsed("DATABASE_URL", "colloquy.db")?,
             llm,
@@ -266,6 +357,45 @@ mod tests {
             ),
             (Duration::from_secs(600), 10_000, 16 * 1024 * 1024)
         );
+    }
+
+    #[test]
+    fn anonymous_serving_is_refused_on_a_public_address_unless_allowed() {
+        let refused = config(&[("COLLOQUY_ADDR", "0.0.0.0:8080")]).unwrap();
+        let error = crate::application::refuse_public_anonymous(&refused).unwrap_err();
+        assert!(
+            format!("{error}").contains("COLLOQUY_ALLOW_ANONYMOUS"),
+            "{error}"
+        );
+        for allowed in [
+            config(&[("COLLOQUY_ADDR", "127.0.0.1:8080")]).unwrap(),
+            config(&[("COLLOQUY_ADDR", "[::1]:8080")]).unwrap(),
+            config(&[
+                ("COLLOQUY_ADDR", "0.0.0.0:8080"),
+                ("COLLOQUY_ALLOW_ANONYMOUS", "true"),
+            ])
+            .unwrap(),
+            config(&[("COLLOQUY_ADDR", "0.0.0.0:8080"), ("COLLOQUY_AUTH", "keys")]).unwrap(),
+        ] {
+            crate::application::refuse_public_anonymous(&allowed).unwrap();
+        }
+    }
+
+    #[test]
+    fn jwt_needs_exactly_one_key_and_never_prints_the_secret() {
+        let error = config(&[("COLLOQUY_AUTH", "jwt")]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("COLLOQUY_JWT_SECRET"),
+            "{error:#}"
+        );
+        let config = config(&[
+            ("COLLOQUY_AUTH", "jwt"),
+            ("COLLOQUY_JWT_SECRET", "s3cr3t-value-for-tests"),
+            ("COLLOQUY_JWT_AUDIENCE", "colloquy"),
+        ])
+        .unwrap();
+        assert!(matches!(config.auth, AuthChoice::Jwt(_)));
+        assert!(!format!("{config:?}").contains("s3cr3t-value-for-tests"));
     }
 
     #[test]

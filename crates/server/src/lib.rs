@@ -5,7 +5,9 @@
 pub mod application;
 pub mod ask;
 pub mod config;
+pub mod keys;
 pub mod logging;
+pub mod token;
 
 pub use application::Application;
 pub use config::Config;

@@ -1,8 +1,10 @@
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use colloquy::{ask, logging, Application, Config};
+use colloquy::{ask, logging, token, Application, Config};
 
 /// colloquy: a chat backend that streams replies over Server-Sent Events and keeps every message.
 #[derive(Debug, Parser)]
@@ -28,6 +30,21 @@ enum Command {
     },
     /// Apply the database migrations and exit.
     Migrate,
+    /// Make, list and revoke the API keys of COLLOQUY_AUTH=keys, in DATABASE_URL's database.
+    Keys {
+        #[command(subcommand)]
+        command: colloquy::keys::KeysCommand,
+    },
+    /// Print a JWT naming PRINCIPAL, signed with COLLOQUY_JWT_SECRET (with
+    /// COLLOQUY_JWT_ISSUER and COLLOQUY_JWT_AUDIENCE when set), for scripts and tests.
+    Token {
+        /// The principal the token names (its `sub`).
+        #[arg(long)]
+        principal: String,
+        /// How long the token is good for: 90s, 30m, 1h, 7d…
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
 }
 
 #[tokio::main]
@@ -83,6 +100,14 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     "migrations applied"
                 );
             }
+        }
+        Command::Keys { command } => {
+            colloquy::keys::run(&config.database_url, command, &mut std::io::stdout()).await?;
+        }
+        Command::Token { principal, ttl } => {
+            let token = token::token(&config, &principal, ttl)?;
+            // Alone on stdout, so `TOKEN=$(colloquy token …)` just works.
+            writeln!(std::io::stdout().lock(), "{token}")?;
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! colloquy's storage on SQLite, through Diesel: [`SqliteRepository`]
-//! implements the [`ChatRepository`](colloquy_ports::ChatRepository) port.
+//! implements the [`ChatRepository`](colloquy_ports::ChatRepository) port,
+//! and the [`ApiKeyStore`](colloquy_ports::ApiKeyStore) port in the same database.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -22,8 +23,18 @@
 //!
 //! **Invariant:** ids are stored as hyphenated lower-case UUID v7 text, so
 //! ordering by `id` is ordering by creation, and cursors are comparisons.
+//!
+//! **Invariant:** every query that reads or writes a session or its messages
+//! is scoped by the owner in the query itself: a `WHERE sessions.owner = ?`
+//! on the session, or for messages a condition on the owning session in the
+//! same statement (`session_id IN (SELECT id FROM sessions WHERE id = ? AND
+//! owner = ?)`) or an owner-scoped existence check in the same transaction.
+//! Rows are never read first and filtered in Rust, so another principal's
+//! session or message is [`RepoError::NotFound`](colloquy_ports::RepoError::NotFound),
+//! exactly like one that does not exist.
 
 mod error;
+mod keys;
 mod location;
 mod migrations;
 mod pool;

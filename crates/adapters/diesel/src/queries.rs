@@ -18,10 +18,11 @@ pub(crate) fn with_lookahead(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
 }
 
-/// Sessions newest first, those older than `before` when given.
-pub(crate) fn session_page(before: Option<String>, fetch: i64) -> SessionQuery {
+/// `owner`'s sessions newest first, those older than `before` when given.
+pub(crate) fn session_page(owner: String, before: Option<String>, fetch: i64) -> SessionQuery {
     let mut query = sessions::table
         .select(SessionRow::as_select())
+        .filter(sessions::owner.eq(owner))
         .order(sessions::id.desc())
         .limit(fetch)
         .into_boxed();
@@ -135,18 +136,21 @@ mod tests {
     }
 
     #[test]
-    fn session_listing_walks_the_primary_key() {
+    fn a_principals_listing_is_a_range_scan_of_the_owner_index() {
         let mut connection = migrated();
-        let first = plan(&mut connection, &sql_of(&session_page(None, 21)));
-        assert!(first.contains("sqlite_autoindex_sessions_1"), "{first}");
-        assert!(!first.contains("TEMP B-TREE"), "{first}");
+        let first = plan(
+            &mut connection,
+            &sql_of(&session_page("alice".into(), None, 21)),
+        );
+        assert_searches(&first, "sessions_owner_id");
         let next = plan(
             &mut connection,
-            &sql_of(&session_page(Some("x".into()), 21)),
+            &sql_of(&session_page("alice".into(), Some("x".into()), 21)),
         );
+        assert_searches(&next, "sessions_owner_id");
         assert!(
-            next.contains("sqlite_autoindex_sessions_1") && next.contains("id<?"),
-            "{next}"
+            next.contains("owner=? AND id<?"),
+            "the cursor bounds the range:\n{next}"
         );
     }
 

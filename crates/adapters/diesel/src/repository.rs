@@ -3,7 +3,9 @@
 use std::fmt;
 
 use async_trait::async_trait;
-use colloquy_domain::{ErrorCode, Message, MessageId, Session, SessionId, Timestamp, Title};
+use colloquy_domain::{
+    ErrorCode, Message, MessageId, Principal, Session, SessionId, Timestamp, Title,
+};
 use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges};
 use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
@@ -27,6 +29,9 @@ const INSERT_CHUNK: usize = 500;
 
 /// Sessions and messages in one SQLite database, reached through a pool of
 /// connections.
+///
+/// Every query about a session or its messages is scoped by its owner in the
+/// SQL itself (the crate's invariants say how).
 ///
 /// Cheap to clone: clones share the pool. Every method runs its queries on
 /// Tokio's blocking thread pool, so it must be awaited inside a Tokio runtime.
@@ -114,7 +119,7 @@ impl SqliteRepository {
     ///
     /// If the caller stops awaiting, `work` still runs to its end: a write
     /// either commits whole or not at all, never half.
-    async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, RepoError>
+    pub(crate) async fn run<T, F>(&self, operation: &'static str, work: F) -> Result<T, RepoError>
     where
         T: Send + 'static,
         F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
@@ -135,9 +140,14 @@ impl SqliteRepository {
     }
 }
 
-/// Whether the session exists, inside the caller's transaction.
-fn session_exists(connection: &mut SqliteConnection, id: &str) -> Result<bool, StoreError> {
-    Ok(diesel::select(exists(sessions::table.find(id))).get_result(connection)?)
+/// Whether `owner` has a session with this id, inside the caller's transaction.
+fn session_exists(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
+    Ok(diesel::select(exists(owned)).get_result(connection)?)
 }
 
 /// Splits a page's rows from the look-ahead row fetched to learn `has_more`.
@@ -167,11 +177,13 @@ impl ChatRepository for SqliteRepository {
         .await
     }
 
-    async fn get_session(&self, id: SessionId) -> Result<Session, RepoError> {
+    async fn get_session(&self, owner: &Principal, id: SessionId) -> Result<Session, RepoError> {
+        let owner = owner.as_str().to_owned();
         let id = id.to_string();
         self.run("get_session", move |connection| {
             sessions::table
                 .find(id)
+                .filter(sessions::owner.eq(owner))
                 .select(SessionRow::as_select())
                 .first(connection)?
                 .into_domain()
@@ -181,10 +193,12 @@ impl ChatRepository for SqliteRepository {
 
     async fn list_sessions(
         &self,
+        owner: &Principal,
         limit: usize,
         after: Option<SessionId>,
     ) -> Result<Page<Session>, RepoError> {
         let query = queries::session_page(
+            owner.as_str().to_owned(),
             after.map(|id| id.to_string()),
             queries::with_lookahead(limit),
         );
@@ -196,17 +210,20 @@ impl ChatRepository for SqliteRepository {
 
     async fn update_session(
         &self,
+        owner: &Principal,
         id: SessionId,
         changes: &SessionChanges,
         at: Timestamp,
     ) -> Result<Session, RepoError> {
+        let owner = owner.as_str().to_owned();
         let id = id.to_string();
         let changes = SessionChangeset::of(changes, at);
         self.run("update_session", move |connection| {
             connection.immediate_transaction(|connection| {
-                // An unknown id returns no row: Diesel's NotFound, which
-                // StoreError passes on as the port's.
-                diesel::update(sessions::table.find(id))
+                // An unknown id, or another owner's, returns no row:
+                // Diesel's NotFound, which StoreError passes on as the port's.
+                let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
+                diesel::update(owned)
                     .set(&changes)
                     .returning(SessionRow::as_returning())
                     .get_result(connection)?
@@ -218,10 +235,12 @@ impl ChatRepository for SqliteRepository {
 
     async fn set_title_if_untitled(
         &self,
+        owner: &Principal,
         id: SessionId,
         title: &Title,
         at: Timestamp,
     ) -> Result<Option<Session>, RepoError> {
+        let owner = owner.as_str().to_owned();
         let id = id.to_string();
         let changes = SessionChangeset::of(
             &SessionChanges {
@@ -232,7 +251,10 @@ impl ChatRepository for SqliteRepository {
         );
         self.run("set_title_if_untitled", move |connection| {
             connection.immediate_transaction(|connection| {
-                let untitled = sessions::table.find(&id).filter(sessions::title.is_null());
+                let untitled = sessions::table
+                    .find(&id)
+                    .filter(sessions::owner.eq(&owner))
+                    .filter(sessions::title.is_null());
                 let updated = diesel::update(untitled)
                     .set(&changes)
                     .returning(SessionRow::as_returning())
@@ -241,9 +263,9 @@ impl ChatRepository for SqliteRepository {
                 match updated {
                     Some(row) => row.into_domain().map(Some),
                     // Nothing matched: either a title is there already, or
-                    // the session is not. The write lock is still held, so
-                    // the answer is about the same state the UPDATE saw.
-                    None if session_exists(connection, &id)? => Ok(None),
+                    // the owner has no such session. The write lock is still
+                    // held, so the answer is about the same state the UPDATE saw.
+                    None if session_exists(connection, &owner, &id)? => Ok(None),
                     None => Err(StoreError::NotFound),
                 }
             })
@@ -251,13 +273,15 @@ impl ChatRepository for SqliteRepository {
         .await
     }
 
-    async fn delete_session(&self, id: SessionId) -> Result<(), RepoError> {
+    async fn delete_session(&self, owner: &Principal, id: SessionId) -> Result<(), RepoError> {
+        let owner = owner.as_str().to_owned();
         let id = id.to_string();
         self.run("delete_session", move |connection| {
             connection.immediate_transaction(|connection| {
                 // The messages go with it: ON DELETE CASCADE, which works
                 // because every connection turns `foreign_keys` on.
-                let deleted = diesel::delete(sessions::table.find(id)).execute(connection)?;
+                let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
+                let deleted = diesel::delete(owned).execute(connection)?;
                 if deleted == 0 {
                     return Err(StoreError::NotFound);
                 }
@@ -267,7 +291,11 @@ impl ChatRepository for SqliteRepository {
         .await
     }
 
-    async fn append_messages(&self, messages: &[Message]) -> Result<(), RepoError> {
+    async fn append_messages(
+        &self,
+        owner: &Principal,
+        messages: &[Message],
+    ) -> Result<(), RepoError> {
         let Some(first) = messages.first() else {
             return Ok(());
         };
@@ -288,13 +316,17 @@ impl ChatRepository for SqliteRepository {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| error.into_repo_error("append_messages"))?;
         let added = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let owner = owner.as_str().to_owned();
         let session = session.to_string();
         let now = Timestamp::now().as_micros();
         self.run("append_messages", move |connection| {
             connection.immediate_transaction(|connection| {
-                // Updating the session first both checks that it exists and
-                // takes the write lock before anything is inserted.
-                let updated = diesel::update(sessions::table.find(&session))
+                // Updating the session first both checks that the owner has
+                // it and takes the write lock before anything is inserted.
+                let owned = sessions::table
+                    .find(&session)
+                    .filter(sessions::owner.eq(&owner));
+                let updated = diesel::update(owned)
                     .set((
                         sessions::message_count.eq(sessions::message_count + added),
                         // Never backwards, should the clock step back.
@@ -317,16 +349,24 @@ impl ChatRepository for SqliteRepository {
         .await
     }
 
-    async fn update_message(&self, message: &Message) -> Result<(), RepoError> {
+    async fn update_message(&self, owner: &Principal, message: &Message) -> Result<(), RepoError> {
+        let owner = owner.as_str().to_owned();
         let id = message.id.to_string();
         let session = message.session_id.to_string();
         let changes =
             MessageChanges::of(message).map_err(|error| error.into_repo_error("update_message"))?;
         self.run("update_message", move |connection| {
             connection.immediate_transaction(|connection| {
+                // The owner is checked in the UPDATE itself: a message of
+                // another principal's session matches no row.
+                let owned_session = sessions::table
+                    .filter(sessions::id.eq(&session))
+                    .filter(sessions::owner.eq(&owner))
+                    .select(sessions::id);
                 let target = messages::table
-                    .filter(messages::id.eq(id))
-                    .filter(messages::session_id.eq(session));
+                    .filter(messages::id.eq(&id))
+                    .filter(messages::session_id.eq(&session))
+                    .filter(messages::session_id.eq_any(owned_session));
                 let updated = diesel::update(target).set(&changes).execute(connection)?;
                 if updated == 0 {
                     return Err(StoreError::NotFound);
@@ -339,10 +379,12 @@ impl ChatRepository for SqliteRepository {
 
     async fn list_messages(
         &self,
+        owner: &Principal,
         session: SessionId,
         limit: usize,
         after: Option<MessageId>,
     ) -> Result<Page<Message>, RepoError> {
+        let owner = owner.as_str().to_owned();
         let session = session.to_string();
         let query = queries::message_page(
             session.clone(),
@@ -350,11 +392,12 @@ impl ChatRepository for SqliteRepository {
             queries::with_lookahead(limit),
         );
         self.run("list_messages", move |connection| {
-            // One read transaction: the existence check and the page see the
-            // same snapshot, so a concurrent delete cannot make an empty page
-            // of a session that was there a moment ago.
+            // One read transaction: the owner's existence check and the
+            // page see the same snapshot, so a concurrent delete cannot make
+            // an empty page of a session that was there a moment ago, and
+            // the page is of a session the owner has.
             connection.transaction(|connection| {
-                if !session_exists(connection, &session)? {
+                if !session_exists(connection, &owner, &session)? {
                     return Err(StoreError::NotFound);
                 }
                 into_page(query.load(connection)?, limit, MessageRow::into_domain)
@@ -365,15 +408,17 @@ impl ChatRepository for SqliteRepository {
 
     async fn recent_messages(
         &self,
+        owner: &Principal,
         session: SessionId,
         limit: usize,
     ) -> Result<Vec<Message>, RepoError> {
+        let owner = owner.as_str().to_owned();
         let session = session.to_string();
         let query =
             queries::newest_messages(session.clone(), i64::try_from(limit).unwrap_or(i64::MAX));
         self.run("recent_messages", move |connection| {
             connection.transaction(|connection| {
-                if !session_exists(connection, &session)? {
+                if !session_exists(connection, &owner, &session)? {
                     return Err(StoreError::NotFound);
                 }
                 let rows: Vec<MessageRow> = query.load(connection)?;

@@ -3,8 +3,8 @@
 //! make a valid value is reported as corrupt, never unwrapped.
 
 use colloquy_domain::{
-    ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Role, Session,
-    SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
+    ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Principal, Role,
+    Session, SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
 };
 use colloquy_ports::SessionChanges;
 use diesel::prelude::*;
@@ -17,6 +17,7 @@ use crate::schema::{messages, sessions};
 #[diesel(table_name = sessions, check_for_backend(diesel::sqlite::Sqlite))]
 pub(crate) struct SessionRow {
     pub id: String,
+    pub owner: String,
     pub title: Option<String>,
     pub system_prompt: Option<String>,
     pub model: String,
@@ -90,6 +91,7 @@ impl SessionRow {
     pub(crate) fn new_session(session: &Session) -> Self {
         Self {
             id: session.id.to_string(),
+            owner: session.owner.as_str().to_owned(),
             title: title_text(session.title.as_ref()),
             system_prompt: system_prompt_text(session.system_prompt.as_ref()),
             model: session.model.as_str().to_owned(),
@@ -103,6 +105,7 @@ impl SessionRow {
         let corrupt =
             |what: String| StoreError::Corrupt(format!("sessions row {}: {what}", self.id));
         let id = SessionId::parse(&self.id).map_err(|error| corrupt(error.to_string()))?;
+        let owner = Principal::parse(&self.owner).map_err(|error| corrupt(error.to_string()))?;
         let title = self
             .title
             .as_deref()
@@ -120,6 +123,7 @@ impl SessionRow {
             .map_err(|_| corrupt(format!("negative message_count {}", self.message_count)))?;
         Ok(Session {
             id,
+            owner,
             title,
             system_prompt,
             model,
@@ -330,4 +334,36 @@ fn decode_tool_calls(text: Option<&str>) -> Result<Vec<ToolCall>, serde_json::Er
             error: call.error,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(owner: &str) -> SessionRow {
+        let session = Session::new(
+            Principal::anonymous(),
+            None,
+            None,
+            ModelName::parse("m").unwrap(),
+        );
+        SessionRow {
+            owner: owner.to_owned(),
+            ..SessionRow::new_session(&session)
+        }
+    }
+
+    /// No query can ask for a principal that does not parse, so a bad owner
+    /// only shows up in a damaged file; it is then corrupt, not a panic.
+    #[test]
+    fn a_stored_owner_that_is_no_principal_is_corrupt() {
+        assert_eq!(row("alice").into_domain().unwrap().owner.as_str(), "alice");
+        for bad in ["", " ", "a\nb"] {
+            let error = row(bad).into_domain().unwrap_err();
+            assert!(
+                matches!(&error, StoreError::Corrupt(detail) if detail.contains("principal")),
+                "{bad:?}: {error:?}"
+            );
+        }
+    }
 }

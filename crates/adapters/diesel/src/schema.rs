@@ -5,6 +5,7 @@
 diesel::table! {
     sessions (id) {
         id -> Text,
+        owner -> Text,
         title -> Nullable<Text>,
         system_prompt -> Nullable<Text>,
         model -> Text,
@@ -32,3 +33,20 @@ diesel::table! {
         completed_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        principal -> Text,
+        label -> Nullable<Text>,
+        key_hash -> Binary,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+// As `diesel print-schema` writes them for the foreign key; needed for a
+// subquery on `sessions` inside a statement on `messages`.
+diesel::joinable!(messages -> sessions (session_id));
+diesel::allow_tables_to_appear_in_same_query!(messages, sessions);

@@ -12,10 +12,10 @@ async fn the_newest_whole_turns_that_fit_are_sent_after_the_system_prompt() {
     repo.checkpoint();
     let known = session.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
+        .returning(move |_, _| Ok(known.clone()));
     let id = session.id;
     let model = session.model.clone();
-    repo.expect_recent_messages().returning(move |_, _| {
+    repo.expect_recent_messages().returning(move |_, _, _| {
         let mut history = Vec::new();
         for turn in 1..=5 {
             let words = format!("turn {turn} ") + &"apple ".repeat(40);
@@ -30,8 +30,8 @@ async fn the_newest_whole_turns_that_fit_are_sent_after_the_system_prompt() {
         }
         Ok(history)
     });
-    repo.expect_append_messages().returning(|_| Ok(()));
-    repo.expect_update_message().returning(|_| Ok(()));
+    repo.expect_append_messages().returning(|_, _| Ok(()));
+    repo.expect_update_message().returning(|_, _| Ok(()));
     let (llm, requests) = scripted(vec![text_stream(&["ok"])]);
     let mut config = config();
     config.max_message_chars = 1_000;
@@ -41,7 +41,7 @@ async fn the_newest_whole_turns_that_fit_are_sent_after_the_system_prompt() {
     config.tools = colloquy_app::ToolRegistry::none();
     let service = crate::support::service_with(repo, llm, config);
     let mut sent = service
-        .send_message(session.id, "the new question".into())
+        .send_message(&session.owner, session.id, "the new question".into())
         .await
         .unwrap();
     until_reply_ends(&mut sent.events).await;

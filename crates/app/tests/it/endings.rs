@@ -41,7 +41,10 @@ async fn a_reply_task_that_panics_ends_failed_and_frees_the_slot() {
         text_stream(&["next"]),
     ]);
     let service = service(repo, llm);
-    let mut sent = service.send_message(session.id, "hi".into()).await.unwrap();
+    let mut sent = service
+        .send_message(&session.owner, session.id, "hi".into())
+        .await
+        .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
     let reply = final_message(&events);
     assert!(matches!(events.last(), Some(EventKind::MessageFailed(_))));
@@ -54,7 +57,7 @@ async fn a_reply_task_that_panics_ends_failed_and_frees_the_slot() {
     assert_eq!(last_write(&writes), reply, "stored as announced");
 
     let mut next = service
-        .send_message(session.id, "again".into())
+        .send_message(&session.owner, session.id, "again".into())
         .await
         .expect("the slot was freed: no 409");
     let events = until_reply_ends(&mut next.events).await;
@@ -70,13 +73,13 @@ fn repo_updating(
     let mut repo = colloquy_ports::MockChatRepository::new();
     let known = session.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
+        .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _| Ok(Vec::new()));
-    repo.expect_append_messages().returning(|_| Ok(()));
+        .returning(|_, _, _| Ok(Vec::new()));
+    repo.expect_append_messages().returning(|_, _| Ok(()));
     let writes: Writes = Arc::default();
     let accepted = Arc::clone(&writes);
-    repo.expect_update_message().returning(move |message| {
+    repo.expect_update_message().returning(move |_, message| {
         update(message)?;
         accepted.lock().unwrap().push(message.clone());
         Ok(())
@@ -99,7 +102,7 @@ async fn a_failed_final_write_is_announced_as_failed_never_complete() {
     });
     let (llm, _) = scripted(vec![text_stream(&["all ", "of it"])]);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -139,7 +142,7 @@ async fn a_busy_store_gets_more_tries_for_the_final_write() {
     });
     let (llm, _) = scripted(vec![text_stream(&["fine"])]);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -152,11 +155,19 @@ async fn a_busy_store_gets_more_tries_for_the_final_write() {
 async fn deleting_mid_reply_gives_every_client_the_cancelled_end_then_ends_their_streams() {
     let session = session();
     let (mut repo, writes) = repo_with(&session);
-    repo.expect_delete_session().times(1).returning(|_| Ok(()));
+    repo.expect_delete_session()
+        .times(1)
+        .returning(|_, _| Ok(()));
     let (llm, _) = scripted(vec![endless_stream(&["some ", "words"])]);
     let service = service(repo, llm);
-    let mut watcher = service.subscribe(session.id, None).await.unwrap();
-    let mut sent = service.send_message(session.id, "hi".into()).await.unwrap();
+    let mut watcher = service
+        .subscribe(&session.owner, session.id, None)
+        .await
+        .unwrap();
+    let mut sent = service
+        .send_message(&session.owner, session.id, "hi".into())
+        .await
+        .unwrap();
     // Wait until the reply streams.
     loop {
         let event = sent.events.next().await.unwrap();
@@ -164,7 +175,10 @@ async fn deleting_mid_reply_gives_every_client_the_cancelled_end_then_ends_their
             break;
         }
     }
-    service.delete_session(session.id).await.unwrap();
+    service
+        .delete_session(&session.owner, session.id)
+        .await
+        .unwrap();
     let rest = until_reply_ends(&mut sent.events).await;
     let reply = final_message(&rest);
     assert_eq!(reply.status, MessageStatus::Cancelled);
@@ -197,13 +211,13 @@ async fn cancel_on_drop_stops_only_its_own_reply() {
     config.llm.idle_timeout = Duration::from_secs(10);
     let service = service_with(repo, llm, config);
     let mut first = service
-        .send_message(session.id, "one".into())
+        .send_message(&session.owner, session.id, "one".into())
         .await
         .unwrap();
     let guard = first.cancel_on_drop();
     until_reply_ends(&mut first.events).await;
     let mut second = service
-        .send_message(session.id, "two".into())
+        .send_message(&session.owner, session.id, "two".into())
         .await
         .unwrap();
     // The first reply's client goes away after its reply ended.
@@ -218,7 +232,10 @@ async fn cancel_on_drop_stops_only_its_own_reply() {
         .is_err(),
         "the second reply goes on streaming"
     );
-    assert!(service.cancel_reply(session.id).await.unwrap());
+    assert!(service
+        .cancel_reply(&session.owner, session.id)
+        .await
+        .unwrap());
 }
 
 /// A repository whose session holds one complete answer, `text`.
@@ -230,7 +247,7 @@ fn repo_with_one_answer(
     let mut answer = colloquy_domain::Message::streaming_reply(session.id, &session.model);
     answer.content = text.into();
     answer.finish(MessageStatus::Complete, None);
-    repo.expect_list_messages().returning(move |_, _, _| {
+    repo.expect_list_messages().returning(move |_, _, _, _| {
         Ok(colloquy_ports::Page {
             items: vec![answer.clone()],
             has_more: false,
@@ -266,7 +283,9 @@ async fn concurrent_summaries_of_one_session_share_one_model_call() {
         .boxed())
     });
     let service = service(repo, llm);
-    let summaries = futures::future::join_all((0..8).map(|_| service.summarize(session.id))).await;
+    let summaries =
+        futures::future::join_all((0..8).map(|_| service.summarize(&session.owner, session.id)))
+            .await;
     for summary in summaries {
         assert_eq!(summary.unwrap().summary, "About Rust.");
     }
@@ -297,7 +316,10 @@ async fn a_summary_has_an_overall_deadline() {
     config.summary_deadline = Duration::from_millis(300);
     let service = service_with(repo, llm, config);
     let started = std::time::Instant::now();
-    let error = service.summarize(session.id).await.unwrap_err();
+    let error = service
+        .summarize(&session.owner, session.id)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, ChatError::ModelUnavailable(LlmError::Timeout { .. })),
         "{error:?}"

@@ -398,7 +398,7 @@ impl World {
     async fn create(&mut self, slot: usize) {
         let session = self
             .service
-            .create_session(NewSession::default())
+            .create_session(&owner(), NewSession::default())
             .await
             .expect("creating a session");
         let model = Arc::new(Mutex::new(SessionLog::new(self.limits)));
@@ -415,7 +415,7 @@ impl World {
             ..SessionPatch::default()
         };
         self.service
-            .update_session(session.id, patch)
+            .update_session(&session.owner, session.id, patch)
             .await
             .expect("naming a session");
         self.sessions.push(Tracked {
@@ -445,7 +445,7 @@ impl World {
                     title: Some(Some(format!("title {}", self.sent))),
                     ..SessionPatch::default()
                 };
-                let result = self.service.update_session(id, patch).await;
+                let result = self.service.update_session(&owner(), id, patch).await;
                 if deleted {
                     expect_not_found(&result, "renaming");
                 } else {
@@ -458,7 +458,7 @@ impl World {
                     let model = lock(&model);
                     (model.deleted, model.start_live())
                 };
-                let result = self.service.subscribe(id, None).await;
+                let result = self.service.subscribe(&owner(), id, None).await;
                 if deleted {
                     expect_not_found(&result, "subscribing");
                 } else {
@@ -498,7 +498,7 @@ impl World {
             (model.deleted, model.running)
         };
         let fault = self.repo.next_append_fault();
-        let result = self.service.send_message(id, turn.clone()).await;
+        let result = self.service.send_message(&owner(), id, turn.clone()).await;
         match (running, deleted, fault) {
             (Some(running), _, _) => assert!(
                 matches!(result, Err(ChatError::ReplyInProgress)),
@@ -556,7 +556,7 @@ impl World {
             let model = lock(&model);
             (model.deleted, model.running)
         };
-        let result = self.service.cancel_reply(id).await;
+        let result = self.service.cancel_reply(&owner(), id).await;
         if deleted {
             expect_not_found(&result, "cancelling");
             return;
@@ -579,7 +579,7 @@ impl World {
             let model = lock(&model);
             (model.deleted, model.running)
         };
-        let result = self.service.delete_session(id).await;
+        let result = self.service.delete_session(&owner(), id).await;
         if deleted {
             expect_not_found(&result, "deleting");
             return;
@@ -615,7 +615,7 @@ impl World {
             };
             (model.deleted, after, model.start_after(after))
         };
-        let result = self.service.subscribe(id, Some(after)).await;
+        let result = self.service.subscribe(&owner(), id, Some(after)).await;
         if deleted {
             expect_not_found(&result, "resuming");
         } else {
@@ -770,4 +770,10 @@ fn assert_stopped(model: &Mutex<SessionLog>, reply: MessageId, how: &str) {
         "reply {reply} was {how} but ended {}",
         message.status.as_str()
     );
+}
+
+/// The one principal of the model: ownership is the repository's business,
+/// tested with it; here it only has to be passed along.
+fn owner() -> colloquy_domain::Principal {
+    colloquy_domain::Principal::parse("model-owner").unwrap()
 }

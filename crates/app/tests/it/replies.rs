@@ -34,7 +34,7 @@ async fn an_error_mid_reply_keeps_the_partial_text_when_retries_run_out() {
         ))
     });
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -77,7 +77,7 @@ async fn retryable_failures_are_retried_with_backoff_then_succeed() {
         }
     });
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -109,7 +109,7 @@ async fn retry_after_is_waited_for() {
         }
     });
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     until_reply_ends(&mut sent.events).await;
@@ -129,7 +129,7 @@ async fn rejected_requests_are_never_retried() {
         })
     });
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
@@ -155,7 +155,7 @@ async fn a_stall_longer_than_the_idle_timeout_is_a_retried_failure() {
         }
     });
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -176,7 +176,7 @@ async fn a_stream_that_just_stops_is_not_a_finished_reply() {
         Ok(futures::stream::iter([Ok(colloquy_ports::ChatChunk::Delta("half".into()))]).boxed())
     });
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
@@ -192,7 +192,10 @@ async fn shutdown_interrupts_replies_that_outlive_the_grace_period() {
     llm.expect_stream_chat()
         .returning(|_| Ok(endless_stream(&["unfinished"])));
     let service = service(repo, llm);
-    let mut sent = service.send_message(session.id, "hi".into()).await.unwrap();
+    let mut sent = service
+        .send_message(&session.owner, session.id, "hi".into())
+        .await
+        .unwrap();
     // Let the first delta through before shutting down.
     tokio::time::sleep(Duration::from_millis(50)).await;
     service.shutdown(Duration::from_millis(20)).await;
@@ -214,14 +217,14 @@ async fn a_busy_store_gets_more_tries_at_the_final_write() {
     repo.checkpoint();
     let known = session.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
+        .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _| Ok(Vec::new()));
-    repo.expect_append_messages().returning(|_| Ok(()));
+        .returning(|_, _, _| Ok(Vec::new()));
+    repo.expect_append_messages().returning(|_, _| Ok(()));
     let refusals = Arc::new(AtomicU32::new(0));
     let refused = Arc::clone(&refusals);
     let stored = Arc::clone(&writes);
-    repo.expect_update_message().returning(move |message| {
+    repo.expect_update_message().returning(move |_, message| {
         if message.status.is_final() && refused.fetch_add(1, Ordering::SeqCst) < 2 {
             return Err(colloquy_ports::RepoError::Unavailable(anyhow::anyhow!(
                 "database is locked"
@@ -234,7 +237,7 @@ async fn a_busy_store_gets_more_tries_at_the_final_write() {
     llm.expect_stream_chat()
         .returning(|_| Ok(text_stream(&["kept ", "whole"])));
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let reply = final_message(&until_reply_ends(&mut sent.events).await);

@@ -15,11 +15,11 @@ async fn the_user_message_is_stored_before_the_model_is_called() {
     let mut repo = MockChatRepository::new();
     let known = session.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
+        .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _| Ok(Vec::new()));
+        .returning(|_, _, _| Ok(Vec::new()));
     repo.expect_append_messages()
-        .withf(|messages| {
+        .withf(|_, messages| {
             messages.len() == 2
                 && messages[0].role == Role::User
                 && messages[0].content == "hello"
@@ -27,16 +27,16 @@ async fn the_user_message_is_stored_before_the_model_is_called() {
         })
         .times(1)
         .in_sequence(&mut order)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(()));
     let mut llm = MockLlmClient::new();
     llm.expect_stream_chat()
         .times(1)
         .in_sequence(&mut order)
         .returning(|_| Ok(text_stream(&["Hi", " there"])));
-    repo.expect_update_message().returning(|_| Ok(()));
+    repo.expect_update_message().returning(|_, _| Ok(()));
 
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hello".into())
+        .send_message(&session.owner, session.id, "hello".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -51,7 +51,9 @@ async fn invalid_content_never_reaches_the_model_or_the_store() {
     // No expectations on either mock: touching them would panic.
     let service = service(MockChatRepository::new(), MockLlmClient::new());
     for content in ["", "   \n\t", &"x".repeat(101)] {
-        let refused = service.send_message(session().id, content.to_owned()).await;
+        let refused = service
+            .send_message(&session().owner, session().id, content.to_owned())
+            .await;
         assert!(
             matches!(refused, Err(ChatError::Invalid(_))),
             "{content:?} must be refused"
@@ -66,9 +68,9 @@ async fn the_model_gets_the_system_prompt_history_and_new_message() {
     repo.checkpoint();
     let known = session.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
+        .returning(move |_, _| Ok(known.clone()));
     let earlier = session.id;
-    repo.expect_recent_messages().returning(move |_, _| {
+    repo.expect_recent_messages().returning(move |_, _, _| {
         let question =
             colloquy_domain::MessageContent::parse("first question".into(), 100).unwrap();
         let mut answer = colloquy_domain::Message::streaming_reply(
@@ -82,8 +84,8 @@ async fn the_model_gets_the_system_prompt_history_and_new_message() {
             answer,
         ])
     });
-    repo.expect_append_messages().returning(|_| Ok(()));
-    repo.expect_update_message().returning(|_| Ok(()));
+    repo.expect_append_messages().returning(|_, _| Ok(()));
+    repo.expect_update_message().returning(|_, _| Ok(()));
     let mut llm = MockLlmClient::new();
     llm.expect_stream_chat()
         .withf(|request| {
@@ -106,7 +108,7 @@ async fn the_model_gets_the_system_prompt_history_and_new_message() {
         .times(1)
         .returning(|_| Ok(text_stream(&["ok"])));
     let mut sent = service(repo, llm)
-        .send_message(session.id, "second question".into())
+        .send_message(&session.owner, session.id, "second question".into())
         .await
         .unwrap();
     until_reply_ends(&mut sent.events).await;
@@ -123,10 +125,12 @@ async fn a_second_send_while_a_reply_streams_is_refused() {
     let service = service(repo, llm);
 
     let first = service
-        .send_message(session.id, "one".into())
+        .send_message(&session.owner, session.id, "one".into())
         .await
         .unwrap();
-    let second = service.send_message(session.id, "two".into()).await;
+    let second = service
+        .send_message(&session.owner, session.id, "two".into())
+        .await;
     assert!(matches!(second, Err(ChatError::ReplyInProgress)));
     assert_eq!(
         writes.lock().unwrap().len(),
@@ -139,7 +143,10 @@ async fn a_second_send_while_a_reply_streams_is_refused() {
         events.next().await.unwrap().kind,
         EventKind::MessageDelta { .. }
     ) {}
-    assert!(service.cancel_reply(session.id).await.unwrap());
+    assert!(service
+        .cancel_reply(&session.owner, session.id)
+        .await
+        .unwrap());
     let reply = final_message(&until_reply_ends(&mut events).await);
     assert_eq!(reply.status, MessageStatus::Cancelled);
     assert_eq!(
@@ -156,7 +163,10 @@ async fn dropping_a_cancel_on_drop_guard_cancels_the_reply() {
     llm.expect_stream_chat()
         .returning(|_| Ok(endless_stream(&["partial"])));
     let service = service(repo, llm);
-    let mut sent = service.send_message(session.id, "hi".into()).await.unwrap();
+    let mut sent = service
+        .send_message(&session.owner, session.id, "hi".into())
+        .await
+        .unwrap();
     let guard = sent.cancel_on_drop();
     drop(guard);
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
@@ -171,7 +181,7 @@ async fn the_events_of_a_turn_come_in_the_contract_order() {
     llm.expect_stream_chat()
         .returning(|_| Ok(text_stream(&["a", "b"])));
     let mut sent = service(repo, llm)
-        .send_message(session.id, "hi".into())
+        .send_message(&session.owner, session.id, "hi".into())
         .await
         .unwrap();
     let names: Vec<&str> = until_reply_ends(&mut sent.events)
@@ -195,6 +205,8 @@ async fn the_events_of_a_turn_come_in_the_contract_order() {
 async fn shutting_down_refuses_new_messages() {
     let service = service(MockChatRepository::new(), MockLlmClient::new());
     service.shutdown(std::time::Duration::from_millis(10)).await;
-    let refused = service.send_message(session().id, "hi".into()).await;
+    let refused = service
+        .send_message(&session().owner, session().id, "hi".into())
+        .await;
     assert!(matches!(refused, Err(ChatError::ShuttingDown)));
 }

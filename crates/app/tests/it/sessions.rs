@@ -12,7 +12,7 @@ async fn a_new_session_gets_the_default_model_and_is_stored() {
         .times(1)
         .returning(|_| Ok(()));
     let created = service(repo, MockLlmClient::new())
-        .create_session(NewSession::default())
+        .create_session(&session().owner, NewSession::default())
         .await
         .unwrap();
     assert_eq!(created.message_count, 0);
@@ -27,7 +27,7 @@ async fn invalid_session_fields_never_reach_the_store() {
         ..NewSession::default()
     };
     assert!(matches!(
-        service.create_session(bad).await,
+        service.create_session(&session().owner, bad).await,
         Err(ChatError::Invalid(_))
     ));
     let bad = NewSession {
@@ -35,7 +35,7 @@ async fn invalid_session_fields_never_reach_the_store() {
         ..NewSession::default()
     };
     assert!(matches!(
-        service.create_session(bad).await,
+        service.create_session(&session().owner, bad).await,
         Err(ChatError::Invalid(_))
     ));
     let bad = SessionPatch {
@@ -43,7 +43,9 @@ async fn invalid_session_fields_never_reach_the_store() {
         ..SessionPatch::default()
     };
     assert!(matches!(
-        service.update_session(session().id, bad).await,
+        service
+            .update_session(&session().owner, session().id, bad)
+            .await,
         Err(ChatError::Invalid(_))
     ));
 }
@@ -54,10 +56,10 @@ async fn a_patch_changes_only_what_it_names() {
     let mut repo = MockChatRepository::new();
     let known = original.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
+        .returning(move |_, _| Ok(known.clone()));
     let stored = original.clone();
     repo.expect_update_session()
-        .withf(|_, changes, _| {
+        .withf(|_, _, changes, _| {
             *changes
                 == SessionChanges {
                     title: Some(Some(Title::parse("Renamed").unwrap())),
@@ -65,7 +67,7 @@ async fn a_patch_changes_only_what_it_names() {
                 }
         })
         .times(1)
-        .returning(move |_, changes, at| {
+        .returning(move |_, _, changes, at| {
             let mut updated = stored.clone();
             updated.title = changes.title.clone().flatten();
             updated.updated_at = at;
@@ -76,7 +78,7 @@ async fn a_patch_changes_only_what_it_names() {
         ..SessionPatch::default()
     };
     let updated = service(repo, MockLlmClient::new())
-        .update_session(original.id, patch)
+        .update_session(&original.owner, original.id, patch)
         .await
         .unwrap();
     assert_eq!(updated.model, original.model);

@@ -35,8 +35,8 @@ fn summarizing(session: &Session, messages: Vec<Message>, llm: MockLlmClient) ->
     let mut repo = MockChatRepository::new();
     let known = session.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
-    repo.expect_list_messages().returning(move |_, _, _| {
+        .returning(move |_, _| Ok(known.clone()));
+    repo.expect_list_messages().returning(move |_, _, _, _| {
         Ok(Page {
             items: messages.clone(),
             has_more: false,
@@ -54,7 +54,7 @@ async fn counts_and_usage_come_from_the_store_and_the_prose_from_the_model() {
     let (llm, requests) = scripted(vec![text_stream(&[GOOD])]);
     let service = summarizing(&session, messages.clone(), llm);
 
-    let summary = service.summarize(session.id).await.unwrap();
+    let summary = service.summarize(&session.owner, session.id).await.unwrap();
     assert_eq!(
         summary.message_count,
         MessageCounts {
@@ -102,9 +102,12 @@ async fn a_summary_is_cached_until_the_session_changes() {
     let session = session();
     let (llm, _) = scripted(vec![text_stream(&[GOOD])]);
     let service = summarizing(&session, history(&session), llm);
-    let first = service.summarize(session.id).await.unwrap();
+    let first = service.summarize(&session.owner, session.id).await.unwrap();
     // The scripted model answers once: a second call would fail the test.
-    assert_eq!(service.summarize(session.id).await.unwrap(), first);
+    assert_eq!(
+        service.summarize(&session.owner, session.id).await.unwrap(),
+        first
+    );
 }
 
 #[tokio::test]
@@ -118,7 +121,7 @@ async fn junk_from_the_model_is_refused_whole() {
         let session = session();
         let (llm, _) = scripted(vec![text_stream(&[junk])]);
         let service = summarizing(&session, history(&session), llm);
-        let refused = service.summarize(session.id).await;
+        let refused = service.summarize(&session.owner, session.id).await;
         assert!(
             matches!(refused, Err(ChatError::BadModelOutput(_))),
             "{junk:?}: {refused:?}"
@@ -139,7 +142,7 @@ async fn a_model_that_cannot_answer_is_an_error_never_a_partial_summary() {
     });
     let service = summarizing(&session, history(&session), llm);
     assert!(matches!(
-        service.summarize(session.id).await,
+        service.summarize(&session.owner, session.id).await,
         Err(ChatError::ModelUnavailable(_))
     ));
 
@@ -152,7 +155,7 @@ async fn a_model_that_cannot_answer_is_an_error_never_a_partial_summary() {
     });
     let service = summarizing(&session, history(&session), llm);
     assert!(matches!(
-        service.summarize(session.id).await,
+        service.summarize(&session.owner, session.id).await,
         Err(ChatError::ModelFailed(_))
     ));
 }
@@ -161,7 +164,7 @@ async fn a_model_that_cannot_answer_is_an_error_never_a_partial_summary() {
 async fn an_empty_session_is_summarised_without_the_model() {
     let session = session();
     let service = summarizing(&session, Vec::new(), MockLlmClient::new());
-    let summary = service.summarize(session.id).await.unwrap();
+    let summary = service.summarize(&session.owner, session.id).await.unwrap();
     assert_eq!(summary.message_count, MessageCounts::default());
     assert_eq!(summary.first_message_at, None);
     assert!(summary.highlights.is_empty() && summary.topics.is_empty());

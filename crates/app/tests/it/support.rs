@@ -4,7 +4,7 @@ use std::time::Duration;
 use colloquy_app::{
     ChatConfig, ChatService, EventKind, LlmPolicy, ReplyEvents, SessionEvent, Subscription,
 };
-use colloquy_domain::{Message, ModelName, Session};
+use colloquy_domain::{Message, ModelName, Principal, Session};
 use colloquy_inprocess::{InProcessEventLog, LogLimits};
 use colloquy_ports::{
     ChatChunk, ChatStream, Completion, LlmError, MockChatRepository, MockLlmClient,
@@ -30,7 +30,12 @@ pub fn config() -> ChatConfig {
 }
 
 pub fn session() -> Session {
-    Session::new(None, None, ModelName::parse("test-model").unwrap())
+    Session::new(
+        Principal::parse("alice").unwrap(),
+        None,
+        None,
+        ModelName::parse("test-model").unwrap(),
+    )
 }
 
 /// Every version of every message the service wrote, in order.
@@ -42,16 +47,16 @@ pub fn repo_with(session: &Session) -> (MockChatRepository, Writes) {
     let mut repo = MockChatRepository::new();
     let known = session.clone();
     repo.expect_get_session()
-        .returning(move |_| Ok(known.clone()));
+        .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _| Ok(Vec::new()));
+        .returning(|_, _, _| Ok(Vec::new()));
     let appended = Arc::clone(&writes);
-    repo.expect_append_messages().returning(move |messages| {
+    repo.expect_append_messages().returning(move |_, messages| {
         appended.lock().unwrap().extend(messages.iter().cloned());
         Ok(())
     });
     let updated = Arc::clone(&writes);
-    repo.expect_update_message().returning(move |message| {
+    repo.expect_update_message().returning(move |_, message| {
         updated.lock().unwrap().push(message.clone());
         Ok(())
     });

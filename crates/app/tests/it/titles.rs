@@ -20,7 +20,7 @@ fn titling(session: &Session, llm: MockLlmClient) -> (ChatService, Arc<Mutex<Vec
     let stored = Arc::clone(&updates);
     let known = session.clone();
     repo.expect_set_title_if_untitled()
-        .returning(move |_, title, at| {
+        .returning(move |_, _, title, at| {
             let mut named = known.clone();
             named.title = Some(title.clone());
             named.updated_at = at;
@@ -65,9 +65,16 @@ async fn the_first_complete_reply_names_the_session_with_the_models_title() {
         text_stream(&[r#"{"title": "#, r#""Baking rye sourdough"}"#]),
     ]);
     let (service, updates) = titling(&session, llm);
-    let mut watch = service.subscribe(session.id, None).await.unwrap();
+    let mut watch = service
+        .subscribe(&session.owner, session.id, None)
+        .await
+        .unwrap();
     let mut sent = service
-        .send_message(session.id, "How do I bake rye sourdough?".into())
+        .send_message(
+            &session.owner,
+            session.id,
+            "How do I bake rye sourdough?".into(),
+        )
         .await
         .unwrap();
     let reply = until_reply_ends(&mut sent.events).await;
@@ -98,9 +105,16 @@ async fn junk_from_the_model_gives_the_first_words_of_the_message() {
         let session = session();
         let (llm, _) = scripted(vec![text_stream(&["answer"]), text_stream(&[junk])]);
         let (service, _) = titling(&session, llm);
-        let mut watch = service.subscribe(session.id, None).await.unwrap();
+        let mut watch = service
+            .subscribe(&session.owner, session.id, None)
+            .await
+            .unwrap();
         let mut sent = service
-            .send_message(session.id, "  How do I bake\nrye sourdough?".into())
+            .send_message(
+                &session.owner,
+                session.id,
+                "  How do I bake\nrye sourdough?".into(),
+            )
             .await
             .unwrap();
         until_reply_ends(&mut sent.events).await;
@@ -132,9 +146,12 @@ async fn a_failing_model_gives_the_fallback_title() {
             })
         });
     let (service, _) = titling(&session, llm);
-    let mut watch = service.subscribe(session.id, None).await.unwrap();
+    let mut watch = service
+        .subscribe(&session.owner, session.id, None)
+        .await
+        .unwrap();
     let mut sent = service
-        .send_message(session.id, "Plan a week in Lisbon".into())
+        .send_message(&session.owner, session.id, "Plan a week in Lisbon".into())
         .await
         .unwrap();
     until_reply_ends(&mut sent.events).await;
@@ -153,7 +170,7 @@ async fn a_titled_session_is_never_renamed() {
     let (llm, _) = scripted(vec![text_stream(&["answer"])]);
     let (service, updates) = titling(&session, llm);
     let mut sent = service
-        .send_message(session.id, "hello".into())
+        .send_message(&session.owner, session.id, "hello".into())
         .await
         .unwrap();
     until_reply_ends(&mut sent.events).await;
@@ -176,7 +193,7 @@ async fn a_failed_reply_names_nothing() {
     });
     let (service, updates) = titling(&session, llm);
     let mut sent = service
-        .send_message(session.id, "hello".into())
+        .send_message(&session.owner, session.id, "hello".into())
         .await
         .unwrap();
     until_reply_ends(&mut sent.events).await;

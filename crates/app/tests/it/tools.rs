@@ -29,7 +29,7 @@ async fn a_calculator_call_is_run_its_result_sent_back_and_the_answer_streams() 
         text_stream_with_usage(&["It is ", "14."], 30, 4),
     ]);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "what is 2*(3+4)?".into())
+        .send_message(&session.owner, session.id, "what is 2*(3+4)?".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -93,7 +93,7 @@ async fn malformed_arguments_and_unknown_tools_go_back_to_the_model_as_precise_e
         text_stream(&["Sorry, I could not compute that."]),
     ]);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "try".into())
+        .send_message(&session.owner, session.id, "try".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -165,7 +165,7 @@ async fn fragments_of_interleaved_calls_are_joined_by_index() {
     let (repo, _) = repo_with(&session);
     let (llm, _) = scripted(vec![interleaved, text_stream(&["2 and 6"])]);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "two sums".into())
+        .send_message(&session.owner, session.id, "two sums".into())
         .await
         .unwrap();
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
@@ -192,7 +192,7 @@ async fn after_four_rounds_the_model_is_asked_once_more_without_tools() {
     streams.push(text_stream(&["Two."]));
     let (llm, requests) = scripted(streams);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "loop".into())
+        .send_message(&session.owner, session.id, "loop".into())
         .await
         .unwrap();
     let reply = final_message(&until_reply_ends(&mut sent.events).await);
@@ -216,7 +216,7 @@ async fn a_fifth_round_of_tool_calls_ends_failed_with_every_call_kept() {
     let streams: Vec<ChatStream> = (0..=MAX_TOOL_ROUNDS).map(|_| calculator_round()).collect();
     let (llm, _) = scripted(streams);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "loop".into())
+        .send_message(&session.owner, session.id, "loop".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -258,7 +258,7 @@ async fn text_before_a_tool_call_and_after_it_are_separate_paragraphs() {
     let (repo, _) = repo_with(&session);
     let (llm, requests) = scripted(vec![thinking, text_stream(&["It is 42."])]);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "6*7?".into())
+        .send_message(&session.owner, session.id, "6*7?".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;
@@ -303,7 +303,7 @@ async fn a_retry_in_a_later_round_keeps_the_earlier_rounds_text() {
         text_stream(&["It is 42."]),
     ]);
     let mut sent = service(repo, llm)
-        .send_message(session.id, "6*7?".into())
+        .send_message(&session.owner, session.id, "6*7?".into())
         .await
         .unwrap();
     let events = until_reply_ends(&mut sent.events).await;

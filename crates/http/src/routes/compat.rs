@@ -9,7 +9,7 @@ use utoipa::openapi::HttpMethod;
 use super::{messages, sessions};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::wire::{CompatSessionBody, CreateSessionRequest, SessionBody};
-use crate::ApiError;
+use crate::{ApiError, Caller};
 
 /// The routes that share an `/api/v1` handler outright: (route, method, the
 /// `/api/v1` route). The OpenAPI document copies their documentation from it.
@@ -55,9 +55,10 @@ pub(super) fn register(config: &mut web::ServiceConfig) {
 )]
 pub async fn create_session(
     service: web::Data<ChatService>,
+    caller: Caller,
     JsonBody(body): OptionalJsonBody<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = sessions::create_session(&service, body).await?;
+    let session = sessions::create_session(&service, &caller, body).await?;
     Ok(HttpResponse::Created()
         .insert_header(sessions::location(&session))
         .json(CompatSessionBody {

@@ -27,7 +27,7 @@ use crate::{sse, telemetry, ApiError};
     ),
     paths(
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
-        messages::send, messages::list, messages::events, messages::cancel, summary::summary,
+        messages::send, messages::list, messages::events, messages::cancel, messages::stream_token, summary::summary,
         compat::create_session,
         health::live, health::ready, telemetry::metrics_text, openapi_json, swagger_ui,
     ),

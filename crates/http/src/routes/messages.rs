@@ -6,11 +6,12 @@ use futures::StreamExt;
 
 use super::sessions::session_id;
 use crate::body::{parse_id, parse_limit, query, JsonBody};
+use crate::caller::{stream_caller, Tokens};
 use crate::wire::{
-    CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody, SendAccepted,
-    SendMessageRequest,
+    rfc3339, CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody, SendAccepted,
+    SendMessageRequest, StreamTokenBody,
 };
-use crate::{sse, ApiError};
+use crate::{sse, ApiError, Caller};
 
 fn wants_event_stream(request: &HttpRequest) -> bool {
     request
@@ -44,6 +45,7 @@ fn wants_event_stream(request: &HttpRequest) -> bool {
 )]
 pub async fn send(
     service: web::Data<ChatService>,
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
     JsonBody(body): JsonBody<SendMessageRequest>,
@@ -52,7 +54,7 @@ pub async fn send(
     let Some(content) = body.content.or(body.message) else {
         return Err(ApiError::invalid("missing field `content`"));
     };
-    let outcome = service.send_message(id, content).await?;
+    let outcome = service.send_message(&caller.0, id, content).await?;
     if wants_event_stream(&request) {
         return Ok(reply_stream(outcome, body.cancel_on_disconnect)
             .respond_to(&request)
@@ -92,6 +94,7 @@ fn reply_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Respon
 )]
 pub async fn list(
     service: web::Data<ChatService>,
+    caller: Caller,
     request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -103,7 +106,7 @@ pub async fn list(
         .as_deref()
         .map(|raw| parse_id(raw, MessageId::parse, "after"))
         .transpose()?;
-    let page = service.list_messages(id, limit, after).await?;
+    let page = service.list_messages(&caller.0, id, limit, after).await?;
     Ok(HttpResponse::Ok().json(PageBody {
         data: page.items.iter().map(MessageBody::from).collect(),
         has_more: page.has_more,
@@ -163,8 +166,10 @@ pub async fn events(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    let token = query::<EventsQuery>(&request)?.token;
+    let caller = stream_caller(&request, id, token.as_deref()).await?;
     let after = last_event_id(&request)?;
-    let subscription = service.subscribe(id, after).await?;
+    let subscription = service.subscribe(&caller.0, id, after).await?;
     Ok(sse::respond(subscription.into_stream())
         .respond_to(&request)
         .map_into_boxed_body())
@@ -181,8 +186,39 @@ pub async fn events(
 )]
 pub async fn cancel(
     service: web::Data<ChatService>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let cancelled = service.cancel_reply(session_id(&path)?).await?;
+    let cancelled = service.cancel_reply(&caller.0, session_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(CancelBody { cancelled }))
+}
+
+/// A token that opens this session's event stream, for browsers.
+///
+/// `EventSource` cannot send `Authorization`: a page asks for a stream token
+/// with its credentials, then opens `…/events?token=`. The token is good for
+/// this session and this principal only, for `COLLOQUY_STREAM_TOKEN_SECS`; a
+/// stream already open stays open after it expires.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{session_id}/stream-token",
+    tag = "messages",
+    operation_id = "create_stream_token",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    responses((status = 200, description = "The token and when it expires.", body = StreamTokenBody))
+)]
+pub async fn stream_token(
+    service: web::Data<ChatService>,
+    tokens: Tokens,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    // Only the owner gets one: another's session is a 404 like any other.
+    service.get_session(&caller.0, id).await?;
+    let (token, expires_at) = tokens.issue(&caller.0, id)?;
+    Ok(HttpResponse::Ok().json(StreamTokenBody {
+        token,
+        expires_at: rfc3339(expires_at),
+    }))
 }

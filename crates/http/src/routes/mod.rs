@@ -39,6 +39,10 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                     web::resource("/{session_id}/cancel").route(web::post().to(messages::cancel)),
                 )
                 .service(
+                    web::resource("/{session_id}/stream-token")
+                        .route(web::post().to(messages::stream_token)),
+                )
+                .service(
                     web::resource("/{session_id}/summary").route(web::get().to(summary::summary)),
                 ),
         )

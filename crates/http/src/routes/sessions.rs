@@ -7,7 +7,7 @@ use crate::body::{parse_id, parse_limit, query, JsonBody, OptionalJsonBody};
 use crate::wire::{
     CreateSessionRequest, PageBody, PatchSessionRequest, SessionBody, SessionPageQuery,
 };
-use crate::ApiError;
+use crate::{ApiError, Caller};
 
 pub fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     parse_id(raw, SessionId::parse, "session_id")
@@ -16,14 +16,18 @@ pub fn session_id(raw: &str) -> Result<SessionId, ApiError> {
 /// Creates the session `body` describes; the compatibility route shares this.
 pub(super) async fn create_session(
     service: &ChatService,
+    caller: &Caller,
     body: CreateSessionRequest,
 ) -> Result<Session, ApiError> {
     Ok(service
-        .create_session(NewSession {
-            title: body.title,
-            system_prompt: body.system_prompt,
-            model: body.model,
-        })
+        .create_session(
+            &caller.0,
+            NewSession {
+                title: body.title,
+                system_prompt: body.system_prompt,
+                model: body.model,
+            },
+        )
         .await?)
 }
 
@@ -47,9 +51,10 @@ pub(super) fn location(session: &Session) -> (header::HeaderName, String) {
 )]
 pub async fn create(
     service: web::Data<ChatService>,
+    caller: Caller,
     JsonBody(body): OptionalJsonBody<CreateSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = create_session(&service, body).await?;
+    let session = create_session(&service, &caller, body).await?;
     Ok(HttpResponse::Created()
         .insert_header(location(&session))
         .json(SessionBody::from(&session)))
@@ -66,12 +71,13 @@ pub async fn create(
 )]
 pub async fn list(
     service: web::Data<ChatService>,
+    caller: Caller,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let query: SessionPageQuery = query(&request)?;
     let limit = parse_limit(query.limit.as_deref(), 20, 100)?;
     let after = query.after.as_deref().map(session_id).transpose()?;
-    let page = service.list_sessions(limit, after).await?;
+    let page = service.list_sessions(&caller.0, limit, after).await?;
     Ok(HttpResponse::Ok().json(PageBody {
         data: page.items.iter().map(SessionBody::from).collect(),
         has_more: page.has_more,
@@ -89,9 +95,10 @@ pub async fn list(
 )]
 pub async fn get(
     service: web::Data<ChatService>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = service.get_session(session_id(&path)?).await?;
+    let session = service.get_session(&caller.0, session_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
 }
 
@@ -109,6 +116,7 @@ pub async fn get(
 )]
 pub async fn update(
     service: web::Data<ChatService>,
+    caller: Caller,
     path: web::Path<String>,
     JsonBody(body): JsonBody<PatchSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -118,7 +126,7 @@ pub async fn update(
         system_prompt: body.system_prompt,
         model: body.model,
     };
-    let session = service.update_session(id, patch).await?;
+    let session = service.update_session(&caller.0, id, patch).await?;
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
 }
 
@@ -133,8 +141,11 @@ pub async fn update(
 )]
 pub async fn delete(
     service: web::Data<ChatService>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    service.delete_session(session_id(&path)?).await?;
+    service
+        .delete_session(&caller.0, session_id(&path)?)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

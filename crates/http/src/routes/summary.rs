@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::sessions::session_id;
 use crate::wire::{rfc3339, UsageBody};
-use crate::ApiError;
+use crate::{ApiError, Caller};
 
 /// How many messages of each role a session holds.
 #[derive(Debug, Serialize, ToSchema)]
@@ -76,8 +76,9 @@ impl From<SessionSummary> for SummaryBody {
 )]
 pub async fn summary(
     service: web::Data<ChatService>,
+    caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let summary = service.summarize(session_id(&path)?).await?;
+    let summary = service.summarize(&caller.0, session_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(SummaryBody::from(summary)))
 }

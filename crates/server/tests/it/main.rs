@@ -4,16 +4,19 @@
 mod support;
 
 mod ask;
+mod auth;
 mod compat;
 mod context;
 mod crash;
 mod errors;
 mod faults;
 mod flow;
+mod keys;
 mod load;
 mod lossless;
 mod streaming;
 mod summary;
 mod surface;
 mod titles;
+mod token;
 mod tools;

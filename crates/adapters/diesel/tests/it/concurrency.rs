@@ -10,7 +10,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use tokio::sync::Notify;
 
 use crate::support::{
-    all_messages, stored_session, streaming_reply, untitled_session, user_message, TestDb,
+    alice, all_messages, stored_session, streaming_reply, untitled_session, user_message, TestDb,
 };
 
 const TASKS: usize = 8;
@@ -30,11 +30,12 @@ async fn concurrent_writers_and_readers_all_succeed() {
             for round in 0..ROUNDS {
                 let question = user_message(shared.id, &format!("task {task} round {round}"));
                 let mut reply = streaming_reply(shared.id);
-                repo.append_messages(&[question, reply.clone()]).await?;
+                repo.append_messages(&alice(), &[question, reply.clone()])
+                    .await?;
                 reply.content = format!("answer {task}/{round}");
                 reply.finish(MessageStatus::Complete, None);
-                repo.update_message(&reply).await?;
-                repo.list_messages(shared.id, 20, None).await?;
+                repo.update_message(&alice(), &reply).await?;
+                repo.list_messages(&alice(), shared.id, 20, None).await?;
             }
             Ok::<_, colloquy_ports::RepoError>(())
         })
@@ -47,7 +48,7 @@ async fn concurrent_writers_and_readers_all_succeed() {
     }
 
     let expected = TASKS * ROUNDS * 2;
-    let session = db.repo.get_session(shared.id).await.unwrap();
+    let session = db.repo.get_session(&alice(), shared.id).await.unwrap();
     assert_eq!(session.message_count, u64::try_from(expected).unwrap());
     let messages = all_messages(&db.repo, shared.id, 64).await;
     assert_eq!(messages.len(), expected);
@@ -114,7 +115,7 @@ async fn prompt_updates_and_the_auto_title_do_not_undo_each_other() {
                     ..SessionChanges::default()
                 };
                 let stored = repo
-                    .update_session(session.id, &changes, Timestamp::now())
+                    .update_session(&alice(), session.id, &changes, Timestamp::now())
                     .await?;
                 assert_eq!(stored.system_prompt, Some(prompt), "returns what it stored");
                 if done.fetch_add(1, Ordering::SeqCst) + 1 == writes / 2 {
@@ -131,7 +132,7 @@ async fn prompt_updates_and_the_auto_title_do_not_undo_each_other() {
         let auto_title = auto_title.clone();
         tokio::spawn(async move {
             halfway.notified().await;
-            repo.set_title_if_untitled(session.id, &auto_title, Timestamp::now())
+            repo.set_title_if_untitled(&alice(), session.id, &auto_title, Timestamp::now())
                 .await
         })
     };
@@ -174,7 +175,7 @@ async fn prompt_updates_and_the_auto_title_do_not_undo_each_other() {
         );
     }
 
-    let stored = db.repo.get_session(session.id).await.unwrap();
+    let stored = db.repo.get_session(&alice(), session.id).await.unwrap();
     assert_eq!(stored.title, Some(auto_title), "the title survived");
     let last_prompt = prompt_writes.last().unwrap().new_prompt.as_deref();
     assert_eq!(

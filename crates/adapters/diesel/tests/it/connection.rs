@@ -8,7 +8,8 @@ use colloquy_ports::{ChatRepository, RepoError};
 use diesel::connection::SimpleConnection as _;
 
 use crate::support::{
-    all_messages, finished_reply, new_session, stored_session, user_message, TestDb, POOL_SIZE,
+    alice, all_messages, finished_reply, new_session, stored_session, user_message, TestDb,
+    POOL_SIZE,
 };
 
 #[tokio::test]
@@ -37,11 +38,14 @@ async fn data_survives_reopening_the_file() {
         user_message(session.id, "remember me"),
         finished_reply(session.id),
     ];
-    db.repo.append_messages(&messages).await.unwrap();
-    let stored = db.repo.get_session(session.id).await.unwrap();
+    db.repo.append_messages(&alice(), &messages).await.unwrap();
+    let stored = db.repo.get_session(&alice(), session.id).await.unwrap();
 
     let reopened = db.reopen();
-    assert_eq!(reopened.get_session(session.id).await.unwrap(), stored);
+    assert_eq!(
+        reopened.get_session(&alice(), session.id).await.unwrap(),
+        stored
+    );
     assert_eq!(all_messages(&reopened, session.id, 1).await, messages);
     assert!(
         reopened.run_migrations().await.unwrap().is_empty(),
@@ -72,7 +76,10 @@ async fn a_migrated_file_serves_a_repository() {
     assert!(repo.run_migrations().await.unwrap().is_empty());
     let session = new_session();
     repo.create_session(&session).await.unwrap();
-    assert_eq!(repo.get_session(session.id).await.unwrap(), session);
+    assert_eq!(
+        repo.get_session(&alice(), session.id).await.unwrap(),
+        session
+    );
 }
 
 #[tokio::test]
@@ -111,10 +118,16 @@ async fn locations_may_be_urls_and_missing_directories_are_created() {
 async fn an_in_memory_database_works_for_tests() {
     let repo = SqliteRepository::connect(":memory:", 4).unwrap();
     let session = stored_session(&repo).await;
-    repo.append_messages(&[user_message(session.id, "kept")])
+    repo.append_messages(&alice(), &[user_message(session.id, "kept")])
         .await
         .unwrap();
-    assert_eq!(repo.get_session(session.id).await.unwrap().message_count, 1);
+    assert_eq!(
+        repo.get_session(&alice(), session.id)
+            .await
+            .unwrap()
+            .message_count,
+        1
+    );
     assert_eq!(
         repo.connection_settings().await.unwrap().journal_mode,
         "memory"
@@ -189,7 +202,7 @@ async fn a_lock_held_past_the_busy_timeout_makes_the_store_unavailable() {
     // Reads do not need the write lock: WAL serves them meanwhile.
     assert!(db
         .repo
-        .list_sessions(10, None)
+        .list_sessions(&alice(), 10, None)
         .await
         .unwrap()
         .items

@@ -2,7 +2,9 @@
 
 mod concurrency;
 mod connection;
+mod keys;
 mod messages;
+mod owners;
 mod scale;
 mod sessions;
 mod storage;

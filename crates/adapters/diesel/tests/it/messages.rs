@@ -4,7 +4,7 @@ use colloquy_domain::{
 use colloquy_ports::{ChatRepository, RepoError, SessionChanges};
 
 use crate::support::{
-    all_messages, assert_user, finished_reply, micros_now, stored_session, streaming_reply,
+    alice, all_messages, assert_user, finished_reply, micros_now, stored_session, streaming_reply,
     user_message, TestDb,
 };
 
@@ -15,11 +15,15 @@ async fn appended_messages_read_back_whole() {
     let question = user_message(session.id, "  What is the weather?\n");
     let reply = finished_reply(session.id);
     db.repo
-        .append_messages(&[question.clone(), reply.clone()])
+        .append_messages(&alice(), &[question.clone(), reply.clone()])
         .await
         .unwrap();
 
-    let page = db.repo.list_messages(session.id, 10, None).await.unwrap();
+    let page = db
+        .repo
+        .list_messages(&alice(), session.id, 10, None)
+        .await
+        .unwrap();
     assert_eq!(page.items, [question, reply]);
     assert!(!page.has_more);
 }
@@ -31,10 +35,13 @@ async fn appending_bumps_the_count_and_the_update_time() {
 
     let before = micros_now();
     db.repo
-        .append_messages(&[user_message(session.id, "1"), streaming_reply(session.id)])
+        .append_messages(
+            &alice(),
+            &[user_message(session.id, "1"), streaming_reply(session.id)],
+        )
         .await
         .unwrap();
-    let after_two = db.repo.get_session(session.id).await.unwrap();
+    let after_two = db.repo.get_session(&alice(), session.id).await.unwrap();
     assert_eq!(after_two.message_count, 2);
     assert!(
         after_two.updated_at.as_micros() >= before,
@@ -43,10 +50,10 @@ async fn appending_bumps_the_count_and_the_update_time() {
     assert_eq!(after_two.created_at, session.created_at);
 
     db.repo
-        .append_messages(&[user_message(session.id, "3")])
+        .append_messages(&alice(), &[user_message(session.id, "3")])
         .await
         .unwrap();
-    let after_three = db.repo.get_session(session.id).await.unwrap();
+    let after_three = db.repo.get_session(&alice(), session.id).await.unwrap();
     assert_eq!(after_three.message_count, 3);
     assert!(after_three.updated_at >= after_two.updated_at);
 }
@@ -57,16 +64,20 @@ async fn updated_at_never_moves_backwards() {
     let session = stored_session(&db.repo).await;
     let future = Timestamp::from_micros(micros_now() + 3_600_000_000);
     db.repo
-        .update_session(session.id, &SessionChanges::default(), future)
+        .update_session(&alice(), session.id, &SessionChanges::default(), future)
         .await
         .unwrap();
 
     db.repo
-        .append_messages(&[user_message(session.id, "hi")])
+        .append_messages(&alice(), &[user_message(session.id, "hi")])
         .await
         .unwrap();
     assert_eq!(
-        db.repo.get_session(session.id).await.unwrap().updated_at,
+        db.repo
+            .get_session(&alice(), session.id)
+            .await
+            .unwrap()
+            .updated_at,
         future
     );
 }
@@ -77,7 +88,7 @@ async fn appending_to_an_unknown_session_is_not_found_and_stores_nothing() {
     let ghost = SessionId::new();
     let error = db
         .repo
-        .append_messages(&[user_message(ghost, "hello?")])
+        .append_messages(&alice(), &[user_message(ghost, "hello?")])
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
@@ -88,7 +99,7 @@ async fn appending_to_an_unknown_session_is_not_found_and_stores_nothing() {
     db.repo.create_session(&session).await.unwrap();
     assert!(db
         .repo
-        .list_messages(ghost, 10, None)
+        .list_messages(&alice(), ghost, 10, None)
         .await
         .unwrap()
         .items
@@ -101,7 +112,7 @@ async fn a_failing_append_stores_none_of_its_messages() {
     let session = stored_session(&db.repo).await;
     let first = user_message(session.id, "first");
     db.repo
-        .append_messages(std::slice::from_ref(&first))
+        .append_messages(&alice(), std::slice::from_ref(&first))
         .await
         .unwrap();
 
@@ -109,14 +120,18 @@ async fn a_failing_append_stores_none_of_its_messages() {
     let fresh = user_message(session.id, "fresh");
     let error = db
         .repo
-        .append_messages(&[fresh, first.clone()])
+        .append_messages(&alice(), &[fresh, first.clone()])
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
 
     assert_eq!(all_messages(&db.repo, session.id, 10).await, [first]);
     assert_eq!(
-        db.repo.get_session(session.id).await.unwrap().message_count,
+        db.repo
+            .get_session(&alice(), session.id)
+            .await
+            .unwrap()
+            .message_count,
         1
     );
 }
@@ -128,21 +143,41 @@ async fn an_append_mixing_sessions_is_refused_whole() {
     let two = stored_session(&db.repo).await;
     let error = db
         .repo
-        .append_messages(&[user_message(one.id, "a"), user_message(two.id, "b")])
+        .append_messages(
+            &alice(),
+            &[user_message(one.id, "a"), user_message(two.id, "b")],
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
     assert!(format!("{error:#}").contains("two sessions"), "{error:#}");
-    assert_eq!(db.repo.get_session(one.id).await.unwrap().message_count, 0);
-    assert_eq!(db.repo.get_session(two.id).await.unwrap().message_count, 0);
+    assert_eq!(
+        db.repo
+            .get_session(&alice(), one.id)
+            .await
+            .unwrap()
+            .message_count,
+        0
+    );
+    assert_eq!(
+        db.repo
+            .get_session(&alice(), two.id)
+            .await
+            .unwrap()
+            .message_count,
+        0
+    );
 }
 
 #[tokio::test]
 async fn appending_nothing_changes_nothing() {
     let db = TestDb::new();
     let session = stored_session(&db.repo).await;
-    db.repo.append_messages(&[]).await.unwrap();
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+    db.repo.append_messages(&alice(), &[]).await.unwrap();
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        session
+    );
 }
 
 /// Seven messages in one session, appended in two batches.
@@ -150,8 +185,14 @@ async fn seven_messages(db: &TestDb, session: SessionId) -> Vec<Message> {
     let messages: Vec<Message> = (1..=7)
         .map(|n| user_message(session, &format!("m{n}")))
         .collect();
-    db.repo.append_messages(&messages[..3]).await.unwrap();
-    db.repo.append_messages(&messages[3..]).await.unwrap();
+    db.repo
+        .append_messages(&alice(), &messages[..3])
+        .await
+        .unwrap();
+    db.repo
+        .append_messages(&alice(), &messages[3..])
+        .await
+        .unwrap();
     messages
 }
 
@@ -161,26 +202,30 @@ async fn messages_list_oldest_first_in_pages() {
     let session = stored_session(&db.repo).await;
     let m = seven_messages(&db, session.id).await;
 
-    let first = db.repo.list_messages(session.id, 3, None).await.unwrap();
+    let first = db
+        .repo
+        .list_messages(&alice(), session.id, 3, None)
+        .await
+        .unwrap();
     assert_eq!(first.items, m[..3]);
     assert!(first.has_more);
     let second = db
         .repo
-        .list_messages(session.id, 3, Some(m[2].id))
+        .list_messages(&alice(), session.id, 3, Some(m[2].id))
         .await
         .unwrap();
     assert_eq!(second.items, m[3..6]);
     assert!(second.has_more);
     let last = db
         .repo
-        .list_messages(session.id, 3, Some(m[5].id))
+        .list_messages(&alice(), session.id, 3, Some(m[5].id))
         .await
         .unwrap();
     assert_eq!(last.items, m[6..]);
     assert!(!last.has_more);
     let past_the_end = db
         .repo
-        .list_messages(session.id, 3, Some(m[6].id))
+        .list_messages(&alice(), session.id, 3, Some(m[6].id))
         .await
         .unwrap();
     assert!(past_the_end.items.is_empty() && !past_the_end.has_more);
@@ -193,15 +238,23 @@ async fn message_has_more_is_exact_at_the_page_boundary() {
     let session = stored_session(&db.repo).await;
     let m = seven_messages(&db, session.id).await;
 
-    let exact = db.repo.list_messages(session.id, 7, None).await.unwrap();
+    let exact = db
+        .repo
+        .list_messages(&alice(), session.id, 7, None)
+        .await
+        .unwrap();
     assert_eq!(exact.items, m);
     assert!(!exact.has_more);
-    let one_short = db.repo.list_messages(session.id, 6, None).await.unwrap();
+    let one_short = db
+        .repo
+        .list_messages(&alice(), session.id, 6, None)
+        .await
+        .unwrap();
     assert_eq!(one_short.items, m[..6]);
     assert!(one_short.has_more);
     let exact_after_cursor = db
         .repo
-        .list_messages(session.id, 4, Some(m[2].id))
+        .list_messages(&alice(), session.id, 4, Some(m[2].id))
         .await
         .unwrap();
     assert_eq!(exact_after_cursor.items, m[3..]);
@@ -221,13 +274,13 @@ async fn the_message_cursor_need_not_exist() {
     let never_stored = MessageId::new();
     let after = user_message(session.id, "after");
     db.repo
-        .append_messages(&[before, after.clone()])
+        .append_messages(&alice(), &[before, after.clone()])
         .await
         .unwrap();
 
     let page = db
         .repo
-        .list_messages(session.id, 10, Some(never_stored))
+        .list_messages(&alice(), session.id, 10, Some(never_stored))
         .await
         .unwrap();
     assert_eq!(page.items, [after]);
@@ -242,12 +295,12 @@ async fn a_session_lists_only_its_own_messages() {
     for n in 0..4 {
         let message = user_message(one.id, &format!("one {n}"));
         db.repo
-            .append_messages(std::slice::from_ref(&message))
+            .append_messages(&alice(), std::slice::from_ref(&message))
             .await
             .unwrap();
         mine.push(message);
         db.repo
-            .append_messages(&[user_message(two.id, &format!("two {n}"))])
+            .append_messages(&alice(), &[user_message(two.id, &format!("two {n}"))])
             .await
             .unwrap();
     }
@@ -255,7 +308,7 @@ async fn a_session_lists_only_its_own_messages() {
     assert_eq!(all_messages(&db.repo, one.id, 3).await, mine);
     assert_eq!(
         db.repo
-            .list_messages(two.id, 10, None)
+            .list_messages(&alice(), two.id, 10, None)
             .await
             .unwrap()
             .items
@@ -269,13 +322,13 @@ async fn listing_an_unknown_session_is_not_found() {
     let db = TestDb::new();
     let error = db
         .repo
-        .list_messages(SessionId::new(), 10, None)
+        .list_messages(&alice(), SessionId::new(), 10, None)
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
     let error = db
         .repo
-        .recent_messages(SessionId::new(), 10)
+        .recent_messages(&alice(), SessionId::new(), 10)
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
@@ -285,11 +338,15 @@ async fn listing_an_unknown_session_is_not_found() {
 async fn an_empty_session_lists_nothing() {
     let db = TestDb::new();
     let session = stored_session(&db.repo).await;
-    let page = db.repo.list_messages(session.id, 10, None).await.unwrap();
+    let page = db
+        .repo
+        .list_messages(&alice(), session.id, 10, None)
+        .await
+        .unwrap();
     assert!(page.items.is_empty() && !page.has_more);
     assert!(db
         .repo
-        .recent_messages(session.id, 10)
+        .recent_messages(&alice(), session.id, 10)
         .await
         .unwrap()
         .is_empty());
@@ -302,19 +359,34 @@ async fn recent_messages_are_the_newest_returned_oldest_first() {
     let m = seven_messages(&db, session.id).await;
     let other = stored_session(&db.repo).await;
     db.repo
-        .append_messages(&[user_message(other.id, "elsewhere")])
+        .append_messages(&alice(), &[user_message(other.id, "elsewhere")])
         .await
         .unwrap();
 
     assert_eq!(
-        db.repo.recent_messages(session.id, 3).await.unwrap(),
+        db.repo
+            .recent_messages(&alice(), session.id, 3)
+            .await
+            .unwrap(),
         m[4..]
     );
-    assert_eq!(db.repo.recent_messages(session.id, 7).await.unwrap(), m);
-    assert_eq!(db.repo.recent_messages(session.id, 100).await.unwrap(), m);
+    assert_eq!(
+        db.repo
+            .recent_messages(&alice(), session.id, 7)
+            .await
+            .unwrap(),
+        m
+    );
+    assert_eq!(
+        db.repo
+            .recent_messages(&alice(), session.id, 100)
+            .await
+            .unwrap(),
+        m
+    );
     assert!(db
         .repo
-        .recent_messages(session.id, 0)
+        .recent_messages(&alice(), session.id, 0)
         .await
         .unwrap()
         .is_empty());
@@ -327,7 +399,7 @@ async fn updating_a_reply_replaces_its_mutable_fields() {
     let question = user_message(session.id, "hi");
     let mut reply = streaming_reply(session.id);
     db.repo
-        .append_messages(&[question.clone(), reply.clone()])
+        .append_messages(&alice(), &[question.clone(), reply.clone()])
         .await
         .unwrap();
 
@@ -345,7 +417,7 @@ async fn updating_a_reply_replaces_its_mutable_fields() {
         error: None,
     }];
     reply.finish(MessageStatus::Complete, None);
-    db.repo.update_message(&reply).await.unwrap();
+    db.repo.update_message(&alice(), &reply).await.unwrap();
     assert_eq!(
         all_messages(&db.repo, session.id, 10).await,
         [question.clone(), reply.clone()]
@@ -362,16 +434,20 @@ async fn updating_a_reply_replaces_its_mutable_fields() {
             message: "boom".to_owned(),
         }),
     );
-    db.repo.update_message(&reply).await.unwrap();
+    db.repo.update_message(&alice(), &reply).await.unwrap();
     reply.error = None;
     reply.status = MessageStatus::Cancelled;
-    db.repo.update_message(&reply).await.unwrap();
+    db.repo.update_message(&alice(), &reply).await.unwrap();
     assert_eq!(
         all_messages(&db.repo, session.id, 10).await,
         [question, reply]
     );
     assert_eq!(
-        db.repo.get_session(session.id).await.unwrap().message_count,
+        db.repo
+            .get_session(&alice(), session.id)
+            .await
+            .unwrap()
+            .message_count,
         2
     );
 }
@@ -382,7 +458,7 @@ async fn an_update_cannot_move_a_message_or_change_its_origin() {
     let session = stored_session(&db.repo).await;
     let reply = streaming_reply(session.id);
     db.repo
-        .append_messages(std::slice::from_ref(&reply))
+        .append_messages(&alice(), std::slice::from_ref(&reply))
         .await
         .unwrap();
 
@@ -390,11 +466,11 @@ async fn an_update_cannot_move_a_message_or_change_its_origin() {
     changed.model = Some("another-model".to_owned());
     changed.created_at = Timestamp::from_micros(1);
     changed.content = "text".to_owned();
-    db.repo.update_message(&changed).await.unwrap();
+    db.repo.update_message(&alice(), &changed).await.unwrap();
 
     let stored = &db
         .repo
-        .list_messages(session.id, 1, None)
+        .list_messages(&alice(), session.id, 1, None)
         .await
         .unwrap()
         .items[0];
@@ -408,19 +484,23 @@ async fn updating_a_missing_message_is_not_found() {
     let db = TestDb::new();
     let session = stored_session(&db.repo).await;
     let never_appended = streaming_reply(session.id);
-    let error = db.repo.update_message(&never_appended).await.unwrap_err();
+    let error = db
+        .repo
+        .update_message(&alice(), &never_appended)
+        .await
+        .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 
     let reply = streaming_reply(session.id);
     db.repo
-        .append_messages(std::slice::from_ref(&reply))
+        .append_messages(&alice(), std::slice::from_ref(&reply))
         .await
         .unwrap();
     let mut claimed_elsewhere = reply.clone();
     claimed_elsewhere.session_id = SessionId::new();
     let error = db
         .repo
-        .update_message(&claimed_elsewhere)
+        .update_message(&alice(), &claimed_elsewhere)
         .await
         .unwrap_err();
     assert!(
@@ -428,8 +508,8 @@ async fn updating_a_missing_message_is_not_found() {
         "a message is found in its own session only: {error:?}"
     );
 
-    db.repo.delete_session(session.id).await.unwrap();
-    let error = db.repo.update_message(&reply).await.unwrap_err();
+    db.repo.delete_session(&alice(), session.id).await.unwrap();
+    let error = db.repo.update_message(&alice(), &reply).await.unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }
 
@@ -446,11 +526,14 @@ async fn interrupting_stops_every_streaming_reply_and_nothing_else() {
     cancelled.finish(MessageStatus::Cancelled, None);
     let done = finished_reply(two.id);
     db.repo
-        .append_messages(&[question.clone(), streaming_one.clone()])
+        .append_messages(&alice(), &[question.clone(), streaming_one.clone()])
         .await
         .unwrap();
     db.repo
-        .append_messages(&[streaming_two.clone(), cancelled.clone(), done.clone()])
+        .append_messages(
+            &alice(),
+            &[streaming_two.clone(), cancelled.clone(), done.clone()],
+        )
         .await
         .unwrap();
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 use colloquy_domain::Message;
 use colloquy_ports::ChatRepository;
 
-use crate::support::{stored_session, user_message, TestDb};
+use crate::support::{alice, stored_session, user_message, TestDb};
 
 const MESSAGES: usize = 100_000;
 const BATCH: usize = 1_000;
@@ -23,7 +23,7 @@ async fn history_pages_stay_fast_at_100k_messages() {
         let noise: Vec<Message> = (0..BATCH)
             .map(|n| user_message(other.id, &format!("noise {n}")))
             .collect();
-        db.repo.append_messages(&noise).await.unwrap();
+        db.repo.append_messages(&alice(), &noise).await.unwrap();
     }
 
     let started = Instant::now();
@@ -43,7 +43,7 @@ async fn history_pages_stay_fast_at_100k_messages() {
         if batch == MESSAGES / BATCH / 2 {
             middle = Some(messages[0].id);
         }
-        db.repo.append_messages(&messages).await.unwrap();
+        db.repo.append_messages(&alice(), &messages).await.unwrap();
     }
     eprintln!(
         "appended {MESSAGES} messages in batches of {BATCH}: {:?}",
@@ -55,31 +55,39 @@ async fn history_pages_stay_fast_at_100k_messages() {
     for round in 0..3 {
         eprintln!("round {round}");
         let started = Instant::now();
-        let page = db.repo.list_messages(session.id, PAGE, None).await.unwrap();
+        let page = db
+            .repo
+            .list_messages(&alice(), session.id, PAGE, None)
+            .await
+            .unwrap();
         time("first page", started);
         assert_eq!(page.items.len(), PAGE);
 
         let started = Instant::now();
         let page = db
             .repo
-            .list_messages(session.id, PAGE, middle)
+            .list_messages(&alice(), session.id, PAGE, middle)
             .await
             .unwrap();
         time("page from the middle", started);
         assert!(page.has_more);
 
         let started = Instant::now();
-        let recent = db.repo.recent_messages(session.id, PAGE).await.unwrap();
+        let recent = db
+            .repo
+            .recent_messages(&alice(), session.id, PAGE)
+            .await
+            .unwrap();
         time("newest page (recent_messages)", started);
         assert_eq!(recent.len(), PAGE);
 
         let started = Instant::now();
-        db.repo.get_session(session.id).await.unwrap();
+        db.repo.get_session(&alice(), session.id).await.unwrap();
         time("get_session", started);
 
         let started = Instant::now();
         db.repo
-            .append_messages(&[user_message(session.id, "one more")])
+            .append_messages(&alice(), &[user_message(session.id, "one more")])
             .await
             .unwrap();
         time("append one message", started);

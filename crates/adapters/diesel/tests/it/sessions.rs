@@ -3,7 +3,7 @@ use colloquy_ports::{ChatRepository, RepoError, SessionChanges};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::support::{new_session, stored_session, untitled_session, user_message, TestDb};
+use crate::support::{alice, new_session, stored_session, untitled_session, user_message, TestDb};
 
 #[tokio::test]
 async fn a_created_session_reads_back_whole() {
@@ -13,7 +13,10 @@ async fn a_created_session_reads_back_whole() {
     session.updated_at = Timestamp::from_micros(1_700_000_000_999_999);
     db.repo.create_session(&session).await.unwrap();
 
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        session
+    );
 }
 
 #[tokio::test]
@@ -24,7 +27,10 @@ async fn a_session_without_title_or_prompt_reads_back_without_them() {
     session.system_prompt = None;
     db.repo.create_session(&session).await.unwrap();
 
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        session
+    );
 }
 
 #[tokio::test]
@@ -35,7 +41,11 @@ async fn message_count_starts_at_zero_whatever_the_caller_says() {
     db.repo.create_session(&session).await.unwrap();
 
     assert_eq!(
-        db.repo.get_session(session.id).await.unwrap().message_count,
+        db.repo
+            .get_session(&alice(), session.id)
+            .await
+            .unwrap()
+            .message_count,
         0
     );
 }
@@ -43,7 +53,11 @@ async fn message_count_starts_at_zero_whatever_the_caller_says() {
 #[tokio::test]
 async fn an_unknown_session_is_not_found() {
     let db = TestDb::new();
-    let error = db.repo.get_session(SessionId::new()).await.unwrap_err();
+    let error = db
+        .repo
+        .get_session(&alice(), SessionId::new())
+        .await
+        .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }
 
@@ -56,7 +70,10 @@ async fn creating_the_same_session_twice_fails_and_keeps_the_first() {
 
     let error = db.repo.create_session(&again).await.unwrap_err();
     assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), session);
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        session
+    );
 }
 
 /// Five sessions, oldest first.
@@ -77,16 +94,28 @@ async fn sessions_list_newest_first_in_pages() {
     let db = TestDb::new();
     let s = five_sessions(&db).await;
 
-    let first = db.repo.list_sessions(2, None).await.unwrap();
+    let first = db.repo.list_sessions(&alice(), 2, None).await.unwrap();
     assert_eq!(ids(&first), [s[4], s[3]]);
     assert!(first.has_more);
-    let second = db.repo.list_sessions(2, Some(s[3])).await.unwrap();
+    let second = db
+        .repo
+        .list_sessions(&alice(), 2, Some(s[3]))
+        .await
+        .unwrap();
     assert_eq!(ids(&second), [s[2], s[1]]);
     assert!(second.has_more);
-    let last = db.repo.list_sessions(2, Some(s[1])).await.unwrap();
+    let last = db
+        .repo
+        .list_sessions(&alice(), 2, Some(s[1]))
+        .await
+        .unwrap();
     assert_eq!(ids(&last), [s[0]]);
     assert!(!last.has_more);
-    let past_the_end = db.repo.list_sessions(2, Some(s[0])).await.unwrap();
+    let past_the_end = db
+        .repo
+        .list_sessions(&alice(), 2, Some(s[0]))
+        .await
+        .unwrap();
     assert!(past_the_end.items.is_empty() && !past_the_end.has_more);
 }
 
@@ -95,21 +124,29 @@ async fn has_more_is_exact_at_the_page_boundary() {
     let db = TestDb::new();
     let s = five_sessions(&db).await;
 
-    let exact = db.repo.list_sessions(5, None).await.unwrap();
+    let exact = db.repo.list_sessions(&alice(), 5, None).await.unwrap();
     assert_eq!(exact.items.len(), 5);
     assert!(!exact.has_more, "exactly a page left: nothing more");
-    let one_short = db.repo.list_sessions(4, None).await.unwrap();
+    let one_short = db.repo.list_sessions(&alice(), 4, None).await.unwrap();
     assert_eq!(ids(&one_short), [s[4], s[3], s[2], s[1]]);
     assert!(one_short.has_more);
-    let exact_after_cursor = db.repo.list_sessions(3, Some(s[3])).await.unwrap();
+    let exact_after_cursor = db
+        .repo
+        .list_sessions(&alice(), 3, Some(s[3]))
+        .await
+        .unwrap();
     assert_eq!(ids(&exact_after_cursor), [s[2], s[1], s[0]]);
     assert!(!exact_after_cursor.has_more);
-    let none = db.repo.list_sessions(0, None).await.unwrap();
+    let none = db.repo.list_sessions(&alice(), 0, None).await.unwrap();
     assert!(
         none.items.is_empty() && none.has_more,
         "an empty page still says more exist"
     );
-    let huge = db.repo.list_sessions(usize::MAX, None).await.unwrap();
+    let huge = db
+        .repo
+        .list_sessions(&alice(), usize::MAX, None)
+        .await
+        .unwrap();
     assert_eq!(huge.items.len(), 5);
     assert!(!huge.has_more);
 }
@@ -118,12 +155,20 @@ async fn has_more_is_exact_at_the_page_boundary() {
 async fn the_session_cursor_need_not_exist() {
     let db = TestDb::new();
     let s = five_sessions(&db).await;
-    db.repo.delete_session(s[2]).await.unwrap();
+    db.repo.delete_session(&alice(), s[2]).await.unwrap();
 
-    let after_deleted = db.repo.list_sessions(10, Some(s[2])).await.unwrap();
+    let after_deleted = db
+        .repo
+        .list_sessions(&alice(), 10, Some(s[2]))
+        .await
+        .unwrap();
     assert_eq!(ids(&after_deleted), [s[1], s[0]]);
     let never_stored = SessionId::new();
-    let after_unknown = db.repo.list_sessions(10, Some(never_stored)).await.unwrap();
+    let after_unknown = db
+        .repo
+        .list_sessions(&alice(), 10, Some(never_stored))
+        .await
+        .unwrap();
     assert_eq!(
         ids(&after_unknown),
         [s[4], s[3], s[1], s[0]],
@@ -134,7 +179,7 @@ async fn the_session_cursor_need_not_exist() {
 #[tokio::test]
 async fn an_empty_store_lists_nothing() {
     let db = TestDb::new();
-    let page = db.repo.list_sessions(10, None).await.unwrap();
+    let page = db.repo.list_sessions(&alice(), 10, None).await.unwrap();
     assert!(page.items.is_empty() && !page.has_more);
 }
 
@@ -159,7 +204,7 @@ async fn update_replaces_settings_and_keeps_the_message_count() {
         user_message(session.id, "one"),
         user_message(session.id, "two"),
     ];
-    db.repo.append_messages(&messages).await.unwrap();
+    db.repo.append_messages(&alice(), &messages).await.unwrap();
 
     let changes = SessionChanges {
         title: Some(None),
@@ -169,11 +214,11 @@ async fn update_replaces_settings_and_keeps_the_message_count() {
     let at = a_minute_after(&session);
     let returned = db
         .repo
-        .update_session(session.id, &changes, at)
+        .update_session(&alice(), session.id, &changes, at)
         .await
         .unwrap();
 
-    let stored = db.repo.get_session(session.id).await.unwrap();
+    let stored = db.repo.get_session(&alice(), session.id).await.unwrap();
     assert_eq!(returned, stored, "the session as stored afterwards");
     assert_eq!(stored.title, None, "a cleared title is stored as cleared");
     assert_eq!(stored.system_prompt, Some(prompt("Answer in French.")));
@@ -192,7 +237,7 @@ async fn updating_only_the_prompt_leaves_the_title_written_before() {
         ..SessionChanges::default()
     };
     db.repo
-        .update_session(session.id, &titled, session.updated_at)
+        .update_session(&alice(), session.id, &titled, session.updated_at)
         .await
         .unwrap();
 
@@ -203,7 +248,7 @@ async fn updating_only_the_prompt_leaves_the_title_written_before() {
     let at = a_minute_after(&session);
     let returned = db
         .repo
-        .update_session(session.id, &prompted, at)
+        .update_session(&alice(), session.id, &prompted, at)
         .await
         .unwrap();
 
@@ -211,7 +256,10 @@ async fn updating_only_the_prompt_leaves_the_title_written_before() {
     assert_eq!(returned.system_prompt, Some(prompt("Be terse.")));
     assert_eq!(returned.model, session.model);
     assert_eq!(returned.updated_at, at);
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        returned
+    );
 }
 
 #[tokio::test]
@@ -223,7 +271,7 @@ async fn updating_only_the_title_leaves_the_prompt_written_before() {
         ..SessionChanges::default()
     };
     db.repo
-        .update_session(session.id, &prompted, session.updated_at)
+        .update_session(&alice(), session.id, &prompted, session.updated_at)
         .await
         .unwrap();
 
@@ -233,14 +281,17 @@ async fn updating_only_the_title_leaves_the_prompt_written_before() {
     };
     let returned = db
         .repo
-        .update_session(session.id, &titled, a_minute_after(&session))
+        .update_session(&alice(), session.id, &titled, a_minute_after(&session))
         .await
         .unwrap();
 
     assert_eq!(returned.title, Some(title("Named by the user")));
     assert_eq!(returned.system_prompt, Some(prompt("Be terse.")));
     assert_eq!(returned.model, session.model);
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        returned
+    );
 }
 
 #[tokio::test]
@@ -256,14 +307,17 @@ async fn some_none_clears_the_title_and_the_prompt() {
     };
     let returned = db
         .repo
-        .update_session(session.id, &cleared, a_minute_after(&session))
+        .update_session(&alice(), session.id, &cleared, a_minute_after(&session))
         .await
         .unwrap();
 
     assert_eq!(returned.title, None);
     assert_eq!(returned.system_prompt, None);
     assert_eq!(returned.model, session.model, "no model given: kept");
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        returned
+    );
 }
 
 #[tokio::test]
@@ -274,7 +328,7 @@ async fn an_empty_change_only_moves_updated_at() {
 
     let returned = db
         .repo
-        .update_session(session.id, &SessionChanges::default(), at)
+        .update_session(&alice(), session.id, &SessionChanges::default(), at)
         .await
         .unwrap();
 
@@ -296,7 +350,7 @@ async fn updating_an_unknown_session_is_not_found() {
     };
     let error = db
         .repo
-        .update_session(SessionId::new(), &changes, Timestamp::now())
+        .update_session(&alice(), SessionId::new(), &changes, Timestamp::now())
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
@@ -307,7 +361,12 @@ async fn titling_an_unknown_session_is_not_found() {
     let db = TestDb::new();
     let error = db
         .repo
-        .set_title_if_untitled(SessionId::new(), &title("Nobody's"), Timestamp::now())
+        .set_title_if_untitled(
+            &alice(),
+            SessionId::new(),
+            &title("Nobody's"),
+            Timestamp::now(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
@@ -321,7 +380,7 @@ async fn an_untitled_session_takes_the_title() {
 
     let returned = db
         .repo
-        .set_title_if_untitled(session.id, &title("Weather in Oslo"), at)
+        .set_title_if_untitled(&alice(), session.id, &title("Weather in Oslo"), at)
         .await
         .unwrap()
         .expect("the title is set");
@@ -334,7 +393,10 @@ async fn an_untitled_session_takes_the_title() {
             ..session
         }
     );
-    assert_eq!(db.repo.get_session(session.id).await.unwrap(), returned);
+    assert_eq!(
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
+        returned
+    );
 }
 
 #[tokio::test]
@@ -345,13 +407,18 @@ async fn a_titled_session_keeps_its_title_and_nothing_changes() {
 
     let outcome = db
         .repo
-        .set_title_if_untitled(session.id, &title("Generated"), a_minute_after(&session))
+        .set_title_if_untitled(
+            &alice(),
+            session.id,
+            &title("Generated"),
+            a_minute_after(&session),
+        )
         .await
         .unwrap();
 
     assert_eq!(outcome, None);
     assert_eq!(
-        db.repo.get_session(session.id).await.unwrap(),
+        db.repo.get_session(&alice(), session.id).await.unwrap(),
         session,
         "neither the title nor updated_at moved"
     );
@@ -377,22 +444,25 @@ async fn deleting_a_session_deletes_its_messages_and_nothing_else() {
     let doomed = stored_session(&db.repo).await;
     let kept = stored_session(&db.repo).await;
     db.repo
-        .append_messages(&[user_message(doomed.id, "a"), user_message(doomed.id, "b")])
+        .append_messages(
+            &alice(),
+            &[user_message(doomed.id, "a"), user_message(doomed.id, "b")],
+        )
         .await
         .unwrap();
     db.repo
-        .append_messages(&[user_message(kept.id, "c")])
+        .append_messages(&alice(), &[user_message(kept.id, "c")])
         .await
         .unwrap();
 
-    db.repo.delete_session(doomed.id).await.unwrap();
+    db.repo.delete_session(&alice(), doomed.id).await.unwrap();
 
     assert!(matches!(
-        db.repo.get_session(doomed.id).await,
+        db.repo.get_session(&alice(), doomed.id).await,
         Err(RepoError::NotFound)
     ));
     assert!(matches!(
-        db.repo.list_messages(doomed.id, 10, None).await,
+        db.repo.list_messages(&alice(), doomed.id, 10, None).await,
         Err(RepoError::NotFound)
     ));
     assert_eq!(
@@ -401,15 +471,26 @@ async fn deleting_a_session_deletes_its_messages_and_nothing_else() {
         "the messages went with the session"
     );
     assert_eq!(stored_messages_of(&db, kept.id), 1);
-    assert_eq!(db.repo.get_session(kept.id).await.unwrap().message_count, 1);
+    assert_eq!(
+        db.repo
+            .get_session(&alice(), kept.id)
+            .await
+            .unwrap()
+            .message_count,
+        1
+    );
 }
 
 #[tokio::test]
 async fn deleting_an_unknown_session_is_not_found() {
     let db = TestDb::new();
     let session = stored_session(&db.repo).await;
-    db.repo.delete_session(session.id).await.unwrap();
+    db.repo.delete_session(&alice(), session.id).await.unwrap();
 
-    let error = db.repo.delete_session(session.id).await.unwrap_err();
+    let error = db
+        .repo
+        .delete_session(&alice(), session.id)
+        .await
+        .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }

@@ -5,7 +5,7 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text};
 
-use crate::support::{finished_reply, stored_session, user_message, TestDb};
+use crate::support::{alice, finished_reply, stored_session, user_message, TestDb};
 
 #[derive(QueryableByName)]
 struct StoredText {
@@ -41,7 +41,7 @@ async fn tool_calls_are_a_json_array_with_their_texts_as_strings() {
     let question = user_message(session.id, "q");
     let reply = finished_reply(session.id);
     db.repo
-        .append_messages(&[question.clone(), reply.clone()])
+        .append_messages(&alice(), &[question.clone(), reply.clone()])
         .await
         .unwrap();
 
@@ -73,7 +73,11 @@ async fn tool_calls_are_a_json_array_with_their_texts_as_strings() {
         ])
     );
     // And back, byte for byte, including the text that is not JSON at all.
-    let read = db.repo.list_messages(session.id, 10, None).await.unwrap();
+    let read = db
+        .repo
+        .list_messages(&alice(), session.id, 10, None)
+        .await
+        .unwrap();
     assert_eq!(read.items[1].tool_calls, reply.tool_calls);
 }
 
@@ -132,20 +136,23 @@ async fn a_corrupt_message_row_is_an_error_not_a_panic() {
         let db = TestDb::new();
         let session = stored_session(&db.repo).await;
         db.repo
-            .append_messages(&[finished_reply(session.id)])
+            .append_messages(&alice(), &[finished_reply(session.id)])
             .await
             .unwrap();
         damage(&db, damage_sql);
 
         assert_corrupt(
             db.repo
-                .list_messages(session.id, 10, None)
+                .list_messages(&alice(), session.id, 10, None)
                 .await
                 .unwrap_err(),
             detail,
         );
         assert_corrupt(
-            db.repo.recent_messages(session.id, 10).await.unwrap_err(),
+            db.repo
+                .recent_messages(&alice(), session.id, 10)
+                .await
+                .unwrap_err(),
             detail,
         );
     }
@@ -156,7 +163,7 @@ async fn a_corrupt_message_id_is_an_error_not_a_panic() {
     let db = TestDb::new();
     let session = stored_session(&db.repo).await;
     db.repo
-        .append_messages(&[user_message(session.id, "x")])
+        .append_messages(&alice(), &[user_message(session.id, "x")])
         .await
         .unwrap();
     damage(
@@ -166,7 +173,7 @@ async fn a_corrupt_message_id_is_an_error_not_a_panic() {
 
     assert_corrupt(
         db.repo
-            .list_messages(session.id, 10, None)
+            .list_messages(&alice(), session.id, 10, None)
             .await
             .unwrap_err(),
         "not a valid id",
@@ -188,8 +195,14 @@ async fn a_corrupt_session_row_is_an_error_not_a_panic() {
         let session = stored_session(&db.repo).await;
         damage(&db, damage_sql);
 
-        assert_corrupt(db.repo.get_session(session.id).await.unwrap_err(), detail);
-        assert_corrupt(db.repo.list_sessions(10, None).await.unwrap_err(), detail);
+        assert_corrupt(
+            db.repo.get_session(&alice(), session.id).await.unwrap_err(),
+            detail,
+        );
+        assert_corrupt(
+            db.repo.list_sessions(&alice(), 10, None).await.unwrap_err(),
+            detail,
+        );
     }
 }
 
@@ -198,7 +211,7 @@ async fn the_schema_refuses_rows_the_domain_could_not_read() {
     let db = TestDb::new();
     let session = stored_session(&db.repo).await;
     db.repo
-        .append_messages(&[finished_reply(session.id)])
+        .append_messages(&alice(), &[finished_reply(session.id)])
         .await
         .unwrap();
     let mut raw = db.raw();
@@ -212,6 +225,8 @@ async fn the_schema_refuses_rows_the_domain_could_not_read() {
         "UPDATE sessions SET id = upper(id)",
         "UPDATE sessions SET message_count = -1",
         "UPDATE sessions SET model = ''",
+        "UPDATE sessions SET owner = ''",
+        "UPDATE sessions SET owner = NULL",
     ] {
         let error = raw.batch_execute(bad).unwrap_err();
         assert!(

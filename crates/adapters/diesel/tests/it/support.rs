@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use colloquy_diesel::SqliteRepository;
 use colloquy_domain::{
-    ErrorCode, Message, MessageContent, MessageError, MessageStatus, ModelName, Role, Session,
-    SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
+    ErrorCode, Message, MessageContent, MessageError, MessageStatus, ModelName, Principal, Role,
+    Session, SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
 };
 use colloquy_ports::ChatRepository;
 use diesel::connection::SimpleConnection as _;
@@ -51,12 +51,24 @@ impl TestDb {
     }
 }
 
+/// The principal every test's sessions belong to, unless the test says otherwise.
+pub fn alice() -> Principal {
+    Principal::parse("alice").unwrap()
+}
+
+/// Another principal, who must find nothing of alice's.
+pub fn bob() -> Principal {
+    Principal::parse("bob").unwrap()
+}
+
 pub fn model() -> ModelName {
     ModelName::parse("test-model").unwrap()
 }
 
+/// A session of alice's, not stored yet.
 pub fn new_session() -> Session {
     Session::new(
+        alice(),
         Some(Title::parse("A title").unwrap()),
         Some(SystemPrompt::parse("Be brief.").unwrap()),
         model(),
@@ -125,7 +137,7 @@ pub fn finished_reply(session: SessionId) -> Message {
     reply
 }
 
-/// Every message in a session, read page by page.
+/// Every message in one of alice's sessions, read page by page.
 pub async fn all_messages(
     repo: &SqliteRepository,
     session: SessionId,
@@ -135,7 +147,7 @@ pub async fn all_messages(
     let mut after = None;
     loop {
         let page = repo
-            .list_messages(session, page, after)
+            .list_messages(&alice(), session, page, after)
             .await
             .expect("list_messages");
         all.extend(page.items);

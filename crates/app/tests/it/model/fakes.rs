@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use colloquy_domain::{Message, MessageId, Session, SessionId, Timestamp, Title};
+use colloquy_domain::{Message, MessageId, Principal, Session, SessionId, Timestamp, Title};
 use colloquy_ports::{
     ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError, Page,
     PromptRole, RepoError, SessionChanges,
@@ -70,6 +70,14 @@ impl Store {
             .values_mut()
             .flat_map(|messages| messages.iter_mut())
             .find(|message| message.id == id)
+    }
+
+    /// As a real store scopes every query: another's session is not found.
+    fn owned_by(&self, owner: &Principal, id: SessionId) -> Result<(), RepoError> {
+        match self.sessions.get(&id) {
+            Some(session) if session.owner == *owner => Ok(()),
+            _ => Err(RepoError::NotFound),
+        }
     }
 
     fn counted(&self, id: SessionId) -> Result<Session, RepoError> {
@@ -136,13 +144,16 @@ impl ChatRepository for FakeRepo {
         Ok(())
     }
 
-    async fn get_session(&self, id: SessionId) -> Result<Session, RepoError> {
+    async fn get_session(&self, owner: &Principal, id: SessionId) -> Result<Session, RepoError> {
         round_trip().await;
-        lock(&self.store).counted(id)
+        let store = lock(&self.store);
+        store.owned_by(owner, id)?;
+        store.counted(id)
     }
 
     async fn list_sessions(
         &self,
+        owner: &Principal,
         limit: usize,
         after: Option<SessionId>,
     ) -> Result<Page<Session>, RepoError> {
@@ -153,6 +164,7 @@ impl ChatRepository for FakeRepo {
         let mut items: Vec<Session> = ids
             .into_iter()
             .filter(|id| after.is_none_or(|after| *id < after))
+            .filter(|id| store.owned_by(owner, *id).is_ok())
             .map(|id| store.counted(id))
             .collect::<Result<_, _>>()?;
         let has_more = items.len() > limit;
@@ -162,12 +174,14 @@ impl ChatRepository for FakeRepo {
 
     async fn update_session(
         &self,
+        owner: &Principal,
         id: SessionId,
         changes: &SessionChanges,
         at: Timestamp,
     ) -> Result<Session, RepoError> {
         round_trip().await;
         let mut store = lock(&self.store);
+        store.owned_by(owner, id)?;
         let session = store.sessions.get_mut(&id).ok_or(RepoError::NotFound)?;
         if let Some(title) = &changes.title {
             session.title.clone_from(title);
@@ -184,12 +198,14 @@ impl ChatRepository for FakeRepo {
 
     async fn set_title_if_untitled(
         &self,
+        owner: &Principal,
         id: SessionId,
         title: &Title,
         at: Timestamp,
     ) -> Result<Option<Session>, RepoError> {
         round_trip().await;
         let mut store = lock(&self.store);
+        store.owned_by(owner, id)?;
         let session = store.sessions.get_mut(&id).ok_or(RepoError::NotFound)?;
         if session.title.is_some() {
             return Ok(None);
@@ -199,23 +215,26 @@ impl ChatRepository for FakeRepo {
         store.counted(id).map(Some)
     }
 
-    async fn delete_session(&self, id: SessionId) -> Result<(), RepoError> {
+    async fn delete_session(&self, owner: &Principal, id: SessionId) -> Result<(), RepoError> {
         round_trip().await;
         let mut store = lock(&self.store);
+        store.owned_by(owner, id)?;
         store.sessions.remove(&id).ok_or(RepoError::NotFound)?;
         store.messages.remove(&id);
         Ok(())
     }
 
-    async fn append_messages(&self, messages: &[Message]) -> Result<(), RepoError> {
+    async fn append_messages(
+        &self,
+        owner: &Principal,
+        messages: &[Message],
+    ) -> Result<(), RepoError> {
         round_trip().await;
         let mut store = lock(&self.store);
         let Some(first) = messages.first() else {
             return Ok(());
         };
-        if !store.sessions.contains_key(&first.session_id) {
-            return Err(RepoError::NotFound);
-        }
+        store.owned_by(owner, first.session_id)?;
         if let Some(fault) = store.failing_appends.pop_front() {
             return Err(fault.error());
         }
@@ -231,9 +250,10 @@ impl ChatRepository for FakeRepo {
         Ok(())
     }
 
-    async fn update_message(&self, message: &Message) -> Result<(), RepoError> {
+    async fn update_message(&self, owner: &Principal, message: &Message) -> Result<(), RepoError> {
         round_trip().await;
         let mut store = lock(&self.store);
+        store.owned_by(owner, message.session_id)?;
         if store.message_mut(message.id).is_none() {
             return Err(RepoError::NotFound);
         }
@@ -255,12 +275,14 @@ impl ChatRepository for FakeRepo {
 
     async fn list_messages(
         &self,
+        owner: &Principal,
         session: SessionId,
         limit: usize,
         after: Option<MessageId>,
     ) -> Result<Page<Message>, RepoError> {
         round_trip().await;
         let store = lock(&self.store);
+        store.owned_by(owner, session)?;
         let messages = store.messages.get(&session).ok_or(RepoError::NotFound)?;
         let mut items: Vec<Message> = messages
             .iter()
@@ -274,11 +296,13 @@ impl ChatRepository for FakeRepo {
 
     async fn recent_messages(
         &self,
+        owner: &Principal,
         session: SessionId,
         limit: usize,
     ) -> Result<Vec<Message>, RepoError> {
         round_trip().await;
         let store = lock(&self.store);
+        store.owned_by(owner, session)?;
         let messages = store.messages.get(&session).ok_or(RepoError::NotFound)?;
         Ok(messages[messages.len().saturating_sub(limit)..].to_vec())
     }

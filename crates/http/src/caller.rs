@@ -1,0 +1,104 @@
+//! [`Caller`]: the principal a request acts for, as its credentials say.
+
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use colloquy_domain::{Principal, SessionId};
+use colloquy_ports::{AuthError, Authenticator, StreamTokens};
+use futures::future::LocalBoxFuture;
+
+use crate::ApiError;
+
+/// The principal of a request, from `Authorization: Bearer …` through the
+/// configured [`Authenticator`]. Every route that touches a session takes one,
+/// and passes it to the use case: nothing reaches another principal's data.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+/// The authenticator every request goes through.
+pub(crate) type Auth = web::Data<dyn Authenticator>;
+
+/// Who makes and checks stream tokens.
+pub(crate) type Tokens = web::Data<dyn StreamTokens>;
+
+pub(crate) fn auth_data(authenticator: Arc<dyn Authenticator>) -> Auth {
+    web::Data::from(authenticator)
+}
+
+pub(crate) fn tokens_data(tokens: Arc<dyn StreamTokens>) -> Tokens {
+    web::Data::from(tokens)
+}
+
+/// The principal of a request for `session`'s event stream: a stream token
+/// (`?token=`, made for this session) when one is given, else the request's
+/// bearer credentials as for any route.
+///
+/// # Errors
+/// `401` for a token that is malformed, expired or for another session.
+pub(crate) async fn stream_caller(
+    request: &HttpRequest,
+    session: SessionId,
+    token: Option<&str>,
+) -> Result<Caller, ApiError> {
+    match token.filter(|token| !token.is_empty()) {
+        Some(token) => {
+            let tokens = request.app_data::<Tokens>().ok_or_else(|| {
+                ApiError::from(AuthError::Unavailable(anyhow::anyhow!(
+                    "no stream tokens are configured"
+                )))
+            })?;
+            Ok(Caller(tokens.verify(token, session)?))
+        }
+        None => Caller::extract(request).await,
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = request.app_data::<Auth>().cloned();
+        let bearer = bearer(request);
+        Box::pin(async move {
+            let auth = auth.ok_or_else(|| {
+                ApiError::from(AuthError::Unavailable(anyhow::anyhow!(
+                    "no authenticator is configured"
+                )))
+            })?;
+            let bearer = if auth.requires_credentials() {
+                bearer?
+            } else {
+                None
+            };
+            Ok(Self(auth.authenticate(bearer).await?))
+        })
+    }
+}
+
+/// The credential of `Authorization: Bearer <credential>`, if the header is
+/// there. Any other scheme, or a header that is not text, is refused rather
+/// than ignored: a client that sent credentials means them to count.
+fn bearer(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let refused = |why: &str| ApiError::from(AuthError::Invalid(why.to_owned()));
+    let value = value
+        .to_str()
+        .map_err(|_| refused("the Authorization header is not text"))?;
+    let (scheme, credential) = value
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| refused("the Authorization header must be `Bearer <credential>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(refused("only the Bearer scheme is accepted"));
+    }
+    let credential = credential.trim();
+    if credential.is_empty() {
+        return Err(refused("the bearer credential is empty"));
+    }
+    Ok(Some(credential.to_owned()))
+}
