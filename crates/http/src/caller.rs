@@ -42,7 +42,12 @@ pub(crate) async fn stream_caller(
     session: SessionId,
     token: Option<&str>,
 ) -> Result<Caller, ApiError> {
-    match token.filter(|token| !token.is_empty()) {
+    // A server that lets everyone in checks no token either, as it checks
+    // no bearer credential.
+    let needs_credentials = request
+        .app_data::<Auth>()
+        .is_none_or(|auth| auth.requires_credentials());
+    match token.filter(|token| needs_credentials && !token.is_empty()) {
         Some(token) => {
             let tokens = request.app_data::<Tokens>().ok_or_else(|| {
                 ApiError::from(AuthError::Unavailable(anyhow::anyhow!(

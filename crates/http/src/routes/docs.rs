@@ -141,6 +141,10 @@ fn tighten_parameters(operation: &mut Operation) {
 /// The contract's error table, applied to what an operation takes.
 fn add_problems(path: &str, operation: &mut Operation) {
     let mut statuses = vec![500, 503];
+    if path.starts_with("/api/") {
+        // With `COLLOQUY_AUTH=keys` or `jwt`, every API route needs credentials.
+        statuses.push(401);
+    }
     if path.contains("{session_id}") {
         statuses.extend([400, 404]);
     }
@@ -179,6 +183,7 @@ fn add_problems(path: &str, operation: &mut Operation) {
 fn problem_description(status: u16) -> &'static str {
     match status {
         400 => "A malformed JSON body, id or query parameter.",
+        401 => "No, malformed, expired or revoked credentials (`WWW-Authenticate: Bearer`), when the server requires them.",
         404 => "There is no session with that id.",
         413 => "The body is over 1 MiB.",
         415 => "The body is not JSON.",

@@ -163,7 +163,7 @@ impl RawEvents {
         loop {
             if let Some(end) = find(&self.body, b"\n\n") {
                 let block: Vec<u8> = self.body.drain(..end + 2).collect();
-                match parse_event(std::str::from_utf8(&block).unwrap()) {
+                match Sse::parse(std::str::from_utf8(&block).unwrap()) {
                     Some(event) => return Some(event),
                     None => continue,
                 }
@@ -207,30 +207,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack
         .windows(needle.len())
         .position(|window| window == needle)
-}
-
-/// One `text/event-stream` block as an event; `None` for a comment.
-fn parse_event(block: &str) -> Option<Sse> {
-    let mut event = Sse {
-        id: None,
-        event: "message".into(),
-        data: Value::Null,
-    };
-    let mut data = String::new();
-    for line in block.lines() {
-        if let Some(value) = line.strip_prefix("id: ") {
-            event.id = Some(value.to_owned());
-        } else if let Some(value) = line.strip_prefix("event: ") {
-            event.event = value.to_owned();
-        } else if let Some(value) = line.strip_prefix("data: ") {
-            data.push_str(value);
-        }
-    }
-    if data.is_empty() {
-        return None;
-    }
-    event.data = serde_json::from_str(&data).expect("event data is JSON");
-    Some(event)
 }
 
 /// Waits until the reply `message_id` has ended, as a client reading

@@ -99,6 +99,30 @@ pub struct Sse {
 }
 
 impl Sse {
+    /// One `text/event-stream` block as an event; `None` for a comment.
+    pub fn parse(block: &str) -> Option<Self> {
+        let mut event = Self {
+            id: None,
+            event: "message".into(),
+            data: Value::Null,
+        };
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(value) = line.strip_prefix("id: ") {
+                event.id = Some(value.to_owned());
+            } else if let Some(value) = line.strip_prefix("event: ") {
+                event.event = value.to_owned();
+            } else if let Some(value) = line.strip_prefix("data: ") {
+                data.push_str(value);
+            }
+        }
+        if data.is_empty() {
+            return None;
+        }
+        event.data = serde_json::from_str(&data).expect("event data is JSON");
+        Some(event)
+    }
+
     pub fn delta(&self) -> Option<&str> {
         (self.event == "message.delta").then(|| self.data["delta"].as_str().unwrap_or_default())
     }
@@ -133,26 +157,11 @@ impl SseReader {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = Sse {
-                    id: None,
-                    event: "message".into(),
-                    data: Value::Null,
-                };
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("id: ") {
-                        event.id = Some(value.to_owned());
-                    } else if let Some(value) = line.strip_prefix("event: ") {
-                        event.event = value.to_owned();
-                    } else if let Some(value) = line.strip_prefix("data: ") {
-                        data.push_str(value);
-                    }
+                match Sse::parse(&block) {
+                    Some(event) => return Some(event),
+                    // A comment (keep-alive) or a retry hint: the next block.
+                    None => continue,
                 }
-                if data.is_empty() {
-                    continue; // a comment (keep-alive) or a retry hint
-                }
-                event.data = serde_json::from_str(&data).expect("event data is JSON");
-                return Some(event);
             }
             let chunk = tokio::time::timeout(Duration::from_secs(15), self.body.next())
                 .await
