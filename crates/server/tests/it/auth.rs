@@ -50,6 +50,18 @@ async fn call(
     request.send().await.unwrap()
 }
 
+/// `GET …/events?token=`, as a browser's `EventSource` opens it: no header.
+async fn events_with_token(app: &TestApp, session: &str, token: &str) -> reqwest::Response {
+    app.http
+        .get(format!(
+            "{}/api/v1/sessions/{session}/events?token={token}",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn assert_unauthorized(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
@@ -253,15 +265,7 @@ async fn a_stream_token_opens_only_its_own_sessions_events() {
     assert!(issued["expires_at"].as_str().unwrap().ends_with('Z'));
 
     // A browser's EventSource: no header, the token in the query.
-    let events = app
-        .http
-        .get(format!(
-            "{}/api/v1/sessions/{}/events?token={token}",
-            app.base, ids[0]
-        ))
-        .send()
-        .await
-        .unwrap();
+    let events = events_with_token(&app, &ids[0], token).await;
     let mut events = SseReader::new(events);
     app.fake.push(Behaviour::text("hello there"));
     let sent = call(
@@ -280,15 +284,7 @@ async fn a_stream_token_opens_only_its_own_sessions_events() {
     assert_eq!(first.event, "message.created");
 
     // Not for the other session, and not as a bearer credential.
-    let other = app
-        .http
-        .get(format!(
-            "{}/api/v1/sessions/{}/events?token={token}",
-            app.base, ids[1]
-        ))
-        .send()
-        .await
-        .unwrap();
+    let other = events_with_token(&app, &ids[1], token).await;
     assert_unauthorized(other).await;
     assert_unauthorized(call(&app, Method::GET, "/api/v1/sessions", Some(token), None).await).await;
 }
