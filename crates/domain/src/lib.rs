@@ -19,5 +19,5 @@ pub use ids::{ApiKeyId, MessageId, ParseIdError, SessionId};
 pub use message::{ErrorCode, Message, MessageError, MessageStatus, Role, ToolCall, Usage};
 pub use principal::Principal;
 pub use session::Session;
-pub use time::Timestamp;
+pub use time::{Timestamp, UtcDay};
 pub use values::{MessageContent, ModelName, SystemPrompt, Title, ValidationError};

@@ -10,8 +10,10 @@
 mod auth;
 mod events;
 mod keys;
+mod limits;
 mod llm;
 mod repository;
+mod usage;
 
 pub use auth::{AuthError, Authenticator, StreamTokens};
 pub use events::{
@@ -19,11 +21,13 @@ pub use events::{
     SessionEvent, StartAt,
 };
 pub use keys::{ApiKeyRecord, ApiKeyStore};
+pub use limits::{Held, Limit, LimitError, LimitReached, Limiter, Limits, Permit};
 pub use llm::{
     ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptMessage, PromptRole,
     ResponseFormat, ToolCallDelta, ToolCallRequest, ToolSpec,
 };
 pub use repository::{ChatRepository, Page, RepoError, SessionChanges};
+pub use usage::UsageLedger;
 
 #[cfg(feature = "mock")]
 pub use auth::MockAuthenticator;
@@ -35,3 +39,5 @@ pub use keys::MockApiKeyStore;
 pub use llm::MockLlmClient;
 #[cfg(feature = "mock")]
 pub use repository::MockChatRepository;
+#[cfg(feature = "mock")]
+pub use usage::MockUsageLedger;

@@ -69,6 +69,9 @@ pub struct ChatRequest {
     pub messages: Vec<PromptMessage>,
     pub tools: Vec<ToolSpec>,
     pub response_format: Option<ResponseFormat>,
+    /// Most tokens the completion may have; a reply cut there finishes with
+    /// `finish_reason` `length`. `None` leaves it to the upstream.
+    pub max_tokens: Option<u32>,
 }
 
 impl ChatRequest {
@@ -79,6 +82,7 @@ impl ChatRequest {
             messages,
             tools: Vec::new(),
             response_format: None,
+            max_tokens: None,
         }
     }
 }
