@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use colloquy_domain::ModelName;
+use colloquy_ports::Limits;
 
 use crate::tools::{ToolRegistry, BUILTIN_TOOLS};
 
@@ -64,6 +65,34 @@ pub struct ChatConfig {
     /// Longest a summary may take, waiting for another request's included.
     pub summary_deadline: Duration,
     pub llm: LlmPolicy,
+    /// The models a session may name.
+    pub models: ModelAllowlist,
+    /// Most tokens a reply may have, sent upstream with every reply's
+    /// request; `None` leaves it to the upstream.
+    pub max_reply_tokens: Option<u32>,
+    /// What each principal may use. The limiter enforces the rates and the
+    /// places held at once; the daily token allowance is checked here.
+    pub limits: Limits,
+}
+
+/// The models sessions may name (`COLLOQUY_MODELS`): whoever pays the
+/// upstream decides what it serves, not the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelAllowlist {
+    /// `*`: whatever the upstream serves.
+    Any,
+    /// These, and no other (never empty).
+    Only(Vec<ModelName>),
+}
+
+impl ModelAllowlist {
+    #[must_use]
+    pub fn allows(&self, model: &ModelName) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(models) => models.contains(model),
+        }
+    }
 }
 
 /// The system prompt sessions get when neither they nor the operator set one.
@@ -91,7 +120,7 @@ impl ChatConfig {
     pub fn with_model(default_model: ModelName) -> Self {
         Self {
             max_message_chars: 32_000,
-            default_model,
+            default_model: default_model.clone(),
             reply_model: None,
             default_system_prompt: DEFAULT_SYSTEM_PROMPT.to_owned(),
             history_limit: 200,
@@ -101,6 +130,9 @@ impl ChatConfig {
             flush_interval: Duration::from_secs(1),
             summary_deadline: Duration::from_secs(120),
             llm: LlmPolicy::default(),
+            models: ModelAllowlist::Only(vec![default_model.clone()]),
+            max_reply_tokens: Some(4096),
+            limits: Limits::default(),
         }
     }
 }

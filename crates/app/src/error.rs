@@ -1,5 +1,5 @@
 use colloquy_domain::ValidationError;
-use colloquy_ports::{EventLogError, LlmError, RepoError};
+use colloquy_ports::{EventLogError, LimitError, LimitReached, LlmError, RepoError};
 
 /// What a use case can refuse or fail with. The HTTP shell maps each to a status.
 #[derive(Debug, thiserror::Error)]
@@ -8,6 +8,14 @@ pub enum ChatError {
     Invalid(#[from] ValidationError),
     #[error("there is no session with that id")]
     SessionNotFound,
+    /// The model is not one of `COLLOQUY_MODELS`.
+    #[error("the model `{0}` is not offered here; GET /api/v1/models lists those that are")]
+    ModelNotAllowed(String),
+    /// The caller reached one of its limits.
+    #[error(transparent)]
+    LimitReached(#[from] LimitReached),
+    #[error("the limits cannot be checked right now")]
+    LimitsUnavailable(#[source] LimitError),
     #[error("a reply is already being generated in this session; wait for it or cancel it")]
     ReplyInProgress,
     #[error("the server is shutting down and takes no new messages")]
@@ -54,6 +62,15 @@ impl From<EventLogError> for ChatError {
         match error {
             EventLogError::Unavailable(_) => Self::EventsUnavailable(error),
             EventLogError::Unknown(cause) => Self::Unexpected(cause),
+        }
+    }
+}
+
+impl From<LimitError> for ChatError {
+    fn from(error: LimitError) -> Self {
+        match error {
+            LimitError::Reached(reached) => Self::LimitReached(reached),
+            LimitError::Unavailable(_) => Self::LimitsUnavailable(error),
         }
     }
 }

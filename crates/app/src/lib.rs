@@ -30,13 +30,16 @@ mod titles;
 mod tokens;
 pub mod tools;
 mod upstream;
+mod usage;
 
 pub use ask::ask;
 pub use colloquy_ports::{EventKind, Resync, ResyncReason, SessionEvent};
-pub use config::{ChatConfig, LlmPolicy, DEFAULT_SYSTEM_PROMPT};
+pub use config::{ChatConfig, LlmPolicy, ModelAllowlist, DEFAULT_SYSTEM_PROMPT};
 pub use error::ChatError;
 pub use reply::MAX_TOOL_ROUNDS;
-pub use service::{CancelOnDrop, ChatService, NewSession, SendOutcome, SessionPatch};
+pub use service::{
+    Account, CancelOnDrop, ChatService, Dependencies, NewSession, SendOutcome, SessionPatch,
+};
 pub use streams::{ReplyEvents, Subscription};
 pub use summary::{MessageCounts, SessionSummary};
 pub use tools::{Tool, ToolError, ToolRegistry, UnknownTools};

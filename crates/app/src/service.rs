@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use colloquy_domain::{
     Message, MessageContent, MessageId, MessageStatus, ModelName, Principal, Role, Session,
-    SessionId, SystemPrompt, Timestamp, Title,
+    SessionId, SystemPrompt, Timestamp, Title, Usage,
 };
 use colloquy_ports::{
-    ChatRepository, EventKind, EventLog, LlmClient, LlmError, Page, ReplyClaim, SessionChanges,
-    StartAt,
+    ChatRepository, EventKind, EventLog, Held, Limiter, Limits, LlmClient, LlmError, Page,
+    ReplyClaim, SessionChanges, StartAt, UsageLedger,
 };
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use crate::streams::{ReplyEvents, Subscription};
 use crate::summary::{self, Prose, SessionSummary, SummaryCache};
 use crate::titles::TitleJob;
 use crate::tokens::TokenCounter;
+use crate::usage::Allowance;
 use crate::{structured, ChatConfig, ChatError};
 
 /// How long deleting a session waits for its running reply to store and
@@ -100,6 +101,36 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// What the use cases need from the world: one adapter behind each port.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub repo: Arc<dyn ChatRepository>,
+    pub llm: Arc<dyn LlmClient>,
+    pub events: Arc<dyn EventLog>,
+    /// Counts requests and the replies and streams each principal holds.
+    pub limiter: Arc<dyn Limiter>,
+    /// What each principal spent upstream, per day.
+    pub usage: Arc<dyn UsageLedger>,
+}
+
+impl std::fmt::Debug for Dependencies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dependencies")
+            .field("limiter", &self.limiter)
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who is asking, with what they may use and have used today
+/// (`GET /api/v1/me`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub principal: Principal,
+    pub limits: Limits,
+    pub usage_today: Usage,
+}
+
 /// colloquy's use cases, shared by every request (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct ChatService {
@@ -110,6 +141,8 @@ struct Inner {
     repo: Arc<dyn ChatRepository>,
     llm: Arc<dyn LlmClient>,
     events: Arc<dyn EventLog>,
+    limiter: Arc<dyn Limiter>,
+    allowance: Allowance,
     config: ChatConfig,
     replies: TaskTracker,
     shutting_down: AtomicBool,
@@ -130,12 +163,14 @@ impl std::fmt::Debug for Inner {
 
 impl ChatService {
     #[must_use]
-    pub fn new(
-        repo: Arc<dyn ChatRepository>,
-        llm: Arc<dyn LlmClient>,
-        events: Arc<dyn EventLog>,
-        config: ChatConfig,
-    ) -> Self {
+    pub fn new(dependencies: Dependencies, config: ChatConfig) -> Self {
+        let Dependencies {
+            repo,
+            llm,
+            events,
+            limiter,
+            usage,
+        } = dependencies;
         // Parsing an encoding takes a moment: do it now, off the reactor,
         // rather than in the first request that counts tokens.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -147,6 +182,11 @@ impl ChatService {
                 repo,
                 llm,
                 events,
+                limiter,
+                allowance: Allowance {
+                    ledger: usage,
+                    daily_tokens: config.limits.daily_tokens,
+                },
                 config,
                 replies: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
@@ -192,7 +232,7 @@ impl ChatService {
             .map(SystemPrompt::parse)
             .transpose()?;
         let model = match new.model.as_deref() {
-            Some(model) => ModelName::parse(model)?,
+            Some(model) => self.allowed_model(model)?,
             None => self.inner.config.default_model.clone(),
         };
         let session = Session::new(caller.clone(), title, system_prompt, model);
@@ -240,7 +280,11 @@ impl ChatService {
             .system_prompt
             .map(|prompt| prompt.as_deref().map(SystemPrompt::parse).transpose())
             .transpose()?;
-        let model = patch.model.as_deref().map(ModelName::parse).transpose()?;
+        let model = patch
+            .model
+            .as_deref()
+            .map(|model| self.allowed_model(model))
+            .transpose()?;
 
         let changes = SessionChanges {
             title,
@@ -257,6 +301,48 @@ impl ChatService {
         self.publish(id, EventKind::SessionUpdated(session.clone()))
             .await;
         Ok(session)
+    }
+
+    /// `model`, when it is valid and one of `COLLOQUY_MODELS`.
+    fn allowed_model(&self, model: &str) -> Result<ModelName, ChatError> {
+        let model = ModelName::parse(model)?;
+        if self.inner.config.models.allows(&model) {
+            Ok(model)
+        } else {
+            Err(ChatError::ModelNotAllowed(model.as_str().to_owned()))
+        }
+    }
+
+    /// The models a session may name. With `COLLOQUY_MODELS=*` any model
+    /// the upstream serves may be named; the default model is the one
+    /// listed then.
+    #[must_use]
+    pub fn models(&self) -> Vec<ModelName> {
+        match &self.inner.config.models {
+            crate::ModelAllowlist::Any => vec![self.inner.config.default_model.clone()],
+            crate::ModelAllowlist::Only(models) => models.clone(),
+        }
+    }
+
+    /// Counts one request of `who` (a principal, or `ip:<address>` for an
+    /// anonymous client) against the requests-per-minute limit.
+    ///
+    /// # Errors
+    /// [`ChatError::LimitReached`], or [`ChatError::LimitsUnavailable`].
+    pub async fn admit_request(&self, who: &str) -> Result<(), ChatError> {
+        Ok(self.inner.limiter.count_request(who).await?)
+    }
+
+    /// The caller, its limits and what it spent upstream today.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn account(&self, caller: &Principal) -> Result<Account, ChatError> {
+        Ok(Account {
+            principal: caller.clone(),
+            limits: self.inner.limiter.limits(),
+            usage_today: self.inner.allowance.spent_today(caller).await?,
+        })
     }
 
     async fn publish(&self, session: SessionId, kind: EventKind) {
@@ -353,6 +439,9 @@ impl ChatService {
             return Err(ChatError::ShuttingDown);
         }
         let content = MessageContent::parse(content, self.inner.config.max_message_chars)?;
+        self.inner.allowance.check(caller).await?;
+        // Held by the turn's task until the reply has ended.
+        let place = self.inner.limiter.acquire(Held::Reply, caller).await?;
         let user_message = Message::user(session_id, content);
         // The reply's slot is claimed before anything is read: the history
         // read then cannot catch a previous reply halfway through finishing.
@@ -373,6 +462,7 @@ impl ChatService {
             service
                 .run_turn(owner, claim, user_message, reply_id, started)
                 .await;
+            drop(place);
         });
         outcome.await.unwrap_or_else(|_| {
             Err(ChatError::Unexpected(anyhow::anyhow!(
@@ -481,7 +571,7 @@ impl ChatService {
             )
         })
         .await;
-        let request = match request {
+        let mut request = match request {
             Ok(request) => request,
             Err(error) => {
                 tracing::error!(%error, "building a reply's request failed");
@@ -489,10 +579,15 @@ impl ChatService {
                 return;
             }
         };
+        request.max_tokens = self.inner.config.max_reply_tokens;
+        let llm = self
+            .inner
+            .allowance
+            .meter(Arc::clone(&self.inner.llm), owner.clone());
         let driver = ReplyDriver {
             repo: Arc::clone(&self.inner.repo),
             owner,
-            llm: Arc::clone(&self.inner.llm),
+            llm,
             events: Arc::clone(&self.inner.events),
             policy: self.inner.config.llm.clone(),
             flush_interval: self.inner.config.flush_interval,
@@ -608,8 +703,13 @@ impl ChatService {
             })
             .await
             .map_err(|error| ChatError::Unexpected(anyhow::anyhow!(error)))?;
-            let answer =
-                structured::complete(self.inner.llm.as_ref(), &config.llm, &request).await?;
+            // Summaries spend the caller's tokens too.
+            self.inner.allowance.check(caller).await?;
+            let llm = self
+                .inner
+                .allowance
+                .meter(Arc::clone(&self.inner.llm), caller.clone());
+            let answer = structured::complete(llm.as_ref(), &config.llm, &request).await?;
             Prose::parse(&answer).map_err(|problem| {
                 tracing::warn!(session_id = %session_id, %problem, "the model's summary was refused");
                 ChatError::BadModelOutput(format!("the summary it wrote was refused: {problem}"))
@@ -646,8 +746,12 @@ impl ChatService {
     /// `Last-Event-ID`), every kept event after it first; without, a reply
     /// still streaming from its start; then live ones.
     ///
+    /// The subscription holds one of the caller's open-stream places until
+    /// it is dropped.
+    ///
     /// # Errors
-    /// [`ChatError::SessionNotFound`].
+    /// [`ChatError::SessionNotFound`]; [`ChatError::LimitReached`] when the
+    /// caller holds as many streams open as it may.
     pub async fn subscribe(
         &self,
         caller: &Principal,
@@ -655,10 +759,9 @@ impl ChatService {
         after: Option<u64>,
     ) -> Result<Subscription, ChatError> {
         self.inner.repo.get_session(caller, session).await?;
+        let place = self.inner.limiter.acquire(Held::Stream, caller).await?;
         let start = after.map_or(StartAt::Live, StartAt::After);
-        Ok(Subscription::new(
-            self.inner.events.subscribe(session, start).await?,
-        ))
+        Ok(Subscription::new(self.inner.events.subscribe(session, start).await?).holding(place))
     }
 
     /// Stops the reply in progress, which ends `cancelled` with its text so

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use colloquy_domain::{MessageId, SessionId};
-use colloquy_ports::{EventKind, EventLog, EventStream, SessionEvent};
+use colloquy_ports::{EventKind, EventLog, EventStream, Permit, SessionEvent};
 use futures::{Stream, StreamExt};
 
 /// One client's view of a session's events: every event after its cursor,
@@ -12,6 +12,9 @@ use futures::{Stream, StreamExt};
 /// then live ones. It ends when the session is deleted or the server stops.
 pub struct Subscription {
     events: EventStream,
+    /// The subscriber's place under its open-streams limit, given back
+    /// when the subscription is dropped.
+    place: Option<Box<dyn Permit>>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -22,7 +25,15 @@ impl std::fmt::Debug for Subscription {
 
 impl Subscription {
     pub(crate) fn new(events: EventStream) -> Self {
-        Self { events }
+        Self {
+            events,
+            place: None,
+        }
+    }
+
+    pub(crate) fn holding(mut self, place: Box<dyn Permit>) -> Self {
+        self.place = Some(place);
+        self
     }
 
     /// The next event, waiting for it if need be; `None` once the stream ended.
@@ -32,7 +43,12 @@ impl Subscription {
 
     /// The subscription as a stream of events.
     pub fn into_stream(self) -> impl Stream<Item = Arc<SessionEvent>> + Send + 'static {
-        self.events
+        let place = self.place;
+        // The stream owns the place now: it is given back when the stream
+        // (the client's connection) is dropped.
+        self.events.inspect(move |_| {
+            let _ = &place;
+        })
     }
 }
 

@@ -68,6 +68,11 @@ impl Server {
             // generation or tool round trips, is what is measured.
             .env("COLLOQUY_AUTO_TITLE", "false")
             .env("COLLOQUY_TOOLS", "none")
+            // Every simulated user is the one anonymous principal on one
+            // address: the per-principal limits would measure themselves.
+            .env("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0")
+            .env("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "0")
+            .env("COLLOQUY_MAX_STREAMS_PER_PRINCIPAL", "0")
             .env("RUST_LOG", "warn")
             .current_dir(dir)
             .stdin(Stdio::null())

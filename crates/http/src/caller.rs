@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use colloquy_app::ChatService;
 use colloquy_domain::{Principal, SessionId};
 use colloquy_ports::{AuthError, Authenticator, StreamTokens};
 use futures::future::LocalBoxFuture;
@@ -54,7 +55,9 @@ pub(crate) async fn stream_caller(
                     "no stream tokens are configured"
                 )))
             })?;
-            Ok(Caller(tokens.verify(token, session)?))
+            let principal = tokens.verify(token, session)?;
+            admit(request, &principal, needs_credentials).await?;
+            Ok(Caller(principal))
         }
         None => Caller::extract(request).await,
     }
@@ -67,20 +70,44 @@ impl FromRequest for Caller {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let auth = request.app_data::<Auth>().cloned();
         let bearer = bearer(request);
+        let request = request.clone();
         Box::pin(async move {
             let auth = auth.ok_or_else(|| {
                 ApiError::from(AuthError::Unavailable(anyhow::anyhow!(
                     "no authenticator is configured"
                 )))
             })?;
-            let bearer = if auth.requires_credentials() {
-                bearer?
-            } else {
-                None
-            };
-            Ok(Self(auth.authenticate(bearer).await?))
+            let needs_credentials = auth.requires_credentials();
+            let bearer = if needs_credentials { bearer? } else { None };
+            let principal = auth.authenticate(bearer).await?;
+            admit(&request, &principal, needs_credentials).await?;
+            Ok(Self(principal))
         })
     }
+}
+
+/// Counts the request against its principal's requests-per-minute limit;
+/// on a server that authenticates nobody every client is the same
+/// principal, so there each client address is counted apart instead.
+async fn admit(
+    request: &HttpRequest,
+    principal: &Principal,
+    authenticated: bool,
+) -> Result<(), ApiError> {
+    let Some(service) = request.app_data::<web::Data<ChatService>>() else {
+        return Ok(());
+    };
+    let who = if authenticated {
+        format!("principal:{principal}")
+    } else {
+        // The peer address, not X-Forwarded-For: a header any client can
+        // write would let it pick a fresh allowance per request.
+        let address = request
+            .peer_addr()
+            .map_or_else(|| "unknown".to_owned(), |peer| peer.ip().to_string());
+        format!("ip:{address}")
+    };
+    Ok(service.admit_request(&who).await?)
 }
 
 /// The credential of `Authorization: Bearer <credential>`, if the header is

@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpResponse, ResponseError};
 use colloquy_app::ChatError;
-use colloquy_ports::AuthError;
+use colloquy_ports::{AuthError, Limit, LimitReached};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -29,6 +29,14 @@ pub struct ApiError {
     #[schema(value_type = u16, minimum = 400, maximum = 599)]
     status: StatusCode,
     detail: String,
+    /// On a `429`: which limit was reached (`requests_per_minute`,
+    /// `replies_at_once`, `streams_at_once`, `daily_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "replies_at_once")]
+    limit: Option<&'static str>,
+    /// Sent as `Retry-After`, in whole seconds.
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 fn as_u16<S: serde::Serializer>(status: &StatusCode, serializer: S) -> Result<S::Ok, S::Error> {
@@ -44,7 +52,34 @@ impl ApiError {
             title: title.to_owned(),
             status,
             detail: detail.into(),
+            limit: None,
+            retry_after: None,
         }
+    }
+
+    /// `429`: `reached` says which limit, and when to try again.
+    pub fn limit_reached(reached: LimitReached) -> Self {
+        let retry_after = reached.retry_after.as_secs().max(1);
+        let detail = format!(
+            "{} is limited to {} ({}); try again in {retry_after} s",
+            match reached.limit {
+                Limit::RequestsPerMinute => "requests per minute",
+                Limit::RepliesAtOnce => "replies generating at once",
+                Limit::StreamsAtOnce => "event streams open at once",
+                Limit::DailyTokens => "upstream tokens per day (UTC)",
+            },
+            reached.max,
+            reached.limit.variable(),
+        );
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "limit-reached",
+            "Too many requests",
+            detail,
+        );
+        problem.limit = Some(reached.limit.name());
+        problem.retry_after = Some(retry_after);
+        problem
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -130,7 +165,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.content_type(PROBLEM_JSON);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "5"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
@@ -167,6 +204,22 @@ impl From<ChatError> for ApiError {
         match error {
             ChatError::Invalid(invalid) => Self::invalid(invalid.to_string()),
             ChatError::SessionNotFound => Self::session_not_found(),
+            ChatError::ModelNotAllowed(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "model-not-allowed",
+                "Model not offered",
+                error.to_string(),
+            ),
+            ChatError::LimitReached(reached) => Self::limit_reached(reached),
+            ChatError::LimitsUnavailable(cause) => {
+                tracing::warn!(error = %cause, "limits unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "limits-unavailable",
+                    "Service unavailable",
+                    "the limits cannot be checked right now; try again shortly",
+                )
+            }
             ChatError::ReplyInProgress => Self::new(
                 StatusCode::CONFLICT,
                 "reply-in-progress",

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use colloquy_app::Account;
 use colloquy_domain::{
     ErrorCode, Message, MessageStatus, Role, Session, Timestamp, ToolCall, Usage,
 };
@@ -334,4 +335,58 @@ pub struct StreamTokenBody {
     /// After this the token opens nothing; a stream already open stays open.
     #[schema(format = "date-time")]
     pub expires_at: String,
+}
+
+/// `GET /api/v1/me`: who is asking, what it may use, what it used today.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountBody {
+    /// The principal every session and limit of this caller belongs to.
+    pub principal: String,
+    pub limits: LimitsBody,
+    /// Upstream tokens spent since 00:00 UTC, titles and summaries included.
+    pub usage_today: UsageBody,
+}
+
+/// The caller's limits; `null` where a limit is off.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitsBody {
+    pub requests_per_minute: Option<u32>,
+    pub replies_at_once: Option<u32>,
+    pub streams_at_once: Option<u32>,
+    /// Upstream tokens (prompt + completion) per UTC day.
+    pub daily_tokens: Option<u64>,
+    /// The most tokens one reply may have.
+    pub max_reply_tokens: Option<u32>,
+}
+
+impl AccountBody {
+    #[must_use]
+    pub fn new(account: &Account, max_reply_tokens: Option<u32>) -> Self {
+        let limits = account.limits;
+        let on_u32 = |value: u32| (value > 0).then_some(value);
+        Self {
+            principal: account.principal.as_str().to_owned(),
+            limits: LimitsBody {
+                requests_per_minute: on_u32(limits.requests_per_minute),
+                replies_at_once: on_u32(limits.replies_at_once),
+                streams_at_once: on_u32(limits.streams_at_once),
+                daily_tokens: (limits.daily_tokens > 0).then_some(limits.daily_tokens),
+                max_reply_tokens,
+            },
+            usage_today: account.usage_today.into(),
+        }
+    }
+}
+
+/// `GET /api/v1/models`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelListBody {
+    pub data: Vec<ModelBody>,
+}
+
+/// A model a session may name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelBody {
+    #[schema(example = "gpt-4o-mini")]
+    pub id: String,
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
-use colloquy_app::{ChatConfig, ChatService};
+use colloquy_app::{ChatConfig, ChatService, Dependencies};
 use colloquy_auth::{Anonymous, ApiKeys, JwtAuth, SignedStreamTokens};
 use colloquy_diesel::SqliteRepository;
-use colloquy_inprocess::InProcessEventLog;
+use colloquy_inprocess::{InProcessEventLog, InProcessLimiter};
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
 use colloquy_ports::{Authenticator, ChatRepository, LlmClient, StreamTokens};
@@ -55,9 +55,14 @@ impl Application {
     pub async fn build_with(config: &Config, chat: ChatConfig) -> anyhow::Result<Self> {
         refuse_public_anonymous(config)?;
         let store = open_sqlite(&config.database_url)?;
-        let repo: Arc<dyn ChatRepository> = store.clone();
-        let events = Arc::new(InProcessEventLog::new(config.event_log));
-        let service = ChatService::new(repo, language_model(config)?, events, chat);
+        let dependencies = Dependencies {
+            repo: store.clone(),
+            llm: language_model(config)?,
+            events: Arc::new(InProcessEventLog::new(config.event_log)),
+            limiter: Arc::new(InProcessLimiter::new(chat.limits)),
+            usage: store.clone(),
+        };
+        let service = ChatService::new(dependencies, chat);
         let recovered = service
             .recover_interrupted_replies()
             .await

@@ -7,11 +7,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use colloquy_app::{ChatConfig, LlmPolicy, ToolRegistry};
+use colloquy_app::{ChatConfig, LlmPolicy, ModelAllowlist, ToolRegistry};
 use colloquy_domain::ModelName;
 use colloquy_inprocess::LogLimits;
 use colloquy_offline::OFFLINE_MODEL;
 use colloquy_openai::ApiKey;
+use colloquy_ports::Limits;
 
 /// Which language model answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +106,56 @@ pub struct Config {
     pub jwt_audience: Option<String>,
     /// How long a stream token opens a session's event stream.
     pub stream_token_ttl: Duration,
+    /// What each principal may use, and which models.
+    pub limits: LimitSettings,
+}
+
+/// The contract's "Limits" table, but for connections and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    pub limits: Limits,
+    /// `COLLOQUY_MODELS`.
+    pub models: ModelAllowlist,
+    /// `COLLOQUY_MAX_REPLY_TOKENS`; `None` when `0`.
+    pub max_reply_tokens: Option<u32>,
+}
+
+impl LimitSettings {
+    fn from_lookup(
+        get: &impl Fn(&str) -> Option<String>,
+        default_model: &ModelName,
+    ) -> anyhow::Result<Self> {
+        let models = match get("COLLOQUY_MODELS") {
+            None => ModelAllowlist::Only(vec![default_model.clone()]),
+            Some(list) if list.trim() == "*" => ModelAllowlist::Any,
+            Some(list) => {
+                let models = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|model| !model.is_empty())
+                    .map(|model| {
+                        ModelName::parse(model)
+                            .map_err(|error| anyhow!("COLLOQUY_MODELS: `{model}`: {error}"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                if models.is_empty() {
+                    bail!("COLLOQUY_MODELS names no model; list some, or `*` for any");
+                }
+                ModelAllowlist::Only(models)
+            }
+        };
+        let max_reply_tokens: u32 = number(get, "COLLOQUY_MAX_REPLY_TOKENS", "4096")?;
+        Ok(Self {
+            limits: Limits {
+                requests_per_minute: number(get, "COLLOQUY_RATE_LIMIT_PER_MINUTE", "600")?,
+                replies_at_once: number(get, "COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "4")?,
+                streams_at_once: number(get, "COLLOQUY_MAX_STREAMS_PER_PRINCIPAL", "64")?,
+                daily_tokens: number(get, "COLLOQUY_DAILY_TOKENS_PER_PRINCIPAL", "0")?,
+            },
+            models,
+            max_reply_tokens: (max_reply_tokens > 0).then_some(max_reply_tokens),
+        })
+    }
 }
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -206,7 +257,9 @@ impl Config {
             }
             other => bail!("COLLOQUY_AUTH must be `none`, `keys` or `jwt`, not `{other}`"),
         };
+        let limits = LimitSettings::from_lookup(&get, &default_model)?;
         Ok(Self {
+            limits,
             auth,
             allow_anonymous: boolean(&get, "COLLOQUY_ALLOW_ANONYMOUS", false)?,
             jwt_secret,
@@ -249,6 +302,9 @@ impl Config {
         if self.llm == LlmChoice::Offline {
             chat.reply_model = Some(self.default_model.clone());
         }
+        chat.models = self.limits.models.clone();
+        chat.max_reply_tokens = self.limits.max_reply_tokens;
+        chat.limits = self.limits.limits;
         chat.llm = LlmPolicy {
             first_chunk_timeout: self.llm_timeout,
             idle_timeout: self.llm_idle_timeout,
@@ -484,5 +540,62 @@ mod tests {
         .chat_config();
         assert_eq!(wired.tools.names(), ["calculator"]);
         assert_eq!((wired.context_tokens, wired.auto_title), (500, false));
+    }
+
+    #[test]
+    fn limits_default_to_the_contract_and_zero_turns_them_off() {
+        let defaults = config(&[]).unwrap().limits;
+        assert_eq!(defaults.limits, Limits::default());
+        assert_eq!(defaults.max_reply_tokens, Some(4096));
+        assert_eq!(
+            defaults.models,
+            ModelAllowlist::Only(vec![ModelName::parse("offline").unwrap()])
+        );
+        let keyed = config(&[("OPENAI_API_KEY", "sk-test"), ("OPENAI_MODEL", "gpt-4.1")])
+            .unwrap()
+            .limits;
+        assert_eq!(
+            keyed.models,
+            ModelAllowlist::Only(vec![ModelName::parse("gpt-4.1").unwrap()])
+        );
+
+        let set = config(&[
+            ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0"),
+            ("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "1"),
+            ("COLLOQUY_MAX_STREAMS_PER_PRINCIPAL", "2"),
+            ("COLLOQUY_DAILY_TOKENS_PER_PRINCIPAL", "100000"),
+            ("COLLOQUY_MAX_REPLY_TOKENS", "0"),
+            ("COLLOQUY_MODELS", " gpt-4o-mini, llama3.1 ,"),
+        ])
+        .unwrap();
+        let chat = set.chat_config();
+        assert_eq!(
+            chat.limits,
+            Limits {
+                requests_per_minute: 0,
+                replies_at_once: 1,
+                streams_at_once: 2,
+                daily_tokens: 100_000,
+            }
+        );
+        assert_eq!(chat.max_reply_tokens, None);
+        assert!(chat.models.allows(&ModelName::parse("llama3.1").unwrap()));
+        assert!(!chat.models.allows(&ModelName::parse("gpt-4o").unwrap()));
+        assert_eq!(
+            config(&[("COLLOQUY_MODELS", "*")]).unwrap().limits.models,
+            ModelAllowlist::Any
+        );
+
+        for (name, value) in [
+            ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "-1"),
+            ("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "four"),
+            ("COLLOQUY_MAX_STREAMS_PER_PRINCIPAL", "1.5"),
+            ("COLLOQUY_DAILY_TOKENS_PER_PRINCIPAL", "lots"),
+            ("COLLOQUY_MAX_REPLY_TOKENS", "99999999999"),
+            ("COLLOQUY_MODELS", " , "),
+        ] {
+            let error = format!("{:#}", config(&[(name, value)]).unwrap_err());
+            assert!(error.contains(name), "{error} should name {name}");
+        }
     }
 }

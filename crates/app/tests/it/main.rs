@@ -4,6 +4,7 @@ mod support;
 
 mod context;
 mod endings;
+mod limits;
 mod model;
 mod replies;
 mod sending;

@@ -318,11 +318,20 @@ impl StateMachineTest for Hub {
         // this much time pass.
         config.llm.first_chunk_timeout = Duration::from_secs(10);
         config.llm.idle_timeout = Duration::from_secs(10);
+        // The reference model knows nothing of limits: many hanging replies
+        // at once must not be refused here (the limits have tests of their own).
+        config.limits = colloquy_ports::Limits {
+            requests_per_minute: 0,
+            replies_at_once: 0,
+            streams_at_once: 0,
+            daily_tokens: 0,
+        };
         let service = runtime.block_on(async {
-            ChatService::new(
+            crate::support::service_with_events(
                 Arc::clone(&repo) as _,
                 Arc::clone(&llm) as _,
                 Arc::clone(&log) as _,
+                Arc::default(),
                 config,
             )
         });

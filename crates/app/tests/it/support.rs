@@ -1,13 +1,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use colloquy_app::{
-    ChatConfig, ChatService, EventKind, LlmPolicy, ReplyEvents, SessionEvent, Subscription,
+    ChatConfig, ChatService, Dependencies, EventKind, LlmPolicy, ReplyEvents, SessionEvent,
+    Subscription,
 };
-use colloquy_domain::{Message, ModelName, Principal, Session};
-use colloquy_inprocess::{InProcessEventLog, LogLimits};
+use colloquy_domain::{Message, ModelName, Principal, Session, Usage, UtcDay};
+use colloquy_inprocess::{InProcessEventLog, InProcessLimiter, LogLimits};
 use colloquy_ports::{
-    ChatChunk, ChatStream, Completion, LlmError, MockChatRepository, MockLlmClient,
+    ChatChunk, ChatRepository, ChatStream, Completion, EventLog, LlmClient, LlmError,
+    MockChatRepository, MockLlmClient, RepoError, UsageLedger,
 };
 use futures::StreamExt;
 
@@ -72,8 +75,84 @@ pub fn service_with(
     llm: MockLlmClient,
     config: ChatConfig,
 ) -> ChatService {
-    let events = Arc::new(InProcessEventLog::new(LogLimits::default()));
-    ChatService::new(Arc::new(repo), Arc::new(llm), events, config)
+    service_on(Arc::new(repo), Arc::new(llm), Arc::default(), config)
+}
+
+/// A service over these ports, with the in-process event log and limiter.
+pub fn service_on(
+    repo: Arc<dyn ChatRepository>,
+    llm: Arc<dyn LlmClient>,
+    usage: Arc<MemoryLedger>,
+    config: ChatConfig,
+) -> ChatService {
+    service_with_events(
+        repo,
+        llm,
+        Arc::new(InProcessEventLog::new(LogLimits::default())),
+        usage,
+        config,
+    )
+}
+
+pub fn service_with_events(
+    repo: Arc<dyn ChatRepository>,
+    llm: Arc<dyn LlmClient>,
+    events: Arc<dyn EventLog>,
+    usage: Arc<MemoryLedger>,
+    config: ChatConfig,
+) -> ChatService {
+    let dependencies = Dependencies {
+        repo,
+        llm,
+        events,
+        limiter: Arc::new(InProcessLimiter::new(config.limits)),
+        usage,
+    };
+    ChatService::new(dependencies, config)
+}
+
+/// A usage ledger in memory.
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    spent: Mutex<std::collections::HashMap<(Principal, UtcDay), Usage>>,
+}
+
+impl MemoryLedger {
+    /// What `principal` spent today.
+    pub fn today(&self, principal: &Principal) -> Usage {
+        self.spent
+            .lock()
+            .unwrap()
+            .get(&(principal.clone(), UtcDay::today()))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl UsageLedger for MemoryLedger {
+    async fn add_usage(
+        &self,
+        principal: &Principal,
+        day: UtcDay,
+        usage: Usage,
+    ) -> Result<(), RepoError> {
+        let mut spent = self.spent.lock().unwrap();
+        let total = spent.entry((principal.clone(), day)).or_default();
+        total.prompt_tokens += usage.prompt_tokens;
+        total.completion_tokens += usage.completion_tokens;
+        Ok(())
+    }
+
+    async fn usage_on(&self, principal: &Principal, day: UtcDay) -> Result<Usage, RepoError> {
+        Ok(self
+            .spent
+            .lock()
+            .unwrap()
+            .get(&(principal.clone(), day))
+            .copied()
+            .unwrap_or_default())
+    }
 }
 
 /// Either kind of event stream a test reads.

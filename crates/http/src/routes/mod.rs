@@ -1,5 +1,6 @@
 //! The routes of the contract, one module per resource.
 
+mod account;
 mod compat;
 mod docs;
 mod health;
@@ -46,6 +47,8 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                     web::resource("/{session_id}/summary").route(web::get().to(summary::summary)),
                 ),
         )
+        .service(web::resource("/api/v1/me").route(web::get().to(account::me)))
+        .service(web::resource("/api/v1/models").route(web::get().to(account::models)))
         .service(web::resource("/healthz").route(web::get().to(health::live)))
         .service(web::resource("/readyz").route(web::get().to(health::ready)))
         .service(web::resource("/metrics").route(web::get().to(crate::telemetry::metrics_text)))
