@@ -147,7 +147,13 @@ impl Fault {
 ///
 /// Usage is deterministic: `prompt_tokens` is the number of characters in the
 /// request's message contents divided by 4 (rounded down), and
-/// `completion_tokens` is the number of content chunks.
+/// `completion_tokens` is the number of content chunks sent.
+///
+/// A request's token limit (`max_completion_tokens` or `max_tokens`, the
+/// smaller when both are set) counts content chunks too: a reply with more
+/// stops after that many, streamed or not, and finishes with `length`
+/// whatever its scripted reason, as OpenAI does. A fault set after more
+/// chunks than are sent strikes after the last one.
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub(crate) content: Content,

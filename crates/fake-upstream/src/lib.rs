@@ -11,6 +11,10 @@
 //! headers, and break in every way a real upstream does: dropped connections,
 //! streams that end early, corrupt chunks, in-stream errors, stalls.
 //!
+//! A request's token limit (`max_completion_tokens` or `max_tokens`) is
+//! honoured, one token a content chunk: a longer reply stops there and
+//! finishes with `length`, as OpenAI's does.
+//!
 //! Every request is recorded ([`RecordedRequest`]: parsed body, headers,
 //! arrival time, connection, outcome) so tests can assert what was sent, how
 //! many attempts were made and how long apart.

@@ -16,6 +16,8 @@ pub(crate) struct ChatParams {
     pub(crate) model: String,
     pub(crate) prompt_tokens: u64,
     pub(crate) last_user: String,
+    /// Most completion tokens the reply may have, if the request says.
+    pub(crate) token_limit: Option<usize>,
 }
 
 impl ChatParams {
@@ -39,8 +41,21 @@ impl ChatParams {
             model: body["model"].as_str().unwrap_or("fake-model").to_owned(),
             prompt_tokens: u64::try_from(prompt_chars / 4).unwrap_or(u64::MAX),
             last_user,
+            token_limit: token_limit(body),
         }
     }
+}
+
+/// The request's token limit: OpenAI's `max_completion_tokens` or the older
+/// `max_tokens` that compatible servers read, the smaller when both are set
+/// (the fake stands in for either kind of server). A value that is not a
+/// whole number limits nothing.
+fn token_limit(body: &Value) -> Option<usize> {
+    ["max_completion_tokens", "max_tokens"]
+        .into_iter()
+        .filter_map(|field| body[field].as_u64())
+        .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX))
+        .min()
 }
 
 /// A message's `content`: a string, or the text parts of an array of parts.
@@ -134,8 +149,24 @@ fn split<'t>(text: &'t str, chunking: Chunking, out: &mut Vec<&'t str>) {
     }
 }
 
-/// The `finish_reason` a reply ends with.
-pub(crate) fn finish_reason(reply: &Reply) -> &str {
+/// Cuts a reply's content chunks to the request's token limit, counting a
+/// chunk as one token as the usage does. Returns whether anything was cut.
+pub(crate) fn limit(steps: &mut Vec<Step<'_>>, params: &ChatParams) -> bool {
+    match params.token_limit {
+        Some(limit) if steps.len() > limit => {
+            steps.truncate(limit);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The `finish_reason` a reply ends with: `length` when the token limit cut
+/// it, as OpenAI says, whatever the script said.
+pub(crate) fn finish_reason(reply: &Reply, cut: bool) -> &str {
+    if cut {
+        return "length";
+    }
     match &reply.finish_reason {
         Some(reason) => reason,
         None if reply.tool_calls.is_empty() => "stop",
@@ -303,7 +334,7 @@ struct CompletionChoice<'a> {
 #[derive(Debug, Serialize)]
 struct MessageOut<'a> {
     role: &'static str,
-    content: Option<&'a str>,
+    content: Option<String>,
     refusal: (),
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<ToolCallOut<'a>>,
@@ -320,29 +351,47 @@ struct ToolCallOut<'a> {
 #[derive(Debug, Serialize)]
 struct FunctionOut<'a> {
     name: &'a str,
-    arguments: &'a str,
+    arguments: String,
 }
 
 impl<'a> Completion<'a> {
+    /// The completion made of these content chunks: the text chunks joined,
+    /// and each tool call with the argument fragments it got (all of them,
+    /// unless the token limit cut the reply short).
     pub(crate) fn new(
         header: &ChunkHeader<'a>,
-        reply: &'a Reply,
-        text: &'a str,
+        steps: &[Step<'a>],
         finish_reason: Option<&'a str>,
         usage: UsageOut,
     ) -> Self {
-        let tool_calls = reply
-            .tool_calls
-            .iter()
-            .map(|call| ToolCallOut {
-                id: &call.id,
-                kind: "function",
-                function: FunctionOut {
-                    name: &call.name,
-                    arguments: &call.arguments,
-                },
-            })
-            .collect::<Vec<_>>();
+        let mut text = String::new();
+        let mut tool_calls: Vec<ToolCallOut<'a>> = Vec::new();
+        for step in steps {
+            match *step {
+                Step::Text(piece) => text.push_str(piece),
+                Step::Tool {
+                    call,
+                    arguments,
+                    first,
+                    ..
+                } => {
+                    if first {
+                        tool_calls.push(ToolCallOut {
+                            id: &call.id,
+                            kind: "function",
+                            function: FunctionOut {
+                                name: &call.name,
+                                arguments: String::new(),
+                            },
+                        });
+                    }
+                    // A call's fragments follow its first one, in order.
+                    if let Some(current) = tool_calls.last_mut() {
+                        current.function.arguments.push_str(arguments);
+                    }
+                }
+            }
+        }
         // OpenAI sends `content: null` on a turn that only calls tools.
         let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
         Self {

@@ -158,7 +158,8 @@ async fn stream_reply(
     seq: u64,
 ) -> io::Result<End> {
     let text = render::reply_text(reply, params);
-    let steps = render::steps(reply, &text);
+    let mut steps = render::steps(reply, &text);
+    let cut = render::limit(&mut steps, params);
     let id = format!("chatcmpl-fake-{seq}");
     let header = ChunkHeader {
         id: &id,
@@ -223,7 +224,7 @@ async fn stream_reply(
         writer.event(&header.chunk(&[choice(render::role_delta(), None)], None));
     }
     if reply.fault != Some(Fault::EndWithoutFinish) {
-        let finish_reason = render::finish_reason(reply);
+        let finish_reason = render::finish_reason(reply, cut);
         writer.event(&header.chunk(&[choice(Delta::default(), Some(finish_reason))], None));
         if params.include_usage && !reply.omit_usage {
             writer.event(&header.chunk(&[], Some(UsageOut::new(params, steps.len()))));
@@ -265,7 +266,8 @@ async fn complete_reply(
         Some(Fault::EndWithoutFinish) | None => {}
     }
     let text = render::reply_text(reply, params);
-    let steps = render::steps(reply, &text);
+    let mut steps = render::steps(reply, &text);
+    let cut = render::limit(&mut steps, params);
     let id = format!("chatcmpl-fake-{seq}");
     let header = ChunkHeader {
         id: &id,
@@ -273,11 +275,10 @@ async fn complete_reply(
         model: &params.model,
     };
     let finish_reason =
-        (reply.fault != Some(Fault::EndWithoutFinish)).then(|| render::finish_reason(reply));
+        (reply.fault != Some(Fault::EndWithoutFinish)).then(|| render::finish_reason(reply, cut));
     let completion = Completion::new(
         &header,
-        reply,
-        &text,
+        &steps,
         finish_reason,
         UsageOut::new(params, steps.len()),
     );

@@ -1,6 +1,7 @@
 //! colloquy's storage on SQLite, through Diesel: [`SqliteRepository`]
 //! implements the [`ChatRepository`](colloquy_ports::ChatRepository) port,
-//! and the [`ApiKeyStore`](colloquy_ports::ApiKeyStore) port in the same database.
+//! and the [`ApiKeyStore`](colloquy_ports::ApiKeyStore) and
+//! [`UsageLedger`](colloquy_ports::UsageLedger) ports in the same database.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -42,6 +43,7 @@ mod queries;
 mod repository;
 mod rows;
 mod schema;
+mod usage;
 
 pub use pool::ConnectionSettings;
 pub use repository::SqliteRepository;

@@ -46,6 +46,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    daily_usage (principal, day) {
+        principal -> Text,
+        /// Days since 1970-01-01 UTC.
+        day -> BigInt,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+    }
+}
+
 // As `diesel print-schema` writes them for the foreign key; needed for a
 // subquery on `sessions` inside a statement on `messages`.
 diesel::joinable!(messages -> sessions (session_id));

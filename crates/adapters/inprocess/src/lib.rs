@@ -1,4 +1,5 @@
-//! [`InProcessEventLog`]: the event log and reply slots of one process.
+//! [`InProcessEventLog`]: the event log and reply slots of one process; and
+//! [`InProcessLimiter`]: its per-principal limits (see the `limiter` module).
 //!
 //! Each session that has been active lately has a [`Channel`]: a log of its
 //! recent events, its reply slot, and a `watch` channel that wakes its
@@ -22,7 +23,10 @@
 //! sweep a channel, never per event.
 
 mod channel;
+mod limiter;
 mod subscription;
+
+pub use limiter::InProcessLimiter;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

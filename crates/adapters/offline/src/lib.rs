@@ -9,6 +9,10 @@
 //! Asked for a structured answer (a `response_format` with a JSON schema, as
 //! titles and summaries are), it answers with JSON that fits the schema,
 //! built from the conversation's own words.
+//!
+//! Each streamed piece counts as one token: a request's `max_tokens` stops
+//! the reply after that many, with `finish_reason` `length`, as a real model
+//! stops at its token limit. (A structured answer is a single piece.)
 
 mod structured;
 
@@ -98,6 +102,15 @@ impl LlmClient for OfflineModel {
         } else {
             reply.split_inclusive(' ').map(str::to_owned).collect()
         };
+        let limit = request.max_tokens.map_or(usize::MAX, |limit| {
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        });
+        let finish_reason = if words.len() > limit {
+            words.truncate(limit);
+            "length"
+        } else {
+            "stop"
+        };
         let usage = Usage {
             prompt_tokens: (prompt_chars / 4).max(1) as u64,
             completion_tokens: words.len() as u64,
@@ -110,7 +123,7 @@ impl LlmClient for OfflineModel {
                 }
                 let Some(word) = words.pop() else {
                     let end = Completion {
-                        finish_reason: "stop".to_owned(),
+                        finish_reason: finish_reason.to_owned(),
                         usage: Some(usage),
                     };
                     return Some((Ok(ChatChunk::Finished(end)), (words, true)));
@@ -166,6 +179,55 @@ mod tests {
         };
         assert_eq!(end.finish_reason, "stop");
         assert_eq!(end.usage.unwrap().completion_tokens, words.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn stops_at_the_token_limit_and_finishes_with_length() {
+        let model = OfflineModel::new(Duration::ZERO);
+        let whole = OfflineModel::reply_to(&request("hi"));
+        let mut limited = request("hi");
+        limited.max_tokens = Some(5);
+
+        let chunks: Vec<ChatChunk> = model
+            .stream_chat(limited)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+
+        let (last, words) = chunks.split_last().unwrap();
+        let text: String = words
+            .iter()
+            .map(|chunk| match chunk {
+                ChatChunk::Delta(word) => word.as_str(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(words.len(), 5);
+        assert_eq!(text, "[offline model] You said: \"hi\" ");
+        assert!(whole.starts_with(&text));
+        let ChatChunk::Finished(end) = last else {
+            panic!("must finish")
+        };
+        assert_eq!(end.finish_reason, "length");
+        assert_eq!(end.usage.unwrap().completion_tokens, 5);
+
+        // A limit the reply fits in changes nothing.
+        let mut roomy = request("hi");
+        roomy.max_tokens = Some(10_000);
+        let chunks: Vec<ChatChunk> = model
+            .stream_chat(roomy)
+            .await
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let Some(ChatChunk::Finished(end)) = chunks.last() else {
+            panic!("must finish")
+        };
+        assert_eq!(end.finish_reason, "stop");
+        assert_eq!(chunks.len() - 1, whole.split_inclusive(' ').count());
     }
 
     #[tokio::test]

@@ -8,6 +8,11 @@
 //! core's business, so nothing here retries, and reqwest-eventsource's own
 //! reconnection is switched off.
 //!
+//! A request's token limit ([`ChatRequest::max_tokens`]) goes as
+//! `max_completion_tokens` to OpenAI's own API and as `max_tokens` to every
+//! other server, since neither field is read by all of them
+//! ([`TokenLimitField`] says which reads what).
+//!
 //! A stream counts as finished only when the upstream said how it ended: a
 //! `finish_reason` followed by `data: [DONE]`, or, for servers that leave
 //! `[DONE]` out, a `finish_reason` and the usage chunk followed by a clean end
@@ -27,6 +32,7 @@
 mod decode;
 mod errors;
 mod stream;
+mod token_limit;
 mod wire;
 
 use std::fmt;
@@ -42,6 +48,8 @@ use reqwest_eventsource::{Event, EventSource};
 
 use crate::stream::ChunkStream;
 use crate::wire::RequestBody;
+
+pub use crate::token_limit::TokenLimitField;
 
 /// OpenAI's own endpoint.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -59,6 +67,11 @@ pub struct OpenAiConfig {
     /// request timeout: replies stream for minutes, and the core applies its
     /// own first-chunk and idle timeouts.
     pub connect_timeout: Duration,
+    /// The request field that carries a reply's token limit. `None` (the
+    /// default) picks it from the base URL's host: `max_completion_tokens`
+    /// for OpenAI's own API, `max_tokens` for every other server (the
+    /// reasons are in [`TokenLimitField`]'s module).
+    pub token_limit_field: Option<TokenLimitField>,
 }
 
 impl Default for OpenAiConfig {
@@ -67,6 +80,7 @@ impl Default for OpenAiConfig {
             base_url: DEFAULT_BASE_URL.to_owned(),
             api_key: None,
             connect_timeout: Duration::from_secs(10),
+            token_limit_field: None,
         }
     }
 }
@@ -116,6 +130,7 @@ pub struct OpenAiClient {
     endpoint: Url,
     /// `Bearer …`, marked sensitive so that reqwest never prints it.
     authorization: Option<HeaderValue>,
+    token_limit_field: TokenLimitField,
 }
 
 impl fmt::Debug for OpenAiClient {
@@ -126,6 +141,7 @@ impl fmt::Debug for OpenAiClient {
                 "api_key",
                 &self.authorization.as_ref().map(|_| "[redacted]"),
             )
+            .field("token_limit_field", &self.token_limit_field)
             .finish_non_exhaustive()
     }
 }
@@ -166,10 +182,14 @@ impl OpenAiClient {
             .user_agent(concat!("colloquy/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ConfigError::Client)?;
+        let token_limit_field = config
+            .token_limit_field
+            .unwrap_or_else(|| TokenLimitField::for_endpoint(&endpoint));
         Ok(Self {
             http,
             endpoint,
             authorization,
+            token_limit_field,
         })
     }
 }
@@ -177,7 +197,7 @@ impl OpenAiClient {
 #[async_trait]
 impl LlmClient for OpenAiClient {
     async fn stream_chat(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
-        let body = RequestBody::new(&request)?;
+        let body = RequestBody::new(&request, self.token_limit_field)?;
         let mut builder = self.http.post(self.endpoint.clone()).json(&body);
         if let Some(authorization) = &self.authorization {
             builder = builder.header(AUTHORIZATION, authorization.clone());

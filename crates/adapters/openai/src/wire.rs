@@ -5,6 +5,8 @@ use colloquy_ports::{ChatRequest, LlmError, PromptMessage, PromptRole, ResponseF
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::TokenLimitField;
+
 /// The body of `POST /chat/completions`.
 #[derive(Debug, Serialize)]
 pub(crate) struct RequestBody<'a> {
@@ -16,6 +18,11 @@ pub(crate) struct RequestBody<'a> {
     tools: Vec<ToolOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response_format: Option<ResponseFormatOut<'a>>,
+    /// At most one of the two is sent: OpenAI refuses a request with both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,13 +89,21 @@ fn is_empty(text: &&str) -> bool {
 }
 
 impl<'a> RequestBody<'a> {
-    /// The streamed request for `request`.
+    /// The streamed request for `request`, its token limit (if any) in
+    /// `token_limit_field`.
     ///
     /// # Errors
     /// [`LlmError::Internal`] when a tool's parameters or a response schema is
     /// not JSON: the request cannot be built, and sending it again would not
     /// help.
-    pub(crate) fn new(request: &'a ChatRequest) -> Result<Self, LlmError> {
+    pub(crate) fn new(
+        request: &'a ChatRequest,
+        token_limit_field: TokenLimitField,
+    ) -> Result<Self, LlmError> {
+        let (max_tokens, max_completion_tokens) = match token_limit_field {
+            TokenLimitField::MaxTokens => (request.max_tokens, None),
+            TokenLimitField::MaxCompletionTokens => (None, request.max_tokens),
+        };
         Ok(Self {
             model: &request.model,
             messages: request.messages.iter().map(MessageOut::new).collect(),
@@ -106,6 +121,8 @@ impl<'a> RequestBody<'a> {
                 .as_ref()
                 .map(ResponseFormatOut::new)
                 .transpose()?,
+            max_tokens,
+            max_completion_tokens,
         })
     }
 }

@@ -147,3 +147,75 @@ async fn the_default_echoes_once_the_queue_is_empty_and_every_request_is_recorde
     });
     assert!(served.await);
 }
+
+#[tokio::test]
+async fn a_token_limit_cuts_the_reply_and_finishes_it_with_length() {
+    let fake = FakeUpstream::start().await;
+    fake.set_default(Behaviour::text("one two three four"));
+    let mut request = json!({
+        "model": "m",
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        "max_tokens": 2,
+        "messages": [{"role": "user", "content": "Count"}],
+    });
+
+    let body = post(&fake, &request).await.text().await.expect("a body");
+    let events = payloads(&body);
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("JSON"))
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "one two ");
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+        "length"
+    );
+    assert_eq!(chunks[chunks.len() - 1]["usage"]["completion_tokens"], 2);
+    assert_eq!(events[events.len() - 1], "[DONE]");
+
+    // OpenAI's own field works the same, and the smaller of the two wins.
+    request["max_completion_tokens"] = json!(1);
+    let body = post(&fake, &request).await.text().await.expect("a body");
+    assert!(body.contains(r#""content":"one ""#), "{body}");
+    assert!(!body.contains("two"), "{body}");
+    assert!(body.contains(r#""finish_reason":"length""#), "{body}");
+
+    // A limit the reply stays within changes nothing.
+    request["max_completion_tokens"] = json!(4);
+    request["max_tokens"] = json!(4);
+    let body = post(&fake, &request).await.text().await.expect("a body");
+    assert!(body.contains(r#""content":"four""#), "{body}");
+    assert!(body.contains(r#""finish_reason":"stop""#), "{body}");
+}
+
+#[tokio::test]
+async fn a_token_limit_cuts_a_non_streamed_reply_inside_its_tool_call() {
+    let fake = FakeUpstream::start().await;
+    // Three text chunks, then the arguments in four fragments: `{"q`, `":"`,
+    // `rus`, `t"}`.
+    fake.push(
+        Behaviour::text("Let me look ")
+            .tool_call(ScriptedToolCall::new("call_1", "lookup", r#"{"q":"rust"}"#).split(4)),
+    );
+    let request = json!({
+        "model": "m",
+        "max_completion_tokens": 4,
+        "messages": [{"role": "user", "content": "Find rust"}],
+    });
+
+    let completion: Value = post(&fake, &request).await.json().await.expect("JSON");
+
+    let message = &completion["choices"][0]["message"];
+    assert_eq!(message["content"], "Let me look ");
+    assert_eq!(
+        message["tool_calls"],
+        json!([{"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q"}}])
+    );
+    assert_eq!(completion["choices"][0]["finish_reason"], "length");
+    assert_eq!(completion["usage"]["completion_tokens"], 4);
+}

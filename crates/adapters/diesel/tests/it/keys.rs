@@ -175,17 +175,23 @@ fn the_api_keys_migration_reverts_and_reapplies() {
 
     let db = TestDb::new();
     let mut connection = db.raw();
-    let reverted = connection
-        .revert_last_migration(MIGRATIONS)
-        .unwrap()
-        .to_string();
-    assert_eq!(reverted, "20261201000001");
+    // The daily usage's migration came after this one, so it goes first.
+    for expected in ["20261201000002", "20261201000001"] {
+        let reverted = connection
+            .revert_last_migration(MIGRATIONS)
+            .unwrap()
+            .to_string();
+        assert_eq!(reverted, expected);
+    }
     assert!(diesel::sql_query("SELECT id FROM api_keys")
         .execute(&mut connection)
         .is_err());
     drop(connection);
     assert_eq!(
         colloquy_diesel::migrate(db.path.to_str().unwrap()).unwrap(),
-        ["2026-12-01-000001_api_keys"]
+        [
+            "2026-12-01-000001_api_keys",
+            "2026-12-01-000002_daily_usage"
+        ]
     );
 }

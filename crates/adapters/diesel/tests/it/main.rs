@@ -9,3 +9,4 @@ mod scale;
 mod sessions;
 mod storage;
 mod support;
+mod usage;

@@ -348,17 +348,14 @@ fn the_owner_migration_reverts_and_reapplies() {
         ))
         .unwrap();
 
-    // The API keys' migration came after this one, so it goes first.
-    let reverted = connection
-        .revert_last_migration(MIGRATIONS)
-        .unwrap()
-        .to_string();
-    assert_eq!(reverted, "20261201000001");
-    let reverted = connection
-        .revert_last_migration(MIGRATIONS)
-        .unwrap()
-        .to_string();
-    assert_eq!(reverted, "20261201000000");
+    // The migrations that came after this one go first, newest first.
+    for expected in ["20261201000002", "20261201000001", "20261201000000"] {
+        let reverted = connection
+            .revert_last_migration(MIGRATIONS)
+            .unwrap()
+            .to_string();
+        assert_eq!(reverted, expected);
+    }
     assert_eq!(owner_columns(&mut connection), 0);
     drop(connection);
 
@@ -366,7 +363,8 @@ fn the_owner_migration_reverts_and_reapplies() {
         colloquy_diesel::migrate(path.to_str().unwrap()).unwrap(),
         [
             "2026-12-01-000000_session_owners",
-            "2026-12-01-000001_api_keys"
+            "2026-12-01-000001_api_keys",
+            "2026-12-01-000002_daily_usage"
         ]
     );
     let mut connection = SqliteConnection::establish(path.to_str().unwrap()).unwrap();

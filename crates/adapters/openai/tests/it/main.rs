@@ -3,6 +3,7 @@
 mod faults;
 mod statuses;
 mod streaming;
+mod token_limit;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ fn client(fake: &FakeUpstream) -> OpenAiClient {
         base_url: fake.base_url(),
         api_key: Some(ApiKey::new("sk-test")),
         connect_timeout: Duration::from_secs(2),
+        ..OpenAiConfig::default()
     })
     .expect("a valid config")
 }
