@@ -44,7 +44,9 @@ impl Allowance {
             return Ok(());
         }
         let until_tomorrow = UtcDay::of(now).next_start().as_micros() - now.as_micros();
-        let whole_seconds = u64::try_from(until_tomorrow).unwrap_or(0).div_ceil(1_000_000);
+        let whole_seconds = u64::try_from(until_tomorrow)
+            .unwrap_or(0)
+            .div_ceil(1_000_000);
         Err(LimitReached {
             limit: Limit::DailyTokens,
             max: self.daily_tokens,
@@ -55,7 +57,11 @@ impl Allowance {
 
     /// `llm`, with every completion it streams for `principal` entered in
     /// the ledger.
-    pub(crate) fn meter(&self, llm: Arc<dyn LlmClient>, principal: Principal) -> Arc<dyn LlmClient> {
+    pub(crate) fn meter(
+        &self,
+        llm: Arc<dyn LlmClient>,
+        principal: Principal,
+    ) -> Arc<dyn LlmClient> {
         Arc::new(Metered {
             llm,
             ledger: Arc::clone(&self.ledger),
@@ -83,17 +89,19 @@ impl LlmClient for Metered {
             settled: false,
         };
         let chunks = self.llm.stream_chat(request).await?;
-        Ok(futures::stream::unfold((chunks, bill), |(mut chunks, mut bill)| async move {
-            let item = chunks.next().await?;
-            match &item {
-                Ok(ChatChunk::Delta(text)) => bill.streamed.push_str(text),
-                Ok(ChatChunk::ToolCall(call)) => bill.streamed.push_str(&call.arguments),
-                Ok(ChatChunk::Finished(completion)) => bill.settle(completion.usage).await,
-                Err(_) => {}
-            }
-            Some((item, (chunks, bill)))
-        })
-        .boxed())
+        Ok(
+            futures::stream::unfold((chunks, bill), |(mut chunks, mut bill)| async move {
+                let item = chunks.next().await?;
+                match &item {
+                    Ok(ChatChunk::Delta(text)) => bill.streamed.push_str(text),
+                    Ok(ChatChunk::ToolCall(call)) => bill.streamed.push_str(&call.arguments),
+                    Ok(ChatChunk::Finished(completion)) => bill.settle(completion.usage).await,
+                    Err(_) => {}
+                }
+                Some((item, (chunks, bill)))
+            })
+            .boxed(),
+        )
     }
 }
 
@@ -164,8 +172,11 @@ impl Drop for Bill {
 /// Our own count of what a completion cost, for when the upstream gave none.
 fn estimate(model: &str, prompt: &[PromptMessage], streamed: &str) -> Usage {
     let counter = TokenCounter::for_model(model);
-    let prompt_tokens: usize =
-        prompt.iter().map(|message| counter.message(message)).sum::<usize>() + TOKENS_PER_REPLY;
+    let prompt_tokens: usize = prompt
+        .iter()
+        .map(|message| counter.message(message))
+        .sum::<usize>()
+        + TOKENS_PER_REPLY;
     Usage {
         prompt_tokens: prompt_tokens as u64,
         completion_tokens: counter.text(streamed) as u64,

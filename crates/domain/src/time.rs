@@ -100,6 +100,9 @@ mod tests {
         assert_eq!(UtcDay::of(first).days_since_epoch(), 20_789);
         assert_eq!(UtcDay::of(last).next_start(), first);
         // Before the epoch, days still start at midnight.
-        assert_eq!(UtcDay::of(Timestamp::from_micros(-1)).days_since_epoch(), -1);
+        assert_eq!(
+            UtcDay::of(Timestamp::from_micros(-1)).days_since_epoch(),
+            -1
+        );
     }
 }

@@ -175,6 +175,41 @@ impl LlmError {
         }
     }
 
+    /// The same error, its message rewritten by `rewrite` (an adapter
+    /// takes out what clients must not see).
+    #[must_use]
+    pub fn map_message(self, rewrite: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::RateLimited {
+                retry_after,
+                message,
+            } => Self::RateLimited {
+                retry_after,
+                message: rewrite(message),
+            },
+            Self::Unavailable {
+                retry_after,
+                message,
+            } => Self::Unavailable {
+                retry_after,
+                message: rewrite(message),
+            },
+            Self::Timeout { message } => Self::Timeout {
+                message: rewrite(message),
+            },
+            Self::Protocol { message } => Self::Protocol {
+                message: rewrite(message),
+            },
+            Self::Rejected { status, message } => Self::Rejected {
+                status,
+                message: rewrite(message),
+            },
+            Self::Internal { message } => Self::Internal {
+                message: rewrite(message),
+            },
+        }
+    }
+
     /// The code a reply that failed this way is stored with.
     #[must_use]
     pub const fn code(&self) -> ErrorCode {

@@ -19,6 +19,9 @@
 //! of the body. Anything less — a dropped connection, a body that just ends,
 //! a chunk that is not JSON, an `error` object — is an error, never a reply.
 //!
+//! Error text reaches clients (a failed reply keeps it), so every error
+//! leaves this adapter with URLs and the key taken out (`scrub`).
+//!
 //! ```no_run
 //! use colloquy_openai::{ApiKey, OpenAiClient, OpenAiConfig};
 //!
@@ -31,11 +34,13 @@
 
 mod decode;
 mod errors;
+mod scrub;
 mod stream;
 mod token_limit;
 mod wire;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -46,6 +51,7 @@ use reqwest::Url;
 use reqwest_eventsource::retry::Never;
 use reqwest_eventsource::{Event, EventSource};
 
+use crate::scrub::scrub;
 use crate::stream::ChunkStream;
 use crate::wire::RequestBody;
 
@@ -130,6 +136,8 @@ pub struct OpenAiClient {
     endpoint: Url,
     /// `Bearer …`, marked sensitive so that reqwest never prints it.
     authorization: Option<HeaderValue>,
+    /// The key, to take out of error text should an upstream echo it.
+    secret: Option<Arc<str>>,
     token_limit_field: TokenLimitField,
 }
 
@@ -189,6 +197,7 @@ impl OpenAiClient {
             http,
             endpoint,
             authorization,
+            secret: config.api_key.as_ref().map(|key| Arc::from(key.expose())),
             token_limit_field,
         })
     }
@@ -210,7 +219,13 @@ impl LlmClient for OpenAiClient {
         // the core's policy would not know about.
         source.set_retry_policy(Box::new(Never));
         let error = match source.next().await {
-            Some(Ok(Event::Open)) => return Ok(Box::pin(ChunkStream::new(source))),
+            Some(Ok(Event::Open)) => {
+                let secret = self.secret.clone();
+                let chunks = ChunkStream::new(source).map(move |item| {
+                    item.map_err(|error| error.map_message(|text| scrub(&text, secret.as_deref())))
+                });
+                return Ok(Box::pin(chunks));
+            }
             Some(Ok(Event::Message(_))) => LlmError::Protocol {
                 message: "an event arrived before the response was open".to_owned(),
             },
@@ -219,6 +234,7 @@ impl LlmClient for OpenAiClient {
                 message: "the upstream closed before answering".to_owned(),
             },
         };
+        let error = error.map_message(|text| scrub(&text, self.secret.as_deref()));
         tracing::debug!(%error, model = %request.model, "the upstream refused the request");
         Err(error)
     }

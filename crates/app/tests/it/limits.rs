@@ -101,13 +101,23 @@ async fn a_principal_holds_only_so_many_streams_and_gets_a_place_back_when_one_c
         .await
         .unwrap()
         .into_stream();
-    let refused = reached(service.subscribe(owner, session.id, None).await.unwrap_err());
+    let refused = reached(
+        service
+            .subscribe(owner, session.id, None)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((refused.limit, refused.max), (Limit::StreamsAtOnce, 2));
 
     drop(first);
     let third = service.subscribe(owner, session.id, None).await.unwrap();
     // A subscription turned into a stream still holds its place…
-    reached(service.subscribe(owner, session.id, None).await.unwrap_err());
+    reached(
+        service
+            .subscribe(owner, session.id, None)
+            .await
+            .unwrap_err(),
+    );
     // …until the stream is dropped.
     drop(second);
     service.subscribe(owner, session.id, None).await.unwrap();
@@ -166,8 +176,19 @@ async fn another_principals_spending_is_its_own() {
         )
         .await
         .unwrap();
-    assert_eq!(service.account(&session.owner).await.unwrap().usage_today, Usage::default());
-    assert_eq!(service.account(&bob).await.unwrap().usage_today.prompt_tokens, 100);
+    assert_eq!(
+        service.account(&session.owner).await.unwrap().usage_today,
+        Usage::default()
+    );
+    assert_eq!(
+        service
+            .account(&bob)
+            .await
+            .unwrap()
+            .usage_today
+            .prompt_tokens,
+        100
+    );
 }
 
 #[tokio::test]
@@ -242,7 +263,10 @@ async fn only_the_models_offered_may_be_named() {
         ..NewSession::default()
     };
 
-    let big = service.create_session(&alice, named("big-model")).await.unwrap();
+    let big = service
+        .create_session(&alice, named("big-model"))
+        .await
+        .unwrap();
     assert_eq!(big.model.as_str(), "big-model");
     let refused = service
         .create_session(&alice, named("gpt-4o"))

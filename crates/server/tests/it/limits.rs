@@ -44,7 +44,8 @@ async fn requests_over_the_minutes_allowance_get_429_until_it_refills() {
     for _ in 0..120 {
         assert_eq!(get(&app, "/api/v1/sessions").await.status(), StatusCode::OK);
     }
-    let retry_after = assert_limited(get(&app, "/api/v1/sessions").await, "requests_per_minute").await;
+    let retry_after =
+        assert_limited(get(&app, "/api/v1/sessions").await, "requests_per_minute").await;
     assert!(retry_after <= 1, "one request refills in half a second");
     // Health checks are not API requests and are never limited.
     assert_eq!(get(&app, "/healthz").await.status(), StatusCode::OK);
@@ -55,10 +56,14 @@ async fn requests_over_the_minutes_allowance_get_429_until_it_refills() {
 #[tokio::test]
 async fn replies_at_once_are_limited_per_principal() {
     let app = spawn_app_with(&[("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "1")]).await;
-    app.fake.push(Behaviour::text("a slow answer").stall_after(1));
+    app.fake
+        .push(Behaviour::text("a slow answer").stall_after(1));
     let (first, second) = (app.new_session().await, app.new_session().await);
     let started = app.send_accepted(&first, "take your time").await;
-    let reply = started["assistant_message"]["id"].as_str().unwrap().to_owned();
+    let reply = started["assistant_message"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let refused = app
         .http
@@ -96,7 +101,10 @@ async fn replies_at_once_are_limited_per_principal() {
         }
     })
     .await;
-    assert!(accepted.is_ok(), "the place is given back after the reply ends");
+    assert!(
+        accepted.is_ok(),
+        "the place is given back after the reply ends"
+    );
 }
 
 #[tokio::test]
@@ -108,9 +116,19 @@ async fn open_streams_are_limited_and_a_closed_one_gives_its_place_back() {
     assert_eq!(open.status(), StatusCode::OK);
     assert_limited(get(&app, &events).await, "streams_at_once").await;
 
+    // The server learns that a client left when writing to it fails: the
+    // next event (here, a rename) or keep-alive frees the place.
     drop(open);
     let reopened = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
+            let renamed = app
+                .http
+                .patch(app.url(&format!("/api/v1/sessions/{session}")))
+                .json(&json!({"title": "a write to every stream"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(renamed.status(), StatusCode::OK);
             let response = get(&app, &events).await;
             if response.status() == StatusCode::OK {
                 return response;
@@ -130,14 +148,18 @@ async fn the_days_tokens_once_spent_refuse_replies_until_midnight_even_after_a_r
     let session = app.new_session().await;
     let (_, reply) = app.chat(&session, "spend it all").await;
     let used = &reply["usage"];
-    let spent = used["prompt_tokens"].as_u64().unwrap() + used["completion_tokens"].as_u64().unwrap();
+    let spent =
+        used["prompt_tokens"].as_u64().unwrap() + used["completion_tokens"].as_u64().unwrap();
     assert!(spent >= 10, "the fake's usage spends the allowance: {used}");
 
     let me: Value = get(&app, "/api/v1/me").await.json().await.unwrap();
     assert_eq!(me["principal"], "anonymous");
     assert_eq!(me["limits"]["daily_tokens"], 10);
     assert_eq!(me["usage_today"]["prompt_tokens"], used["prompt_tokens"]);
-    assert_eq!(me["usage_today"]["completion_tokens"], used["completion_tokens"]);
+    assert_eq!(
+        me["usage_today"]["completion_tokens"],
+        used["completion_tokens"]
+    );
 
     let send = |app: &TestApp| {
         app.http
@@ -147,7 +169,11 @@ async fn the_days_tokens_once_spent_refuse_replies_until_midnight_even_after_a_r
     };
     let retry_after = assert_limited(send(&app).await.unwrap(), "daily_tokens").await;
     assert!(retry_after <= 86_400);
-    assert_eq!(app.history(&session).await.len(), 2, "nothing stored for the refusal");
+    assert_eq!(
+        app.history(&session).await.len(),
+        2,
+        "nothing stored for the refusal"
+    );
 
     // The ledger is in the database: a restarted server remembers it.
     app.stop().await;
@@ -174,7 +200,10 @@ async fn me_shows_the_limits_in_force_and_null_for_those_turned_off() {
             "max_reply_tokens": 512,
         })
     );
-    assert_eq!(me["usage_today"], json!({"prompt_tokens": 0, "completion_tokens": 0}));
+    assert_eq!(
+        me["usage_today"],
+        json!({"prompt_tokens": 0, "completion_tokens": 0})
+    );
 }
 
 #[tokio::test]
@@ -197,7 +226,10 @@ async fn only_the_models_offered_may_be_named() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = refused.json().await.unwrap();
-    assert!(body["detail"].as_str().unwrap().contains("gpt-4o"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("gpt-4o"),
+        "{body}"
+    );
     let id = created["id"].as_str().unwrap();
     let patched = app
         .http
@@ -211,7 +243,8 @@ async fn only_the_models_offered_may_be_named() {
 
 #[tokio::test]
 async fn by_default_only_the_default_model_is_offered_and_a_star_offers_any() {
-    let strict = spawn_app_with(&[]).await;
+    // Empty is unset: the contract's default.
+    let strict = spawn_app_with(&[("COLLOQUY_MODELS", "")]).await;
     let models: Value = get(&strict, "/api/v1/models").await.json().await.unwrap();
     assert_eq!(models, json!({"data": [{"id": "fake-model"}]}));
     let refused = strict
@@ -231,7 +264,8 @@ async fn by_default_only_the_default_model_is_offered_and_a_star_offers_any() {
 #[tokio::test]
 async fn the_reply_token_limit_goes_upstream_and_a_reply_cut_there_is_complete() {
     let app = spawn_app_with(&[("COLLOQUY_MAX_REPLY_TOKENS", "3")]).await;
-    app.fake.push(Behaviour::text("one two three four five six").split(6));
+    app.fake
+        .push(Behaviour::text("one two three four five six").split(6));
     let session = app.new_session().await;
     let (_, reply) = app.chat(&session, "say six words").await;
     assert_eq!(reply["status"], "complete");

@@ -4,11 +4,20 @@ use std::time::Duration;
 
 use colloquy_fake_upstream::Behaviour;
 
-use crate::support::{spawn_app, text_of};
+use crate::support::{spawn_app_with, text_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_sessions_stream_at_once_and_every_subscriber_sees_its_stored_reply() {
-    let app = std::sync::Arc::new(spawn_app().await);
+    // One anonymous client holding 400 streams and 200 replies: the
+    // per-principal limits would refuse most of it (they have tests of their own).
+    let app = std::sync::Arc::new(
+        spawn_app_with(&[
+            ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0"),
+            ("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "0"),
+            ("COLLOQUY_MAX_STREAMS_PER_PRINCIPAL", "0"),
+        ])
+        .await,
+    );
     app.fake
         .set_default(Behaviour::echo().pace(Duration::from_millis(10)));
     let turns = (0..200).map(|n| {

@@ -303,7 +303,8 @@ async fn a_client_back_after_the_next_reply_began_gets_the_rest_of_the_last_one_
 #[tokio::test]
 async fn a_slow_send_stream_ends_with_its_own_reply_and_never_skips_silently() {
     const CHUNKS: usize = 40_000;
-    let app = spawn_app().await;
+    // A reply of 40,000 tokens: no reply token limit cuts it short.
+    let app = spawn_app_with(&[("COLLOQUY_MAX_REPLY_TOKENS", "0")]).await;
     app.fake
         .push(Behaviour::chunks((0..CHUNKS).map(|i| format!("{i} "))))
         .push(Behaviour::text("The second reply."));

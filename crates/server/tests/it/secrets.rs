@@ -6,7 +6,6 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use colloquy_fake_upstream::{Behaviour, FakeUpstream};
@@ -36,7 +35,10 @@ impl Seen {
         let status = response.status().as_u16();
         let mut headers = String::new();
         for (name, value) in response.headers() {
-            headers.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+            headers.push_str(&format!(
+                "{name}: {}\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
         }
         // Event streams never end by themselves: read what comes within a moment.
         let body = match tokio::time::timeout(Duration::from_millis(700), response.bytes()).await {
@@ -185,7 +187,8 @@ async fn call_every_route(server: &Server, bearer: &str, seen: &mut Seen) -> Str
                 .request(method.clone(), server.url(&url))
                 .bearer_auth(bearer);
             if method == Method::POST || method == Method::PATCH {
-                request = request.json(&json!({"content": "hello", "message": "hello", "title": "t"}));
+                request =
+                    request.json(&json!({"content": "hello", "message": "hello", "title": "t"}));
             }
             let response = request.send().await.unwrap();
             let status = if path.ends_with("/stream-token") {
@@ -231,7 +234,8 @@ async fn call_every_route(server: &Server, bearer: &str, seen: &mut Seen) -> Str
         .send()
         .await
         .unwrap();
-    seen.response("events with another session's token", refused).await;
+    seen.response("events with another session's token", refused)
+        .await;
 
     // The metrics, with and without their token.
     for bearer in [None, Some("wrong-token"), Some(METRICS_TOKEN)] {
@@ -321,7 +325,10 @@ async fn failing_upstream(server: &Server, fake: &FakeUpstream, bearer: &str, se
     let history: Value = serde_json::from_str(&history).unwrap();
     let error = history["data"][1]["error"]["message"].as_str().unwrap();
     assert!(!error.contains("http"), "a URL reached the client: {error}");
-    assert!(!error.contains(OPENAI_KEY), "the key reached the client: {error}");
+    assert!(
+        !error.contains(OPENAI_KEY),
+        "the key reached the client: {error}"
+    );
 }
 
 fn assert_hidden(seen: &str, secrets: &[&str]) {
@@ -330,10 +337,7 @@ fn assert_hidden(seen: &str, secrets: &[&str]) {
         if let Some(at) = seen.find(secret) {
             let start = seen[..at].rfind('\n').map_or(0, |line| line + 1);
             let end = seen[at..].find('\n').map_or(seen.len(), |line| at + line);
-            panic!(
-                "a secret was seen: {secret:?} in\n{}",
-                &seen[start..end]
-            );
+            panic!("a secret was seen: {secret:?} in\n{}", &seen[start..end]);
         }
     }
 }
@@ -361,12 +365,18 @@ async fn no_secret_reaches_a_log_a_response_or_a_metric() {
     let keyed_token = call_every_route(&keyed, &api_key, &mut seen).await;
     failing_upstream(&keyed, &fake, &api_key, &mut seen).await;
     keyed.stop().await;
-    seen.note("the keyed server's log", &std::fs::read_to_string(db.with_extension("log")).unwrap());
+    seen.note(
+        "the keyed server's log",
+        &std::fs::read_to_string(db.with_extension("log")).unwrap(),
+    );
 
     let with_jwts = Server::start(&fake, &db, "jwt").await;
     let jwt_token = call_every_route(&with_jwts, &jwt, &mut seen).await;
     with_jwts.stop().await;
-    seen.note("the JWT server's log", &std::fs::read_to_string(db.with_extension("log")).unwrap());
+    seen.note(
+        "the JWT server's log",
+        &std::fs::read_to_string(db.with_extension("log")).unwrap(),
+    );
 
     // The run did log: at debug, a server that logged nothing would pass
     // for the wrong reason.

@@ -36,6 +36,9 @@ pub fn test_env(
         ("OPENAI_MODEL", "fake-model".to_owned()),
         ("COLLOQUY_LLM_TIMEOUT_SECS", "5".to_owned()),
         ("COLLOQUY_LLM_IDLE_TIMEOUT_SECS", "1".to_owned()),
+        // Tests name models of their own; the allowlist has tests of its own
+        // (which set it, or clear it for the default).
+        ("COLLOQUY_MODELS", "*".to_owned()),
         // A title is one more upstream request after a session's first
         // reply, which would take behaviours queued for the next one: the
         // tests about titles turn it on.
