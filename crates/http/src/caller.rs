@@ -55,7 +55,10 @@ pub(crate) async fn stream_caller(
                     "no stream tokens are configured"
                 )))
             })?;
-            let principal = tokens.verify(token, session)?;
+            let principal = match tokens.verify(token, session) {
+                Ok(principal) => principal,
+                Err(refused) => return Err(refuse(request, refused).await),
+            };
             admit(request, &principal, needs_credentials).await?;
             Ok(Caller(principal))
         }
@@ -78,11 +81,38 @@ impl FromRequest for Caller {
                 )))
             })?;
             let needs_credentials = auth.requires_credentials();
-            let bearer = if needs_credentials { bearer? } else { None };
-            let principal = auth.authenticate(bearer).await?;
+            let bearer = if needs_credentials {
+                match bearer {
+                    Ok(bearer) => bearer,
+                    Err(refused) => return Err(count_failure(&request, refused).await),
+                }
+            } else {
+                None
+            };
+            let principal = match auth.authenticate(bearer).await {
+                Ok(principal) => principal,
+                Err(refused) => return Err(refuse(&request, refused).await),
+            };
             admit(&request, &principal, needs_credentials).await?;
             Ok(Self(principal))
         })
+    }
+}
+
+/// The answer to credentials that were refused. Refusals are counted
+/// against the client's address, so guessing keys or tokens is held to the
+/// requests-per-minute limit like any other use (and costs the store no more).
+async fn refuse(request: &HttpRequest, refused: AuthError) -> ApiError {
+    if matches!(refused, AuthError::Unavailable(_)) {
+        return refused.into();
+    }
+    count_failure(request, refused.into()).await
+}
+
+async fn count_failure(request: &HttpRequest, refusal: ApiError) -> ApiError {
+    match admit_address(request).await {
+        Ok(()) => refusal,
+        Err(limited) => limited,
     }
 }
 
@@ -94,20 +124,28 @@ async fn admit(
     principal: &Principal,
     authenticated: bool,
 ) -> Result<(), ApiError> {
+    if !authenticated {
+        return admit_address(request).await;
+    }
     let Some(service) = request.app_data::<web::Data<ChatService>>() else {
         return Ok(());
     };
-    let who = if authenticated {
-        format!("principal:{principal}")
-    } else {
-        // The peer address, not X-Forwarded-For: a header any client can
-        // write would let it pick a fresh allowance per request.
-        let address = request
-            .peer_addr()
-            .map_or_else(|| "unknown".to_owned(), |peer| peer.ip().to_string());
-        format!("ip:{address}")
+    Ok(service
+        .admit_request(&format!("principal:{principal}"))
+        .await?)
+}
+
+/// Counts the request against its client address's allowance.
+async fn admit_address(request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(service) = request.app_data::<web::Data<ChatService>>() else {
+        return Ok(());
     };
-    Ok(service.admit_request(&who).await?)
+    // The peer address, not X-Forwarded-For: a header any client can
+    // write would let it pick a fresh allowance per request.
+    let address = request
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |peer| peer.ip().to_string());
+    Ok(service.admit_request(&format!("ip:{address}")).await?)
 }
 
 /// The credential of `Authorization: Bearer <credential>`, if the header is

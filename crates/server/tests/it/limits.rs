@@ -278,3 +278,42 @@ async fn the_reply_token_limit_goes_upstream_and_a_reply_cut_there_is_complete()
         .expect("a token limit is sent");
     assert_eq!(sent, 3);
 }
+
+#[tokio::test]
+async fn guessing_credentials_is_held_to_the_rate_limit_of_the_address() {
+    let app = spawn_app_with(&[
+        ("COLLOQUY_AUTH", "keys"),
+        ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "120"),
+    ])
+    .await;
+    let store = colloquy_diesel::SqliteRepository::connect(
+        &app.db_dir.path().join("colloquy.db").display().to_string(),
+        1,
+    )
+    .unwrap();
+    let key = colloquy_auth::ApiKeys::issue(
+        &store,
+        colloquy_domain::Principal::parse("alice").unwrap(),
+        None,
+    )
+    .await
+    .unwrap()
+    .key;
+    let guess = |bearer: &str| {
+        app.http
+            .get(app.url("/api/v1/sessions"))
+            .bearer_auth(bearer)
+            .send()
+    };
+    for n in 0..120 {
+        let refused = guess(&format!("ck_guess{n}")).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_limited(
+        guess("ck_one-guess-too-many").await.unwrap(),
+        "requests_per_minute",
+    )
+    .await;
+    // The address's allowance is not alice's: her key still works.
+    assert_eq!(guess(&key).await.unwrap().status(), StatusCode::OK);
+}
