@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The web chat page in a real browser: Debian's Chromium, driven by
 # playwright-core (tests/browser/), against the real colloquy binary with the
-# built-in offline model. Installs what it needs when it is missing, builds the
-# binary, runs the test; exits non-zero when a step fails.
+# built-in offline model: first a server that authenticates nobody, then one
+# with API keys (COLLOQUY_AUTH=keys, its key made with `colloquy keys create`),
+# where the page must ask for the key, keep it for the tab and open its event
+# streams with stream tokens. Installs what it needs when it is missing, builds
+# the binary, runs the test; exits non-zero when a step fails.
 #
 #   scripts/browser-test.sh               # the test; screenshots in tests/browser/output/
 #   scripts/browser-test.sh --screenshot  # the same, and refresh docs/screenshot.png

@@ -2,21 +2,24 @@
 // (through playwright-core) against the real `colloquy` binary, serving a
 // fresh SQLite file with the built-in offline model, which streams its reply
 // word by word at a pace a person can watch (about two seconds a reply).
+// Twice: once against a server that authenticates nobody, once against one
+// with API keys (`COLLOQUY_AUTH=keys`, keys made with `colloquy keys create`).
 //
 //   node --test chat.test.mjs
 //
 // COLLOQUY_BIN (default target/debug/colloquy), CHROMIUM (default
 // /usr/bin/chromium) and SCREENSHOT (default tests/browser/output/screenshot.png)
-// can be set. The server's log and the screenshots are kept in
-// tests/browser/output/.
+// can be set. The servers' logs (server-anonymous.log, server-keys.log) and
+// the screenshots are kept in tests/browser/output/.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 import { chromium } from 'playwright-core';
 
@@ -30,10 +33,16 @@ const SCREENSHOT = process.env.SCREENSHOT ? resolve(process.env.SCREENSHOT) : jo
 const MAX_CHARS = 2000;
 // The offline model ends every reply with these words.
 const REPLY_END = 'LM Studio.';
+// Stream tokens of the keyed server die after this: shorter than a reply, so
+// the test sees a stream outlive its token.
+const STREAM_TOKEN_SECS = 1;
 
 mkdirSync(OUTPUT, { recursive: true });
-rmSync(join(OUTPUT, 'failure.png'), { force: true });
+for (const name of readdirSync(OUTPUT)) {
+  if (name.startsWith('failure')) rmSync(join(OUTPUT, name), { force: true });
+}
 const work = mkdtempSync(join(tmpdir(), 'colloquy-browser-'));
+after(() => rmSync(work, { recursive: true, force: true }));
 
 async function until(check, what, timeout = 15_000) {
   const deadline = Date.now() + timeout;
@@ -61,36 +70,53 @@ function freePort() {
   });
 }
 
-/** The real binary on a free port and a fresh database, restartable in place. */
+/**
+ * The real binary on a free port and a fresh database of its own,
+ * restartable in place. `env` adds to the server's environment; `key`, when
+ * set, is sent as the bearer credential of `api()`.
+ */
 class Server {
-  constructor(port) {
+  constructor(port, { name, env = {} }) {
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
-    this.log = createWriteStream(join(OUTPUT, 'server.log'));
+    this.env = env;
+    this.database = join(work, `${name}.db`);
+    this.logPath = join(OUTPUT, `server-${name}.log`);
+    this.log = createWriteStream(this.logPath);
+    this.key = '';
   }
 
-  async start() {
+  environment() {
     const env = { ...process.env };
     for (const name of Object.keys(env)) {
       if (name.startsWith('OPENAI_') || name.startsWith('COLLOQUY_')) delete env[name];
     }
-    Object.assign(env, {
+    return Object.assign(env, {
       COLLOQUY_LLM: 'offline',
-      DATABASE_URL: join(work, 'colloquy.db'),
+      DATABASE_URL: this.database,
       COLLOQUY_MAX_MESSAGE_CHARS: String(MAX_CHARS),
       // A stop stores a running reply `interrupted` at once.
       COLLOQUY_SHUTDOWN_GRACE_SECS: '0',
       RUST_LOG: 'info',
+      ...this.env,
     });
+  }
+
+  async start() {
     // The work directory as the current one: no stray .env is read.
-    this.child = spawn(BIN, ['serve', '--addr', `127.0.0.1:${this.port}`], { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(BIN, ['serve', '--addr', `127.0.0.1:${this.port}`], {
+      cwd: work,
+      env: this.environment(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child.stdout.pipe(this.log, { end: false });
     this.child.stderr.pipe(this.log, { end: false });
-    this.exited = new Promise((done) => this.child.once('exit', (code, signal) => done({ code, signal })));
+    // `close` comes after the output is read to its end.
+    this.exited = new Promise((done) => this.child.once('close', (code, signal) => done({ code, signal })));
     const spawned = await Promise.race([
       until(async () => (await fetch(`${this.url}/healthz`)).ok, 'the server answers /healthz', 30_000),
       this.exited.then(({ code }) => {
-        throw new Error(`${BIN} exited with ${code}; see ${join(OUTPUT, 'server.log')}`);
+        throw new Error(`${BIN} exited with ${code}; see ${this.logPath}`);
       }),
     ]);
     return spawned;
@@ -102,10 +128,35 @@ class Server {
     await this.exited;
   }
 
+  /** What the server has logged so far (all of it, once it has stopped). */
+  async logText() {
+    await new Promise((done) => this.log.write('', done));
+    return readFileSync(this.logPath, 'utf8');
+  }
+
+  /** `colloquy ARGS…` on this server's database, as an operator runs it: its output. */
+  async colloquy(...args) {
+    const { stdout } = await promisify(execFile)(BIN, args, { cwd: work, env: this.environment() });
+    return stdout;
+  }
+
+  /** A new API key for `principal`, from `colloquy keys create`: the key alone is its last line. */
+  async createKey(principal, label) {
+    const lines = (await this.colloquy('keys', 'create', '--principal', principal, '--label', label)).trim().split('\n');
+    return lines[lines.length - 1].trim();
+  }
+
+  async keyId(label) {
+    const keys = JSON.parse(await this.colloquy('keys', 'list', '--json'));
+    return keys.find((key) => key.label === label).id;
+  }
+
   async api(method, path, body) {
+    const headers = body === undefined ? {} : { 'Content-Type': 'application/json' };
+    if (this.key) headers.Authorization = `Bearer ${this.key}`;
     const response = await fetch(`${this.url}${path}`, {
       method,
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await response.text();
@@ -117,6 +168,57 @@ class Server {
     assert.equal(status, 200);
     return body.data;
   }
+}
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+});
+after(() => browser?.close().catch(() => {}));
+
+/**
+ * A tab of a new browser profile, watched: script errors and console errors
+ * are collected, and `step(name, body)` runs a subtest that screenshots the
+ * tab when it fails (and skips the steps after it).
+ */
+async function openTab(t, name) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light', locale: 'en-US' });
+  t.after(() => context.close().catch(() => {}));
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  const pageErrors = [];
+  const consoleErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  page.on('console', (entry) => {
+    // Failed requests are logged by the browser itself (the 422 the page
+    // shows on purpose, the 401s that make it ask for a key, the events
+    // stream while the server restarts).
+    if (entry.type() === 'error' && !entry.text().startsWith('Failed to load resource')) consoleErrors.push(entry.text());
+  });
+  let failed = false;
+  const step = (title, body) =>
+    t.test(title, { skip: failed ? 'an earlier step failed' : false }, async () => {
+      try {
+        await body();
+      } catch (error) {
+        failed = true;
+        await page.screenshot({ path: join(OUTPUT, `failure-${name}.png`) }).catch(() => {});
+        throw error;
+      }
+    });
+  return { context, page, step, pageErrors, consoleErrors };
 }
 
 // What the page shows of each message, in order.
@@ -185,56 +287,16 @@ const message = (page, id) => page.locator(`#message-list article[data-message-i
 const entry = (page, id) => page.locator(`#session-list [data-session-id="${id}"]`);
 
 test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t) => {
-  const server = new Server(await freePort());
+  const server = new Server(await freePort(), { name: 'anonymous' });
   await server.start();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-quic',
-    ],
-  });
-  t.after(async () => {
-    await browser.close().catch(() => {});
-    await server.stop('SIGKILL');
-    rmSync(work, { recursive: true, force: true });
-  });
-
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'light', locale: 'en-US' });
-  const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  const pageErrors = [];
-  const consoleErrors = [];
-  page.on('pageerror', (error) => pageErrors.push(error.message));
-  page.on('console', (entry) => {
-    // Failed requests are logged by the browser itself (the 422 the page
-    // shows on purpose, the events stream while the server restarts).
-    if (entry.type() === 'error' && !entry.text().startsWith('Failed to load resource')) consoleErrors.push(entry.text());
-  });
+  t.after(() => server.stop('SIGKILL'));
+  const { page, step, pageErrors, consoleErrors } = await openTab(t, 'anonymous');
   const eventRequests = [];
   page.on('request', (request) => {
     if (request.url().includes('/events')) {
       eventRequests.push(request.allHeaders().then((headers) => ({ url: request.url(), headers, at: Date.now() })));
     }
   });
-
-  let failed = false;
-  const step = (name, body) =>
-    t.test(name, { skip: failed ? 'an earlier step failed' : false }, async () => {
-      try {
-        await body();
-      } catch (error) {
-        failed = true;
-        await page.screenshot({ path: join(OUTPUT, 'failure.png') }).catch(() => {});
-        throw error;
-      }
-    });
 
   let first; // the session of the main conversation
   let beforeReload;
@@ -251,6 +313,8 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
     assert.equal(await page.locator('[data-session-id]').count(), 0, 'a fresh database has no sessions');
     for (const hook of ['#composer', '#send', '#new-session']) assert.ok(await page.locator(hook).isVisible(), hook);
     assert.equal(await page.locator('#stop').isVisible(), false, 'no stop button while nothing streams');
+    assert.equal(await page.locator('#api-key').isVisible(), false, 'a server that authenticates nobody asks for no key');
+    assert.equal(await page.locator('#key-status').isVisible(), false);
   });
 
   await step('a new chat is created and selected', async () => {
@@ -374,6 +438,9 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
       (r) => r.at >= restartedAt && (r.headers['last-event-id'] || new URL(r.url).searchParams.get('last_event_id')),
     );
     assert.ok(resumed.length > 0, `an events request after the restart named the last event: ${JSON.stringify(requests.slice(-3))}`);
+    // The page opens every stream with a stream token, also where the server
+    // asks for none (it ignores the token there).
+    for (const { url } of requests) assert.ok(new URL(url).searchParams.get('token'), `${url} names a stream token`);
     // And the chat goes on over the new connection.
     await send(page, 'Good, you are back.');
     await page.locator('#message-list article[data-role="user"]', { hasText: 'Good, you are back.' }).waitFor();
@@ -471,6 +538,15 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
     await page.emulateMedia({ colorScheme: 'light' });
   });
 
+  await step('a chat deleted elsewhere leaves the page', async () => {
+    assert.equal(await entry(page, second).getAttribute('aria-current'), 'true');
+    assert.equal((await server.api('DELETE', `/api/v1/sessions/${second}`)).status, 204);
+    // Its stream ends; reopening it finds the chat gone.
+    await page.locator('#banner', { hasText: 'This chat was deleted' }).waitFor();
+    await entry(page, second).waitFor({ state: 'detached' });
+    assert.notEqual(await page.evaluate(() => location.hash), `#${second}`);
+  });
+
   await step('with no chat at all, sending a message starts one', async () => {
     const { body: listed } = await server.api('GET', '/api/v1/sessions');
     for (const session of listed.data) await server.api('DELETE', `/api/v1/sessions/${session.id}`);
@@ -492,5 +568,180 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
   await step('nothing went wrong inside the page', async () => {
     assert.deepEqual(pageErrors, [], 'no script errors');
     assert.deepEqual(consoleErrors, [], 'no console errors (a policy violation would show here)');
+  });
+});
+
+// The key this tab keeps, if any.
+const keptKey = (page) => page.evaluate(() => sessionStorage.getItem('colloquy.api-key'));
+
+test('with API keys on, the page asks for a key and keeps it for the tab', { timeout: 120_000 }, async (t) => {
+  const server = new Server(await freePort(), {
+    name: 'keys',
+    env: { COLLOQUY_AUTH: 'keys', COLLOQUY_STREAM_TOKEN_SECS: String(STREAM_TOKEN_SECS) },
+  });
+  const key = await server.createKey('alice', 'browser test');
+  assert.match(key, /^\S{20,}$/, 'the last line of `keys create` is the key');
+  await server.start();
+  t.after(() => server.stop('SIGKILL'));
+  server.key = key;
+  const { body: planned } = await server.api('POST', '/api/v1/sessions', { title: 'Planned before the page opened' });
+
+  const { context, page, step, pageErrors, consoleErrors } = await openTab(t, 'keys');
+  // Every request of the tab, every 401 it got, every stream token it was given.
+  const requests = [];
+  const refusals = [];
+  const tokens = [];
+  page.on('request', (request) => {
+    requests.push(request.allHeaders().then((headers) => ({ url: request.url(), headers, at: Date.now() })));
+  });
+  page.on('response', (response) => {
+    if (response.status() === 401) refusals.push(response.url());
+    if (response.ok() && response.url().endsWith('/stream-token')) {
+      tokens.push(response.json().then(({ token }) => ({ token, at: Date.now() })));
+    }
+  });
+  const field = page.locator('#api-key');
+  // A real key with its last character mistyped.
+  const wrongKey = `${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`;
+  const streamRequests = async () =>
+    (await Promise.all(requests)).filter((r) => new URL(r.url).pathname.endsWith('/events'));
+
+  await step('the page asks for a key, and a wrong one is refused and asked for again', async () => {
+    await page.goto(server.url);
+    await field.waitFor();
+    assert.equal(await field.getAttribute('type'), 'password', 'the key is not shown as it is typed');
+    assert.match(await page.locator('#key-gate').textContent(), /asks for an API key/);
+    assert.ok(refusals.length > 0, 'the page asked because the API answered 401');
+    assert.equal(await page.locator('[data-session-id]').count(), 0, 'nothing is listed without a key');
+    assert.ok(await page.evaluate(() => document.getElementById('layout').inert), 'the chat behind waits for the key');
+
+    await field.fill(wrongKey);
+    await field.press('Enter');
+    await page.locator('#key-problem', { hasText: 'refused' }).waitFor();
+    await page.screenshot({ path: join(OUTPUT, 'api-key.png') });
+    assert.ok(await field.isVisible(), 'the key is asked for again');
+    assert.equal(await keptKey(page), null, 'a refused key is not kept');
+    assert.equal(await page.locator('[data-session-id]').count(), 0);
+  });
+
+  await step('the right key, typed and entered, loads the chats', async () => {
+    await field.fill('');
+    await field.pressSequentially(key);
+    await field.press('Enter');
+    await page.locator('#key-gate').waitFor({ state: 'hidden' });
+    await entry(page, planned.id).waitFor();
+    assert.equal(await entry(page, planned.id).getAttribute('aria-current'), 'true');
+    await page.locator('#connection[data-state="live"]').waitFor();
+    assert.equal(await keptKey(page), key, 'the key is kept for the tab');
+    assert.ok(await page.locator('#key-status').isVisible(), 'the page says it holds a key');
+  });
+
+  await step('a chat streams to its end, on a stream that outlives its token', async () => {
+    await send(page, 'Hello from behind a key.');
+    const replyId = await streamingReply(page);
+    await message(page, replyId).and(page.locator('[data-status="complete"]')).waitFor();
+    const stored = await server.history(planned.id);
+    assert.deepEqual(
+      stored.map((m) => [m.role, m.status]),
+      [
+        ['user', 'complete'],
+        ['assistant', 'complete'],
+      ],
+    );
+    assert.equal((await rendered(page)).find((m) => m.id === replyId).text, stored[1].content);
+    assert.ok(stored[1].content.endsWith(REPLY_END));
+    const [issued] = await Promise.all(tokens);
+    assert.ok(Date.now() - issued.at > STREAM_TOKEN_SECS * 1000, 'the reply ended after the token expired');
+    assert.equal((await streamRequests()).length, 1, 'the stream stayed open all along');
+  });
+
+  await step('a reload of the tab keeps the key', async () => {
+    const shown = await rendered(page);
+    const refused = refusals.length;
+    await page.reload();
+    await until(async () => (await page.locator('#message-list article').count()) === shown.length, 'the history is drawn');
+    assert.deepEqual(await rendered(page), shown);
+    await page.locator('#connection[data-state="live"]').waitFor();
+    assert.equal(await field.isVisible(), false, 'no key is asked for');
+    assert.equal(refusals.length, refused, 'nothing was refused');
+  });
+
+  await step('when the server restarts, the stream reopens with a fresh token from the last event', async () => {
+    await send(page, 'Are you still there after a restart?');
+    const replyId = await streamingReply(page);
+    const before = (await Promise.all(tokens)).map(({ token }) => token);
+    await server.stop('SIGTERM');
+    const restartedAt = Date.now();
+    await server.start();
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: 30_000 });
+    await message(page, replyId).and(page.locator('[data-status="interrupted"]')).waitFor();
+    const reopened = (await streamRequests()).filter((r) => r.at >= restartedAt);
+    assert.ok(reopened.length > 0, 'the stream was opened again');
+    for (const { url } of reopened) {
+      const query = new URL(url).searchParams;
+      assert.ok(!before.includes(query.get('token')), 'with a token of the new server, not an old one');
+      assert.ok(query.get('last_event_id'), 'from the last event seen');
+    }
+  });
+
+  await step('a revoked key is refused and asked for again; the message being sent goes with the new key', async () => {
+    await server.colloquy('keys', 'revoke', await server.keyId('browser test'));
+    await send(page, 'Sent while the key changed.');
+    await page.locator('#key-problem', { hasText: 'revoked' }).waitFor();
+    assert.match(await page.locator('#key-title').textContent(), /refused/);
+    assert.equal(await keptKey(page), null, 'the revoked key is forgotten');
+    assert.equal(await page.locator('#composer').inputValue(), 'Sent while the key changed.', 'nothing typed is lost');
+
+    const next = await server.createKey('alice', 'browser test, again');
+    server.key = next;
+    await field.pressSequentially(next);
+    await field.press('Enter');
+    await page.locator('#key-gate').waitFor({ state: 'hidden' });
+    await page.locator('#message-list article[data-role="user"]', { hasText: 'Sent while the key changed.' }).waitFor();
+    const replyId = await newestAssistantId(page);
+    await message(page, replyId).and(page.locator('[data-status="complete"]')).waitFor();
+    assert.equal(await page.locator('#composer').inputValue(), '');
+    const stored = await server.history(planned.id);
+    assert.equal(stored.filter((m) => m.content === 'Sent while the key changed.').length, 1, 'sent once');
+    assert.equal(await keptKey(page), next);
+  });
+
+  await step('another tab does not share the key, and "Forget key" forgets it', async () => {
+    const other = await context.newPage();
+    await other.goto(server.url);
+    await other.locator('#api-key').waitFor();
+    await other.close();
+
+    await page.locator('#forget-key').click();
+    await field.waitFor();
+    assert.equal(await keptKey(page), null);
+    assert.equal(await page.locator('[data-session-id]').count(), 0, 'nothing of the forgotten key is shown');
+  });
+
+  await step('no URL carried a key, and every event stream opened with a stream token', async () => {
+    const all = await Promise.all(requests);
+    const keys = [wrongKey, key, server.key];
+    for (const { url } of all) {
+      for (const secret of keys) assert.ok(!url.includes(secret), `${url} carries a key`);
+    }
+    const issued = new Set((await Promise.all(tokens)).map(({ token }) => token));
+    const streams = await streamRequests();
+    assert.ok(streams.length >= 3, `${streams.length} streams were opened`);
+    for (const { url, headers } of streams) {
+      assert.ok(issued.has(new URL(url).searchParams.get('token')), `${url} names a token the server issued`);
+      assert.equal(headers.authorization, undefined);
+    }
+    const sentKey = all.filter((r) => r.headers.authorization).map((r) => r.headers.authorization);
+    assert.ok(sentKey.length > 0);
+    for (const value of sentKey) assert.ok(keys.some((secret) => value === `Bearer ${secret}`), 'only as `Authorization: Bearer`');
+
+    await server.stop('SIGTERM');
+    const log = await server.logText();
+    for (const secret of [...keys, ...issued]) assert.ok(!log.includes(secret), 'no key or token is logged');
+  });
+
+  await step('nothing went wrong inside the page', async () => {
+    assert.deepEqual(pageErrors, [], 'no script errors');
+    assert.deepEqual(consoleErrors, [], 'no console errors');
   });
 });

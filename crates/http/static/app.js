@@ -4,9 +4,11 @@
 // rendered from message.created / message.delta / message.completed /
 // message.failed / message.reset / message.tool_call / session.updated; a
 // stream.resync (events the server no longer keeps) reloads the history.
-// Messages are sent with a plain fetch that gets the 202. Every piece of text
-// from the server (model output included) goes into the DOM as text nodes:
-// this file never parses HTML.
+// Messages are sent with a plain fetch that gets the 202. A server with
+// authentication on gets the API key the page asks for when it answers 401
+// (kept for the tab); the event stream opens with a stream token. Every
+// piece of text from the server (model output included) goes into the DOM as
+// text nodes: this file never parses HTML.
 'use strict';
 
 (() => {
@@ -23,6 +25,10 @@
     'session.updated',
     'stream.resync',
   ];
+  // Waits before reopening an event stream that dropped: the first, and the
+  // longest after failures in a row.
+  const RECONNECT_FIRST = 1000;
+  const RECONNECT_LAST = 15000;
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
   const $ = (id) => document.getElementById(id);
@@ -48,6 +54,14 @@
     composer: $('composer'),
     send: $('send'),
     stop: $('stop'),
+    keyGate: $('key-gate'),
+    keyForm: $('key-form'),
+    keyTitle: $('key-title'),
+    apiKey: $('api-key'),
+    keyProblem: $('key-problem'),
+    keySave: $('key-save'),
+    keyStatus: $('key-status'),
+    forgetKey: $('forget-key'),
   };
 
   const state = {
@@ -61,8 +75,9 @@
     ready: false, // the history is on screen; events before that wait in `queue`
     queue: [],
     opened: null, // a promise that settles when the event stream is open
+    streamAttempt: 0, // bumps with each connection, so a late stream token is dropped
     reconnectTimer: 0,
-    reconnectDelay: 1000,
+    reconnectDelay: RECONNECT_FIRST,
     selecting: 0, // bumps with each selection, so stale answers are dropped
     sending: false,
     editing: null, // the session being renamed
@@ -78,8 +93,10 @@
     }
   }
 
-  async function api(method, path, body) {
+  // One request with `key` as its bearer credential ('' for none).
+  async function request(method, path, body, key) {
     const init = { method, headers: { Accept: 'application/json' } };
+    if (key) init.headers.Authorization = `Bearer ${key}`;
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -90,8 +107,7 @@
     } catch {
       throw new ApiError(0, 'the colloquy server cannot be reached; check that it is running');
     }
-    if (response.status === 204) return null;
-    const text = await response.text();
+    const text = response.status === 204 ? '' : await response.text();
     let data = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -103,6 +119,147 @@
       throw new ApiError(response.status, detail);
     }
     return data;
+  }
+
+  // A request with the key this tab keeps. A 401 asks for a key (see `keyAccepted`)
+  // and then sends the very same request again, so whatever was under way when
+  // the server asked (loading the chats, sending a message) carries on.
+  async function api(method, path, body) {
+    for (;;) {
+      const sent = apiKey.kept;
+      try {
+        return await request(method, path, body, sent);
+      } catch (error) {
+        if (error.status !== 401) throw error;
+        await keyAccepted(sent, error.message);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ the API key
+
+  // A server with authentication on answers 401 until the page sends
+  // `Authorization: Bearer <key>`. The key is asked for in #api-key, checked
+  // against the server before it is kept, then kept in sessionStorage: this
+  // tab keeps it across reloads, other tabs never see it, and closing the tab
+  // forgets it. A server that authenticates nobody never answers 401, so the
+  // page never asks there.
+  const KEY_STORAGE = 'colloquy.api-key';
+
+  const apiKey = {
+    kept: readKey(),
+    asking: null, // a promise that settles when a key is accepted
+    accepted: null, // settles `asking`
+  };
+
+  function readKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE) || '';
+    } catch {
+      return ''; // Storage switched off: the key lives as long as the page.
+    }
+  }
+
+  function keepKey(key) {
+    apiKey.kept = key;
+    try {
+      if (key) sessionStorage.setItem(KEY_STORAGE, key);
+      else sessionStorage.removeItem(KEY_STORAGE);
+    } catch {
+      // Storage switched off: the key lives as long as the page.
+    }
+    els.keyStatus.hidden = !key;
+  }
+
+  // Settles once a key the server accepts is kept. `refused` is the key the
+  // refused request carried ('' for none); `detail` is what the server said.
+  function keyAccepted(refused, detail) {
+    // A key accepted while that request was under way: retry with it.
+    if (apiKey.kept && apiKey.kept !== refused) return Promise.resolve();
+    if (!apiKey.asking) {
+      // A refused key is no use to a later reload either.
+      if (refused) keepKey('');
+      apiKey.asking = new Promise((resolve) => {
+        apiKey.accepted = resolve;
+      });
+      askForKey(refused ? detail : '');
+    }
+    return apiKey.asking;
+  }
+
+  function askForKey(refusedDetail) {
+    els.keyTitle.textContent = refusedDetail ? 'Your API key was refused' : 'This server asks for an API key';
+    showKeyProblem(refusedDetail ? 'The server refused the key' : '', refusedDetail);
+    els.apiKey.value = '';
+    els.apiKey.disabled = false;
+    els.keySave.disabled = false;
+    els.keySave.textContent = 'Use this key';
+    // The chat behind is out of reach until a key is accepted: nothing there
+    // works without one.
+    els.layout.inert = true;
+    els.keyGate.hidden = false;
+    els.apiKey.focus();
+  }
+
+  function showKeyProblem(what, detail) {
+    els.keyProblem.replaceChildren();
+    if (!what) {
+      els.keyProblem.hidden = true;
+      return;
+    }
+    els.keyProblem.append(el('strong', null, sentence(what)));
+    if (detail) els.keyProblem.append(' ', el('span', null, sentence(detail)));
+    els.keyProblem.hidden = false;
+  }
+
+  // A bearer credential is visible ASCII without spaces; anything else could
+  // not even be put in a header.
+  const PLAUSIBLE_KEY = /^[\x21-\x7e]+$/;
+
+  async function tryKey() {
+    const key = els.apiKey.value.trim();
+    if (!key) {
+      showKeyProblem('Paste a key first');
+      return;
+    }
+    if (!PLAUSIBLE_KEY.test(key)) {
+      showKeyProblem('That is not a key', 'a key has no spaces and only plain letters, digits and punctuation; check what was pasted');
+      return;
+    }
+    els.apiKey.disabled = true;
+    els.keySave.disabled = true;
+    els.keySave.textContent = 'Checking…';
+    let problem = null;
+    try {
+      await request('GET', `${API}/sessions?limit=1`, undefined, key);
+    } catch (error) {
+      problem = error;
+    }
+    els.apiKey.disabled = false;
+    els.keySave.disabled = false;
+    els.keySave.textContent = 'Use this key';
+    if (problem) {
+      showKeyProblem(problem.status === 401 ? 'The server refused that key' : 'The key could not be checked', problem.message);
+      els.apiKey.focus();
+      els.apiKey.select();
+      return;
+    }
+    keepKey(key);
+    els.apiKey.value = '';
+    els.keyGate.hidden = true;
+    els.layout.inert = false;
+    const accepted = apiKey.accepted;
+    apiKey.asking = null;
+    apiKey.accepted = null;
+    if (accepted) accepted();
+    els.composer.focus();
+  }
+
+  // Forgetting the key also forgets everything it showed: the page starts
+  // over, and the server asks for a key again.
+  function forgetKey() {
+    keepKey('');
+    location.replace(location.pathname);
   }
 
   const sessionPath = (id) => `${API}/sessions/${encodeURIComponent(id)}`;
@@ -394,7 +551,7 @@
 
     // Listen first, then read the history: events that arrive meanwhile wait
     // in the queue and are applied on top of it, so nothing falls in between.
-    connectEvents(id, '');
+    connectEvents(id, false);
     let messages;
     try {
       messages = await loadHistory(id);
@@ -669,8 +826,18 @@
     }[connection];
   }
 
+  // The page opens every event stream itself, and reopens it itself. An
+  // EventSource cannot send `Authorization`, so each connection first asks
+  // for a stream token with the page's credentials and opens
+  // `…/events?token=…&last_event_id=…`. A server that authenticates nobody
+  // hands out tokens as well and ignores them, so the page does the same
+  // everywhere. When a stream errors, the page closes it rather than let the
+  // browser reconnect: the browser would reuse the old URL, whose token has
+  // expired after COLLOQUY_STREAM_TOKEN_SECS (the server then refuses it and
+  // the browser gives up) or means nothing to a restarted server.
   function closeEvents() {
     clearTimeout(state.reconnectTimer);
+    state.streamAttempt += 1; // a connection still getting its token is dropped
     if (state.source) state.source.close();
     state.source = null;
     state.ready = false;
@@ -679,37 +846,58 @@
     setConnection('idle');
   }
 
-  function connectEvents(id, lastEventId) {
+  // Opens `id`'s event stream from the last event seen (none for a session
+  // just selected). `resumed`: this replaces a stream that dropped, so the
+  // stored history may know what the events could not tell.
+  async function connectEvents(id, resumed) {
     clearTimeout(state.reconnectTimer);
-    const query = lastEventId ? `?last_event_id=${encodeURIComponent(lastEventId)}` : '';
-    const source = new EventSource(`${sessionPath(id)}/events${query}`);
-    state.source = source;
-    let dropped = false;
+    const attempt = ++state.streamAttempt;
     let settle;
     state.opened = new Promise((resolve) => {
       settle = resolve;
       setTimeout(resolve, 5000);
     });
+    let token;
+    try {
+      ({ token } = await api('POST', `${sessionPath(id)}/stream-token`));
+    } catch (error) {
+      if (attempt !== state.streamAttempt) return;
+      settle();
+      // A chat just selected reports its own 404 when its history fails to
+      // load; one that was on screen is gone now.
+      if (error.status === 404 && (resumed || state.ready)) {
+        showError('This chat was deleted');
+        forgetSession(id, state.sessions.findIndex((s) => s.id === id), true);
+      } else if (error.status !== 404) {
+        setConnection('offline');
+        reconnectLater(id);
+      }
+      return;
+    }
+    if (attempt !== state.streamAttempt) return;
+
+    const query = new URLSearchParams({ token });
+    if (state.lastEventId) query.set('last_event_id', state.lastEventId);
+    const source = new EventSource(`${sessionPath(id)}/events?${query}`);
+    state.source = source;
+    let open = false;
     source.addEventListener('open', () => {
       if (state.source !== source) return;
+      open = true;
       setConnection('live');
-      state.reconnectDelay = 1000;
+      state.reconnectDelay = RECONNECT_FIRST;
       settle();
-      if (dropped || lastEventId) resync();
-      dropped = false;
+      if (resumed) resync();
     });
     source.addEventListener('error', () => {
       if (state.source !== source) return;
-      dropped = true;
-      if (source.readyState === EventSource.CLOSED) {
-        // The server refused the stream (restarting, or the chat is gone):
-        // the browser gives up, so we take over.
-        setConnection('offline');
-        reconnectLater(id);
-      } else {
-        // The browser reconnects by itself, sending Last-Event-ID.
-        setConnection('reconnecting');
-      }
+      source.close();
+      state.source = null;
+      settle();
+      // Dropped after it was live, or refused outright (a restarting server,
+      // a token it no longer knows, a chat that is gone).
+      setConnection(open ? 'reconnecting' : 'offline');
+      reconnectLater(id);
     });
     for (const name of EVENT_NAMES) {
       source.addEventListener(name, (event) => {
@@ -731,26 +919,15 @@
     }
   }
 
+  // Waits, longer after each failure in a row (with jitter, so the tabs of a
+  // restarted server do not all come back at once), then connects anew.
   function reconnectLater(id) {
     clearTimeout(state.reconnectTimer);
     const delay = state.reconnectDelay;
-    state.reconnectDelay = Math.min(delay * 2, 15000);
-    state.reconnectTimer = setTimeout(async () => {
-      if (id !== state.current) return;
-      try {
-        await api('GET', sessionPath(id));
-      } catch (error) {
-        if (id !== state.current) return;
-        if (error.status === 404) {
-          showError('This chat was deleted');
-          forgetSession(id, state.sessions.findIndex((s) => s.id === id), true);
-        } else {
-          reconnectLater(id);
-        }
-        return;
-      }
-      if (id === state.current) connectEvents(id, state.lastEventId);
-    }, delay);
+    state.reconnectDelay = Math.min(delay * 2, RECONNECT_LAST);
+    state.reconnectTimer = setTimeout(() => {
+      if (id === state.current) connectEvents(id, true);
+    }, delay * (0.75 + Math.random() / 2));
   }
 
   function apply(name, data) {
@@ -895,6 +1072,12 @@
     }
   });
 
+  els.keyForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    tryKey();
+  });
+  els.forgetKey.addEventListener('click', forgetKey);
+
   els.moreSessions.addEventListener('click', loadMoreSessions);
   els.bannerClose.addEventListener('click', hideBanner);
 
@@ -1014,6 +1197,7 @@
     els.composer.focus();
   }
 
+  els.keyStatus.hidden = !apiKey.kept;
   updateComposer();
   start();
 })();
