@@ -231,7 +231,7 @@
     els.keySave.textContent = 'Checking…';
     let problem = null;
     try {
-      await request('GET', `${API}/sessions?limit=1`, undefined, key);
+      await request('GET', `${API}/me`, undefined, key);
     } catch (error) {
       problem = error;
     }

@@ -214,6 +214,7 @@ mod tests {
             r#"id="send""#,
             r#"id="stop""#,
             r#"id="new-session""#,
+            r#"id="api-key""#,
         ] {
             assert!(body.contains(hook), "the page lacks {hook}");
         }
