@@ -1,8 +1,9 @@
 //! Reading requests: JSON bodies, ids in paths, query parameters. Every
-//! failure becomes the contract's status (`400`, `413`, `415`, `422`).
+//! failure becomes the contract's status (`400`, `408`, `413`, `415`, `422`).
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
@@ -21,6 +22,13 @@ pub struct JsonBody<T, const OPTIONAL: bool = false>(pub T);
 /// A body that may be left out entirely.
 pub type OptionalJsonBody<T> = JsonBody<T, true>;
 
+/// The longest a client may take to send a request's body once its head
+/// has arrived (`COLLOQUY_CLIENT_TIMEOUT_SECS`; actix times the head). A
+/// client trickling its body would otherwise hold its connection, and the
+/// worker's share of them, as long as it likes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyTimeout(pub(crate) Duration);
+
 impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest
     for JsonBody<T, OPTIONAL>
 {
@@ -30,8 +38,15 @@ impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let request = request.clone();
         let bytes = Bytes::from_request(&request, payload);
+        let timeout = request.app_data::<BodyTimeout>().copied();
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|error| {
+            let bytes = match timeout {
+                Some(BodyTimeout(limit)) => actix_web::rt::time::timeout(limit, bytes)
+                    .await
+                    .map_err(|_| body_too_slow(limit))?,
+                None => bytes.await,
+            };
+            let bytes = bytes.map_err(|error| {
                 if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::payload_too_large()
                 } else {
@@ -49,6 +64,19 @@ impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest
             parse_json(&bytes).map(Self)
         })
     }
+}
+
+/// `408`: the connection then closes, as the rest of the body is never read.
+fn body_too_slow(limit: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        "Request timeout",
+        format!(
+            "the request body did not arrive within {} (COLLOQUY_CLIENT_TIMEOUT_SECS)",
+            humantime::format_duration(limit)
+        ),
+    )
 }
 
 fn check_json_content_type(request: &HttpRequest) -> Result<(), ApiError> {

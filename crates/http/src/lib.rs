@@ -5,10 +5,15 @@
 //! (`problem`), and a session's events into Server-Sent Events (`sse`).
 //! `telemetry` gives every request an id, a span and a log line and keeps the
 //! Prometheus metrics; `routes/docs` serves the OpenAPI document and Swagger UI.
+//! `edges` holds what is decided before a route runs: the origin check
+//! (`origin`), CORS (`cors`), the metrics token and the body deadline.
 //! Nothing here decides anything about chats: that is the app crate's job.
 
 mod body;
 mod caller;
+mod cors;
+mod edges;
+mod origin;
 mod problem;
 mod routes;
 mod sse;
@@ -23,6 +28,8 @@ use colloquy_app::ChatService;
 use colloquy_ports::{Authenticator, StreamTokens};
 
 pub use caller::Caller;
+pub use edges::{Edges, MetricsToken};
+pub use origin::{AllowedOrigins, Origin, OriginCheck, OriginError};
 pub use problem::ApiError;
 pub use telemetry::{install_metrics, metrics_upkeep, observe_requests};
 
@@ -30,33 +37,45 @@ pub use telemetry::{install_metrics, metrics_upkeep, observe_requests};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Registers every route on an actix `App` sharing `service`, each request
-/// authenticated by `authenticator` (event streams also by `stream_tokens`).
+/// authenticated by `authenticator` (event streams also by `stream_tokens`),
+/// the metrics token and the body deadline as `edges` says.
 ///
 /// ```ignore
-/// HttpServer::new(move || App::new().configure(colloquy_http::configure(service.clone(), auth.clone())))
+/// HttpServer::new(move || App::new().configure(colloquy_http::configure(service.clone(), auth.clone(), tokens.clone(), &edges)))
 /// ```
 pub fn configure(
     service: ChatService,
     authenticator: Arc<dyn Authenticator>,
     stream_tokens: Arc<dyn StreamTokens>,
+    edges: &Edges,
 ) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     install_metrics();
+    let edges = edges.clone();
     move |config| {
         config
             .app_data(web::Data::new(service))
             .app_data(caller::auth_data(authenticator))
             .app_data(caller::tokens_data(stream_tokens))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .configure(|config| edges.register(config))
             .configure(routes::register);
     }
 }
 
 /// The middleware every colloquy app wraps its routes in, outermost last:
-/// `App::new().wrap(error_pages()).wrap(from_fn(observe_requests)).wrap(trim_trailing_slash())`,
+/// `App::new().wrap(error_pages()).wrap(edges.cors()).wrap(cors_refusals())`
+/// `.wrap(edges.origin_check()).wrap(from_fn(observe_requests)).wrap(trim_trailing_slash())`,
 /// so the request log and metrics see the final (problem+json) answer.
 #[must_use]
 pub fn error_pages<B: 'static>() -> ErrorHandlers<B> {
     problem::bare_errors_as_problems()
+}
+
+/// The CORS layer's own refusals (a preflight asking for a method or header
+/// not offered) as problem+json; it wraps `Edges::cors`.
+#[must_use]
+pub fn cors_refusals<B: 'static>() -> ErrorHandlers<B> {
+    cors::refusals_as_problems()
 }
 
 /// `/api/v1/sessions/` is the same route as `/api/v1/sessions`.

@@ -89,16 +89,8 @@ pub fn metrics_upkeep() {
     recorder().run_upkeep();
 }
 
-/// The service's metrics, for Prometheus to scrape.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    operation_id = "metrics",
-    responses((status = 200, description = "Prometheus text exposition format.",
-        content_type = "text/plain", body = String,
-        example = json!("http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3\n")))
-)]
+/// The service's metrics in Prometheus's text format (served, behind its
+/// token, by `routes/health.rs`).
 pub async fn metrics_text() -> HttpResponse {
     let handle = recorder();
     handle.run_upkeep();

@@ -1,7 +1,7 @@
 //! Wiring: adapters into ports, ports into the service, the service into
 //! actix-web. This is the composition root; nothing else names an adapter.
 
-use std::net::TcpListener;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,11 @@ use colloquy_ports::{Authenticator, ChatRepository, LlmClient, StreamTokens};
 use crate::config::{AuthChoice, Config, JwtKey, LlmChoice};
 
 const METRICS_UPKEEP: Duration = Duration::from_secs(10);
+
+/// Connections the kernel queues while every worker holds its
+/// `COLLOQUY_MAX_CONNECTIONS` share; Linux caps it at `net.core.somaxconn`
+/// (4096 by default).
+const LISTEN_BACKLOG: u32 = 2048;
 
 /// A built server, bound to its port, not yet serving.
 pub struct Application {
@@ -74,15 +79,17 @@ impl Application {
             );
         }
 
-        let listener =
-            TcpListener::bind(config.addr).with_context(|| format!("binding {}", config.addr))?;
-        let port = listener.local_addr()?.port();
         let (authenticator, api_keys) = authenticator(config, store)?;
         let stream_tokens = stream_tokens(config)?;
+        let edges = http_edges(config);
+        let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let app_service = service.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(colloquy_http::error_pages())
+                .wrap(edges.cors())
+                .wrap(colloquy_http::cors_refusals())
+                .wrap(edges.origin_check())
                 .wrap(actix_web::middleware::from_fn(
                     colloquy_http::observe_requests,
                 ))
@@ -91,19 +98,44 @@ impl Application {
                     app_service.clone(),
                     Arc::clone(&authenticator),
                     Arc::clone(&stream_tokens),
+                    &edges,
                 ))
         })
+        // Set rather than left to actix's default (the same count), so the
+        // connection limit below is divided by the number actually started.
+        .workers(workers)
+        // actix counts `max_connections` per worker, each stopping to accept
+        // at its own share: the process-wide COLLOQUY_MAX_CONNECTIONS is
+        // divided among the workers, rounded down but at least one each.
+        // Further clients wait in the listen backlog.
+        .max_connections(connections_per_worker(
+            config.edges.max_connections,
+            workers,
+        ))
+        .backlog(LISTEN_BACKLOG)
+        // The whole head of a connection's first request must arrive within
+        // COLLOQUY_CLIENT_TIMEOUT_SECS, or actix answers `408` and closes it
+        // (zero turns it off); bodies get the same deadline in `JsonBody`.
+        .client_request_timeout(config.edges.client_timeout)
         // Event streams are many small writes: without TCP_NODELAY, Nagle's
         // algorithm holds each delta until the client ACKs the previous one,
         // which a delayed ACK can put off for 40 ms (actix keeps the OS
         // default unless told).
         .tcp_nodelay(true)
-        .listen(listener)?
-        // Signals are ours to handle: replies get their grace period before
-        // the HTTP server is told to stop.
-        .disable_signals()
-        .shutdown_timeout(5)
-        .run();
+        // actix binds the socket itself, as only then it sets the backlog.
+        .bind(config.addr)
+        .with_context(|| format!("binding {}", config.addr))?;
+        let port = server
+            .addrs()
+            .first()
+            .map(std::net::SocketAddr::port)
+            .with_context(|| format!("binding {}: no socket was bound", config.addr))?;
+        let server = server
+            // Signals are ours to handle: replies get their grace period
+            // before the HTTP server is told to stop.
+            .disable_signals()
+            .shutdown_timeout(5)
+            .run();
         Ok(Self {
             port,
             server,
@@ -183,6 +215,33 @@ pub fn refuse_public_anonymous(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What the HTTP layer decides before a route runs, from the configuration.
+/// Host names other than loopback ones are refused when the server listens
+/// on loopback: nobody else can reach it, so such a name can only be a DNS
+/// rebinding page's.
+fn http_edges(config: &Config) -> colloquy_http::Edges {
+    let timeout = config.edges.client_timeout;
+    colloquy_http::Edges {
+        cors_origins: config.edges.cors_origins.clone(),
+        loopback_hosts_only: config.addr.ip().is_loopback(),
+        metrics_token: config
+            .edges
+            .metrics_token
+            .as_ref()
+            .map(|token| colloquy_http::MetricsToken::new(token.expose())),
+        body_timeout: (!timeout.is_zero()).then_some(timeout),
+    }
+}
+
+/// Each worker's share of `total` connections; `0` sets no limit of ours.
+fn connections_per_worker(total: usize, workers: usize) -> usize {
+    if total == 0 {
+        usize::MAX
+    } else {
+        (total / workers.max(1)).max(1)
+    }
 }
 
 /// The authenticator, and with API keys the `ApiKeys` too, whose pending
@@ -303,5 +362,22 @@ async fn wait_for_stop_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connections_per_worker;
+
+    #[test]
+    fn the_connection_limit_is_shared_among_the_workers() {
+        assert_eq!(connections_per_worker(10_000, 2), 5_000);
+        assert_eq!(connections_per_worker(10_000, 3), 3_333);
+        assert_eq!(
+            connections_per_worker(3, 8),
+            1,
+            "every worker takes at least one"
+        );
+        assert_eq!(connections_per_worker(0, 4), usize::MAX, "0 sets no limit");
     }
 }

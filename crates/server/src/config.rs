@@ -1,6 +1,8 @@
 //! The configuration of the contract, read once from the environment (and a
 //! `.env` file, loaded by `main`), into one typed struct.
 
+mod edges;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -13,6 +15,8 @@ use colloquy_inprocess::LogLimits;
 use colloquy_offline::OFFLINE_MODEL;
 use colloquy_openai::ApiKey;
 use colloquy_ports::Limits;
+
+pub use edges::EdgeConfig;
 
 /// Which language model answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +85,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// The HTTP edges: CORS, the metrics token, connections, slow clients.
+    pub edges: EdgeConfig,
     pub database_url: String,
     pub llm: LlmChoice,
     pub default_model: ModelName,
@@ -267,6 +273,7 @@ impl Config {
             jwt_audience,
             stream_token_ttl: seconds(&get, "COLLOQUY_STREAM_TOKEN_SECS", "300")?,
             addr: number(&get, "COLLOQUY_ADDR", "127.0.0.1:8080")?,
+            edges: EdgeConfig::read(&get)?,
             database_url: parsed("DATABASE_URL", "colloquy.db")?,
             llm,
             default_model,

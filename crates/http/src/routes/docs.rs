@@ -10,12 +10,20 @@ use utoipa::openapi::schema::{
     AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, SchemaFormat, SchemaType,
     Type,
 };
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
 use super::{compat, health, messages, sessions, summary};
 use crate::problem::PROBLEM_JSON;
 use crate::{sse, telemetry, ApiError};
+
+/// The security scheme of `Authorization: Bearer`: an API key or a JWT.
+const BEARER: &str = "bearer";
+/// The security scheme of `?token=` on event streams.
+const STREAM_TOKEN: &str = "stream_token";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,7 +37,7 @@ use crate::{sse, telemetry, ApiError};
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
         messages::send, messages::list, messages::events, messages::cancel, messages::stream_token, summary::summary,
         compat::create_session,
-        health::live, health::ready, telemetry::metrics_text, openapi_json, swagger_ui,
+        health::live, health::ready, health::metrics, openapi_json, swagger_ui,
     ),
     components(schemas(ApiError, sse::DeltaBody, sse::ToolCallEventBody, sse::ResetBody, sse::ResyncBody)),
     tags(
@@ -44,7 +52,8 @@ struct ApiDoc;
 
 /// What holds for every route and is written once here rather than on each:
 /// the `X-Request-Id` header, the problem responses the contract's error
-/// table implies, the compatibility aliases, and the shape of an event.
+/// table implies, who must present credentials, the compatibility aliases,
+/// and the shape of an event.
 struct Conventions;
 
 impl Modify for Conventions {
@@ -54,6 +63,7 @@ impl Modify for Conventions {
                 if path.starts_with("/api/") {
                     add_problems(path, operation);
                 }
+                operation.security = security(path, operation);
                 tighten_parameters(operation);
                 if OPTIONAL_BODIES.contains(&operation.operation_id.as_deref().unwrap_or_default())
                 {
@@ -74,6 +84,7 @@ impl Modify for Conventions {
         add_aliases(document);
         add_web_page(document);
         let components = document.components.get_or_insert_with(Default::default);
+        add_security_schemes(components);
         components
             .schemas
             .insert("ServerSentEvent".to_owned(), RefOr::T(server_sent_event()));
@@ -142,8 +153,10 @@ fn tighten_parameters(operation: &mut Operation) {
 fn add_problems(path: &str, operation: &mut Operation) {
     let mut statuses = vec![500, 503];
     if path.starts_with("/api/") {
-        // With `COLLOQUY_AUTH=keys` or `jwt`, every API route needs credentials.
-        statuses.push(401);
+        // With `COLLOQUY_AUTH=keys` or `jwt`, every API route needs
+        // credentials; a browser page must be allowed; every request counts
+        // against the caller's limits.
+        statuses.extend([401, 403, 429]);
     }
     if path.contains("{session_id}") {
         statuses.extend([400, 404]);
@@ -157,7 +170,7 @@ fn add_problems(path: &str, operation: &mut Operation) {
         }
     }
     if operation.request_body.is_some() {
-        statuses.extend([400, 413, 415, 422]);
+        statuses.extend([400, 408, 413, 415, 422]);
     }
     statuses.sort_unstable();
     statuses.dedup();
@@ -167,23 +180,88 @@ fn add_problems(path: &str, operation: &mut Operation) {
             .responses
             .entry(status.to_string())
             .or_insert_with(|| {
-                RefOr::T(
-                    Response::builder()
-                        .description(problem_description(status))
-                        .content(
-                            PROBLEM_JSON,
-                            Content::new(Some(Ref::from_schema_name("Problem"))),
-                        )
-                        .build(),
-                )
+                let mut problem = Response::builder()
+                    .description(problem_description(status))
+                    .content(
+                        PROBLEM_JSON,
+                        Content::new(Some(Ref::from_schema_name("Problem"))),
+                    );
+                if matches!(status, 429 | 503) {
+                    problem = problem.header("Retry-After", retry_after_header());
+                }
+                RefOr::T(problem.build())
             });
     }
+}
+
+fn retry_after_header() -> Header {
+    let mut header = Header::new(
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1)),
+    );
+    header.description = Some("Seconds to wait before trying again.".to_owned());
+    header
+}
+
+/// Every `/api` route takes `Authorization: Bearer` (which a server with
+/// `COLLOQUY_AUTH=none` ignores); an event stream takes a stream token in
+/// `?token=` instead, for `EventSource`. `/metrics` takes the metrics token
+/// when `COLLOQUY_METRICS_TOKEN` is set, and nothing otherwise. The probes,
+/// the docs and the page take none.
+fn security(path: &str, operation: &Operation) -> Option<Vec<SecurityRequirement>> {
+    let bearer = || SecurityRequirement::new(BEARER, Vec::<String>::new());
+    if path.starts_with("/api/") {
+        let takes_stream_token = operation.parameters.iter().flatten().any(|parameter| {
+            matches!(parameter, RefOr::T(parameter)
+                if parameter.parameter_in == ParameterIn::Query && parameter.name == "token")
+        });
+        let mut requirements = vec![bearer()];
+        if takes_stream_token {
+            requirements.push(SecurityRequirement::new(STREAM_TOKEN, Vec::<String>::new()));
+        }
+        Some(requirements)
+    } else if path == "/metrics" {
+        Some(vec![SecurityRequirement::default(), bearer()])
+    } else {
+        None
+    }
+}
+
+fn add_security_schemes(components: &mut utoipa::openapi::Components) {
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "An API key (`COLLOQUY_AUTH=keys`, made with `colloquy keys create`) or a JWT \
+                     (`COLLOQUY_AUTH=jwt`); a server with `COLLOQUY_AUTH=none` needs none. On \
+                     `/metrics`: the token of `COLLOQUY_METRICS_TOKEN`.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        STREAM_TOKEN,
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+            "token",
+            "A stream token of this session (`POST /api/v1/sessions/{session_id}/stream-token`), \
+             for clients that cannot send `Authorization`, such as a browser's `EventSource`.",
+        ))),
+    );
 }
 
 fn problem_description(status: u16) -> &'static str {
     match status {
         400 => "A malformed JSON body, id or query parameter.",
         401 => "No, malformed, expired or revoked credentials (`WWW-Authenticate: Bearer`), when the server requires them.",
+        403 => "A browser page of an origin that is not allowed (neither the server's own nor in \
+            `COLLOQUY_CORS_ORIGINS`), or, on a server listening on loopback, a `Host` that is not \
+            a loopback name or address.",
+        408 => "The body did not arrive within `COLLOQUY_CLIENT_TIMEOUT_SECS`.",
+        429 => "A limit was reached (requests per minute, replies or streams at once, tokens per \
+            day): `limit` says which, `Retry-After` when to try again.",
         404 => "There is no session with that id.",
         413 => "The body is over 1 MiB.",
         415 => "The body is not JSON.",
@@ -397,6 +475,8 @@ pub(super) fn register(config: &mut web::ServiceConfig) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -413,5 +493,59 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), count, "operation ids are unique");
+    }
+
+    #[test]
+    fn api_routes_take_a_bearer_and_document_refusals_and_limits() {
+        let json: serde_json::Value = serde_json::from_str(document()).unwrap();
+        let schemes = &json["components"]["securitySchemes"];
+        assert_eq!(schemes["bearer"]["type"], "http");
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(schemes["stream_token"]["type"], "apiKey");
+        assert_eq!(schemes["stream_token"]["in"], "query");
+        assert_eq!(schemes["stream_token"]["name"], "token");
+        let mut api_operations = 0;
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let security = &operation["security"];
+                let responses = &operation["responses"];
+                if path.starts_with("/api/") {
+                    api_operations += 1;
+                    assert_eq!(security[0], json!({"bearer": []}), "{method} {path}");
+                    for status in ["401", "403", "429"] {
+                        assert_eq!(
+                            responses[status]["content"]["application/problem+json"]["schema"]
+                                ["$ref"],
+                            "#/components/schemas/Problem",
+                            "{status} of {method} {path}"
+                        );
+                    }
+                    assert!(
+                        responses["429"]["headers"]["Retry-After"].is_object(),
+                        "{method} {path}"
+                    );
+                    let is_events =
+                        path.ends_with("/events") || path.starts_with("/api/chat/receive");
+                    let stream_token = json!({"stream_token": []});
+                    assert_eq!(
+                        security.as_array().unwrap().contains(&stream_token),
+                        is_events,
+                        "{method} {path}"
+                    );
+                } else if path == "/metrics" {
+                    assert_eq!(*security, json!([{}, {"bearer": []}]));
+                    assert!(responses["401"].is_object());
+                } else {
+                    assert!(security.is_null(), "{method} {path} takes no credentials");
+                }
+            }
+        }
+        assert!(api_operations > 10, "the API routes were checked");
+        assert_eq!(
+            json["paths"]["/api/v1/sessions"]["post"]["responses"]["408"]["content"]
+                ["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "a route with a body documents the body deadline"
+        );
     }
 }

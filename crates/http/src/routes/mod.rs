@@ -51,7 +51,7 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/v1/models").route(web::get().to(account::models)))
         .service(web::resource("/healthz").route(web::get().to(health::live)))
         .service(web::resource("/readyz").route(web::get().to(health::ready)))
-        .service(web::resource("/metrics").route(web::get().to(crate::telemetry::metrics_text)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .configure(compat::register)
         .configure(docs::register)
         .configure(page::register)

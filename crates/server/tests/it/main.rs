@@ -8,6 +8,7 @@ mod auth;
 mod compat;
 mod context;
 mod crash;
+mod edges;
 mod errors;
 mod faults;
 mod flow;
