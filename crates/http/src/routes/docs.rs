@@ -16,7 +16,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
-use super::{compat, health, messages, sessions, summary};
+use super::{account, compat, health, messages, sessions, summary};
 use crate::problem::PROBLEM_JSON;
 use crate::{sse, telemetry, ApiError};
 
@@ -36,6 +36,7 @@ const STREAM_TOKEN: &str = "stream_token";
     paths(
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
         messages::send, messages::list, messages::events, messages::cancel, messages::stream_token, summary::summary,
+        account::me, account::models,
         compat::create_session,
         health::live, health::ready, health::metrics, openapi_json, swagger_ui,
     ),
@@ -43,6 +44,7 @@ const STREAM_TOKEN: &str = "stream_token";
     tags(
         (name = "sessions", description = "Chats and their settings."),
         (name = "messages", description = "Sending, history, live events, cancelling."),
+        (name = "account", description = "Who is asking: the principal, its limits and usage, the models offered."),
         (name = "compatibility", description = "The original assignment's routes; each shares its handler with an `/api/v1` route."),
         (name = "operations", description = "Health, readiness, metrics and these docs."),
     ),
