@@ -386,3 +386,38 @@ async fn a_summary_is_billed_and_refused_once_the_days_tokens_are_spent() {
         .unwrap_err();
     assert_eq!(reached(refused).limit, Limit::DailyTokens);
 }
+
+#[tokio::test]
+async fn yesterdays_spending_does_not_count_today() {
+    use colloquy_ports::UsageLedger;
+    let session = session();
+    let (llm, _) = scripted(vec![text_stream_with_usage(&["fresh"], 1, 1)]);
+    let (service, ledger) = limited(&session, llm, limits(0, 0, 100));
+    let owner = &session.owner;
+    let yesterday = colloquy_domain::UtcDay::from_days_since_epoch(
+        colloquy_domain::UtcDay::today().days_since_epoch() - 1,
+    );
+    ledger
+        .add_usage(
+            owner,
+            yesterday,
+            Usage {
+                prompt_tokens: 5_000,
+                completion_tokens: 5_000,
+            },
+        )
+        .await
+        .unwrap();
+    let mut turn = service
+        .send_message(owner, session.id, "a new day".into())
+        .await
+        .expect("yesterday's allowance is not today's");
+    until_reply_ends(&mut turn.events).await;
+    assert_eq!(
+        service.account(owner).await.unwrap().usage_today,
+        Usage {
+            prompt_tokens: 1,
+            completion_tokens: 1
+        }
+    );
+}
