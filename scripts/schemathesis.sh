@@ -6,7 +6,7 @@
 # Two runs, each against a server of its own:
 #
 #   anonymous  COLLOQUY_AUTH=none; every operation, MAX_EXAMPLES each (40),
-#              event streams read for 2 s each; about two minutes.
+#              event streams read for 1 s each; about two minutes.
 #   keys       COLLOQUY_AUTH=keys, with a key made by `colloquy keys create`
 #              sent as `Authorization: Bearer`; only the /api routes, the ones
 #              whose answers depend on who asks (the caller's own sessions,
