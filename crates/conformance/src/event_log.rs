@@ -119,6 +119,25 @@ pub async fn a_late_subscriber_gets_the_running_reply_from_its_start_then_resume
     assert_eq!(log.active_reply(session).await.unwrap(), None);
 }
 
+/// The core follows its own reply from just before the reply's first event
+/// (`StartAt::After(first - 1)`), also when that is a session's very first.
+pub async fn resuming_from_just_before_a_sessions_first_event_gives_every_event<H: Harness>(
+    harness: &H,
+) {
+    let log = harness.log(KeptLimits::default()).await;
+    let session = SessionId::new();
+    let message = MessageId::new();
+    let first = log.publish(session, delta(message, "one")).await.unwrap();
+    let second = log.publish(session, delta(message, "two")).await.unwrap();
+    let mut own = log
+        .subscribe(session, StartAt::After(first - 1))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut own).await, (first, delta(message, "one")));
+    assert_eq!(next(&mut own).await, (second, delta(message, "two")));
+    nothing_more(&mut own).await;
+}
+
 pub async fn events_stay_resumable_across_later_replies<H: Harness>(harness: &H) {
     let log = harness.log(KeptLimits::default()).await;
     let session = SessionId::new();
@@ -464,6 +483,7 @@ macro_rules! event_log_conformance {
     ($harness:expr) => {
         $crate::__event_log_tests! { $harness;
             a_late_subscriber_gets_the_running_reply_from_its_start_then_resumes_by_id,
+            resuming_from_just_before_a_sessions_first_event_gives_every_event,
             events_stay_resumable_across_later_replies,
             a_reader_that_falls_out_of_the_kept_events_is_told_to_resync,
             after_a_resync_a_running_reply_is_given_from_its_start_when_kept,

@@ -135,7 +135,11 @@ impl Redis {
     /// still down (calls fail as unavailable until it is up).
     ///
     /// # Errors
-    /// The URL is not a Redis URL.
+    /// The URL is not a Redis URL this build can use (`rediss://` needs
+    /// TLS, which is not built in).
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime (the connection's driver is a task).
     pub fn connect(config: &RedisConfig) -> anyhow::Result<Self> {
         let client = Client::open(config.url.as_str()).map_err(|error| {
             anyhow::anyhow!(
@@ -327,5 +331,46 @@ impl Breaker {
             let (Failure::Unavailable(error) | Failure::Bug(error)) = failure;
             tracing::warn!(redis = url, error = %format!("{error:#}"), "Redis is unreachable; its calls fail until it is back");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_url_that_cannot_be_used_is_refused_naming_the_variable_but_no_secret() {
+        for url in [
+            "not a url",
+            "rediss://user:s3cret@cache.example:6380",
+            "http://x",
+        ] {
+            let error = Redis::connect(&RedisConfig::new(url)).unwrap_err();
+            let text = format!("{error:#}");
+            assert!(text.contains("COLLOQUY_REDIS_URL"), "{text}");
+            assert!(!text.contains("s3cret"), "{text}");
+        }
+        assert!(Redis::connect(&RedisConfig::new("redis://127.0.0.1:6379/3")).is_ok());
+    }
+
+    #[test]
+    fn the_breaker_pauses_calls_after_an_outage_and_lets_them_through_after() {
+        let breaker = Breaker::default();
+        assert!(breaker.check().is_ok());
+        breaker.failed("redis://x", &Failure::Unavailable(anyhow::anyhow!("down")));
+        assert!(matches!(breaker.check(), Err(Failure::Unavailable(_))));
+        std::thread::sleep(FIRST_PAUSE + Duration::from_millis(20));
+        assert!(
+            breaker.check().is_ok(),
+            "a call may try again after the pause"
+        );
+        breaker.failed(
+            "redis://x",
+            &Failure::Unavailable(anyhow::anyhow!("still down")),
+        );
+        std::thread::sleep(FIRST_PAUSE + Duration::from_millis(20));
+        assert!(breaker.check().is_err(), "the second pause is longer");
+        breaker.succeeded("redis://x");
+        assert!(breaker.check().is_ok());
     }
 }

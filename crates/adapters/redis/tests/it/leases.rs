@@ -200,3 +200,25 @@ async fn a_claim_whose_lease_another_took_treats_itself_as_cancelled() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn a_claim_whose_lease_lapsed_unswept_still_announces_its_own_end_once() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let mut watcher = b.subscribe(session, StartAt::Live).await.unwrap();
+    let claim = a.claim_reply(session, reply).await.unwrap().unwrap();
+    // A pause longer than the lease: the slot lapsed, no sweeper came yet.
+    let slot = format!("{}s:{{{session}}}:slot", redis.prefix);
+    let _: () = redis::Commands::del(&mut redis.connection(), slot).unwrap();
+
+    let end = claim.finish(delta(reply, "done")).await.unwrap();
+    assert_eq!(next(&mut watcher).await, (end, delta(reply, "done")));
+    tokio::time::sleep(LEASE * 2).await;
+    assert!(
+        b.expired_replies(10).await.unwrap().is_empty(),
+        "the reply announced its end: there is nothing to sweep"
+    );
+}

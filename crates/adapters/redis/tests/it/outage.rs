@@ -143,6 +143,12 @@ async fn a_subscriber_is_told_to_resync_when_redis_lost_everything_even_before_t
         .await
         .unwrap();
     redis.lose_everything();
+    // A restarted Redis knows no scripts either (clients that use scripts
+    // load them again on NOSCRIPT, so this disturbs no other test).
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut redis.connection())
+        .unwrap();
     proxy.restore();
 
     let (_, kind) = next(&mut watcher).await;
