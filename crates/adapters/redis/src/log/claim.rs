@@ -1,0 +1,257 @@
+//! A reply slot held as a lease: taken with a random token and the lease's
+//! length, renewed every third of it while the claim lives, freed (only if
+//! still ours) when the claim finishes, is released or is dropped. A claim
+//! that finds its lease lost treats itself as cancelled, so that the reply
+//! stops rather than run on beside another replica's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use colloquy_domain::{MessageId, SessionId};
+use colloquy_ports::{EventKind, EventLogError, ReplyClaim};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::shared::Shared;
+use crate::codec;
+use crate::connection::Failure;
+use crate::keys::Keys;
+use crate::scripts::SCRIPTS;
+
+/// A renewal that failed is tried again after this, while the lease lasts.
+const RETRY_RENEWAL: Duration = Duration::from_millis(250);
+
+pub(crate) struct RedisClaim {
+    shared: Arc<Shared>,
+    session: SessionId,
+    message_id: MessageId,
+    token: String,
+    cancel: CancellationToken,
+    renewal: JoinHandle<()>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for RedisClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is what proves the lease is ours: it stays out of logs.
+        f.debug_struct("RedisClaim")
+            .field("session", &self.session)
+            .field("message_id", &self.message_id)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisClaim {
+    /// Takes the session's slot for `reply`: `None` when it is taken.
+    pub(crate) async fn take(
+        shared: &Arc<Shared>,
+        session: SessionId,
+        reply: MessageId,
+    ) -> Result<Option<Self>, Failure> {
+        let keys = shared.redis.keys();
+        let token = uuid::Uuid::now_v7().simple().to_string();
+        let mut invocation = shared.log_script(&SCRIPTS.claim);
+        invocation
+            .key(keys.meta(session))
+            .key(keys.log(session))
+            .key(keys.slot(session))
+            .key(keys.running())
+            .arg(&token)
+            .arg(reply.to_string())
+            .arg(shared.settings.lease_ms())
+            .arg(Keys::running_member(session, reply));
+        let first_event: Option<u64> = shared.redis.run("claim a reply slot", &invocation).await?;
+        if first_event.is_none() {
+            return Ok(None);
+        }
+        let cancel = CancellationToken::new();
+        shared.claims.add(&token, cancel.clone());
+        let renewal = tokio::spawn(renew(
+            Arc::clone(shared),
+            session,
+            reply,
+            token.clone(),
+            cancel.clone(),
+        ));
+        Ok(Some(Self {
+            shared: Arc::clone(shared),
+            session,
+            message_id: reply,
+            token,
+            cancel,
+            renewal,
+            ended: false,
+        }))
+    }
+
+    /// Stops the renewals and forgets the claim locally; what is left is
+    /// to tell Redis.
+    fn end(&mut self) {
+        self.ended = true;
+        self.renewal.abort();
+        self.shared.claims.remove(&self.token);
+    }
+}
+
+impl Drop for RedisClaim {
+    fn drop(&mut self) {
+        // A claim dropped without `finish` or `release` (its task panicked
+        // or was aborted) must not leave the session taken.
+        if !self.ended {
+            self.end();
+            let (shared, session, reply, token) = (
+                Arc::clone(&self.shared),
+                self.session,
+                self.message_id,
+                std::mem::take(&mut self.token),
+            );
+            self.shared
+                .releases
+                .start(async move { release(&shared, session, reply, &token).await });
+        }
+    }
+}
+
+#[async_trait]
+impl ReplyClaim for RedisClaim {
+    fn message_id(&self) -> MessageId {
+        self.message_id
+    }
+
+    async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    async fn finish(mut self: Box<Self>, last: EventKind) -> Result<u64, EventLogError> {
+        self.end();
+        let Some(data) = codec::encode(&last) else {
+            return Err(EventLogError::Unknown(anyhow::anyhow!(
+                "a stream.resync cannot end a reply"
+            )));
+        };
+        let keys = self.shared.redis.keys();
+        let mut invocation = self.shared.log_script(&SCRIPTS.finish);
+        invocation
+            .key(keys.meta(self.session))
+            .key(keys.log(self.session))
+            .key(keys.slot(self.session))
+            .key(keys.running())
+            .key(keys.sweep(self.session, self.message_id))
+            .arg(&self.token)
+            .arg(Keys::running_member(self.session, self.message_id))
+            .arg(data)
+            .arg(last.approximate_bytes());
+        let published: Option<u64> = self.shared.redis.run("finish a reply", &invocation).await?;
+        published.ok_or_else(|| {
+            EventLogError::Unknown(anyhow::anyhow!(
+                "reply {} of session {} lost its lease and another replica ended it; its own last event was not published",
+                self.message_id,
+                self.session
+            ))
+        })
+    }
+
+    async fn release(mut self: Box<Self>) {
+        self.end();
+        release(&self.shared, self.session, self.message_id, &self.token).await;
+    }
+}
+
+async fn release(shared: &Shared, session: SessionId, reply: MessageId, token: &str) {
+    let keys = shared.redis.keys();
+    let mut invocation = SCRIPTS.release.prepare_invoke();
+    invocation
+        .key(keys.slot(session))
+        .key(keys.running())
+        .key(keys.sweep(session, reply))
+        .arg(token)
+        .arg(Keys::running_member(session, reply));
+    if let Err(failure) = shared
+        .redis
+        .run::<i64>("release a reply slot", &invocation)
+        .await
+    {
+        // The lease runs out by itself; the reply never started, so the
+        // sweeper finds nothing streaming to interrupt.
+        tracing::warn!(session_id = %session, ?failure, "could not free a reply slot; its lease will lapse");
+    }
+}
+
+/// How a renewal went.
+enum Renewal {
+    Held,
+    CancelAsked,
+    Lost,
+}
+
+/// Renews the lease every third of it until the claim ends (the task is
+/// aborted then). A lease found lost, or not renewed for a whole lease
+/// because Redis could not be reached, cancels the claim.
+async fn renew(
+    shared: Arc<Shared>,
+    session: SessionId,
+    reply: MessageId,
+    token: String,
+    cancel: CancellationToken,
+) {
+    let lease = shared.settings.lease;
+    let every = lease / 3;
+    let mut renewed = Instant::now();
+    let mut wait = every;
+    loop {
+        tokio::time::sleep(wait).await;
+        match renew_once(&shared, session, reply, &token).await {
+            Ok(Renewal::Held) => {
+                renewed = Instant::now();
+                wait = every;
+            }
+            Ok(Renewal::CancelAsked) => {
+                renewed = Instant::now();
+                wait = every;
+                cancel.cancel();
+            }
+            Ok(Renewal::Lost) => {
+                tracing::warn!(session_id = %session, message_id = %reply, "a reply's lease was lost; stopping it");
+                cancel.cancel();
+                return;
+            }
+            Err(failure) => {
+                if renewed.elapsed() >= lease {
+                    tracing::warn!(session_id = %session, message_id = %reply, ?failure, "a reply's lease could not be renewed in time; stopping it");
+                    cancel.cancel();
+                    return;
+                }
+                wait = RETRY_RENEWAL.min(every);
+            }
+        }
+    }
+}
+
+async fn renew_once(
+    shared: &Shared,
+    session: SessionId,
+    reply: MessageId,
+    token: &str,
+) -> Result<Renewal, Failure> {
+    let keys = shared.redis.keys();
+    let mut invocation = SCRIPTS.renew.prepare_invoke();
+    invocation
+        .key(keys.slot(session))
+        .key(keys.running())
+        .key(keys.meta(session))
+        .arg(token)
+        .arg(shared.settings.lease_ms())
+        .arg(Keys::running_member(session, reply))
+        .arg(shared.settings.meta_ttl_ms());
+    let outcome: i64 = shared
+        .redis
+        .run("renew a reply's lease", &invocation)
+        .await?;
+    Ok(match outcome {
+        0 => Renewal::Held,
+        1 => Renewal::CancelAsked,
+        _ => Renewal::Lost,
+    })
+}

@@ -1,0 +1,224 @@
+//! Reply slots as leases: renewed while the claim lives, lost when its
+//! replica stops renewing, and then swept by exactly one other replica.
+
+use std::time::Duration;
+
+use colloquy_domain::{
+    ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, SessionId,
+};
+use colloquy_ports::{EventKind, EventLog, EventLogError, StartAt};
+use colloquy_redis::{ExpiredReply, RedisConfig};
+
+use crate::proxy::Proxy;
+use crate::support::{delta, eventually, next, nothing_more, TestRedis};
+
+const LEASE: Duration = Duration::from_millis(600);
+
+fn short_lease(redis: &TestRedis) -> RedisConfig {
+    RedisConfig {
+        lease: LEASE,
+        ..redis.config()
+    }
+}
+
+fn interrupted(session: SessionId, reply: MessageId) -> EventKind {
+    let mut message = Message::streaming_reply(session, &ModelName::parse("offline").unwrap());
+    message.id = reply;
+    message.content = "Hel".to_owned();
+    message.finish(
+        MessageStatus::Interrupted,
+        Some(MessageError {
+            code: ErrorCode::Interrupted,
+            message: "the server stopped while the reply streamed".to_owned(),
+        }),
+    );
+    EventKind::MessageFailed(message)
+}
+
+#[tokio::test]
+async fn a_claim_keeps_its_lease_for_as_long_as_it_lives() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let claim = a.claim_reply(session, reply).await.unwrap().unwrap();
+
+    tokio::time::sleep(LEASE * 3).await;
+    assert!(b
+        .claim_reply(session, MessageId::new())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(b.expired_replies(10).await.unwrap().is_empty());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), claim.cancelled())
+            .await
+            .is_err(),
+        "a renewed claim is not cancelled"
+    );
+
+    claim.finish(delta(reply, "done")).await.unwrap();
+    tokio::time::sleep(LEASE * 2).await;
+    assert!(
+        b.expired_replies(10).await.unwrap().is_empty(),
+        "a finished reply is never swept"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_stops_renewing_loses_its_lease_and_one_other_replica_sweeps_its_reply() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let proxy = Proxy::start(redis.address()).await;
+    let dying = redis.log(&RedisConfig {
+        url: proxy.url(),
+        ..config.clone()
+    });
+    let (b, c) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let mut watcher = b.subscribe(session, StartAt::Live).await.unwrap();
+    let claim = dying.claim_reply(session, reply).await.unwrap().unwrap();
+    let first = dying.publish(session, delta(reply, "Hel")).await.unwrap();
+    assert_eq!(next(&mut watcher).await, (first, delta(reply, "Hel")));
+
+    // The replica is cut off from Redis, as a dead one is: nothing renews.
+    proxy.cut();
+    let expired = eventually(LEASE * 5, || async {
+        let listed = b.expired_replies(10).await.unwrap();
+        (!listed.is_empty()).then_some(listed)
+    })
+    .await;
+    assert_eq!(
+        expired,
+        [ExpiredReply {
+            session,
+            message: reply
+        }]
+    );
+    tokio::time::timeout(LEASE * 2, claim.cancelled())
+        .await
+        .expect("a claim that cannot renew its lease stops its reply");
+
+    // Exactly one replica wins the sweep.
+    let (on_b, on_c) = tokio::join!(b.claim_sweep(expired[0]), c.claim_sweep(expired[0]));
+    let (on_b, on_c) = (on_b.unwrap(), on_c.unwrap());
+    assert!(
+        on_b.is_some() != on_c.is_some(),
+        "one winner, not two or none"
+    );
+    let sweep = on_b.or(on_c).unwrap();
+    assert_eq!(sweep.reply(), expired[0]);
+    assert!(
+        b.expired_replies(10).await.unwrap().is_empty(),
+        "a reply being swept is not listed again"
+    );
+
+    // The slot is free for the session's next message meanwhile.
+    let next_turn = b.claim_reply(session, MessageId::new()).await.unwrap();
+    assert!(next_turn.is_some(), "the dead replica's slot lapsed");
+    drop(next_turn);
+
+    let last = interrupted(session, reply);
+    let end = sweep
+        .finish(last.clone())
+        .await
+        .unwrap()
+        .expect("the sweeper publishes the reply's end");
+    assert_eq!(next(&mut watcher).await, (end, last));
+
+    // The replica comes back and ends its reply too late: its end is not
+    // published a second time.
+    proxy.restore();
+    eventually(Duration::from_secs(5), || async {
+        dying.active_reply(session).await.ok().map(|_| ())
+    })
+    .await;
+    let late = claim.finish(delta(reply, "too late")).await;
+    assert!(matches!(late, Err(EventLogError::Unknown(_))), "{late:?}");
+    nothing_more(&mut watcher).await;
+    assert!(b.expired_replies(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_sweeper_that_dies_leaves_the_reply_to_the_next_one() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let proxy = Proxy::start(redis.address()).await;
+    let dying = redis.log(&RedisConfig {
+        url: proxy.url(),
+        ..config.clone()
+    });
+    let (b, c) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let claim = dying.claim_reply(session, reply).await.unwrap().unwrap();
+    proxy.cut();
+
+    let expired = eventually(LEASE * 5, || async {
+        b.expired_replies(10).await.unwrap().first().copied()
+    })
+    .await;
+    let abandoned = b.claim_sweep(expired).await.unwrap().unwrap();
+    drop(abandoned);
+    assert!(c.claim_sweep(expired).await.unwrap().is_none(), "still b's");
+    let retried = eventually(LEASE * 5, || async {
+        c.claim_sweep(expired).await.unwrap()
+    })
+    .await;
+    assert!(retried.dismiss().await.unwrap(), "the sweep was still ours");
+    assert!(b.expired_replies(10).await.unwrap().is_empty());
+    drop(claim);
+}
+
+#[tokio::test]
+async fn a_claim_whose_lease_another_took_treats_itself_as_cancelled() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let claim = a
+        .claim_reply(session, MessageId::new())
+        .await
+        .unwrap()
+        .unwrap();
+    // The lease lapses (as after a pause longer than the lease) and
+    // another replica takes the slot.
+    let slot = format!("{}s:{{{session}}}:slot", redis.prefix);
+    let _: () = redis::Commands::del(&mut redis.connection(), slot).unwrap();
+    let taken = b.claim_reply(session, MessageId::new()).await.unwrap();
+    assert!(taken.is_some());
+    tokio::time::timeout(LEASE, claim.cancelled())
+        .await
+        .expect("the claim notices at its next renewal");
+    // Ending the stale claim leaves the new holder's slot alone.
+    claim.release().await;
+    assert!(b
+        .claim_reply(session, MessageId::new())
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_claim_whose_lease_lapsed_unswept_still_announces_its_own_end_once() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let mut watcher = b.subscribe(session, StartAt::Live).await.unwrap();
+    let claim = a.claim_reply(session, reply).await.unwrap().unwrap();
+    // A pause longer than the lease: the slot lapsed, no sweeper came yet.
+    let slot = format!("{}s:{{{session}}}:slot", redis.prefix);
+    let _: () = redis::Commands::del(&mut redis.connection(), slot).unwrap();
+
+    let end = claim.finish(delta(reply, "done")).await.unwrap();
+    assert_eq!(next(&mut watcher).await, (end, delta(reply, "done")));
+    tokio::time::sleep(LEASE * 2).await;
+    assert!(
+        b.expired_replies(10).await.unwrap().is_empty(),
+        "the reply announced its end: there is nothing to sweep"
+    );
+}
