@@ -9,11 +9,13 @@ use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
 use colloquy_app::{ChatConfig, ChatService, Dependencies};
 use colloquy_auth::{Anonymous, ApiKeys, JwtAuth, SignedStreamTokens};
-use colloquy_diesel::SqliteRepository;
+use colloquy_diesel::{is_postgres_url, PostgresRepository, SqliteRepository};
 use colloquy_inprocess::{InProcessEventLog, InProcessLimiter};
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
-use colloquy_ports::{Authenticator, ChatRepository, LlmClient, StreamTokens};
+use colloquy_ports::{
+    ApiKeyStore, Authenticator, ChatRepository, LlmClient, StreamTokens, UsageLedger,
+};
 
 use crate::config::{AuthChoice, Config, JwtKey, LlmChoice};
 
@@ -59,7 +61,7 @@ impl Application {
     /// As [`Application::build`].
     pub async fn build_with(config: &Config, chat: ChatConfig) -> anyhow::Result<Self> {
         refuse_public_anonymous(config)?;
-        let store = open_sqlite(&config.database_url)?;
+        let store = open_store(&config.database_url).await?;
         let dependencies = Dependencies {
             repo: store.clone(),
             llm: language_model(config)?,
@@ -252,7 +254,7 @@ type Authentication = (Arc<dyn Authenticator>, Option<Arc<ApiKeys>>);
 ///
 /// # Errors
 /// A JWT key that cannot be used.
-fn authenticator(config: &Config, store: Arc<SqliteRepository>) -> anyhow::Result<Authentication> {
+fn authenticator(config: &Config, store: Arc<dyn ApiKeyStore>) -> anyhow::Result<Authentication> {
     Ok(match &config.auth {
         AuthChoice::None => (Arc::new(Anonymous), None),
         AuthChoice::Keys => {
@@ -293,28 +295,70 @@ fn stream_tokens(config: &Config) -> anyhow::Result<Arc<dyn StreamTokens>> {
     Ok(Arc::new(tokens))
 }
 
-/// Opens the store named by `DATABASE_URL`.
+/// Everything the database `DATABASE_URL` names serves: the chat history,
+/// the API keys and the usage ledger, in one store.
+pub trait Store: ChatRepository + ApiKeyStore + UsageLedger {}
+
+impl<T: ChatRepository + ApiKeyStore + UsageLedger> Store for T {}
+
+/// Connections each process keeps to PostgreSQL at most. A request holds one
+/// for a single short statement or transaction, so a few serve hundreds of
+/// concurrent requests; several replicas together stay well under the
+/// server's default `max_connections` (100).
+const POSTGRES_POOL_SIZE: usize = 16;
+
+/// Opens the store named by `DATABASE_URL`: PostgreSQL for `postgres://…`
+/// and `postgresql://…`, else a SQLite file. Pending migrations are applied.
 ///
 /// # Errors
-/// An unsupported URL, or a database that cannot be opened or migrated.
-pub fn open_repository(url: &str) -> anyhow::Result<Arc<dyn ChatRepository>> {
-    Ok(open_sqlite(url)?)
+/// A database that cannot be reached, opened or migrated.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if is_postgres_url(url) {
+        let repo = PostgresRepository::connect(url, POSTGRES_POOL_SIZE)
+            .await
+            .context("opening the PostgreSQL database DATABASE_URL names")?;
+        Ok(Arc::new(repo))
+    } else {
+        Ok(open_sqlite(url)?)
+    }
+}
+
+/// Opens the store named by `DATABASE_URL`, as its chat repository.
+///
+/// # Errors
+/// As [`open_store`].
+pub async fn open_repository(url: &str) -> anyhow::Result<Arc<dyn ChatRepository>> {
+    Ok(open_store(url).await?)
 }
 
 /// Opens the SQLite database named by `DATABASE_URL`, as the one type that
 /// is both the chat repository and the API key store.
 ///
 /// # Errors
-/// As [`open_repository`].
+/// A PostgreSQL URL (which [`open_store`] opens), or a file that cannot be
+/// opened or migrated.
 pub fn open_sqlite(url: &str) -> anyhow::Result<Arc<SqliteRepository>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("DATABASE_URL names Postgres, but this build of colloquy stores in SQLite only; use a file path or sqlite://PATH");
+    if is_postgres_url(url) {
+        bail!("DATABASE_URL names PostgreSQL, not a SQLite file");
     }
     // SQLite has one writer at a time; a few connections serve concurrent
     // readers while writes queue on the busy timeout.
     let repo = SqliteRepository::connect(url, 8)
         .with_context(|| format!("opening the database at `{url}`"))?;
     Ok(Arc::new(repo))
+}
+
+/// Applies the migrations the database `DATABASE_URL` names lacks, for
+/// `colloquy migrate`, and returns their names, oldest first.
+///
+/// # Errors
+/// A database that cannot be reached, opened or migrated.
+pub async fn migrate_store(url: &str) -> anyhow::Result<Vec<String>> {
+    if is_postgres_url(url) {
+        colloquy_diesel::migrate_postgres(url).await
+    } else {
+        colloquy_diesel::migrate(url)
+    }
 }
 
 /// The model `config` asks for.

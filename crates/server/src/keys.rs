@@ -11,10 +11,10 @@ use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use colloquy_auth::ApiKeys;
 use colloquy_domain::{ApiKeyId, Principal, Timestamp};
-use colloquy_ports::{ApiKeyRecord, ApiKeyStore as _};
+use colloquy_ports::ApiKeyRecord;
 use serde_json::{json, Value};
 
-use crate::application::open_sqlite;
+use crate::application::open_store;
 
 /// Longest label a key may carry, in characters.
 const MAX_LABEL_CHARS: usize = 200;
@@ -60,7 +60,7 @@ pub async fn run(
         KeysCommand::Create { principal, label } => {
             let principal = Principal::parse(&principal).context("--principal")?;
             let label = parse_label(label)?;
-            let store = open_sqlite(database_url)?;
+            let store = open_store(database_url).await?;
             let issued = ApiKeys::issue(&*store, principal.clone(), label).await?;
             writeln!(
                 out,
@@ -70,7 +70,8 @@ pub async fn run(
             writeln!(out, "{}", issued.key)?;
         }
         KeysCommand::List { json } => {
-            let keys = open_sqlite(database_url)?
+            let keys = open_store(database_url)
+                .await?
                 .list_api_keys()
                 .await
                 .context("listing the API keys")?;
@@ -83,7 +84,7 @@ pub async fn run(
         }
         KeysCommand::Revoke { id } => {
             let id = ApiKeyId::parse(&id)?;
-            let store = open_sqlite(database_url)?;
+            let store = open_store(database_url).await?;
             let revoked = store
                 .revoke_api_key(id, Timestamp::now())
                 .await

@@ -90,15 +90,13 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             ask::ask(&config, &prompt.join(" "), &mut stdout).await?;
         }
         Command::Migrate => {
-            let applied = colloquy_diesel::migrate(&config.database_url)?;
+            let applied = colloquy::application::migrate_store(&config.database_url).await?;
+            // A PostgreSQL URL may hold a password: the log shows it without.
+            let database = colloquy_diesel::printable_database_url(&config.database_url);
             if applied.is_empty() {
-                tracing::info!(database = config.database_url, "the database is up to date");
+                tracing::info!(database, "the database is up to date");
             } else {
-                tracing::info!(
-                    database = config.database_url,
-                    ?applied,
-                    "migrations applied"
-                );
+                tracing::info!(database, ?applied, "migrations applied");
             }
         }
         Command::Keys { command } => {

@@ -1,8 +1,10 @@
-//! The adapter's own errors and their translation into [`RepoError`].
+//! The adapter's own errors and their translation into [`RepoError`], for
+//! both backends.
 
 use colloquy_ports::RepoError;
-use diesel::r2d2::PoolError;
 use diesel::result::Error as DieselError;
+
+use crate::{postgres, sqlite};
 
 /// What can fail inside one repository call, before it is told to the core.
 ///
@@ -12,8 +14,9 @@ use diesel::result::Error as DieselError;
 #[derive(Debug)]
 pub(crate) enum StoreError {
     Diesel(DieselError),
-    /// No connection became free in time.
-    Pool(PoolError),
+    /// The store cannot serve the call right now: no connection became free
+    /// in time, the server cannot be reached, or the connection was lost.
+    Unavailable(anyhow::Error),
     /// The row or session the call is about does not exist.
     NotFound,
     /// A stored row cannot be turned back into a domain value.
@@ -33,17 +36,64 @@ impl From<DieselError> for StoreError {
     }
 }
 
+/// Why applying migrations failed. Diesel's transaction helpers need an
+/// error type that a [`DieselError`] converts into.
+#[derive(Debug)]
+pub(crate) enum MigrationError {
+    Diesel(DieselError),
+    Migration(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<DieselError> for MigrationError {
+    fn from(error: DieselError) -> Self {
+        Self::Diesel(error)
+    }
+}
+
+impl From<MigrationError> for anyhow::Error {
+    fn from(error: MigrationError) -> Self {
+        match error {
+            MigrationError::Diesel(error) => Self::new(error),
+            MigrationError::Migration(error) => Self::from_boxed(error),
+        }
+    }
+}
+
+/// The database a call ran on: it names the store in error messages, and
+/// knows which of its own errors pass by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite repository",
+            Self::Postgres => "PostgreSQL repository",
+        }
+    }
+
+    /// Whether `error` is a condition that passes (a lock held too long, a
+    /// lost connection), as opposed to a broken query or a corrupt store.
+    fn is_transient(self, error: &DieselError) -> bool {
+        match self {
+            Self::Sqlite => sqlite::is_contention(error),
+            Self::Postgres => postgres::is_transient(error),
+        }
+    }
+}
+
 impl StoreError {
     /// The port's view of this error; `operation` names the repository method
     /// in the message, so a logged 500 says what was being done.
-    pub(crate) fn into_repo_error(self, operation: &'static str) -> RepoError {
-        let context = || format!("SQLite repository: {operation}");
+    pub(crate) fn into_repo_error(self, backend: Backend, operation: &'static str) -> RepoError {
+        let context = || format!("{}: {operation}", backend.name());
         match self {
             Self::NotFound => RepoError::NotFound,
-            Self::Pool(error) => RepoError::Unavailable(
-                anyhow::Error::new(error).context(format!("{}: no free connection", context())),
-            ),
-            Self::Diesel(error) if is_contention(&error) => {
+            Self::Unavailable(error) => RepoError::Unavailable(error.context(context())),
+            Self::Diesel(error) if backend.is_transient(&error) => {
                 RepoError::Unavailable(anyhow::Error::new(error).context(context()))
             }
             Self::Diesel(error) => RepoError::Unknown(anyhow::Error::new(error).context(context())),
@@ -56,64 +106,32 @@ impl StoreError {
     }
 }
 
-/// Whether SQLite refused because another connection held a lock for longer
-/// than `busy_timeout`: a condition that passes, unlike a broken query.
-///
-/// Diesel keeps only the message of errors outside the constraint family, so
-/// the message is all there is to match on. SQLite's texts are stable:
-/// SQLITE_BUSY is "database is locked", SQLITE_LOCKED is "database table is
-/// locked" or "database schema is locked: `name`".
-fn is_contention(error: &DieselError) -> bool {
-    match error {
-        DieselError::DatabaseError(_, info) => {
-            let message = info.message();
-            message.starts_with("database is locked")
-                || message.starts_with("database table is locked")
-                || message.starts_with("database schema is locked")
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use diesel::result::DatabaseErrorKind;
-
     use super::*;
 
-    fn database_error(message: &str) -> StoreError {
-        StoreError::from(DieselError::DatabaseError(
-            DatabaseErrorKind::Unknown,
-            Box::new(message.to_owned()),
-        ))
-    }
-
     #[test]
-    fn lock_contention_is_unavailable_and_other_failures_are_unknown() {
-        for message in [
-            "database is locked",
-            "database table is locked",
-            "database schema is locked: main",
-        ] {
-            let error = database_error(message).into_repo_error("append_messages");
-            assert!(
-                matches!(error, RepoError::Unavailable(_)),
-                "{message}: {error:?}"
-            );
+    fn diesel_not_found_is_not_found_on_both_backends() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            assert!(matches!(
+                StoreError::from(DieselError::NotFound).into_repo_error(backend, "get_session"),
+                RepoError::NotFound
+            ));
         }
-        let error = database_error("no such table: messages").into_repo_error("get_session");
-        assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
-        assert!(
-            format!("{error:#}").contains("get_session"),
-            "the message names the operation: {error:#}"
-        );
     }
 
     #[test]
-    fn diesel_not_found_is_not_found() {
-        assert!(matches!(
-            StoreError::from(DieselError::NotFound).into_repo_error("get_session"),
-            RepoError::NotFound
-        ));
+    fn an_unavailable_store_says_which_store_and_what_call() {
+        let error = StoreError::Unavailable(anyhow::anyhow!("no free connection"))
+            .into_repo_error(Backend::Postgres, "list_sessions");
+        let RepoError::Unavailable(cause) = error else {
+            panic!("expected Unavailable, got {error:?}");
+        };
+        let text = format!("{cause:#}");
+        assert!(
+            text.contains("PostgreSQL repository: list_sessions")
+                && text.contains("no free connection"),
+            "{text}"
+        );
     }
 }

@@ -1,29 +1,32 @@
-//! colloquy's storage on SQLite, through Diesel: [`SqliteRepository`]
-//! implements the [`ChatRepository`](colloquy_ports::ChatRepository) port,
-//! and the [`ApiKeyStore`](colloquy_ports::ApiKeyStore) and
-//! [`UsageLedger`](colloquy_ports::UsageLedger) ports in the same database.
+//! colloquy's storage through Diesel, on SQLite or PostgreSQL:
+//! [`SqliteRepository`] and [`PostgresRepository`] each implement the
+//! [`ChatRepository`](colloquy_ports::ChatRepository),
+//! [`ApiKeyStore`](colloquy_ports::ApiKeyStore) and
+//! [`UsageLedger`](colloquy_ports::UsageLedger) ports in one database.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use colloquy_diesel::SqliteRepository;
+//! use colloquy_diesel::{PostgresRepository, SqliteRepository};
 //! use colloquy_ports::ChatRepository;
 //!
-//! // Creates the file and applies pending migrations.
-//! let repository = SqliteRepository::connect("sqlite://data/colloquy.db", 8)?;
-//! let stopped = repository.interrupt_streaming().await?;
-//! # let _ = stopped;
+//! // Each creates what is missing and applies pending migrations.
+//! let local = SqliteRepository::connect("sqlite://data/colloquy.db", 8)?;
+//! let shared = PostgresRepository::connect("postgres://colloquy@db.internal/colloquy", 10).await?;
+//! let stopped = local.interrupt_streaming().await?;
+//! # let _ = (stopped, shared);
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Diesel is synchronous; every repository call runs on Tokio's blocking
-//! thread pool with a connection from an r2d2 pool, so callers only await.
-//! Each connection runs in WAL mode with `synchronous = NORMAL`, a 5 s busy
-//! timeout and foreign keys on; writes take the write lock up front
-//! (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing.
+//! Both backends share one schema in Diesel's view (`schema.rs`), one set of
+//! rows and their conversions (`rows/`), and the same SQL semantics; each
+//! has its own connections, migrations and error translation (`sqlite/`,
+//! `postgres/`). The integration tests run every contract test against both.
 //!
-//! **Invariant:** ids are stored as hyphenated lower-case UUID v7 text, so
-//! ordering by `id` is ordering by creation, and cursors are comparisons.
+//! **Invariant:** ids are stored as hyphenated lower-case UUID v7 text, in
+//! byte order (PostgreSQL's columns are `COLLATE "C"`), so ordering by `id`
+//! is ordering by creation, and cursors are comparisons. Times are
+//! microseconds since the Unix epoch in 64-bit integers, on both backends.
 //!
 //! **Invariant:** every query that reads or writes a session or its messages
 //! is scoped by the owner in the query itself: a `WHERE sessions.owner = ?`
@@ -35,29 +38,28 @@
 //! exactly like one that does not exist.
 
 mod error;
-mod keys;
-mod location;
-mod migrations;
-mod pool;
-mod queries;
-mod repository;
+mod paging;
+mod postgres;
 mod rows;
 mod schema;
-mod usage;
+mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
-pub use pool::ConnectionSettings;
-pub use repository::SqliteRepository;
+pub use postgres::{is_postgres_url, migrate_postgres, printable_database_url, PostgresRepository};
+pub use sqlite::{ConnectionSettings, SqliteRepository};
 
-/// Opens (creating if missing) the database at `location` and applies the
-/// pending migrations, for `colloquy migrate`. Returns the names of the
+/// Opens (creating if missing) the SQLite database at `location` and applies
+/// the pending migrations, for `colloquy migrate`. Returns the names of the
 /// migrations it applied, oldest first: empty when the schema was current.
 ///
 /// `location` takes the forms [`SqliteRepository::connect`] accepts. This
 /// blocks; it opens a single connection and closes it before returning.
+/// [`migrate_postgres`] does the same for a PostgreSQL URL.
 ///
 /// # Errors
 /// When `location` cannot be parsed, the file cannot be created or opened,
 /// or a migration fails (nothing of that migration is kept then).
 pub fn migrate(location: &str) -> anyhow::Result<Vec<String>> {
-    migrations::migrate_location(&location::Location::parse(location)?)
+    sqlite::migrate(location)
 }

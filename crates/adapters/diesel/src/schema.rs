@@ -1,6 +1,7 @@
-//! Diesel's view of the tables in `migrations/sqlite`. Written by hand (the
+//! Diesel's view of the tables in `migrations/sqlite` and `migrations/postgres`,
+//! which hold the same columns in the same types. Written by hand (the
 //! migrations are the source of truth); the integration tests run every
-//! query against the migrated schema, so a drift between the two fails there.
+//! query against both migrated schemas, so a drift between them fails there.
 
 diesel::table! {
     sessions (id) {

@@ -1,5 +1,6 @@
-//! The real server, on port 0, with its own SQLite file and a fake upstream,
-//! driven over HTTP as a client would.
+//! The real server, on port 0, with its own SQLite file (or, in
+//! `postgres.rs`, its own PostgreSQL database) and a fake upstream, driven
+//! over HTTP as a client would.
 
 mod support;
 
@@ -16,6 +17,7 @@ mod keys;
 mod limits;
 mod load;
 mod lossless;
+mod postgres;
 mod secrets;
 mod streaming;
 mod summary;

@@ -3,14 +3,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use colloquy_domain::{MessageStatus, SystemPrompt, Timestamp, Title};
-use colloquy_ports::{ChatRepository, SessionChanges};
-use diesel::connection::SimpleConnection as _;
+use colloquy_ports::SessionChanges;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use tokio::sync::Notify;
 
 use crate::support::{
-    alice, all_messages, stored_session, streaming_reply, untitled_session, user_message, TestDb,
+    alice, all_messages, on_both_backends, stored_session, streaming_reply, untitled_session,
+    user_message, Backend, TestDb,
 };
 
 const TASKS: usize = 8;
@@ -19,10 +19,9 @@ const ROUNDS: usize = 25;
 /// Eight tasks each append exchanges to one shared session and finish their
 /// replies, while listing it: no call may fail with SQLITE_BUSY, and the
 /// count must add up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_and_readers_all_succeed() {
-    let db = TestDb::new();
-    let shared = stored_session(&db.repo).await;
+async fn concurrent_writers_and_readers_all_succeed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let shared = stored_session(&*db.repo).await;
 
     let writers = (0..TASKS).map(|task| {
         let repo = db.repo.clone();
@@ -50,7 +49,7 @@ async fn concurrent_writers_and_readers_all_succeed() {
     let expected = TASKS * ROUNDS * 2;
     let session = db.repo.get_session(&alice(), shared.id).await.unwrap();
     assert_eq!(session.message_count, u64::try_from(expected).unwrap());
-    let messages = all_messages(&db.repo, shared.id, 64).await;
+    let messages = all_messages(&*db.repo, shared.id, 64).await;
     assert_eq!(messages.len(), expected);
     assert!(
         messages.windows(2).all(|pair| pair[0].id < pair[1].id),
@@ -80,8 +79,10 @@ struct SessionWrite {
 }
 
 /// Makes the database log every UPDATE of a session, inside the writing
-/// transaction, so the log's order is the order the writes committed in.
-const LOG_SESSION_WRITES: &str = "
+/// transaction, so the log's order is the order the writes committed in
+/// (SQLite has one writer at a time; on PostgreSQL every write holds the
+/// session's row lock from its UPDATE to its commit).
+const LOG_SESSION_WRITES_SQLITE: &str = "
     CREATE TABLE session_writes (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         old_title TEXT, new_title TEXT, old_prompt TEXT, new_prompt TEXT
@@ -91,15 +92,59 @@ const LOG_SESSION_WRITES: &str = "
         VALUES (OLD.title, NEW.title, OLD.system_prompt, NEW.system_prompt);
     END;";
 
+const LOG_SESSION_WRITES_POSTGRES: &str = "
+    CREATE TABLE session_writes (
+        seq BIGSERIAL PRIMARY KEY,
+        old_title TEXT, new_title TEXT, old_prompt TEXT, new_prompt TEXT
+    );
+    CREATE FUNCTION log_session_write() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO session_writes (old_title, new_title, old_prompt, new_prompt)
+        VALUES (OLD.title, NEW.title, OLD.system_prompt, NEW.system_prompt);
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER log_session_writes AFTER UPDATE ON sessions
+        FOR EACH ROW EXECUTE FUNCTION log_session_write();";
+
+const READ_SESSION_WRITES: &str =
+    "SELECT seq, old_title, new_title, old_prompt, new_prompt FROM session_writes ORDER BY seq";
+
+/// The log, in the order the writes took effect.
+async fn session_writes(db: &TestDb) -> Vec<SessionWrite> {
+    match db.backend {
+        Backend::Sqlite => diesel::sql_query(READ_SESSION_WRITES)
+            .load(&mut db.sqlite())
+            .unwrap(),
+        Backend::Postgres => db
+            .pg_client()
+            .await
+            .query(READ_SESSION_WRITES, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| SessionWrite {
+                seq: row.get(0),
+                old_title: row.get(1),
+                new_title: row.get(2),
+                old_prompt: row.get(3),
+                new_prompt: row.get(4),
+            })
+            .collect(),
+    }
+}
+
 /// Eight tasks keep changing an untitled session's system prompt while,
 /// halfway through, the auto-title task titles it: the title must survive
 /// every later prompt write, and the title write must not put back an older
 /// prompt. This is the race that read-modify-write updates lost.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn prompt_updates_and_the_auto_title_do_not_undo_each_other() {
-    let db = TestDb::new();
-    let session = untitled_session(&db.repo).await;
-    db.raw().batch_execute(LOG_SESSION_WRITES).unwrap();
+async fn prompt_updates_and_the_auto_title_do_not_undo_each_other(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = untitled_session(&*db.repo).await;
+    db.execute(match backend {
+        Backend::Sqlite => LOG_SESSION_WRITES_SQLITE,
+        Backend::Postgres => LOG_SESSION_WRITES_POSTGRES,
+    })
+    .await;
     let writes = TASKS * ROUNDS;
     let done = Arc::new(AtomicUsize::new(0));
     let halfway = Arc::new(Notify::new());
@@ -146,9 +191,7 @@ async fn prompt_updates_and_the_auto_title_do_not_undo_each_other() {
         "the session had no title, so it takes this one"
     );
 
-    let log: Vec<SessionWrite> = diesel::sql_query("SELECT * FROM session_writes ORDER BY seq")
-        .load(&mut db.raw())
-        .unwrap();
+    let log = session_writes(&db).await;
     assert_eq!(log.len(), writes + 1, "one row per write");
     let (title_writes, prompt_writes): (Vec<_>, Vec<_>) = log
         .iter()
@@ -183,4 +226,9 @@ async fn prompt_updates_and_the_auto_title_do_not_undo_each_other() {
         last_prompt,
         "the prompt is the last one written"
     );
+}
+
+on_both_backends! {
+    #[multi_thread] concurrent_writers_and_readers_all_succeed,
+    #[multi_thread] prompt_updates_and_the_auto_title_do_not_undo_each_other,
 }

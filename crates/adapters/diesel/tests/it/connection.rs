@@ -1,23 +1,91 @@
-//! Opening, configuring, migrating and re-opening the database.
+//! Opening, configuring, migrating and re-opening the database, and waiting
+//! for other writers. The SQLite-only tests are about files and pragmas;
+//! PostgreSQL's own are in `postgres.rs`.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use colloquy_diesel::{migrate, SqliteRepository};
 use colloquy_ports::{ChatRepository, RepoError};
-use diesel::connection::SimpleConnection as _;
 
 use crate::support::{
-    alice, all_messages, finished_reply, new_session, stored_session, user_message, TestDb,
-    POOL_SIZE,
+    alice, all_messages, finished_reply, new_session, on_both_backends, stored_session,
+    user_message, Backend, TestDb, POOL_SIZE,
 };
 
+async fn data_survives_reopening_the_database(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
+    let messages = [
+        user_message(session.id, "remember me"),
+        finished_reply(session.id),
+    ];
+    db.repo.append_messages(&alice(), &messages).await.unwrap();
+    let stored = db.repo.get_session(&alice(), session.id).await.unwrap();
+
+    let reopened = db.reopen().await;
+    assert_eq!(
+        reopened.get_session(&alice(), session.id).await.unwrap(),
+        stored
+    );
+    assert_eq!(all_messages(&*reopened, session.id, 1).await, messages);
+}
+
+async fn ping_answers(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    db.repo.ping().await.unwrap();
+}
+
+async fn a_write_waits_for_another_writer_instead_of_failing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let holder = db.hold_write_lock(Duration::from_millis(400)).await;
+
+    let started = Instant::now();
+    db.repo.create_session(&new_session()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waited for the lock"
+    );
+    holder.await.unwrap();
+}
+
+/// SQLite's `busy_timeout` and PostgreSQL's `lock_timeout` are both 5 s.
+async fn a_lock_held_past_the_timeout_makes_the_store_unavailable(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let holder = db.hold_write_lock(Duration::from_millis(6_500)).await;
+
+    let started = Instant::now();
+    let error = db.repo.create_session(&new_session()).await.unwrap_err();
+    assert!(matches!(error, RepoError::Unavailable(_)), "{error:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(4_500),
+        "{:?}",
+        started.elapsed()
+    );
+    // Reads do not need the write lock: WAL, or MVCC, serves them meanwhile.
+    assert!(db
+        .repo
+        .list_sessions(&alice(), 10, None)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    holder.await.unwrap();
+}
+
+on_both_backends! {
+    data_survives_reopening_the_database,
+    ping_answers,
+    a_write_waits_for_another_writer_instead_of_failing,
+    a_lock_held_past_the_timeout_makes_the_store_unavailable,
+}
+
 #[tokio::test]
-async fn every_connection_runs_with_the_configured_pragmas() {
-    let db = TestDb::new();
+async fn every_sqlite_connection_runs_with_the_configured_pragmas() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let repo = SqliteRepository::connect(db.path().to_str().unwrap(), POOL_SIZE).unwrap();
     // More concurrent calls than connections, so every pooled connection answers.
     let calls = (0..POOL_SIZE * 3).map(|_| {
-        let repo = db.repo.clone();
+        let repo = repo.clone();
         tokio::spawn(async move { repo.connection_settings().await })
     });
     for call in calls {
@@ -30,31 +98,8 @@ async fn every_connection_runs_with_the_configured_pragmas() {
     }
 }
 
-#[tokio::test]
-async fn data_survives_reopening_the_file() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
-    let messages = [
-        user_message(session.id, "remember me"),
-        finished_reply(session.id),
-    ];
-    db.repo.append_messages(&alice(), &messages).await.unwrap();
-    let stored = db.repo.get_session(&alice(), session.id).await.unwrap();
-
-    let reopened = db.reopen();
-    assert_eq!(
-        reopened.get_session(&alice(), session.id).await.unwrap(),
-        stored
-    );
-    assert_eq!(all_messages(&reopened, session.id, 1).await, messages);
-    assert!(
-        reopened.run_migrations().await.unwrap().is_empty(),
-        "nothing to migrate twice"
-    );
-}
-
 #[test]
-fn migrate_applies_each_migration_once() {
+fn migrate_applies_each_sqlite_migration_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fresh.db");
     let location = format!("sqlite://{}", path.display());
@@ -67,7 +112,7 @@ fn migrate_applies_each_migration_once() {
 }
 
 #[tokio::test]
-async fn a_migrated_file_serves_a_repository() {
+async fn a_migrated_sqlite_file_serves_a_repository() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("migrated.db");
     migrate(path.to_str().unwrap()).unwrap();
@@ -83,7 +128,7 @@ async fn a_migrated_file_serves_a_repository() {
 }
 
 #[tokio::test]
-async fn locations_may_be_urls_and_missing_directories_are_created() {
+async fn sqlite_locations_may_be_urls_and_missing_directories_are_created() {
     let dir = tempfile::tempdir().unwrap();
     let absolute = dir.path().join("a/b/abs.db");
     let relative_to_root = dir.path().join("rel.db");
@@ -115,7 +160,7 @@ async fn locations_may_be_urls_and_missing_directories_are_created() {
 }
 
 #[tokio::test]
-async fn an_in_memory_database_works_for_tests() {
+async fn an_in_memory_sqlite_database_works_for_tests() {
     let repo = SqliteRepository::connect(":memory:", 4).unwrap();
     let session = stored_session(&repo).await;
     repo.append_messages(&alice(), &[user_message(session.id, "kept")])
@@ -136,7 +181,7 @@ async fn an_in_memory_database_works_for_tests() {
 }
 
 #[test]
-fn bad_locations_and_pool_sizes_are_refused() {
+fn bad_sqlite_locations_and_pool_sizes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
     assert!(SqliteRepository::connect(path.to_str().unwrap(), 0).is_err());
@@ -149,63 +194,4 @@ fn bad_locations_and_pool_sizes_are_refused() {
         format!("{error:#}").contains("below-a-file") || format!("{error:#}").contains("x.db"),
         "{error:#}"
     );
-}
-
-#[tokio::test]
-async fn ping_answers() {
-    let db = TestDb::new();
-    db.repo.ping().await.unwrap();
-}
-
-/// Holds the write lock from a connection outside the repository for `hold`,
-/// and returns once it has it.
-fn hold_write_lock(db: &TestDb, hold: Duration) -> std::thread::JoinHandle<()> {
-    let mut raw = db.raw();
-    let (locked, is_locked) = mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        raw.batch_execute("BEGIN IMMEDIATE").unwrap();
-        locked.send(()).unwrap();
-        std::thread::sleep(hold);
-        raw.batch_execute("COMMIT").unwrap();
-    });
-    is_locked.recv().unwrap();
-    holder
-}
-
-#[tokio::test]
-async fn a_write_waits_for_another_writer_instead_of_failing() {
-    let db = TestDb::new();
-    let holder = hold_write_lock(&db, Duration::from_millis(400));
-
-    let started = Instant::now();
-    db.repo.create_session(&new_session()).await.unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "it waited for the lock"
-    );
-    holder.join().unwrap();
-}
-
-#[tokio::test]
-async fn a_lock_held_past_the_busy_timeout_makes_the_store_unavailable() {
-    let db = TestDb::new();
-    let holder = hold_write_lock(&db, Duration::from_millis(6_500));
-
-    let started = Instant::now();
-    let error = db.repo.create_session(&new_session()).await.unwrap_err();
-    assert!(matches!(error, RepoError::Unavailable(_)), "{error:?}");
-    assert!(
-        started.elapsed() >= Duration::from_millis(4_500),
-        "{:?}",
-        started.elapsed()
-    );
-    // Reads do not need the write lock: WAL serves them meanwhile.
-    assert!(db
-        .repo
-        .list_sessions(&alice(), 10, None)
-        .await
-        .unwrap()
-        .items
-        .is_empty());
-    holder.join().unwrap();
 }

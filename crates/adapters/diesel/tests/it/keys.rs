@@ -2,11 +2,11 @@
 //! that only ever moves forwards.
 
 use colloquy_domain::{ApiKeyId, Principal, Timestamp};
-use colloquy_ports::{ApiKeyRecord, ApiKeyStore};
+use colloquy_ports::ApiKeyRecord;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Text};
+use diesel::sql_types::Text;
 
-use crate::support::{alice, bob, TestDb};
+use crate::support::{alice, bob, on_both_backends, Backend, TestDb};
 
 /// A key of `principal`'s whose hash is 32 copies of `fill`.
 fn key(principal: Principal, fill: u8, label: Option<&str>) -> ApiKeyRecord {
@@ -31,9 +31,8 @@ async fn stored(db: &TestDb, id: ApiKeyId) -> ApiKeyRecord {
         .expect("the key is listed")
 }
 
-#[tokio::test]
-async fn a_key_is_stored_listed_oldest_first_and_found_by_its_hash() {
-    let db = TestDb::new();
+async fn a_key_is_stored_listed_oldest_first_and_found_by_its_hash(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let first = key(alice(), 1, Some("laptop"));
     let second = key(bob(), 2, None);
     db.repo.create_api_key(&first).await.unwrap();
@@ -46,12 +45,11 @@ async fn a_key_is_stored_listed_oldest_first_and_found_by_its_hash() {
     assert_eq!(db.repo.find_api_key(&[1; 32]).await.unwrap(), Some(first));
     assert_eq!(db.repo.find_api_key(&[2; 32]).await.unwrap(), Some(second));
     // Survives a restart: it is in the file, not in the pool.
-    assert_eq!(db.reopen().list_api_keys().await.unwrap().len(), 2);
+    assert_eq!(db.reopen().await.list_api_keys().await.unwrap().len(), 2);
 }
 
-#[tokio::test]
-async fn an_unknown_hash_finds_nothing() {
-    let db = TestDb::new();
+async fn an_unknown_hash_finds_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
     assert_eq!(db.repo.find_api_key(&[7; 32]).await.unwrap(), None);
     db.repo
         .create_api_key(&key(alice(), 1, None))
@@ -61,9 +59,8 @@ async fn an_unknown_hash_finds_nothing() {
     assert!(db.repo.list_api_keys().await.unwrap().len() == 1);
 }
 
-#[tokio::test]
-async fn two_keys_with_one_hash_cannot_both_be_stored() {
-    let db = TestDb::new();
+async fn two_keys_with_one_hash_cannot_both_be_stored(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.repo
         .create_api_key(&key(alice(), 1, None))
         .await
@@ -73,9 +70,8 @@ async fn two_keys_with_one_hash_cannot_both_be_stored() {
     assert_eq!(found.principal, alice());
 }
 
-#[tokio::test]
-async fn a_key_is_revoked_once_and_an_unknown_one_not_at_all() {
-    let db = TestDb::new();
+async fn a_key_is_revoked_once_and_an_unknown_one_not_at_all(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let record = key(alice(), 1, None);
     db.repo.create_api_key(&record).await.unwrap();
     let at = Timestamp::from_micros(record.created_at.as_micros() + 1_000);
@@ -98,9 +94,8 @@ async fn a_key_is_revoked_once_and_an_unknown_one_not_at_all() {
         .unwrap());
 }
 
-#[tokio::test]
-async fn uses_are_recorded_in_one_batch_and_never_move_backwards() {
-    let db = TestDb::new();
+async fn uses_are_recorded_in_one_batch_and_never_move_backwards(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let one = key(alice(), 1, None);
     let two = key(bob(), 2, None);
     let untouched = key(bob(), 3, None);
@@ -128,53 +123,81 @@ async fn uses_are_recorded_in_one_batch_and_never_move_backwards() {
     db.repo.record_key_use(&[]).await.unwrap();
 }
 
-#[derive(QueryableByName)]
-struct Plan {
-    #[diesel(sql_type = Text)]
-    detail: String,
+/// Whether a lookup by hash can be served by an index. PostgreSQL is told
+/// not to scan the table where it has any other way, since an empty table is
+/// cheaper to scan than to search: what matters is that the index exists.
+async fn a_lookup_by_hash_uses_an_index(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let lookup = format!(
+        "SELECT id FROM api_keys WHERE key_hash = {}",
+        db.bytes_literal(&[0; 32])
+    );
+    let plan = match backend {
+        Backend::Sqlite => {
+            #[derive(QueryableByName)]
+            struct Step {
+                #[diesel(sql_type = Text)]
+                detail: String,
+            }
+            let steps: Vec<Step> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {lookup}"))
+                .load(&mut db.sqlite())
+                .unwrap();
+            steps
+                .into_iter()
+                .map(|step| step.detail)
+                .collect::<Vec<_>>()
+        }
+        Backend::Postgres => {
+            let client = db.pg_client().await;
+            client
+                .batch_execute("SET enable_seqscan = off")
+                .await
+                .unwrap();
+            client
+                .query(&format!("EXPLAIN {lookup}"), &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect()
+        }
+    };
+    let by_index = match backend {
+        Backend::Sqlite => "USING INDEX",
+        Backend::Postgres => "Index Scan using api_keys_key_hash_key",
+    };
+    assert!(plan.iter().any(|step| step.contains(by_index)), "{plan:?}");
 }
 
-#[test]
-fn a_lookup_by_hash_uses_an_index() {
-    let db = TestDb::new();
-    let plan: Vec<Plan> =
-        diesel::sql_query("EXPLAIN QUERY PLAN SELECT id FROM api_keys WHERE key_hash = ?")
-            .bind::<Binary, _>(vec![0_u8; 32])
-            .load(&mut db.raw())
-            .unwrap();
-    let plan: Vec<&str> = plan.iter().map(|row| row.detail.as_str()).collect();
+async fn the_table_refuses_rows_no_key_could_make(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let insert = |principal: &str, hash: &[u8]| {
+        format!(
+            "INSERT INTO api_keys (id, principal, key_hash, created_at) VALUES ('{}', '{principal}', {}, 0)",
+            ApiKeyId::new(),
+            db.bytes_literal(hash)
+        )
+    };
+    db.execute(&insert("alice", &[0; 32])).await;
     assert!(
-        plan.iter().any(|detail| detail.contains("USING INDEX")),
-        "{plan:?}"
+        db.try_execute(&insert("", &[1; 32])).await.is_err(),
+        "an empty principal"
+    );
+    assert!(
+        db.try_execute(&insert("alice", &[2; 31])).await.is_err(),
+        "a short hash"
     );
 }
 
-#[test]
-fn the_table_refuses_rows_no_key_could_make() {
-    let db = TestDb::new();
-    let insert = |principal: &str, hash: Vec<u8>| {
-        diesel::sql_query(
-            "INSERT INTO api_keys (id, principal, key_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind::<Text, _>(ApiKeyId::new().to_string())
-        .bind::<Text, _>(principal.to_owned())
-        .bind::<Binary, _>(hash)
-        .bind::<BigInt, _>(0_i64)
-        .execute(&mut db.raw())
-    };
-    assert!(insert("alice", vec![0; 32]).is_ok());
-    assert!(insert("", vec![1; 32]).is_err(), "an empty principal");
-    assert!(insert("alice", vec![2; 31]).is_err(), "a short hash");
-}
-
-/// The down migration drops the table, and the up one makes it again.
-#[test]
-fn the_api_keys_migration_reverts_and_reapplies() {
+/// The down migration drops the table, and the up one makes it again
+/// (SQLite: PostgreSQL's one migration is reverted in `postgres.rs`).
+#[tokio::test]
+async fn the_api_keys_migration_reverts_and_reapplies() {
     use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
     const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../../migrations/sqlite");
 
-    let db = TestDb::new();
-    let mut connection = db.raw();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut connection = db.sqlite();
     // The daily usage's migration came after this one, so it goes first.
     for expected in ["20261201000002", "20261201000001"] {
         let reverted = connection
@@ -188,10 +211,20 @@ fn the_api_keys_migration_reverts_and_reapplies() {
         .is_err());
     drop(connection);
     assert_eq!(
-        colloquy_diesel::migrate(db.path.to_str().unwrap()).unwrap(),
+        colloquy_diesel::migrate(db.path().to_str().unwrap()).unwrap(),
         [
             "2026-12-01-000001_api_keys",
             "2026-12-01-000002_daily_usage"
         ]
     );
+}
+
+on_both_backends! {
+    a_key_is_stored_listed_oldest_first_and_found_by_its_hash,
+    an_unknown_hash_finds_nothing,
+    two_keys_with_one_hash_cannot_both_be_stored,
+    a_key_is_revoked_once_and_an_unknown_one_not_at_all,
+    uses_are_recorded_in_one_batch_and_never_move_backwards,
+    a_lookup_by_hash_uses_an_index,
+    the_table_refuses_rows_no_key_could_make,
 }

@@ -1,10 +1,17 @@
-//! Integration tests of `SqliteRepository` against real SQLite files.
+//! Integration tests of the repositories: every contract test against a real
+//! SQLite file and a real PostgreSQL database (one of its own per test), and
+//! what only one of them has.
+//!
+//! The PostgreSQL tests need a server: 127.0.0.1:5432 with trust
+//! authentication by default, or the one `COLLOQUY_TEST_POSTGRES_URL` names.
+//! Without one they fail, saying so.
 
 mod concurrency;
 mod connection;
 mod keys;
 mod messages;
 mod owners;
+mod postgres;
 mod scale;
 mod sessions;
 mod storage;

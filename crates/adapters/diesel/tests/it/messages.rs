@@ -1,17 +1,16 @@
 use colloquy_domain::{
     ErrorCode, Message, MessageId, MessageStatus, SessionId, Timestamp, ToolCall, Usage,
 };
-use colloquy_ports::{ChatRepository, RepoError, SessionChanges};
+use colloquy_ports::{RepoError, SessionChanges};
 
 use crate::support::{
-    alice, all_messages, assert_user, finished_reply, micros_now, stored_session, streaming_reply,
-    user_message, TestDb,
+    alice, all_messages, assert_user, finished_reply, micros_now, new_session, on_both_backends,
+    stored_session, streaming_reply, user_message, Backend, TestDb,
 };
 
-#[tokio::test]
-async fn appended_messages_read_back_whole() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn appended_messages_read_back_whole(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let question = user_message(session.id, "  What is the weather?\n");
     let reply = finished_reply(session.id);
     db.repo
@@ -28,10 +27,9 @@ async fn appended_messages_read_back_whole() {
     assert!(!page.has_more);
 }
 
-#[tokio::test]
-async fn appending_bumps_the_count_and_the_update_time() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn appending_bumps_the_count_and_the_update_time(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
 
     let before = micros_now();
     db.repo
@@ -58,10 +56,9 @@ async fn appending_bumps_the_count_and_the_update_time() {
     assert!(after_three.updated_at >= after_two.updated_at);
 }
 
-#[tokio::test]
-async fn updated_at_never_moves_backwards() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn updated_at_never_moves_backwards(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let future = Timestamp::from_micros(micros_now() + 3_600_000_000);
     db.repo
         .update_session(&alice(), session.id, &SessionChanges::default(), future)
@@ -82,9 +79,8 @@ async fn updated_at_never_moves_backwards() {
     );
 }
 
-#[tokio::test]
-async fn appending_to_an_unknown_session_is_not_found_and_stores_nothing() {
-    let db = TestDb::new();
+async fn appending_to_an_unknown_session_is_not_found_and_stores_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let ghost = SessionId::new();
     let error = db
         .repo
@@ -94,7 +90,7 @@ async fn appending_to_an_unknown_session_is_not_found_and_stores_nothing() {
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 
     // The session appears later: it must still be empty.
-    let mut session = crate::support::new_session();
+    let mut session = new_session();
     session.id = ghost;
     db.repo.create_session(&session).await.unwrap();
     assert!(db
@@ -106,10 +102,9 @@ async fn appending_to_an_unknown_session_is_not_found_and_stores_nothing() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn a_failing_append_stores_none_of_its_messages() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn a_failing_append_stores_none_of_its_messages(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let first = user_message(session.id, "first");
     db.repo
         .append_messages(&alice(), std::slice::from_ref(&first))
@@ -125,7 +120,7 @@ async fn a_failing_append_stores_none_of_its_messages() {
         .unwrap_err();
     assert!(matches!(error, RepoError::Unknown(_)), "{error:?}");
 
-    assert_eq!(all_messages(&db.repo, session.id, 10).await, [first]);
+    assert_eq!(all_messages(&*db.repo, session.id, 10).await, [first]);
     assert_eq!(
         db.repo
             .get_session(&alice(), session.id)
@@ -136,11 +131,10 @@ async fn a_failing_append_stores_none_of_its_messages() {
     );
 }
 
-#[tokio::test]
-async fn an_append_mixing_sessions_is_refused_whole() {
-    let db = TestDb::new();
-    let one = stored_session(&db.repo).await;
-    let two = stored_session(&db.repo).await;
+async fn an_append_mixing_sessions_is_refused_whole(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let one = stored_session(&*db.repo).await;
+    let two = stored_session(&*db.repo).await;
     let error = db
         .repo
         .append_messages(
@@ -169,10 +163,9 @@ async fn an_append_mixing_sessions_is_refused_whole() {
     );
 }
 
-#[tokio::test]
-async fn appending_nothing_changes_nothing() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn appending_nothing_changes_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     db.repo.append_messages(&alice(), &[]).await.unwrap();
     assert_eq!(
         db.repo.get_session(&alice(), session.id).await.unwrap(),
@@ -196,10 +189,9 @@ async fn seven_messages(db: &TestDb, session: SessionId) -> Vec<Message> {
     messages
 }
 
-#[tokio::test]
-async fn messages_list_oldest_first_in_pages() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn messages_list_oldest_first_in_pages(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let m = seven_messages(&db, session.id).await;
 
     let first = db
@@ -232,10 +224,9 @@ async fn messages_list_oldest_first_in_pages() {
     assert_user(&first.items[0], "m1");
 }
 
-#[tokio::test]
-async fn message_has_more_is_exact_at_the_page_boundary() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn message_has_more_is_exact_at_the_page_boundary(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let m = seven_messages(&db, session.id).await;
 
     let exact = db
@@ -260,16 +251,15 @@ async fn message_has_more_is_exact_at_the_page_boundary() {
     assert_eq!(exact_after_cursor.items, m[3..]);
     assert!(!exact_after_cursor.has_more);
     assert_eq!(
-        all_messages(&db.repo, session.id, 2).await,
+        all_messages(&*db.repo, session.id, 2).await,
         m,
         "walking pages of 2 sees each once"
     );
 }
 
-#[tokio::test]
-async fn the_message_cursor_need_not_exist() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn the_message_cursor_need_not_exist(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let before = user_message(session.id, "before");
     let never_stored = MessageId::new();
     let after = user_message(session.id, "after");
@@ -286,11 +276,10 @@ async fn the_message_cursor_need_not_exist() {
     assert_eq!(page.items, [after]);
 }
 
-#[tokio::test]
-async fn a_session_lists_only_its_own_messages() {
-    let db = TestDb::new();
-    let one = stored_session(&db.repo).await;
-    let two = stored_session(&db.repo).await;
+async fn a_session_lists_only_its_own_messages(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let one = stored_session(&*db.repo).await;
+    let two = stored_session(&*db.repo).await;
     let mut mine = Vec::new();
     for n in 0..4 {
         let message = user_message(one.id, &format!("one {n}"));
@@ -305,7 +294,7 @@ async fn a_session_lists_only_its_own_messages() {
             .unwrap();
     }
 
-    assert_eq!(all_messages(&db.repo, one.id, 3).await, mine);
+    assert_eq!(all_messages(&*db.repo, one.id, 3).await, mine);
     assert_eq!(
         db.repo
             .list_messages(&alice(), two.id, 10, None)
@@ -317,9 +306,8 @@ async fn a_session_lists_only_its_own_messages() {
     );
 }
 
-#[tokio::test]
-async fn listing_an_unknown_session_is_not_found() {
-    let db = TestDb::new();
+async fn listing_an_unknown_session_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let error = db
         .repo
         .list_messages(&alice(), SessionId::new(), 10, None)
@@ -334,10 +322,9 @@ async fn listing_an_unknown_session_is_not_found() {
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }
 
-#[tokio::test]
-async fn an_empty_session_lists_nothing() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn an_empty_session_lists_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let page = db
         .repo
         .list_messages(&alice(), session.id, 10, None)
@@ -352,12 +339,11 @@ async fn an_empty_session_lists_nothing() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn recent_messages_are_the_newest_returned_oldest_first() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn recent_messages_are_the_newest_returned_oldest_first(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let m = seven_messages(&db, session.id).await;
-    let other = stored_session(&db.repo).await;
+    let other = stored_session(&*db.repo).await;
     db.repo
         .append_messages(&alice(), &[user_message(other.id, "elsewhere")])
         .await
@@ -392,10 +378,9 @@ async fn recent_messages_are_the_newest_returned_oldest_first() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn updating_a_reply_replaces_its_mutable_fields() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn updating_a_reply_replaces_its_mutable_fields(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let question = user_message(session.id, "hi");
     let mut reply = streaming_reply(session.id);
     db.repo
@@ -419,7 +404,7 @@ async fn updating_a_reply_replaces_its_mutable_fields() {
     reply.finish(MessageStatus::Complete, None);
     db.repo.update_message(&alice(), &reply).await.unwrap();
     assert_eq!(
-        all_messages(&db.repo, session.id, 10).await,
+        all_messages(&*db.repo, session.id, 10).await,
         [question.clone(), reply.clone()]
     );
 
@@ -439,7 +424,7 @@ async fn updating_a_reply_replaces_its_mutable_fields() {
     reply.status = MessageStatus::Cancelled;
     db.repo.update_message(&alice(), &reply).await.unwrap();
     assert_eq!(
-        all_messages(&db.repo, session.id, 10).await,
+        all_messages(&*db.repo, session.id, 10).await,
         [question, reply]
     );
     assert_eq!(
@@ -452,10 +437,9 @@ async fn updating_a_reply_replaces_its_mutable_fields() {
     );
 }
 
-#[tokio::test]
-async fn an_update_cannot_move_a_message_or_change_its_origin() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn an_update_cannot_move_a_message_or_change_its_origin(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let reply = streaming_reply(session.id);
     db.repo
         .append_messages(&alice(), std::slice::from_ref(&reply))
@@ -479,10 +463,9 @@ async fn an_update_cannot_move_a_message_or_change_its_origin() {
     assert_eq!(stored.created_at, reply.created_at);
 }
 
-#[tokio::test]
-async fn updating_a_missing_message_is_not_found() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn updating_a_missing_message_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let never_appended = streaming_reply(session.id);
     let error = db
         .repo
@@ -513,11 +496,10 @@ async fn updating_a_missing_message_is_not_found() {
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }
 
-#[tokio::test]
-async fn interrupting_stops_every_streaming_reply_and_nothing_else() {
-    let db = TestDb::new();
-    let one = stored_session(&db.repo).await;
-    let two = stored_session(&db.repo).await;
+async fn interrupting_stops_every_streaming_reply_and_nothing_else(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let one = stored_session(&*db.repo).await;
+    let two = stored_session(&*db.repo).await;
     let question = user_message(one.id, "q");
     let mut streaming_one = streaming_reply(one.id);
     streaming_one.content = "half an ans".to_owned();
@@ -540,8 +522,8 @@ async fn interrupting_stops_every_streaming_reply_and_nothing_else() {
     let before = micros_now();
     assert_eq!(db.repo.interrupt_streaming().await.unwrap(), 2);
 
-    let stopped_one = &all_messages(&db.repo, one.id, 10).await[1];
-    let in_two = all_messages(&db.repo, two.id, 10).await;
+    let stopped_one = &all_messages(&*db.repo, one.id, 10).await[1];
+    let in_two = all_messages(&*db.repo, two.id, 10).await;
     for (stopped, original) in [(stopped_one, &streaming_one), (&in_two[0], &streaming_two)] {
         assert_eq!(stopped.status, MessageStatus::Interrupted);
         assert_eq!(stopped.content, original.content, "the text so far is kept");
@@ -558,11 +540,72 @@ async fn interrupting_stops_every_streaming_reply_and_nothing_else() {
         assert!(stopped.completed_at.unwrap().as_micros() >= before);
     }
     assert_eq!(in_two[1..], [cancelled, done]);
-    assert_eq!(all_messages(&db.repo, one.id, 10).await[0], question);
+    assert_eq!(all_messages(&*db.repo, one.id, 10).await[0], question);
 
     assert_eq!(
         db.repo.interrupt_streaming().await.unwrap(),
         0,
         "nothing is left streaming"
     );
+}
+
+/// PostgreSQL's text cannot hold U+0000; both backends store U+FFFD in its
+/// place, in every free-text field, rather than refuse the message.
+async fn a_nul_character_is_stored_as_the_replacement_character(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut session = new_session();
+    session.system_prompt = Some(colloquy_domain::SystemPrompt::parse("be\0brief").unwrap());
+    db.repo.create_session(&session).await.unwrap();
+    let question = user_message(session.id, "a NUL \0 here");
+    let mut reply = finished_reply(session.id);
+    reply.content = "\0".to_owned();
+    reply.model = Some("odd\0model".to_owned());
+    reply.finish_reason = Some("stop\0".to_owned());
+    reply.error.as_mut().unwrap().message = "gone\0".to_owned();
+    db.repo
+        .append_messages(&alice(), &[question, reply.clone()])
+        .await
+        .unwrap();
+    let stored = all_messages(&*db.repo, session.id, 10).await;
+    assert_eq!(stored[0].content, "a NUL \u{FFFD} here");
+    assert_eq!(stored[1].content, "\u{FFFD}");
+    assert_eq!(stored[1].model.as_deref(), Some("odd\u{FFFD}model"));
+    assert_eq!(stored[1].finish_reason.as_deref(), Some("stop\u{FFFD}"));
+    assert_eq!(stored[1].error.as_ref().unwrap().message, "gone\u{FFFD}");
+
+    reply.content = "still \0 streaming".to_owned();
+    db.repo.update_message(&alice(), &reply).await.unwrap();
+    assert_eq!(
+        all_messages(&*db.repo, session.id, 10).await[1].content,
+        "still \u{FFFD} streaming"
+    );
+    let read = db.repo.get_session(&alice(), session.id).await.unwrap();
+    assert_eq!(
+        read.system_prompt
+            .as_ref()
+            .map(colloquy_domain::SystemPrompt::as_str),
+        Some("be\u{FFFD}brief")
+    );
+}
+
+on_both_backends! {
+    a_nul_character_is_stored_as_the_replacement_character,
+    appended_messages_read_back_whole,
+    appending_bumps_the_count_and_the_update_time,
+    updated_at_never_moves_backwards,
+    appending_to_an_unknown_session_is_not_found_and_stores_nothing,
+    a_failing_append_stores_none_of_its_messages,
+    an_append_mixing_sessions_is_refused_whole,
+    appending_nothing_changes_nothing,
+    messages_list_oldest_first_in_pages,
+    message_has_more_is_exact_at_the_page_boundary,
+    the_message_cursor_need_not_exist,
+    a_session_lists_only_its_own_messages,
+    listing_an_unknown_session_is_not_found,
+    an_empty_session_lists_nothing,
+    recent_messages_are_the_newest_returned_oldest_first,
+    updating_a_reply_replaces_its_mutable_fields,
+    an_update_cannot_move_a_message_or_change_its_origin,
+    updating_a_missing_message_is_not_found,
+    interrupting_stops_every_streaming_reply_and_nothing_else,
 }

@@ -6,12 +6,12 @@ use colloquy_domain::{MessageStatus, Principal, Session, SessionId, Timestamp, T
 use colloquy_ports::{ChatRepository, RepoError, SessionChanges};
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::BigInt;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
 
 use crate::support::{
-    alice, all_messages, bob, new_session, stored_session, streaming_reply, untitled_session,
-    user_message, TestDb,
+    alice, all_messages, bob, new_session, on_both_backends, stored_session, streaming_reply,
+    untitled_session, user_message, Backend, Store, TestDb,
 };
 
 /// The same migrations the repository embeds, so that a test can stop
@@ -26,7 +26,7 @@ fn assert_not_found<T: std::fmt::Debug>(outcome: Result<T, RepoError>) {
 }
 
 /// A session of `owner`'s, stored.
-async fn session_of(repo: &SqliteRepository, owner: Principal) -> Session {
+async fn session_of(repo: &dyn Store, owner: Principal) -> Session {
     let mut session = new_session();
     session.owner = owner;
     repo.create_session(&session).await.unwrap();
@@ -42,7 +42,7 @@ struct Count {
 /// One of alice's sessions holding a question and a reply still streaming,
 /// as stored.
 async fn alices_exchange(db: &TestDb) -> (Session, Vec<colloquy_domain::Message>) {
-    let session = stored_session(&db.repo).await;
+    let session = stored_session(&*db.repo).await;
     let messages = vec![
         user_message(session.id, "mine"),
         streaming_reply(session.id),
@@ -52,19 +52,17 @@ async fn alices_exchange(db: &TestDb) -> (Session, Vec<colloquy_domain::Message>
     (session, messages)
 }
 
-#[tokio::test]
-async fn a_session_is_stored_with_its_owner() {
-    let db = TestDb::new();
-    let session = session_of(&db.repo, bob()).await;
+async fn a_session_is_stored_with_its_owner(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = session_of(&*db.repo, bob()).await;
     let stored = db.repo.get_session(&bob(), session.id).await.unwrap();
     assert_eq!(stored, session);
     assert_eq!(stored.owner, bob());
 }
 
-#[tokio::test]
-async fn another_principal_cannot_get_a_session() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn another_principal_cannot_get_a_session(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
 
     assert_not_found(db.repo.get_session(&bob(), session.id).await);
     // Names are compared byte for byte, and `anonymous` is no master key.
@@ -81,15 +79,14 @@ async fn another_principal_cannot_get_a_session() {
     );
 }
 
-#[tokio::test]
-async fn a_listing_holds_only_the_principals_own_sessions() {
-    let db = TestDb::new();
+async fn a_listing_holds_only_the_principals_own_sessions(backend: Backend) {
+    let db = TestDb::new(backend).await;
     // Interleaved, so that each principal's sessions sit between the other's.
     let mut alices = Vec::new();
     let mut bobs = Vec::new();
     for _ in 0..3 {
-        alices.push(session_of(&db.repo, alice()).await.id);
-        bobs.push(session_of(&db.repo, bob()).await.id);
+        alices.push(session_of(&*db.repo, alice()).await.id);
+        bobs.push(session_of(&*db.repo, bob()).await.id);
     }
     let ids = |page: &colloquy_ports::Page<Session>| -> Vec<SessionId> {
         page.items.iter().map(|session| session.id).collect()
@@ -132,10 +129,9 @@ async fn a_listing_holds_only_the_principals_own_sessions() {
     assert!(empty.items.is_empty() && !empty.has_more);
 }
 
-#[tokio::test]
-async fn another_principal_cannot_update_a_session() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn another_principal_cannot_update_a_session(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let changes = SessionChanges {
         title: Some(Some(Title::parse("Bob's now").unwrap())),
         system_prompt: Some(None),
@@ -154,11 +150,10 @@ async fn another_principal_cannot_update_a_session() {
     );
 }
 
-#[tokio::test]
-async fn another_principal_cannot_title_a_session() {
-    let db = TestDb::new();
-    let untitled = untitled_session(&db.repo).await;
-    let titled = stored_session(&db.repo).await;
+async fn another_principal_cannot_title_a_session(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let untitled = untitled_session(&*db.repo).await;
+    let titled = stored_session(&*db.repo).await;
     let title = Title::parse("Bob's title").unwrap();
 
     // Not `Ok(None)` for the titled one either: that would tell bob it exists.
@@ -175,9 +170,8 @@ async fn another_principal_cannot_title_a_session() {
     }
 }
 
-#[tokio::test]
-async fn another_principal_cannot_delete_a_session() {
-    let db = TestDb::new();
+async fn another_principal_cannot_delete_a_session(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let (session, messages) = alices_exchange(&db).await;
 
     assert_not_found(db.repo.delete_session(&bob(), session.id).await);
@@ -185,13 +179,12 @@ async fn another_principal_cannot_delete_a_session() {
         db.repo.get_session(&alice(), session.id).await.unwrap(),
         session
     );
-    assert_eq!(all_messages(&db.repo, session.id, 10).await, messages);
+    assert_eq!(all_messages(&*db.repo, session.id, 10).await, messages);
     db.repo.delete_session(&alice(), session.id).await.unwrap();
 }
 
-#[tokio::test]
-async fn another_principal_cannot_append_to_a_session() {
-    let db = TestDb::new();
+async fn another_principal_cannot_append_to_a_session(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let (session, messages) = alices_exchange(&db).await;
     let intruder = user_message(session.id, "bob was here");
 
@@ -205,18 +198,18 @@ async fn another_principal_cannot_append_to_a_session() {
         session,
         "neither the count nor updated_at moved"
     );
-    assert_eq!(all_messages(&db.repo, session.id, 10).await, messages);
-    let stored = diesel::sql_query("SELECT count(*) AS count FROM messages WHERE id = ?")
-        .bind::<Text, _>(intruder.id.to_string())
-        .get_result::<Count>(&mut db.raw())
-        .unwrap()
-        .count;
+    assert_eq!(all_messages(&*db.repo, session.id, 10).await, messages);
+    let stored = db
+        .integer(
+            "SELECT count(*) AS value FROM messages WHERE id = $1",
+            &intruder.id.to_string(),
+        )
+        .await;
     assert_eq!(stored, 0, "nothing was inserted");
 }
 
-#[tokio::test]
-async fn another_principal_cannot_update_a_message() {
-    let db = TestDb::new();
+async fn another_principal_cannot_update_a_message(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let (session, messages) = alices_exchange(&db).await;
     let mut hijacked = messages[1].clone();
     hijacked.content = "words put in alice's mouth".to_owned();
@@ -224,23 +217,22 @@ async fn another_principal_cannot_update_a_message() {
 
     assert_not_found(db.repo.update_message(&bob(), &hijacked).await);
     // Naming one of bob's own sessions does not reach alice's message either.
-    let bobs = session_of(&db.repo, bob()).await;
+    let bobs = session_of(&*db.repo, bob()).await;
     let mut moved = hijacked.clone();
     moved.session_id = bobs.id;
     assert_not_found(db.repo.update_message(&bob(), &moved).await);
 
-    assert_eq!(all_messages(&db.repo, session.id, 10).await, messages);
+    assert_eq!(all_messages(&*db.repo, session.id, 10).await, messages);
     db.repo.update_message(&alice(), &hijacked).await.unwrap();
     assert_eq!(
-        all_messages(&db.repo, session.id, 10).await[1],
+        all_messages(&*db.repo, session.id, 10).await[1],
         hijacked,
         "the owner still can"
     );
 }
 
-#[tokio::test]
-async fn another_principal_cannot_read_a_sessions_messages() {
-    let db = TestDb::new();
+async fn another_principal_cannot_read_a_sessions_messages(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let (session, messages) = alices_exchange(&db).await;
 
     assert_not_found(db.repo.list_messages(&bob(), session.id, 10, None).await);
@@ -271,6 +263,7 @@ fn owner_columns(connection: &mut SqliteConnection) -> i64 {
 /// A database from before owners, holding a session and its messages, is
 /// migrated the way a server upgrade migrates it: its history becomes the
 /// anonymous principal's, and nothing else changes.
+/// SQLite only: PostgreSQL's schema was made with owners from the start.
 #[tokio::test]
 async fn sessions_stored_before_owners_belong_to_anonymous() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,4 +362,16 @@ fn the_owner_migration_reverts_and_reapplies() {
     );
     let mut connection = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
     assert_eq!(owner_columns(&mut connection), 1);
+}
+
+on_both_backends! {
+    a_session_is_stored_with_its_owner,
+    another_principal_cannot_get_a_session,
+    a_listing_holds_only_the_principals_own_sessions,
+    another_principal_cannot_update_a_session,
+    another_principal_cannot_title_a_session,
+    another_principal_cannot_delete_a_session,
+    another_principal_cannot_append_to_a_session,
+    another_principal_cannot_update_a_message,
+    another_principal_cannot_read_a_sessions_messages,
 }

@@ -1,25 +1,37 @@
 //! A measurement, not a pass/fail check: run with
-//! `cargo test -p colloquy-diesel --test it -- --ignored --nocapture scale`.
+//! `cargo test -p colloquy-diesel --test it -- --ignored --nocapture scale`
+//! (add `sqlite` or `postgres` to measure one backend).
 
 use std::time::Instant;
 
 use colloquy_domain::Message;
-use colloquy_ports::ChatRepository;
 
-use crate::support::{alice, stored_session, user_message, TestDb};
+use crate::support::{alice, stored_session, user_message, Backend, TestDb};
 
 const MESSAGES: usize = 100_000;
 const BATCH: usize = 1_000;
 const PAGE: usize = 50;
 
-#[tokio::test]
-#[ignore = "a measurement that prints timings; fills a 100k-message database first"]
-async fn history_pages_stay_fast_at_100k_messages() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+mod history_pages_stay_fast_at_100k_messages {
+    #[tokio::test]
+    #[ignore = "a measurement that prints timings; fills a 100k-message database first"]
+    async fn sqlite() {
+        super::history_pages_stay_fast_at_100k_messages(crate::support::Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "a measurement that prints timings; fills a 100k-message database first"]
+    async fn postgres() {
+        super::history_pages_stay_fast_at_100k_messages(crate::support::Backend::Postgres).await;
+    }
+}
+
+async fn history_pages_stay_fast_at_100k_messages(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     // Neighbours, so that the index has other sessions' rows to skip.
     for _ in 0..10 {
-        let other = stored_session(&db.repo).await;
+        let other = stored_session(&*db.repo).await;
         let noise: Vec<Message> = (0..BATCH)
             .map(|n| user_message(other.id, &format!("noise {n}")))
             .collect();

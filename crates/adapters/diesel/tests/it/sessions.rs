@@ -1,13 +1,13 @@
 use colloquy_domain::{ModelName, Session, SessionId, SystemPrompt, Timestamp, Title};
-use colloquy_ports::{ChatRepository, RepoError, SessionChanges};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use colloquy_ports::{RepoError, SessionChanges};
 
-use crate::support::{alice, new_session, stored_session, untitled_session, user_message, TestDb};
+use crate::support::{
+    alice, new_session, on_both_backends, stored_session, untitled_session, user_message, Backend,
+    TestDb,
+};
 
-#[tokio::test]
-async fn a_created_session_reads_back_whole() {
-    let db = TestDb::new();
+async fn a_created_session_reads_back_whole(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let mut session = new_session();
     session.created_at = Timestamp::from_micros(1_700_000_000_123_456);
     session.updated_at = Timestamp::from_micros(1_700_000_000_999_999);
@@ -19,9 +19,8 @@ async fn a_created_session_reads_back_whole() {
     );
 }
 
-#[tokio::test]
-async fn a_session_without_title_or_prompt_reads_back_without_them() {
-    let db = TestDb::new();
+async fn a_session_without_title_or_prompt_reads_back_without_them(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let mut session = new_session();
     session.title = None;
     session.system_prompt = None;
@@ -33,9 +32,8 @@ async fn a_session_without_title_or_prompt_reads_back_without_them() {
     );
 }
 
-#[tokio::test]
-async fn message_count_starts_at_zero_whatever_the_caller_says() {
-    let db = TestDb::new();
+async fn message_count_starts_at_zero_whatever_the_caller_says(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let mut session = new_session();
     session.message_count = 7;
     db.repo.create_session(&session).await.unwrap();
@@ -50,9 +48,8 @@ async fn message_count_starts_at_zero_whatever_the_caller_says() {
     );
 }
 
-#[tokio::test]
-async fn an_unknown_session_is_not_found() {
-    let db = TestDb::new();
+async fn an_unknown_session_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let error = db
         .repo
         .get_session(&alice(), SessionId::new())
@@ -61,10 +58,9 @@ async fn an_unknown_session_is_not_found() {
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }
 
-#[tokio::test]
-async fn creating_the_same_session_twice_fails_and_keeps_the_first() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn creating_the_same_session_twice_fails_and_keeps_the_first(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let mut again = session.clone();
     again.model = ModelName::parse("other").unwrap();
 
@@ -80,7 +76,7 @@ async fn creating_the_same_session_twice_fails_and_keeps_the_first() {
 async fn five_sessions(db: &TestDb) -> Vec<SessionId> {
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(stored_session(&db.repo).await.id);
+        ids.push(stored_session(&*db.repo).await.id);
     }
     ids
 }
@@ -89,9 +85,8 @@ fn ids(page: &colloquy_ports::Page<colloquy_domain::Session>) -> Vec<SessionId> 
     page.items.iter().map(|session| session.id).collect()
 }
 
-#[tokio::test]
-async fn sessions_list_newest_first_in_pages() {
-    let db = TestDb::new();
+async fn sessions_list_newest_first_in_pages(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let s = five_sessions(&db).await;
 
     let first = db.repo.list_sessions(&alice(), 2, None).await.unwrap();
@@ -119,9 +114,8 @@ async fn sessions_list_newest_first_in_pages() {
     assert!(past_the_end.items.is_empty() && !past_the_end.has_more);
 }
 
-#[tokio::test]
-async fn has_more_is_exact_at_the_page_boundary() {
-    let db = TestDb::new();
+async fn has_more_is_exact_at_the_page_boundary(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let s = five_sessions(&db).await;
 
     let exact = db.repo.list_sessions(&alice(), 5, None).await.unwrap();
@@ -151,9 +145,8 @@ async fn has_more_is_exact_at_the_page_boundary() {
     assert!(!huge.has_more);
 }
 
-#[tokio::test]
-async fn the_session_cursor_need_not_exist() {
-    let db = TestDb::new();
+async fn the_session_cursor_need_not_exist(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let s = five_sessions(&db).await;
     db.repo.delete_session(&alice(), s[2]).await.unwrap();
 
@@ -176,9 +169,8 @@ async fn the_session_cursor_need_not_exist() {
     );
 }
 
-#[tokio::test]
-async fn an_empty_store_lists_nothing() {
-    let db = TestDb::new();
+async fn an_empty_store_lists_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let page = db.repo.list_sessions(&alice(), 10, None).await.unwrap();
     assert!(page.items.is_empty() && !page.has_more);
 }
@@ -196,10 +188,9 @@ fn prompt(text: &str) -> SystemPrompt {
     SystemPrompt::parse(text).unwrap()
 }
 
-#[tokio::test]
-async fn update_replaces_settings_and_keeps_the_message_count() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn update_replaces_settings_and_keeps_the_message_count(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let messages = [
         user_message(session.id, "one"),
         user_message(session.id, "two"),
@@ -228,10 +219,9 @@ async fn update_replaces_settings_and_keeps_the_message_count() {
     assert_eq!(stored.message_count, 2, "the count belongs to the store");
 }
 
-#[tokio::test]
-async fn updating_only_the_prompt_leaves_the_title_written_before() {
-    let db = TestDb::new();
-    let session = untitled_session(&db.repo).await;
+async fn updating_only_the_prompt_leaves_the_title_written_before(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = untitled_session(&*db.repo).await;
     let titled = SessionChanges {
         title: Some(Some(title("Named by the user"))),
         ..SessionChanges::default()
@@ -262,10 +252,9 @@ async fn updating_only_the_prompt_leaves_the_title_written_before() {
     );
 }
 
-#[tokio::test]
-async fn updating_only_the_title_leaves_the_prompt_written_before() {
-    let db = TestDb::new();
-    let session = untitled_session(&db.repo).await;
+async fn updating_only_the_title_leaves_the_prompt_written_before(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = untitled_session(&*db.repo).await;
     let prompted = SessionChanges {
         system_prompt: Some(Some(prompt("Be terse."))),
         ..SessionChanges::default()
@@ -294,10 +283,9 @@ async fn updating_only_the_title_leaves_the_prompt_written_before() {
     );
 }
 
-#[tokio::test]
-async fn some_none_clears_the_title_and_the_prompt() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn some_none_clears_the_title_and_the_prompt(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     assert!(session.title.is_some() && session.system_prompt.is_some());
 
     let cleared = SessionChanges {
@@ -320,10 +308,9 @@ async fn some_none_clears_the_title_and_the_prompt() {
     );
 }
 
-#[tokio::test]
-async fn an_empty_change_only_moves_updated_at() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn an_empty_change_only_moves_updated_at(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let at = a_minute_after(&session);
 
     let returned = db
@@ -341,9 +328,8 @@ async fn an_empty_change_only_moves_updated_at() {
     );
 }
 
-#[tokio::test]
-async fn updating_an_unknown_session_is_not_found() {
-    let db = TestDb::new();
+async fn updating_an_unknown_session_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let changes = SessionChanges {
         title: Some(Some(title("Nobody's"))),
         ..SessionChanges::default()
@@ -356,9 +342,8 @@ async fn updating_an_unknown_session_is_not_found() {
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }
 
-#[tokio::test]
-async fn titling_an_unknown_session_is_not_found() {
-    let db = TestDb::new();
+async fn titling_an_unknown_session_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let error = db
         .repo
         .set_title_if_untitled(
@@ -372,10 +357,9 @@ async fn titling_an_unknown_session_is_not_found() {
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
 }
 
-#[tokio::test]
-async fn an_untitled_session_takes_the_title() {
-    let db = TestDb::new();
-    let session = untitled_session(&db.repo).await;
+async fn an_untitled_session_takes_the_title(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = untitled_session(&*db.repo).await;
     let at = a_minute_after(&session);
 
     let returned = db
@@ -399,10 +383,9 @@ async fn an_untitled_session_takes_the_title() {
     );
 }
 
-#[tokio::test]
-async fn a_titled_session_keeps_its_title_and_nothing_changes() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn a_titled_session_keeps_its_title_and_nothing_changes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     assert_eq!(session.title, Some(title("A title")));
 
     let outcome = db
@@ -424,25 +407,18 @@ async fn a_titled_session_keeps_its_title_and_nothing_changes() {
     );
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
+async fn stored_messages_of(db: &TestDb, session: SessionId) -> i64 {
+    db.integer(
+        "SELECT count(*) AS value FROM messages WHERE session_id = $1",
+        &session.to_string(),
+    )
+    .await
 }
 
-fn stored_messages_of(db: &TestDb, session: SessionId) -> i64 {
-    diesel::sql_query("SELECT count(*) AS count FROM messages WHERE session_id = ?")
-        .bind::<Text, _>(session.to_string())
-        .get_result::<Count>(&mut db.raw())
-        .unwrap()
-        .count
-}
-
-#[tokio::test]
-async fn deleting_a_session_deletes_its_messages_and_nothing_else() {
-    let db = TestDb::new();
-    let doomed = stored_session(&db.repo).await;
-    let kept = stored_session(&db.repo).await;
+async fn deleting_a_session_deletes_its_messages_and_nothing_else(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let doomed = stored_session(&*db.repo).await;
+    let kept = stored_session(&*db.repo).await;
     db.repo
         .append_messages(
             &alice(),
@@ -466,11 +442,11 @@ async fn deleting_a_session_deletes_its_messages_and_nothing_else() {
         Err(RepoError::NotFound)
     ));
     assert_eq!(
-        stored_messages_of(&db, doomed.id),
+        stored_messages_of(&db, doomed.id).await,
         0,
         "the messages went with the session"
     );
-    assert_eq!(stored_messages_of(&db, kept.id), 1);
+    assert_eq!(stored_messages_of(&db, kept.id).await, 1);
     assert_eq!(
         db.repo
             .get_session(&alice(), kept.id)
@@ -481,10 +457,9 @@ async fn deleting_a_session_deletes_its_messages_and_nothing_else() {
     );
 }
 
-#[tokio::test]
-async fn deleting_an_unknown_session_is_not_found() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn deleting_an_unknown_session_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     db.repo.delete_session(&alice(), session.id).await.unwrap();
 
     let error = db
@@ -493,4 +468,27 @@ async fn deleting_an_unknown_session_is_not_found() {
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+on_both_backends! {
+    a_created_session_reads_back_whole,
+    a_session_without_title_or_prompt_reads_back_without_them,
+    message_count_starts_at_zero_whatever_the_caller_says,
+    an_unknown_session_is_not_found,
+    creating_the_same_session_twice_fails_and_keeps_the_first,
+    sessions_list_newest_first_in_pages,
+    has_more_is_exact_at_the_page_boundary,
+    the_session_cursor_need_not_exist,
+    an_empty_store_lists_nothing,
+    update_replaces_settings_and_keeps_the_message_count,
+    updating_only_the_prompt_leaves_the_title_written_before,
+    updating_only_the_title_leaves_the_prompt_written_before,
+    some_none_clears_the_title_and_the_prompt,
+    an_empty_change_only_moves_updated_at,
+    updating_an_unknown_session_is_not_found,
+    titling_an_unknown_session_is_not_found,
+    an_untitled_session_takes_the_title,
+    a_titled_session_keeps_its_title_and_nothing_changes,
+    deleting_a_session_deletes_its_messages_and_nothing_else,
+    deleting_an_unknown_session_is_not_found,
 }

@@ -1,43 +1,30 @@
-//! What lands in the file, and what happens when the file is wrong.
+//! What lands in the database, and what happens when the database is wrong.
 
-use colloquy_ports::{ChatRepository, RepoError};
-use diesel::connection::SimpleConnection as _;
-use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Text};
+use colloquy_ports::RepoError;
 
-use crate::support::{alice, finished_reply, stored_session, user_message, TestDb};
+use crate::support::{
+    alice, finished_reply, on_both_backends, stored_session, user_message, Backend, TestDb,
+};
 
-#[derive(QueryableByName)]
-struct StoredText {
-    #[diesel(sql_type = Nullable<Text>)]
-    value: Option<String>,
+async fn stored(db: &TestDb, sql: &str, id: &str) -> Option<String> {
+    db.text(sql, id).await
 }
 
-fn stored(db: &TestDb, sql: &str, id: &str) -> Option<String> {
-    diesel::sql_query(sql)
-        .bind::<Text, _>(id)
-        .get_result::<StoredText>(&mut db.raw())
-        .unwrap()
-        .value
-}
-
-#[tokio::test]
-async fn ids_are_stored_as_hyphenated_lower_case_text() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn ids_are_stored_as_hyphenated_lower_case_text(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let id = session.id.to_string();
     assert_eq!(id.len(), 36);
     assert_eq!(
-        stored(&db, "SELECT id AS value FROM sessions WHERE id = ?", &id),
+        stored(&db, "SELECT id AS value FROM sessions WHERE id = $1", &id).await,
         Some(id.clone())
     );
     assert_eq!(id, id.to_lowercase());
 }
 
-#[tokio::test]
-async fn tool_calls_are_a_json_array_with_their_texts_as_strings() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn tool_calls_are_a_json_array_with_their_texts_as_strings(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     let question = user_message(session.id, "q");
     let reply = finished_reply(session.id);
     db.repo
@@ -45,13 +32,15 @@ async fn tool_calls_are_a_json_array_with_their_texts_as_strings() {
         .await
         .unwrap();
 
-    let sql = "SELECT tool_calls AS value FROM messages WHERE id = ?";
+    let sql = "SELECT tool_calls AS value FROM messages WHERE id = $1";
     assert_eq!(
-        stored(&db, sql, &question.id.to_string()),
+        stored(&db, sql, &question.id.to_string()).await,
         None,
         "no tool calls: NULL"
     );
-    let text = stored(&db, sql, &reply.id.to_string()).expect("tool calls stored");
+    let text = stored(&db, sql, &reply.id.to_string())
+        .await
+        .expect("tool calls stored");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         json,
@@ -82,11 +71,21 @@ async fn tool_calls_are_a_json_array_with_their_texts_as_strings() {
 }
 
 /// Damages the store behind the repository's back. CHECK constraints would
-/// refuse most damage, so they are switched off for this connection only.
-fn damage(db: &TestDb, sql: &str) {
-    db.raw()
-        .batch_execute(&format!("PRAGMA ignore_check_constraints = ON; {sql}"))
-        .unwrap();
+/// refuse most damage: SQLite ignores them on this connection only, and
+/// PostgreSQL, which cannot, loses them (the database is the test's own).
+async fn damage(db: &TestDb, sql: &str) {
+    let without_checks = match db.backend {
+        Backend::Sqlite => "PRAGMA ignore_check_constraints = ON;",
+        Backend::Postgres => {
+            "DO $$ DECLARE c record; BEGIN
+                FOR c IN SELECT conrelid::regclass AS tab, conname FROM pg_constraint
+                         WHERE contype = 'c' AND connamespace = 'public'::regnamespace LOOP
+                    EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', c.tab, c.conname);
+                END LOOP;
+            END $$;"
+        }
+    };
+    db.execute(&format!("{without_checks} {sql}")).await;
 }
 
 fn assert_corrupt(error: RepoError, detail: &str) {
@@ -100,8 +99,7 @@ fn assert_corrupt(error: RepoError, detail: &str) {
     );
 }
 
-#[tokio::test]
-async fn a_corrupt_message_row_is_an_error_not_a_panic() {
+async fn a_corrupt_message_row_is_an_error_not_a_panic(backend: Backend) {
     let cases = [
         (
             "UPDATE messages SET status = 'paused'",
@@ -133,13 +131,13 @@ async fn a_corrupt_message_row_is_an_error_not_a_panic() {
         ),
     ];
     for (damage_sql, detail) in cases {
-        let db = TestDb::new();
-        let session = stored_session(&db.repo).await;
+        let db = TestDb::new(backend).await;
+        let session = stored_session(&*db.repo).await;
         db.repo
             .append_messages(&alice(), &[finished_reply(session.id)])
             .await
             .unwrap();
-        damage(&db, damage_sql);
+        damage(&db, damage_sql).await;
 
         assert_corrupt(
             db.repo
@@ -158,10 +156,9 @@ async fn a_corrupt_message_row_is_an_error_not_a_panic() {
     }
 }
 
-#[tokio::test]
-async fn a_corrupt_message_id_is_an_error_not_a_panic() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn a_corrupt_message_id_is_an_error_not_a_panic(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     db.repo
         .append_messages(&alice(), &[user_message(session.id, "x")])
         .await
@@ -169,7 +166,8 @@ async fn a_corrupt_message_id_is_an_error_not_a_panic() {
     damage(
         &db,
         "UPDATE messages SET id = 'zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz'",
-    );
+    )
+    .await;
 
     assert_corrupt(
         db.repo
@@ -180,8 +178,7 @@ async fn a_corrupt_message_id_is_an_error_not_a_panic() {
     );
 }
 
-#[tokio::test]
-async fn a_corrupt_session_row_is_an_error_not_a_panic() {
+async fn a_corrupt_session_row_is_an_error_not_a_panic(backend: Backend) {
     let cases = [
         ("UPDATE sessions SET model = 'has spaces'", "model"),
         ("UPDATE sessions SET title = '   '", "title"),
@@ -191,9 +188,9 @@ async fn a_corrupt_session_row_is_an_error_not_a_panic() {
         ),
     ];
     for (damage_sql, detail) in cases {
-        let db = TestDb::new();
-        let session = stored_session(&db.repo).await;
-        damage(&db, damage_sql);
+        let db = TestDb::new(backend).await;
+        let session = stored_session(&*db.repo).await;
+        damage(&db, damage_sql).await;
 
         assert_corrupt(
             db.repo.get_session(&alice(), session.id).await.unwrap_err(),
@@ -206,15 +203,19 @@ async fn a_corrupt_session_row_is_an_error_not_a_panic() {
     }
 }
 
-#[tokio::test]
-async fn the_schema_refuses_rows_the_domain_could_not_read() {
-    let db = TestDb::new();
-    let session = stored_session(&db.repo).await;
+async fn the_schema_refuses_rows_the_domain_could_not_read(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
     db.repo
         .append_messages(&alice(), &[finished_reply(session.id)])
         .await
         .unwrap();
-    let mut raw = db.raw();
+    // SQLite says "constraint failed"; PostgreSQL names the kind of
+    // constraint, or the JSON it could not parse.
+    let refusals: &[&str] = match backend {
+        Backend::Sqlite => &["constraint failed"],
+        Backend::Postgres => &["violates", "invalid input syntax for type json"],
+    };
     for bad in [
         "UPDATE messages SET status = 'paused'",
         "UPDATE messages SET role = 'system'",
@@ -228,10 +229,19 @@ async fn the_schema_refuses_rows_the_domain_could_not_read() {
         "UPDATE sessions SET owner = ''",
         "UPDATE sessions SET owner = NULL",
     ] {
-        let error = raw.batch_execute(bad).unwrap_err();
+        let error = db.try_execute(bad).await.unwrap_err();
         assert!(
-            error.to_string().contains("constraint failed"),
+            refusals.iter().any(|refusal| error.contains(refusal)),
             "{bad}: {error}"
         );
     }
+}
+
+on_both_backends! {
+    ids_are_stored_as_hyphenated_lower_case_text,
+    tool_calls_are_a_json_array_with_their_texts_as_strings,
+    a_corrupt_message_row_is_an_error_not_a_panic,
+    a_corrupt_message_id_is_an_error_not_a_panic,
+    a_corrupt_session_row_is_an_error_not_a_panic,
+    the_schema_refuses_rows_the_domain_could_not_read,
 }

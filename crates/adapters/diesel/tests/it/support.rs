@@ -1,53 +1,277 @@
-//! A temporary database per test, and builders for domain values.
+//! A fresh database per test, on either backend, and builders for domain
+//! values.
+//!
+//! Every contract test is an `async fn(Backend)` instantiated once per
+//! backend by [`on_both_backends!`], as `module::test_name::sqlite` and
+//! `module::test_name::postgres`; a test written but not listed there is an
+//! unused function, which the lints refuse.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use colloquy_diesel::SqliteRepository;
+use colloquy_diesel::testing::{tokio_postgres, TestDatabase};
+use colloquy_diesel::{PostgresRepository, SqliteRepository};
 use colloquy_domain::{
     ErrorCode, Message, MessageContent, MessageError, MessageStatus, ModelName, Principal, Role,
     Session, SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
 };
-use colloquy_ports::ChatRepository;
+use colloquy_ports::{ApiKeyStore, ChatRepository, UsageLedger};
 use diesel::connection::SimpleConnection as _;
-use diesel::{Connection as _, SqliteConnection};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use diesel::SqliteConnection;
 use tempfile::TempDir;
 
 pub const POOL_SIZE: u32 = 4;
 
-/// A fresh, migrated database file in its own temporary directory, which is
-/// removed when the value drops.
+/// Instantiates each named `async fn(Backend)` as a test per backend:
+/// `name::sqlite` and `name::postgres`. `#[multi_thread]` before a name runs
+/// it on a runtime of four worker threads instead of one.
+macro_rules! on_both_backends {
+    ($($(#[$flavor:ident])? $test:ident),+ $(,)?) => {
+        $( on_both_backends!(@one $($flavor)? $test); )+
+    };
+    (@one multi_thread $test:ident) => {
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$test(crate::support::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$test(crate::support::Backend::Postgres).await;
+            }
+        }
+    };
+    (@one $test:ident) => {
+        mod $test {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$test(crate::support::Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$test(crate::support::Backend::Postgres).await;
+            }
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// Which adapter a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Everything the adapters implement, as one object the tests can share.
+pub trait Store: ChatRepository + ApiKeyStore + UsageLedger {}
+
+impl<T: ChatRepository + ApiKeyStore + UsageLedger> Store for T {}
+
+/// Where a test's database lives; dropping it removes the database.
+enum Place {
+    Sqlite { path: PathBuf, _dir: TempDir },
+    Postgres(TestDatabase),
+}
+
+impl Place {
+    /// A repository on this database, migrating it first if it is new.
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite { path, .. } => Arc::new(
+                SqliteRepository::connect(path.to_str().unwrap(), POOL_SIZE).expect("connect"),
+            ),
+            Self::Postgres(database) => Arc::new(
+                PostgresRepository::connect(database.url(), POOL_SIZE as usize)
+                    .await
+                    .expect("connect"),
+            ),
+        }
+    }
+}
+
+/// A fresh, migrated database and a repository on it.
 pub struct TestDb {
-    pub repo: SqliteRepository,
-    pub path: PathBuf,
-    _dir: TempDir,
+    pub backend: Backend,
+    pub repo: Arc<dyn Store>,
+    place: Place,
+}
+
+#[derive(QueryableByName)]
+struct Integer {
+    #[diesel(sql_type = BigInt)]
+    value: i64,
+}
+
+#[derive(QueryableByName)]
+struct NullableText {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
 }
 
 impl TestDb {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("colloquy.db");
-        let repo = SqliteRepository::connect(path.to_str().unwrap(), POOL_SIZE).expect("connect");
+    /// On SQLite a file in a temporary directory, on PostgreSQL a database of
+    /// its own; either is removed when the value drops.
+    pub async fn new(backend: Backend) -> Self {
+        let place = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let path = dir.path().join("colloquy.db");
+                Place::Sqlite { path, _dir: dir }
+            }
+            Backend::Postgres => Place::Postgres(TestDatabase::create().await),
+        };
+        let repo = place.open().await;
         Self {
+            backend,
             repo,
-            path,
-            _dir: dir,
+            place,
         }
     }
 
-    /// A second repository on the same file, as after a restart.
-    pub fn reopen(&self) -> SqliteRepository {
-        SqliteRepository::connect(self.path.to_str().unwrap(), POOL_SIZE).expect("reconnect")
+    /// A second repository on the same database, as another server process
+    /// or the same one after a restart.
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        self.place.open().await
     }
 
-    /// A plain Diesel connection to the file, outside the repository: to look
-    /// at what is stored, or to damage it.
-    pub fn raw(&self) -> SqliteConnection {
+    /// The SQLite file. Panics on PostgreSQL: the caller is a SQLite-only test.
+    pub fn path(&self) -> &PathBuf {
+        match &self.place {
+            Place::Sqlite { path, .. } => path,
+            Place::Postgres(_) => panic!("a SQLite-only test ran on PostgreSQL"),
+        }
+    }
+
+    /// The PostgreSQL database. Panics on SQLite.
+    pub fn postgres(&self) -> &TestDatabase {
+        match &self.place {
+            Place::Postgres(database) => database,
+            Place::Sqlite { .. } => panic!("a PostgreSQL-only test ran on SQLite"),
+        }
+    }
+
+    /// A plain Diesel connection to the SQLite file, outside the repository.
+    pub fn sqlite(&self) -> SqliteConnection {
         let mut connection =
-            SqliteConnection::establish(self.path.to_str().unwrap()).expect("raw connection");
+            SqliteConnection::establish(self.path().to_str().unwrap()).expect("raw connection");
         connection
             .batch_execute("PRAGMA busy_timeout = 5000;")
             .unwrap();
         connection
+    }
+
+    /// A plain connection to the PostgreSQL database, outside the repository.
+    pub async fn pg_client(&self) -> tokio_postgres::Client {
+        self.postgres().client().await
+    }
+
+    /// Runs `sql` (one or more statements) on a connection of its own.
+    pub async fn try_execute(&self, sql: &str) -> Result<(), String> {
+        match self.backend {
+            Backend::Sqlite => self.sqlite().batch_execute(sql).map_err(|e| e.to_string()),
+            Backend::Postgres => self
+                .pg_client()
+                .await
+                .batch_execute(sql)
+                .await
+                .map_err(|error| match error.as_db_error() {
+                    Some(db) => db.message().to_owned(),
+                    None => error.to_string(),
+                }),
+        }
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        if let Err(error) = self.try_execute(sql).await {
+            panic!("{sql}: {error}");
+        }
+    }
+
+    /// The integer a query selects as `value`, with one text parameter `$1`
+    /// (SQLite numbers `$1` as its first parameter too).
+    pub async fn integer(&self, sql: &str, parameter: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => {
+                diesel::sql_query(sql)
+                    .bind::<Text, _>(parameter)
+                    .get_result::<Integer>(&mut self.sqlite())
+                    .unwrap()
+                    .value
+            }
+            Backend::Postgres => self
+                .pg_client()
+                .await
+                .query_one(sql, &[&parameter])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    /// The text a query selects as `value`, with one text parameter `$1`.
+    pub async fn text(&self, sql: &str, parameter: &str) -> Option<String> {
+        match self.backend {
+            Backend::Sqlite => {
+                diesel::sql_query(sql)
+                    .bind::<Text, _>(parameter)
+                    .get_result::<NullableText>(&mut self.sqlite())
+                    .unwrap()
+                    .value
+            }
+            Backend::Postgres => self
+                .pg_client()
+                .await
+                .query_one(sql, &[&parameter])
+                .await
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    /// `bytes` written as a literal of the backend's binary type.
+    pub fn bytes_literal(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        match self.backend {
+            Backend::Sqlite => format!("X'{hex}'"),
+            Backend::Postgres => format!("'\\x{hex}'::bytea"),
+        }
+    }
+
+    /// Holds the lock every writer of `sessions` needs, from a connection
+    /// outside the repository, for `hold`; returns once it has it.
+    pub async fn hold_write_lock(&self, hold: Duration) -> tokio::task::JoinHandle<()> {
+        let (locked, is_locked) = tokio::sync::oneshot::channel();
+        let holder = match self.backend {
+            Backend::Sqlite => {
+                let mut raw = self.sqlite();
+                tokio::task::spawn_blocking(move || {
+                    raw.batch_execute("BEGIN IMMEDIATE").unwrap();
+                    locked.send(()).unwrap();
+                    std::thread::sleep(hold);
+                    raw.batch_execute("COMMIT").unwrap();
+                })
+            }
+            Backend::Postgres => {
+                let client = self.pg_client().await;
+                tokio::spawn(async move {
+                    client
+                        .batch_execute("BEGIN; LOCK TABLE sessions IN EXCLUSIVE MODE")
+                        .await
+                        .unwrap();
+                    locked.send(()).unwrap();
+                    tokio::time::sleep(hold).await;
+                    client.batch_execute("COMMIT").await.unwrap();
+                })
+            }
+        };
+        is_locked.await.unwrap();
+        holder
     }
 }
 
@@ -75,14 +299,14 @@ pub fn new_session() -> Session {
     )
 }
 
-pub async fn stored_session(repo: &SqliteRepository) -> Session {
+pub async fn stored_session(repo: &dyn Store) -> Session {
     let session = new_session();
     repo.create_session(&session).await.expect("create_session");
     session
 }
 
 /// A stored session with neither title nor system prompt.
-pub async fn untitled_session(repo: &SqliteRepository) -> Session {
+pub async fn untitled_session(repo: &dyn Store) -> Session {
     let mut session = new_session();
     session.title = None;
     session.system_prompt = None;
@@ -101,10 +325,11 @@ pub fn streaming_reply(session: SessionId) -> Message {
     Message::streaming_reply(session, &model())
 }
 
-/// A reply with every optional field set, and text SQLite or JSON could mangle.
+/// A reply with every optional field set, and text a store or JSON could
+/// mangle (a NUL has a test of its own: it is stored as U+FFFD).
 pub fn finished_reply(session: SessionId) -> Message {
     let mut reply = streaming_reply(session);
-    reply.content = "Ünïcödé ✓, a quote \", a NUL \0 and\nlines".to_owned();
+    reply.content = "Ünïcödé ✓, a quote \", a backslash \\, emoji 🦀 and\nlines\ttabs".to_owned();
     reply.finish_reason = Some("tool_calls".to_owned());
     reply.usage = Some(Usage {
         prompt_tokens: 1_234,
@@ -138,11 +363,7 @@ pub fn finished_reply(session: SessionId) -> Message {
 }
 
 /// Every message in one of alice's sessions, read page by page.
-pub async fn all_messages(
-    repo: &SqliteRepository,
-    session: SessionId,
-    page: usize,
-) -> Vec<Message> {
+pub async fn all_messages(repo: &dyn Store, session: SessionId, page: usize) -> Vec<Message> {
     let mut all = Vec::new();
     let mut after = None;
     loop {

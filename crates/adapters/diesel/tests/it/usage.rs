@@ -2,9 +2,9 @@
 //! and concurrent writers.
 
 use colloquy_domain::{Usage, UtcDay};
-use colloquy_ports::{RepoError, UsageLedger};
+use colloquy_ports::RepoError;
 
-use crate::support::{alice, bob, TestDb};
+use crate::support::{alice, bob, on_both_backends, Backend, TestDb};
 
 fn usage(prompt_tokens: u64, completion_tokens: u64) -> Usage {
     Usage {
@@ -22,9 +22,8 @@ fn tomorrow() -> UtcDay {
     UtcDay::from_days_since_epoch(20_789)
 }
 
-#[tokio::test]
-async fn additions_on_one_day_are_summed() {
-    let db = TestDb::new();
+async fn additions_on_one_day_are_summed(backend: Backend) {
+    let db = TestDb::new(backend).await;
     assert_eq!(
         db.repo.usage_on(&alice(), today()).await.unwrap(),
         usage(0, 0)
@@ -53,9 +52,8 @@ async fn additions_on_one_day_are_summed() {
     );
 }
 
-#[tokio::test]
-async fn days_and_principals_are_kept_apart() {
-    let db = TestDb::new();
+async fn days_and_principals_are_kept_apart(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.repo
         .add_usage(&alice(), today(), usage(10, 1))
         .await
@@ -104,12 +102,11 @@ async fn days_and_principals_are_kept_apart() {
 /// Eight tasks on four threads add to the same row at once, through a pool
 /// of connections, and to a second repository on the same file (another
 /// server process): every addition is counted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_additions_lose_nothing() {
+async fn concurrent_additions_lose_nothing(backend: Backend) {
     const TASKS: u64 = 8;
     const ROUNDS: u64 = 40;
-    let db = TestDb::new();
-    let other_process = db.reopen();
+    let db = TestDb::new(backend).await;
+    let other_process = db.reopen().await;
 
     let adders: Vec<_> = (0..TASKS)
         .map(|task| {
@@ -139,11 +136,10 @@ async fn concurrent_additions_lose_nothing() {
     );
 }
 
-#[tokio::test]
-async fn the_ledger_survives_closing_and_reopening_the_file() {
-    let db = TestDb::new();
+async fn the_ledger_survives_closing_and_reopening_the_file(backend: Backend) {
+    let db = TestDb::new(backend).await;
     {
-        let server = db.reopen();
+        let server = db.reopen().await;
         server
             .add_usage(&alice(), today(), usage(500, 250))
             .await
@@ -151,7 +147,7 @@ async fn the_ledger_survives_closing_and_reopening_the_file() {
         // The server stops: its pool and every connection close here.
     }
 
-    let restarted = db.reopen();
+    let restarted = db.reopen().await;
     assert_eq!(
         restarted.usage_on(&alice(), today()).await.unwrap(),
         usage(500, 250)
@@ -162,14 +158,13 @@ async fn the_ledger_survives_closing_and_reopening_the_file() {
         .unwrap();
     drop(restarted);
     assert_eq!(
-        db.reopen().usage_on(&alice(), today()).await.unwrap(),
+        db.reopen().await.usage_on(&alice(), today()).await.unwrap(),
         usage(501, 251)
     );
 }
 
-#[tokio::test]
-async fn a_count_too_large_to_store_is_refused_and_changes_nothing() {
-    let db = TestDb::new();
+async fn a_count_too_large_to_store_is_refused_and_changes_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
     db.repo
         .add_usage(&alice(), today(), usage(1, 2))
         .await
@@ -186,4 +181,12 @@ async fn a_count_too_large_to_store_is_refused_and_changes_nothing() {
         db.repo.usage_on(&alice(), today()).await.unwrap(),
         usage(1, 2)
     );
+}
+
+on_both_backends! {
+    additions_on_one_day_are_summed,
+    days_and_principals_are_kept_apart,
+    #[multi_thread] concurrent_additions_lose_nothing,
+    the_ledger_survives_closing_and_reopening_the_file,
+    a_count_too_large_to_store_is_refused_and_changes_nothing,
 }

@@ -1,6 +1,4 @@
-//! Rows as Diesel reads and writes them, and their translation to and from
-//! the domain. Reading checks everything the domain would: a row that does not
-//! make a valid value is reported as corrupt, never unwrapped.
+//! The `sessions` and `messages` rows.
 
 use colloquy_domain::{
     ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Principal, Role,
@@ -10,11 +8,15 @@ use colloquy_ports::SessionChanges;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::storable;
 use crate::error::StoreError;
 use crate::schema::{messages, sessions};
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
-#[diesel(table_name = sessions, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(
+    table_name = sessions,
+    check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg)
+)]
 pub(crate) struct SessionRow {
     pub id: String,
     pub owner: String,
@@ -39,7 +41,10 @@ pub(crate) struct SessionChangeset {
 }
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
-#[diesel(table_name = messages, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(
+    table_name = messages,
+    check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg)
+)]
 pub(crate) struct MessageRow {
     pub id: String,
     pub session_id: String,
@@ -139,7 +144,7 @@ fn title_text(title: Option<&Title>) -> Option<String> {
 }
 
 fn system_prompt_text(prompt: Option<&SystemPrompt>) -> Option<String> {
-    prompt.map(|prompt| prompt.as_str().to_owned())
+    prompt.map(|prompt| storable(prompt.as_str()))
 }
 
 impl SessionChangeset {
@@ -195,7 +200,7 @@ impl MutableFields {
                 .error
                 .as_ref()
                 .map(|error| error.code.as_str().to_owned()),
-            error_message: message.error.as_ref().map(|error| error.message.clone()),
+            error_message: message.error.as_ref().map(|error| storable(&error.message)),
             tool_calls: encode_tool_calls(&message.tool_calls)?,
         })
     }
@@ -208,10 +213,10 @@ impl MessageRow {
             id: message.id.to_string(),
             session_id: message.session_id.to_string(),
             role: message.role.as_str().to_owned(),
-            content: message.content.clone(),
+            content: storable(&message.content),
             status: message.status.as_str().to_owned(),
-            model: message.model.clone(),
-            finish_reason: message.finish_reason.clone(),
+            model: message.model.as_deref().map(storable),
+            finish_reason: message.finish_reason.as_deref().map(storable),
             prompt_tokens: fields.prompt_tokens,
             completion_tokens: fields.completion_tokens,
             error_code: fields.error_code,
@@ -286,9 +291,9 @@ impl MessageChanges {
     pub(crate) fn of(message: &Message) -> Result<Self, StoreError> {
         let fields = MutableFields::of(message)?;
         Ok(Self {
-            content: message.content.clone(),
+            content: storable(&message.content),
             status: message.status.as_str().to_owned(),
-            finish_reason: message.finish_reason.clone(),
+            finish_reason: message.finish_reason.as_deref().map(storable),
             prompt_tokens: fields.prompt_tokens,
             completion_tokens: fields.completion_tokens,
             error_code: fields.error_code,

@@ -3,35 +3,13 @@
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
 
-use crate::location::Location;
-use crate::pool;
+use super::location::Location;
+use super::pool;
+use crate::error::MigrationError;
 
 /// `migrations/sqlite` at the workspace root, three levels above this
 /// crate's manifest (`crates/adapters/diesel`).
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../../migrations/sqlite");
-
-/// Why applying migrations failed. Diesel's transaction helpers need an
-/// error type that a [`diesel::result::Error`] converts into.
-#[derive(Debug)]
-pub(crate) enum MigrationError {
-    Diesel(diesel::result::Error),
-    Migration(Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl From<diesel::result::Error> for MigrationError {
-    fn from(error: diesel::result::Error) -> Self {
-        Self::Diesel(error)
-    }
-}
-
-impl From<MigrationError> for anyhow::Error {
-    fn from(error: MigrationError) -> Self {
-        match error {
-            MigrationError::Diesel(error) => Self::new(error),
-            MigrationError::Migration(error) => Self::from_boxed(error),
-        }
-    }
-}
 
 /// Applies the migrations `connection`'s database lacks and returns their
 /// names (`2026-11-23-000000_init`), oldest first; empty when none was pending.

@@ -13,11 +13,6 @@ pub(crate) type SessionQuery =
 pub(crate) type MessageQuery =
     messages::BoxedQuery<'static, Sqlite, SqlTypeOf<AsSelect<MessageRow, Sqlite>>>;
 
-/// Fetch one row more than a page holds: its presence is `has_more`.
-pub(crate) fn with_lookahead(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
-}
-
 /// `owner`'s sessions newest first, those older than `before` when given.
 pub(crate) fn session_page(owner: String, before: Option<String>, fetch: i64) -> SessionQuery {
     let mut query = sessions::table
@@ -70,8 +65,8 @@ mod tests {
     use diesel::sql_types::Text;
 
     use super::*;
-    use crate::location::Location;
-    use crate::{migrations, pool};
+    use crate::sqlite::location::Location;
+    use crate::sqlite::{migrations, pool};
 
     #[derive(QueryableByName)]
     struct PlanStep {

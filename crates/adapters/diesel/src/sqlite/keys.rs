@@ -1,58 +1,13 @@
 //! The [`ApiKeyStore`] port on SQLite: the `api_keys` table.
 
 use async_trait::async_trait;
-use colloquy_domain::{ApiKeyId, Principal, Timestamp};
+use colloquy_domain::{ApiKeyId, Timestamp};
 use colloquy_ports::{ApiKeyRecord, ApiKeyStore, RepoError};
 use diesel::prelude::*;
 
-use crate::error::StoreError;
-use crate::repository::SqliteRepository;
+use super::repository::SqliteRepository;
+use crate::rows::ApiKeyRow;
 use crate::schema::api_keys;
-
-#[derive(Debug, Queryable, Selectable, Insertable)]
-#[diesel(table_name = api_keys, check_for_backend(diesel::sqlite::Sqlite))]
-struct ApiKeyRow {
-    id: String,
-    principal: String,
-    label: Option<String>,
-    key_hash: Vec<u8>,
-    created_at: i64,
-    last_used_at: Option<i64>,
-    revoked_at: Option<i64>,
-}
-
-impl ApiKeyRow {
-    fn from_domain(key: &ApiKeyRecord) -> Self {
-        Self {
-            id: key.id.to_string(),
-            principal: key.principal.as_str().to_owned(),
-            label: key.label.clone(),
-            key_hash: key.hash.to_vec(),
-            created_at: key.created_at.as_micros(),
-            last_used_at: key.last_used_at.map(Timestamp::as_micros),
-            revoked_at: key.revoked_at.map(Timestamp::as_micros),
-        }
-    }
-
-    fn into_domain(self) -> Result<ApiKeyRecord, StoreError> {
-        let corrupt =
-            |what: String| StoreError::Corrupt(format!("api_keys row {}: {what}", self.id));
-        let id = ApiKeyId::parse(&self.id).map_err(|error| corrupt(error.to_string()))?;
-        let principal =
-            Principal::parse(&self.principal).map_err(|error| corrupt(error.to_string()))?;
-        let hash = <[u8; 32]>::try_from(self.key_hash.as_slice())
-            .map_err(|_| corrupt(format!("a key hash of {} bytes", self.key_hash.len())))?;
-        Ok(ApiKeyRecord {
-            id,
-            principal,
-            label: self.label,
-            hash,
-            created_at: Timestamp::from_micros(self.created_at),
-            last_used_at: self.last_used_at.map(Timestamp::from_micros),
-            revoked_at: self.revoked_at.map(Timestamp::from_micros),
-        })
-    }
-}
 
 #[async_trait]
 impl ApiKeyStore for SqliteRepository {

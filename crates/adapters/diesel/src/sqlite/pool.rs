@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::{BigInt, Text};
 
-use crate::location::Location;
+use super::location::Location;
 
 pub(crate) type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 

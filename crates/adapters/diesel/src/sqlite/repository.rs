@@ -11,21 +11,16 @@ use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use crate::error::StoreError;
-use crate::location::Location;
-use crate::migrations;
-use crate::pool::{self, ConnectionSettings, SqlitePool};
-use crate::queries;
-use crate::rows::{MessageChanges, MessageRow, SessionChangeset, SessionRow};
+use super::location::Location;
+use super::migrations;
+use super::pool::{self, ConnectionSettings, SqlitePool};
+use super::queries;
+use crate::error::{Backend, StoreError};
+use crate::paging::{into_page, with_lookahead};
+use crate::rows::{
+    MessageChanges, MessageRow, SessionChangeset, SessionRow, INSERT_CHUNK, INTERRUPTED_MESSAGE,
+};
 use crate::schema::{messages, sessions};
-
-/// What `interrupt_streaming` stores as the error of each reply it stops.
-const INTERRUPTED_MESSAGE: &str =
-    "The server stopped while this reply was being generated; the text received until then is kept.";
-
-/// Rows per INSERT statement when appending: well under SQLite's limit of
-/// 32,766 bound parameters at 14 columns a row.
-const INSERT_CHUNK: usize = 500;
 
 /// Sessions and messages in one SQLite database, reached through a pool of
 /// connections.
@@ -126,12 +121,14 @@ impl SqliteRepository {
     {
         let pool = self.pool.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut connection = pool.get().map_err(StoreError::Pool)?;
+            let mut connection = pool.get().map_err(|error| {
+                StoreError::Unavailable(anyhow::Error::new(error).context("no free connection"))
+            })?;
             work(&mut connection)
         })
         .await;
         match outcome {
-            Ok(result) => result.map_err(|error| error.into_repo_error(operation)),
+            Ok(result) => result.map_err(|error| error.into_repo_error(Backend::Sqlite, operation)),
             Err(join_error) => Err(RepoError::Unknown(
                 anyhow::Error::new(join_error)
                     .context(format!("SQLite repository: {operation} did not finish")),
@@ -148,18 +145,6 @@ fn session_exists(
 ) -> Result<bool, StoreError> {
     let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
     Ok(diesel::select(exists(owned)).get_result(connection)?)
-}
-
-/// Splits a page's rows from the look-ahead row fetched to learn `has_more`.
-fn into_page<R, T>(
-    mut rows: Vec<R>,
-    limit: usize,
-    convert: impl Fn(R) -> Result<T, StoreError>,
-) -> Result<Page<T>, StoreError> {
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    let items = rows.into_iter().map(convert).collect::<Result<_, _>>()?;
-    Ok(Page { items, has_more })
 }
 
 #[async_trait]
@@ -200,7 +185,7 @@ impl ChatRepository for SqliteRepository {
         let query = queries::session_page(
             owner.as_str().to_owned(),
             after.map(|id| id.to_string()),
-            queries::with_lookahead(limit),
+            with_lookahead(limit),
         );
         self.run("list_sessions", move |connection| {
             into_page(query.load(connection)?, limit, SessionRow::into_domain)
@@ -308,13 +293,13 @@ impl ChatRepository for SqliteRepository {
                 "messages of two sessions ({session} and {}) in one append",
                 stray.session_id
             ))
-            .into_repo_error("append_messages"));
+            .into_repo_error(Backend::Sqlite, "append_messages"));
         }
         let rows = messages
             .iter()
             .map(MessageRow::from_domain)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| error.into_repo_error("append_messages"))?;
+            .map_err(|error| error.into_repo_error(Backend::Sqlite, "append_messages"))?;
         let added = i64::try_from(rows.len()).unwrap_or(i64::MAX);
         let owner = owner.as_str().to_owned();
         let session = session.to_string();
@@ -353,8 +338,8 @@ impl ChatRepository for SqliteRepository {
         let owner = owner.as_str().to_owned();
         let id = message.id.to_string();
         let session = message.session_id.to_string();
-        let changes =
-            MessageChanges::of(message).map_err(|error| error.into_repo_error("update_message"))?;
+        let changes = MessageChanges::of(message)
+            .map_err(|error| error.into_repo_error(Backend::Sqlite, "update_message"))?;
         self.run("update_message", move |connection| {
             connection.immediate_transaction(|connection| {
                 // The owner is checked in the UPDATE itself: a message of
@@ -389,7 +374,7 @@ impl ChatRepository for SqliteRepository {
         let query = queries::message_page(
             session.clone(),
             after.map(|id| id.to_string()),
-            queries::with_lookahead(limit),
+            with_lookahead(limit),
         );
         self.run("list_messages", move |connection| {
             // One read transaction: the owner's existence check and the

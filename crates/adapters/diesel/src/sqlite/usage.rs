@@ -7,36 +7,10 @@ use colloquy_ports::{RepoError, UsageLedger};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
-use crate::error::StoreError;
-use crate::repository::SqliteRepository;
+use super::repository::SqliteRepository;
+use crate::error::Backend;
+use crate::rows::{token_counts, UsageRow};
 use crate::schema::daily_usage;
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = daily_usage, check_for_backend(diesel::sqlite::Sqlite))]
-struct UsageRow {
-    principal: String,
-    day: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-}
-
-impl UsageRow {
-    fn new(principal: &Principal, day: UtcDay, usage: Usage) -> Result<Self, StoreError> {
-        let tokens = |count: u64, field: &str| {
-            i64::try_from(count).map_err(|_| {
-                StoreError::Invalid(format!(
-                    "{field} {count} for {principal} does not fit a 64-bit integer"
-                ))
-            })
-        };
-        Ok(Self {
-            principal: principal.as_str().to_owned(),
-            day: day.days_since_epoch(),
-            prompt_tokens: tokens(usage.prompt_tokens, "prompt_tokens")?,
-            completion_tokens: tokens(usage.completion_tokens, "completion_tokens")?,
-        })
-    }
-}
 
 #[async_trait]
 impl UsageLedger for SqliteRepository {
@@ -51,7 +25,7 @@ impl UsageLedger for SqliteRepository {
             return Ok(());
         }
         let row = UsageRow::new(principal, day, usage)
-            .map_err(|error| error.into_repo_error("add_usage"))?;
+            .map_err(|error| error.into_repo_error(Backend::Sqlite, "add_usage"))?;
         self.run("add_usage", move |connection| {
             // One statement reads and writes the row, so two additions at
             // once cannot both start from the same old sum. The transaction
@@ -83,20 +57,7 @@ impl UsageLedger for SqliteRepository {
                 .select((daily_usage::prompt_tokens, daily_usage::completion_tokens))
                 .first(connection)
                 .optional()?;
-            let Some((prompt, completion)) = spent else {
-                return Ok(Usage::default());
-            };
-            let count = |value: i64| {
-                u64::try_from(value).map_err(|_| {
-                    StoreError::Corrupt(format!(
-                        "daily_usage row ({principal}, {day}): negative token count {value}"
-                    ))
-                })
-            };
-            Ok(Usage {
-                prompt_tokens: count(prompt)?,
-                completion_tokens: count(completion)?,
-            })
+            token_counts(&principal, day, spent)
         })
         .await
     }
