@@ -105,6 +105,21 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// A new session of `bearer`'s; its id.
+    async fn new_session(&self, bearer: &str) -> String {
+        let session: Value = self
+            .http
+            .post(self.url("/api/v1/sessions"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        session["id"].as_str().expect("a session").to_owned()
+    }
+
     async fn stop(mut self) {
         // SIGTERM, so the shutdown path logs too.
         if let Some(pid) = self.child.id() {
@@ -156,17 +171,7 @@ async fn call_every_route(server: &Server, bearer: &str, seen: &mut Seen) -> Str
         !document.to_string().contains(JWT_SECRET) && !document.to_string().contains(OPENAI_KEY),
         "/openapi.json shows a secret"
     );
-    let session: Value = server
-        .http
-        .post(server.url("/api/v1/sessions"))
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = session["id"].as_str().expect("a session").to_owned();
+    let session = server.new_session(bearer).await;
 
     let paths = document["paths"].as_object().expect("paths");
     let mut called = 0;
@@ -290,17 +295,7 @@ async fn failing_upstream(server: &Server, fake: &FakeUpstream, bearer: &str, se
             ))
             .code("invalid_api_key"),
     );
-    let session: Value = server
-        .http
-        .post(server.url("/api/v1/sessions"))
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let session = session["id"].as_str().unwrap();
+    let session = &server.new_session(bearer).await;
     let response = server
         .http
         .post(server.url(&format!("/api/v1/sessions/{session}/messages")))
