@@ -25,6 +25,7 @@ mod service;
 mod streams;
 mod structured;
 mod summary;
+mod sweep;
 mod telemetry;
 mod titles;
 mod tokens;
@@ -42,4 +43,5 @@ pub use service::{
 };
 pub use streams::{ReplyEvents, Subscription};
 pub use summary::{MessageCounts, SessionSummary};
+pub use sweep::{ReplySweeper, SweepReport};
 pub use tools::{Tool, ToolError, ToolRegistry, UnknownTools};

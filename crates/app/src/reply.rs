@@ -156,7 +156,7 @@ fn placeholder() -> Message {
 }
 
 /// The event that ends a reply with `message`.
-fn final_event(message: &Message) -> EventKind {
+pub(crate) fn final_event(message: &Message) -> EventKind {
     if matches!(
         message.status,
         MessageStatus::Complete | MessageStatus::Cancelled

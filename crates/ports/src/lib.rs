@@ -13,6 +13,7 @@ mod keys;
 mod limits;
 mod llm;
 mod repository;
+mod sweep;
 mod usage;
 
 pub use auth::{AuthError, Authenticator, StreamTokens};
@@ -26,7 +27,8 @@ pub use llm::{
     ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptMessage, PromptRole,
     ResponseFormat, ToolCallDelta, ToolCallRequest, ToolSpec,
 };
-pub use repository::{ChatRepository, Page, RepoError, SessionChanges};
+pub use repository::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
+pub use sweep::{ExpiredLeases, ExpiredReply, SweepClaim};
 pub use usage::UsageLedger;
 
 #[cfg(feature = "mock")]
@@ -39,5 +41,7 @@ pub use keys::MockApiKeyStore;
 pub use llm::MockLlmClient;
 #[cfg(feature = "mock")]
 pub use repository::MockChatRepository;
+#[cfg(feature = "mock")]
+pub use sweep::{MockExpiredLeases, MockSweepClaim};
 #[cfg(feature = "mock")]
 pub use usage::MockUsageLedger;

@@ -19,6 +19,15 @@ pub struct SessionChanges {
     pub model: Option<ModelName>,
 }
 
+/// A reply as [`ChatRepository::interrupt_reply`] left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEnd {
+    pub message: Message,
+    /// Whether that call stored it `interrupted`; `false` when its final
+    /// state was stored before.
+    pub changed: bool,
+}
+
 /// What can go wrong with storage, in terms the core can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -164,6 +173,35 @@ pub trait ChatRepository: Send + Sync {
     /// # Errors
     /// As [`ChatRepository::create_session`].
     async fn interrupt_streaming(&self) -> Result<u64, RepoError>;
+
+    /// Stores one reply `interrupted` (keeping its text) if it is still
+    /// `streaming`: its replica died and the reply's lease ran out. Not
+    /// scoped by an owner, as [`ChatRepository::interrupt_streaming`]: the
+    /// sweeper acts for the service, never for a caller. Returns the message
+    /// as stored afterwards, and whether this call changed it; when it did
+    /// not, whoever wrote its final state first (its own replica, another
+    /// sweeper) wins.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when the message (or its session) was
+    /// deleted; otherwise as [`ChatRepository::create_session`].
+    async fn interrupt_reply(
+        &self,
+        session: SessionId,
+        message: MessageId,
+    ) -> Result<StoredEnd, RepoError>;
+
+    /// Up to `most` replies stored `streaming` that were created before
+    /// `before`, oldest first, as (session, message): the sweeper looks
+    /// among them for replies that no replica runs any more.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::create_session`].
+    async fn streaming_replies(
+        &self,
+        before: Timestamp,
+        most: usize,
+    ) -> Result<Vec<(SessionId, MessageId)>, RepoError>;
 
     /// Checks that the store answers, for readiness probes.
     ///

@@ -50,7 +50,9 @@
 //! every replica ends the session's subscribers after what came before.
 //!
 //! Every running reply is also in a sorted set by lease deadline, for the
-//! sweeper: see [`RedisEventLog::expired_replies`].
+//! sweeper, which `ExpiredLeases` (in the ports) describes. A reply the
+//! store holds `streaming` with no lease at all (Redis lost its state while
+//! the reply's replica was dead) can be adopted into that set.
 //!
 //! # When Redis goes away
 //!
@@ -77,4 +79,4 @@ pub use colloquy_inprocess::LogLimits;
 pub use config::RedisConfig;
 pub use connection::Redis;
 pub use limiter::RedisLimiter;
-pub use log::{ExpiredReply, RedisEventLog, SweepClaim};
+pub use log::RedisEventLog;

@@ -10,5 +10,6 @@ mod replies;
 mod sending;
 mod sessions;
 mod summaries;
+mod sweeping;
 mod titles;
 mod tools;

@@ -60,6 +60,21 @@ pub(crate) const INTERRUPT_STREAMING: &str = "\
     SET status = 'interrupted', error_code = $1, error_message = $2, completed_at = $3 \
     WHERE status = 'streaming'";
 
+/// Stores one reply interrupted, found by its key, only if it is still
+/// streaming: whichever final state is written first stays.
+pub(crate) const INTERRUPT_REPLY: &str = "\
+    UPDATE messages \
+    SET status = 'interrupted', error_code = $1, error_message = $2, completed_at = $3 \
+    WHERE status = 'streaming' AND id = $4 AND session_id = $5";
+
+/// The oldest replies still streaming that were created before a time; the
+/// literal status lets the partial index answer, as above, so the sweeper's
+/// look costs the few streaming rows, not the whole table.
+pub(crate) const STREAMING_REPLIES: &str = "\
+    SELECT session_id, id FROM messages \
+    WHERE status = 'streaming' AND created_at < $1 \
+    ORDER BY created_at LIMIT $2";
+
 #[cfg(test)]
 mod tests {
     use diesel::debug_query;
@@ -144,6 +159,12 @@ mod tests {
     #[tokio::test]
     async fn interrupting_reads_only_the_partial_index() {
         let plan = plan(INTERRUPT_STREAMING, "'interrupted', 'stopped', 0").await;
+        assert!(plan.contains("messages_streaming"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn listing_streaming_replies_reads_only_the_partial_index() {
+        let plan = plan(STREAMING_REPLIES, "0, 10").await;
         assert!(plan.contains("messages_streaming"), "{plan}");
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use colloquy_domain::{
     ErrorCode, Message, MessageId, Principal, Session, SessionId, Timestamp, Title,
 };
-use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges};
+use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
 use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
@@ -23,7 +23,8 @@ use super::{migrations, queries};
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
 use crate::rows::{
-    MessageChanges, MessageRow, SessionChangeset, SessionRow, INSERT_CHUNK, INTERRUPTED_MESSAGE,
+    MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow, INSERT_CHUNK,
+    INTERRUPTED_MESSAGE,
 };
 use crate::schema::{messages, sessions};
 
@@ -596,6 +597,75 @@ impl ChatRepository for PostgresRepository {
             .run("interrupt_streaming", OnLostConnection::Retry, work)
             .await?;
         Ok(u64::try_from(interrupted).unwrap_or(u64::MAX))
+    }
+
+    async fn interrupt_reply(
+        &self,
+        session: SessionId,
+        message: MessageId,
+    ) -> Result<StoredEnd, RepoError> {
+        let now = Timestamp::now().as_micros();
+        let (session, message) = (session.to_string(), message.to_string());
+        let work = work(move |connection| {
+            let (session, message) = (session.clone(), message.clone());
+            async move {
+                connection
+                    .transaction::<_, StoreError, _>(async |connection| {
+                        // Under READ COMMITTED, an UPDATE that waited for the
+                        // reply's own final write sees its status again and
+                        // matches nothing: the first final state wins.
+                        let changed = diesel::sql_query(queries::INTERRUPT_REPLY)
+                            .bind::<Text, _>(ErrorCode::Interrupted.as_str())
+                            .bind::<Text, _>(INTERRUPTED_MESSAGE)
+                            .bind::<BigInt, _>(now)
+                            .bind::<Text, _>(&message)
+                            .bind::<Text, _>(&session)
+                            .execute(connection)
+                            .await?
+                            > 0;
+                        let stored: Option<MessageRow> = messages::table
+                            .filter(messages::id.eq(&message))
+                            .filter(messages::session_id.eq(&session))
+                            .select(MessageRow::as_select())
+                            .first(connection)
+                            .await
+                            .optional()?;
+                        let message = stored.ok_or(StoreError::NotFound)?.into_domain()?;
+                        Ok(StoredEnd { message, changed })
+                    })
+                    .await
+            }
+            .boxed()
+        });
+        // A retry after a commit finds the reply interrupted already and
+        // says `changed: false`; the sweeper then publishes what is stored
+        // all the same (see `app/src/sweep.rs`), so nothing is lost.
+        self.run("interrupt_reply", OnLostConnection::Retry, work)
+            .await
+    }
+
+    async fn streaming_replies(
+        &self,
+        before: Timestamp,
+        most: usize,
+    ) -> Result<Vec<(SessionId, MessageId)>, RepoError> {
+        let before = before.as_micros();
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
+        let work = work(move |connection| {
+            async move {
+                let rows: Vec<StreamingReplyRow> = diesel::sql_query(queries::STREAMING_REPLIES)
+                    .bind::<BigInt, _>(before)
+                    .bind::<BigInt, _>(most)
+                    .load(connection)
+                    .await?;
+                rows.into_iter()
+                    .map(StreamingReplyRow::into_domain)
+                    .collect()
+            }
+            .boxed()
+        });
+        self.run("streaming_replies", OnLostConnection::Retry, work)
+            .await
     }
 
     async fn ping(&self) -> Result<(), RepoError> {

@@ -372,3 +372,24 @@ mod tests {
         }
     }
 }
+
+/// A reply still `streaming`, as `streaming_replies` reads it (raw SQL, so
+/// the partial index answers: see the backends' `queries.rs`).
+#[derive(Debug, QueryableByName)]
+pub(crate) struct StreamingReplyRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    session_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+impl StreamingReplyRow {
+    pub(crate) fn into_domain(self) -> Result<(SessionId, MessageId), StoreError> {
+        let corrupt =
+            |what: String| StoreError::Corrupt(format!("messages row {}: {what}", self.id));
+        Ok((
+            SessionId::parse(&self.session_id).map_err(|error| corrupt(error.to_string()))?,
+            MessageId::parse(&self.id).map_err(|error| corrupt(error.to_string()))?,
+        ))
+    }
+}

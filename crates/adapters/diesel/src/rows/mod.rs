@@ -9,7 +9,9 @@ mod chat;
 mod keys;
 mod usage;
 
-pub(crate) use chat::{MessageChanges, MessageRow, SessionChangeset, SessionRow};
+pub(crate) use chat::{
+    MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow,
+};
 pub(crate) use keys::ApiKeyRow;
 pub(crate) use usage::{token_counts, UsageRow};
 

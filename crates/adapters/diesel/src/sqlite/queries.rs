@@ -59,6 +59,21 @@ pub(crate) const INTERRUPT_STREAMING: &str = "\
     SET status = 'interrupted', error_code = ?, error_message = ?, completed_at = ? \
     WHERE status = 'streaming'";
 
+/// Stores one reply interrupted, found by its key, only if it is still
+/// streaming: whichever final state is written first stays.
+pub(crate) const INTERRUPT_REPLY: &str = "\
+    UPDATE messages \
+    SET status = 'interrupted', error_code = ?, error_message = ?, completed_at = ? \
+    WHERE status = 'streaming' AND id = ? AND session_id = ?";
+
+/// The oldest replies still streaming that were created before a time; the
+/// literal status lets the partial index answer, as above, so the sweeper's
+/// look costs the few streaming rows, not the whole table.
+pub(crate) const STREAMING_REPLIES: &str = "\
+    SELECT session_id, id FROM messages \
+    WHERE status = 'streaming' AND created_at < ? \
+    ORDER BY created_at LIMIT ?";
+
 #[cfg(test)]
 mod tests {
     use diesel::debug_query;
@@ -153,6 +168,13 @@ mod tests {
     fn interrupting_reads_only_the_partial_index() {
         let mut connection = migrated();
         let plan = plan(&mut connection, INTERRUPT_STREAMING);
+        assert!(plan.contains("messages_streaming"), "{plan}");
+    }
+
+    #[test]
+    fn listing_streaming_replies_reads_only_the_partial_index() {
+        let mut connection = migrated();
+        let plan = plan(&mut connection, STREAMING_REPLIES);
         assert!(plan.contains("messages_streaming"), "{plan}");
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use colloquy_domain::{
     ErrorCode, Message, MessageId, Principal, Session, SessionId, Timestamp, Title,
 };
-use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges};
+use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
 use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -18,7 +18,8 @@ use super::queries;
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
 use crate::rows::{
-    MessageChanges, MessageRow, SessionChangeset, SessionRow, INSERT_CHUNK, INTERRUPTED_MESSAGE,
+    MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow, INSERT_CHUNK,
+    INTERRUPTED_MESSAGE,
 };
 use crate::schema::{messages, sessions};
 
@@ -431,6 +432,55 @@ impl ChatRepository for SqliteRepository {
             })
             .await?;
         Ok(u64::try_from(interrupted).unwrap_or(u64::MAX))
+    }
+
+    async fn interrupt_reply(
+        &self,
+        session: SessionId,
+        message: MessageId,
+    ) -> Result<StoredEnd, RepoError> {
+        let now = Timestamp::now().as_micros();
+        let (session, message) = (session.to_string(), message.to_string());
+        self.run("interrupt_reply", move |connection| {
+            connection.immediate_transaction(|connection| {
+                let changed = diesel::sql_query(queries::INTERRUPT_REPLY)
+                    .bind::<Text, _>(ErrorCode::Interrupted.as_str())
+                    .bind::<Text, _>(INTERRUPTED_MESSAGE)
+                    .bind::<BigInt, _>(now)
+                    .bind::<Text, _>(&message)
+                    .bind::<Text, _>(&session)
+                    .execute(connection)?
+                    > 0;
+                let stored: Option<MessageRow> = messages::table
+                    .filter(messages::id.eq(&message))
+                    .filter(messages::session_id.eq(&session))
+                    .select(MessageRow::as_select())
+                    .first(connection)
+                    .optional()?;
+                let message = stored.ok_or(StoreError::NotFound)?.into_domain()?;
+                Ok(StoredEnd { message, changed })
+            })
+        })
+        .await
+    }
+
+    async fn streaming_replies(
+        &self,
+        before: Timestamp,
+        most: usize,
+    ) -> Result<Vec<(SessionId, MessageId)>, RepoError> {
+        let before = before.as_micros();
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
+        self.run("streaming_replies", move |connection| {
+            let rows: Vec<StreamingReplyRow> = diesel::sql_query(queries::STREAMING_REPLIES)
+                .bind::<BigInt, _>(before)
+                .bind::<BigInt, _>(most)
+                .load(connection)?;
+            rows.into_iter()
+                .map(StreamingReplyRow::into_domain)
+                .collect()
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), RepoError> {

@@ -549,6 +549,110 @@ async fn interrupting_stops_every_streaming_reply_and_nothing_else(backend: Back
     );
 }
 
+async fn interrupting_one_reply_stops_it_only_while_it_streams(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
+    let mut streaming = streaming_reply(session.id);
+    streaming.content = "half an ans".to_owned();
+    let other = streaming_reply(session.id);
+    let done = finished_reply(session.id);
+    db.repo
+        .append_messages(&alice(), &[streaming.clone(), other.clone(), done.clone()])
+        .await
+        .unwrap();
+
+    let before = micros_now();
+    let first = db
+        .repo
+        .interrupt_reply(session.id, streaming.id)
+        .await
+        .unwrap();
+    assert!(first.changed);
+    assert_eq!(first.message.status, MessageStatus::Interrupted);
+    assert_eq!(
+        first.message.content, "half an ans",
+        "the text so far is kept"
+    );
+    assert_eq!(
+        first.message.error.as_ref().map(|error| error.code),
+        Some(ErrorCode::Interrupted)
+    );
+    assert!(first.message.completed_at.unwrap().as_micros() >= before);
+    let stored = all_messages(&*db.repo, session.id, 10).await;
+    assert_eq!(
+        stored[0], first.message,
+        "what it returns is what is stored"
+    );
+    assert_eq!(stored[1], other, "the other reply streams on");
+
+    let again = db
+        .repo
+        .interrupt_reply(session.id, streaming.id)
+        .await
+        .unwrap();
+    assert!(!again.changed, "the first end stored wins");
+    assert_eq!(again.message, first.message);
+    let finished = db.repo.interrupt_reply(session.id, done.id).await.unwrap();
+    assert_eq!((finished.changed, finished.message), (false, done));
+
+    let error = db
+        .repo
+        .interrupt_reply(SessionId::new(), other.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RepoError::NotFound),
+        "only in its own session: {error:?}"
+    );
+    db.repo.delete_session(&alice(), session.id).await.unwrap();
+    let error = db
+        .repo
+        .interrupt_reply(session.id, other.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
+}
+
+async fn streaming_replies_are_listed_oldest_first_up_to_a_time(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let one = stored_session(&*db.repo).await;
+    let two = stored_session(&*db.repo).await;
+    let mut oldest = streaming_reply(two.id);
+    oldest.created_at = Timestamp::from_micros(1_000);
+    let mut older = streaming_reply(one.id);
+    older.created_at = Timestamp::from_micros(2_000);
+    let mut young = streaming_reply(one.id);
+    young.created_at = Timestamp::from_micros(9_000);
+    let mut done = finished_reply(one.id);
+    done.created_at = Timestamp::from_micros(500);
+    db.repo
+        .append_messages(&alice(), &[older.clone(), young.clone(), done])
+        .await
+        .unwrap();
+    db.repo
+        .append_messages(&alice(), &[oldest.clone()])
+        .await
+        .unwrap();
+
+    let before = Timestamp::from_micros(5_000);
+    assert_eq!(
+        db.repo.streaming_replies(before, 10).await.unwrap(),
+        [(two.id, oldest.id), (one.id, older.id)]
+    );
+    assert_eq!(
+        db.repo.streaming_replies(before, 1).await.unwrap(),
+        [(two.id, oldest.id)]
+    );
+    db.repo.interrupt_reply(two.id, oldest.id).await.unwrap();
+    assert_eq!(
+        db.repo
+            .streaming_replies(Timestamp::from_micros(10_000), 10)
+            .await
+            .unwrap(),
+        [(one.id, older.id), (one.id, young.id)]
+    );
+}
+
 /// PostgreSQL's text cannot hold U+0000; both backends store U+FFFD in its
 /// place, in every free-text field, rather than refuse the message.
 async fn a_nul_character_is_stored_as_the_replacement_character(backend: Backend) {
@@ -608,4 +712,6 @@ on_both_backends! {
     an_update_cannot_move_a_message_or_change_its_origin,
     updating_a_missing_message_is_not_found,
     interrupting_stops_every_streaming_reply_and_nothing_else,
+    interrupting_one_reply_stops_it_only_while_it_streams,
+    streaming_replies_are_listed_oldest_first_up_to_a_time,
 }

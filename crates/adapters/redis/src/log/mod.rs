@@ -22,8 +22,6 @@ mod subscription;
 mod sweep;
 mod upkeep;
 
-pub use sweep::{ExpiredReply, SweepClaim};
-
 use std::fmt;
 use std::sync::Arc;
 

@@ -12,12 +12,17 @@
 //! `streaming`: the store decides who was first), then
 //! [`SweepClaim::finish`] publishes its `message.failed` and takes it out
 //! of the set in one script: the last event is published exactly once.
+//!
+//! A reply can also be *adopted* (`sweep_adopt.lua`): one the store holds
+//! `streaming` that no lease names, because Redis lost its state while the
+//! reply's replica was dead. Adopting puts it in the set under the
+//! sweeper's lease, and from there it ends as an expired one does.
 
 use std::fmt;
 use std::sync::Arc;
 
-use colloquy_domain::{MessageId, SessionId};
-use colloquy_ports::{EventKind, EventLogError};
+use async_trait::async_trait;
+use colloquy_ports::{EventKind, EventLogError, ExpiredLeases, ExpiredReply, SweepClaim};
 
 use super::shared::Shared;
 use super::RedisEventLog;
@@ -25,35 +30,21 @@ use crate::codec;
 use crate::keys::Keys;
 use crate::scripts::SCRIPTS;
 
-/// A reply whose lease ran out while it ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ExpiredReply {
-    pub session: SessionId,
-    pub message: MessageId,
+fn member(reply: ExpiredReply) -> String {
+    Keys::running_member(reply.session, reply.message)
 }
 
-impl ExpiredReply {
-    fn member(self) -> String {
-        Keys::running_member(self.session, self.message)
-    }
-
-    fn parse(member: &str) -> Option<Self> {
-        let (session, message) = member.split_once(' ')?;
-        Some(Self {
-            session: SessionId::parse(session).ok()?,
-            message: MessageId::parse(message).ok()?,
-        })
-    }
+fn parse_member(member: &str) -> Option<ExpiredReply> {
+    let (session, message) = member.split_once(' ')?;
+    Some(ExpiredReply {
+        session: colloquy_domain::SessionId::parse(session).ok()?,
+        message: colloquy_domain::MessageId::parse(message).ok()?,
+    })
 }
 
-impl RedisEventLog {
-    /// Up to `most` replies whose lease ran out while they ran, and that no
-    /// replica is sweeping now. Reading the list takes nothing on: see
-    /// [`RedisEventLog::claim_sweep`].
-    ///
-    /// # Errors
-    /// [`EventLogError::Unavailable`] when Redis cannot be reached.
-    pub async fn expired_replies(&self, most: usize) -> Result<Vec<ExpiredReply>, EventLogError> {
+#[async_trait]
+impl ExpiredLeases for RedisEventLog {
+    async fn expired_replies(&self, most: usize) -> Result<Vec<ExpiredReply>, EventLogError> {
         let shared = &self.shared;
         let mut invocation = SCRIPTS.expired.prepare_invoke();
         invocation.key(shared.redis.keys().running()).arg(most);
@@ -64,7 +55,7 @@ impl RedisEventLog {
         Ok(members
             .iter()
             .filter_map(|member| {
-                let parsed = ExpiredReply::parse(member);
+                let parsed = parse_member(member);
                 if parsed.is_none() {
                     tracing::error!(member, "a running reply's entry cannot be read");
                 }
@@ -73,66 +64,88 @@ impl RedisEventLog {
             .collect())
     }
 
-    /// Takes on the sweep of `reply` for one lease: `None` when it is not
-    /// expired (any more) or another replica took it on. A claim dropped
-    /// without being finished or dismissed lets the reply expire again
-    /// after the lease, for this or another replica to retry.
-    ///
-    /// # Errors
-    /// [`EventLogError::Unavailable`] when Redis cannot be reached.
-    pub async fn claim_sweep(
+    async fn claim_sweep(
         &self,
         reply: ExpiredReply,
-    ) -> Result<Option<SweepClaim>, EventLogError> {
+    ) -> Result<Option<Box<dyn SweepClaim>>, EventLogError> {
         let shared = &self.shared;
         let keys = shared.redis.keys();
-        let token = uuid::Uuid::now_v7().simple().to_string();
+        let token = new_token();
         let mut invocation = SCRIPTS.sweep_claim.prepare_invoke();
         invocation
             .key(keys.running())
             .key(keys.sweep(reply.session, reply.message))
-            .arg(reply.member())
+            .arg(member(reply))
             .arg(&token)
             .arg(shared.settings.lease_ms());
         let won: i64 = shared.redis.run("claim a sweep", &invocation).await?;
-        Ok((won == 1).then(|| SweepClaim {
-            shared: Arc::clone(shared),
-            reply,
-            token,
-        }))
+        Ok(self.sweep_claim(won, reply, token))
+    }
+
+    async fn adopt_orphan(
+        &self,
+        reply: ExpiredReply,
+    ) -> Result<Option<Box<dyn SweepClaim>>, EventLogError> {
+        let shared = &self.shared;
+        let keys = shared.redis.keys();
+        let token = new_token();
+        let mut invocation = SCRIPTS.sweep_adopt.prepare_invoke();
+        invocation
+            .key(keys.running())
+            .key(keys.sweep(reply.session, reply.message))
+            .key(keys.slot(reply.session))
+            .arg(member(reply))
+            .arg(&token)
+            .arg(shared.settings.lease_ms())
+            .arg(reply.message.to_string());
+        let won: i64 = shared.redis.run("adopt an orphan", &invocation).await?;
+        Ok(self.sweep_claim(won, reply, token))
     }
 }
 
+impl RedisEventLog {
+    fn sweep_claim(
+        &self,
+        won: i64,
+        reply: ExpiredReply,
+        token: String,
+    ) -> Option<Box<dyn SweepClaim>> {
+        (won == 1).then(|| {
+            Box::new(RedisSweepClaim {
+                shared: Arc::clone(&self.shared),
+                reply,
+                token,
+            }) as Box<dyn SweepClaim>
+        })
+    }
+}
+
+fn new_token() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
 /// The sweep of one expired reply, held by this replica alone.
-pub struct SweepClaim {
+struct RedisSweepClaim {
     shared: Arc<Shared>,
     reply: ExpiredReply,
     token: String,
 }
 
-impl fmt::Debug for SweepClaim {
+impl fmt::Debug for RedisSweepClaim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SweepClaim")
+        f.debug_struct("RedisSweepClaim")
             .field("reply", &self.reply)
             .finish_non_exhaustive()
     }
 }
 
-impl SweepClaim {
-    #[must_use]
-    pub const fn reply(&self) -> ExpiredReply {
+#[async_trait]
+impl SweepClaim for RedisSweepClaim {
+    fn reply(&self) -> ExpiredReply {
         self.reply
     }
 
-    /// Publishes the reply's last event (its `message.failed`, or whatever
-    /// final state the store holds) and takes the reply off the list, in
-    /// one step. `None` when this sweep's own lease ran out first; nothing
-    /// was published then.
-    ///
-    /// # Errors
-    /// [`EventLogError::Unavailable`] when Redis cannot be reached (the
-    /// reply expires again and is swept later).
-    pub async fn finish(self, last: EventKind) -> Result<Option<u64>, EventLogError> {
+    async fn finish(self: Box<Self>, last: EventKind) -> Result<Option<u64>, EventLogError> {
         let Some(data) = codec::encode(&last) else {
             return Err(EventLogError::Unknown(anyhow::anyhow!(
                 "a stream.resync cannot end a reply"
@@ -141,16 +154,12 @@ impl SweepClaim {
         self.end(data, last.approximate_bytes()).await
     }
 
-    /// Takes the reply off the list without an event: its message is gone
-    /// (the session was deleted) or another replica already announced its
-    /// end. `false` when this sweep's own lease ran out first.
-    ///
-    /// # Errors
-    /// [`EventLogError::Unavailable`] when Redis cannot be reached.
-    pub async fn dismiss(self) -> Result<bool, EventLogError> {
+    async fn dismiss(self: Box<Self>) -> Result<bool, EventLogError> {
         Ok(self.end(Vec::new(), 0).await?.is_some())
     }
+}
 
+impl RedisSweepClaim {
     async fn end(&self, data: Vec<u8>, bytes: usize) -> Result<Option<u64>, EventLogError> {
         let shared = &self.shared;
         let keys = shared.redis.keys();
@@ -162,7 +171,7 @@ impl SweepClaim {
             .key(keys.running())
             .key(keys.sweep(session, message))
             .arg(&self.token)
-            .arg(self.reply.member())
+            .arg(member(self.reply))
             .arg(data)
             .arg(bytes);
         Ok(shared.redis.run("end a swept reply", &invocation).await?)
@@ -176,10 +185,10 @@ mod tests {
     #[test]
     fn a_running_member_names_its_session_and_reply() {
         let reply = ExpiredReply {
-            session: SessionId::new(),
-            message: MessageId::new(),
+            session: colloquy_domain::SessionId::new(),
+            message: colloquy_domain::MessageId::new(),
         };
-        assert_eq!(ExpiredReply::parse(&reply.member()), Some(reply));
-        assert_eq!(ExpiredReply::parse("one-part"), None);
+        assert_eq!(parse_member(&member(reply)), Some(reply));
+        assert_eq!(parse_member("one-part"), None);
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use colloquy_domain::{
     ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, SessionId,
 };
-use colloquy_ports::{EventKind, EventLog, EventLogError, StartAt};
-use colloquy_redis::{ExpiredReply, RedisConfig};
+use colloquy_ports::{EventKind, EventLog, EventLogError, ExpiredLeases, ExpiredReply, StartAt};
+use colloquy_redis::RedisConfig;
 
 use crate::proxy::Proxy;
 use crate::support::{delta, eventually, next, nothing_more, TestRedis};
@@ -221,4 +221,73 @@ async fn a_claim_whose_lease_lapsed_unswept_still_announces_its_own_end_once() {
         b.expired_replies(10).await.unwrap().is_empty(),
         "the reply announced its end: there is nothing to sweep"
     );
+}
+
+#[tokio::test]
+async fn an_orphan_no_lease_names_is_adopted_once_and_a_live_reply_never() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b, c) = (redis.log(&config), redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let orphan = ExpiredReply {
+        session,
+        message: reply,
+    };
+    let claim = a.claim_reply(session, reply).await.unwrap().unwrap();
+    assert!(
+        b.adopt_orphan(orphan).await.unwrap().is_none(),
+        "a running reply is nobody's orphan"
+    );
+    // Redis forgets the lease and the slot (a restart without persistence)
+    // while the reply's replica is gone.
+    drop(claim);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut connection = redis.connection();
+    let slot = format!("{}s:{{{session}}}:slot", redis.prefix);
+    let running = format!("{}running", redis.prefix);
+    let _: () = redis::Commands::del(&mut connection, &[slot, running]).unwrap();
+
+    let mut watcher = c.subscribe(session, StartAt::Live).await.unwrap();
+    let (on_b, on_c) = tokio::join!(b.adopt_orphan(orphan), c.adopt_orphan(orphan));
+    let mut won: Vec<_> = [on_b.unwrap(), on_c.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(won.len(), 1, "exactly one sweeper adopts it");
+    let adopted = won.pop().unwrap();
+    assert_eq!(adopted.reply(), orphan);
+    assert!(
+        c.claim_sweep(orphan).await.unwrap().is_none(),
+        "adopted, it is under the sweeper's lease"
+    );
+    let last = interrupted(session, reply);
+    let end = adopted
+        .finish(last.clone())
+        .await
+        .unwrap()
+        .expect("the sweep was still ours");
+    assert_eq!(next(&mut watcher).await, (end, last));
+    assert!(b.expired_replies(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_new_reply_holding_the_slot_is_not_adopted() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let _claim = a.claim_reply(session, reply).await.unwrap().unwrap();
+    // Its entry among the running replies is gone, its slot is not.
+    let running = format!("{}running", redis.prefix);
+    let _: () = redis::Commands::del(&mut redis.connection(), running).unwrap();
+    assert!(b
+        .adopt_orphan(ExpiredReply {
+            session,
+            message: reply
+        })
+        .await
+        .unwrap()
+        .is_none());
 }

@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use async_trait::async_trait;
-use colloquy_domain::{Message, MessageId, Principal, Session, SessionId, Timestamp, Title};
+use colloquy_domain::{
+    ErrorCode, Message, MessageError, MessageId, MessageStatus, Principal, Session, SessionId,
+    Timestamp, Title,
+};
 use colloquy_ports::{
     ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError, Page,
-    PromptRole, RepoError, SessionChanges,
+    PromptRole, RepoError, SessionChanges, StoredEnd,
 };
 use futures::Stream;
 
@@ -309,6 +312,55 @@ impl ChatRepository for FakeRepo {
 
     async fn interrupt_streaming(&self) -> Result<u64, RepoError> {
         Ok(0)
+    }
+
+    async fn interrupt_reply(
+        &self,
+        session: SessionId,
+        message: MessageId,
+    ) -> Result<StoredEnd, RepoError> {
+        round_trip().await;
+        let mut store = lock(&self.store);
+        let stored = store
+            .messages
+            .get_mut(&session)
+            .and_then(|messages| messages.iter_mut().find(|m| m.id == message))
+            .ok_or(RepoError::NotFound)?;
+        let changed = stored.status == MessageStatus::Streaming;
+        if changed {
+            stored.finish(
+                MessageStatus::Interrupted,
+                Some(MessageError {
+                    code: ErrorCode::Interrupted,
+                    message: "its replica stopped".to_owned(),
+                }),
+            );
+        }
+        Ok(StoredEnd {
+            message: stored.clone(),
+            changed,
+        })
+    }
+
+    async fn streaming_replies(
+        &self,
+        before: Timestamp,
+        most: usize,
+    ) -> Result<Vec<(SessionId, MessageId)>, RepoError> {
+        round_trip().await;
+        let store = lock(&self.store);
+        let mut streaming: Vec<&Message> = store
+            .messages
+            .values()
+            .flatten()
+            .filter(|m| m.status == MessageStatus::Streaming && m.created_at < before)
+            .collect();
+        streaming.sort_by_key(|m| m.created_at);
+        Ok(streaming
+            .into_iter()
+            .take(most)
+            .map(|m| (m.session_id, m.id))
+            .collect())
     }
 
     async fn ping(&self) -> Result<(), RepoError> {
