@@ -39,7 +39,8 @@ pub use config::{ChatConfig, LlmPolicy, ModelAllowlist, DEFAULT_SYSTEM_PROMPT};
 pub use error::ChatError;
 pub use reply::MAX_TOOL_ROUNDS;
 pub use service::{
-    Account, CancelOnDrop, ChatService, Dependencies, NewSession, SendOutcome, SessionPatch,
+    Account, CancelOnDrop, ChatService, Dependencies, NewSession, Readiness, SendOutcome,
+    SessionPatch,
 };
 pub use streams::{ReplyEvents, Subscription};
 pub use summary::{MessageCounts, SessionSummary};

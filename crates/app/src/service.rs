@@ -9,8 +9,8 @@ use colloquy_domain::{
     SessionId, SystemPrompt, Timestamp, Title, Usage,
 };
 use colloquy_ports::{
-    ChatRepository, EventKind, EventLog, Held, Limiter, Limits, LlmClient, LlmError, Page,
-    ReplyClaim, SessionChanges, StartAt, UsageLedger,
+    ChatRepository, EventKind, EventLog, Held, LimitError, Limiter, Limits, LlmClient, LlmError,
+    Page, ReplyClaim, SessionChanges, StartAt, UsageLedger,
 };
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +43,15 @@ pub struct SessionPatch {
     pub title: Option<Option<String>>,
     pub system_prompt: Option<Option<String>>,
     pub model: Option<String>,
+}
+
+/// What a readiness probe finds once the store answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Whether the event log answers. A shared one (Redis) that does not
+    /// leaves the service degraded: running replies finish and are stored,
+    /// but their events are lost (clients resync) and no new reply starts.
+    pub events_reachable: bool,
 }
 
 /// What sending a message produced: both stored messages, and the turn's
@@ -210,12 +219,20 @@ impl ChatService {
         Ok(self.inner.repo.interrupt_streaming().await?)
     }
 
-    /// Whether the store answers.
+    /// Whether the store answers, and whether the event log does.
     ///
     /// # Errors
-    /// When it does not.
-    pub async fn check_ready(&self) -> Result<(), ChatError> {
-        Ok(self.inner.repo.ping().await?)
+    /// When the store does not: without it nothing can be served.
+    pub async fn check_ready(&self) -> Result<Readiness, ChatError> {
+        self.inner.repo.ping().await?;
+        let events_reachable = match self.inner.events.check().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "readiness: the event log cannot be reached");
+                false
+            }
+        };
+        Ok(Readiness { events_reachable })
     }
 
     /// # Errors
@@ -327,10 +344,25 @@ impl ChatService {
     /// Counts one request of `who` (a principal, or `ip:<address>` for an
     /// anonymous client) against the requests-per-minute limit.
     ///
+    /// A request is admitted when the counters cannot be reached (Redis is
+    /// down): the rate limit guards against floods, and refusing every
+    /// request, history reads included, for as long as an outage lasts
+    /// would do more harm than a few minutes uncounted. What costs money
+    /// stays guarded: a reply's place and the daily budget are still
+    /// checked, and refused when they cannot be.
+    ///
     /// # Errors
-    /// [`ChatError::LimitReached`], or [`ChatError::LimitsUnavailable`].
+    /// [`ChatError::LimitReached`].
     pub async fn admit_request(&self, who: &str) -> Result<(), ChatError> {
-        Ok(self.inner.limiter.count_request(who).await?)
+        match self.inner.limiter.count_request(who).await {
+            Ok(()) => Ok(()),
+            Err(LimitError::Unavailable(error)) => {
+                // Debug: the adapter logs the outage itself, once.
+                tracing::debug!(%error, "a request is not counted: the limits cannot be reached");
+                Ok(())
+            }
+            Err(refused) => Err(refused.into()),
+        }
     }
 
     /// The caller, its limits and what it spent upstream today.

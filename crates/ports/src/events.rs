@@ -266,4 +266,13 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// Ends every subscription this process serves, each after what was
     /// published before (shutdown).
     async fn close_all(&self);
+
+    /// Whether the log can be reached now, for readiness probes. A log in
+    /// the process always can.
+    ///
+    /// # Errors
+    /// [`EventLogError::Unavailable`] when it cannot.
+    async fn check(&self) -> Result<(), EventLogError> {
+        Ok(())
+    }
 }

@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer};
 use anyhow::{bail, Context};
-use colloquy_app::{ChatConfig, ChatService, Dependencies};
+use colloquy_app::{ChatConfig, ChatService, Dependencies, ReplySweeper};
 use colloquy_auth::{Anonymous, ApiKeys, JwtAuth, SignedStreamTokens};
 use colloquy_diesel::{is_postgres_url, PostgresRepository, SqliteRepository};
 use colloquy_inprocess::{InProcessEventLog, InProcessLimiter};
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
 use colloquy_ports::{
-    ApiKeyStore, Authenticator, ChatRepository, LlmClient, StreamTokens, UsageLedger,
+    ApiKeyStore, Authenticator, ChatRepository, EventLog, Limiter, LlmClient, StreamTokens,
+    UsageLedger,
 };
+use colloquy_redis::{Redis, RedisConfig, RedisEventLog, RedisLimiter};
 
 use crate::config::{AuthChoice, Config, JwtKey, LlmChoice};
 
@@ -34,6 +36,17 @@ pub struct Application {
     api_keys: Option<Arc<ApiKeys>>,
     service: ChatService,
     shutdown_grace: Duration,
+    /// With Redis: ends the replies of replicas that died, until dropped.
+    _sweeper: Option<AbortOnDrop>,
+}
+
+/// A background task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -62,27 +75,43 @@ impl Application {
     pub async fn build_with(config: &Config, chat: ChatConfig) -> anyhow::Result<Self> {
         refuse_public_anonymous(config)?;
         let store = open_store(&config.database_url).await?;
+        let shared = shared_events(config, &chat).await?;
+        let (events, limiter): (Arc<dyn EventLog>, Arc<dyn Limiter>) = match &shared {
+            Some(shared) => (shared.log.clone(), shared.limiter.clone()),
+            None => (
+                Arc::new(InProcessEventLog::new(config.event_log)),
+                Arc::new(InProcessLimiter::new(chat.limits)),
+            ),
+        };
         let dependencies = Dependencies {
             repo: store.clone(),
             llm: language_model(config)?,
-            events: Arc::new(InProcessEventLog::new(config.event_log)),
-            limiter: Arc::new(InProcessLimiter::new(chat.limits)),
+            events: Arc::clone(&events),
+            limiter,
             usage: store.clone(),
         };
         let service = ChatService::new(dependencies, chat);
-        let recovered = service
-            .recover_interrupted_replies()
-            .await
-            .context("marking unfinished replies as interrupted")?;
-        if recovered > 0 {
-            tracing::warn!(
-                count = recovered,
-                "replies left streaming by a previous run are now `interrupted`"
-            );
-        }
+        let sweeper = match &shared {
+            // Other replicas may be running replies this moment: only those
+            // whose lease ran out are this replica's business, and the
+            // sweeper finds them (its first pass runs now).
+            Some(shared) => {
+                let sweeper = ReplySweeper::new(
+                    store.clone(),
+                    events,
+                    shared.log.clone(),
+                    config.replicas.lease,
+                );
+                Some(AbortOnDrop(tokio::spawn(sweeper.run())))
+            }
+            None => {
+                recover_interrupted(&service).await?;
+                None
+            }
+        };
 
+        let stream_tokens = stream_tokens(config, shared.as_ref()).await?;
         let (authenticator, api_keys) = authenticator(config, store)?;
-        let stream_tokens = stream_tokens(config)?;
         let edges = http_edges(config);
         let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let app_service = service.clone();
@@ -144,6 +173,7 @@ impl Application {
             service,
             shutdown_grace: config.shutdown_grace,
             api_keys,
+            _sweeper: sweeper,
         })
     }
 
@@ -280,19 +310,91 @@ fn authenticator(config: &Config, store: Arc<dyn ApiKeyStore>) -> anyhow::Result
 }
 
 /// Stream tokens: signed with a key derived from `COLLOQUY_JWT_SECRET` when
-/// there is one (every replica then accepts every replica's), else with a
-/// random key of this process.
+/// there is one, else with a random key that every replica sharing Redis
+/// reads from there, else (one replica) with a random key of this process.
+/// Either way any replica accepts any replica's tokens.
 ///
 /// # Errors
-/// A `COLLOQUY_STREAM_TOKEN_SECS` under a second.
-fn stream_tokens(config: &Config) -> anyhow::Result<Arc<dyn StreamTokens>> {
+/// A `COLLOQUY_STREAM_TOKEN_SECS` under a second; Redis not answering.
+async fn stream_tokens(
+    config: &Config,
+    shared: Option<&SharedEvents>,
+) -> anyhow::Result<Arc<dyn StreamTokens>> {
     let ttl = config.stream_token_ttl;
-    let tokens = match &config.jwt_secret {
-        Some(secret) => SignedStreamTokens::derived_from(secret.expose().as_bytes(), ttl),
-        None => SignedStreamTokens::random(ttl),
+    let tokens = match (&config.jwt_secret, shared) {
+        (Some(secret), _) => SignedStreamTokens::derived_from(secret.expose().as_bytes(), ttl),
+        (None, Some(shared)) => {
+            let secret = shared
+                .redis
+                .shared_secret("stream-tokens")
+                .await
+                .context("reading the stream tokens' key from Redis (COLLOQUY_REDIS_URL)")?;
+            SignedStreamTokens::derived_from(&secret, ttl)
+        }
+        (None, None) => SignedStreamTokens::random(ttl),
     }
     .context("COLLOQUY_STREAM_TOKEN_SECS")?;
     Ok(Arc::new(tokens))
+}
+
+/// The event log and limiter every replica shares, in Redis.
+struct SharedEvents {
+    redis: Redis,
+    log: Arc<RedisEventLog>,
+    limiter: Arc<RedisLimiter>,
+}
+
+/// Redis's event log and limiter when `COLLOQUY_REDIS_URL` is set. Redis
+/// need not be up yet: calls fail as unavailable until it is.
+///
+/// # Errors
+/// A URL this build cannot use.
+async fn shared_events(config: &Config, chat: &ChatConfig) -> anyhow::Result<Option<SharedEvents>> {
+    let Some(url) = &config.replicas.redis_url else {
+        return Ok(None);
+    };
+    let redis_config = RedisConfig {
+        key_prefix: config.replicas.redis_key_prefix.clone(),
+        lease: config.replicas.lease,
+        log_limits: config.event_log,
+        ..RedisConfig::new(url.expose())
+    };
+    let redis = Redis::connect(&redis_config)?;
+    if let Err(error) = redis.check().await {
+        tracing::warn!(%error, "Redis does not answer yet: events and new replies wait for it");
+    }
+    tracing::info!(
+        redis = ?redis_config,
+        "events, reply slots and limits are shared through Redis"
+    );
+    Ok(Some(SharedEvents {
+        log: Arc::new(RedisEventLog::new(redis.clone(), &redis_config)),
+        limiter: Arc::new(RedisLimiter::new(
+            redis.clone(),
+            chat.limits,
+            config.replicas.lease,
+        )),
+        redis,
+    }))
+}
+
+/// Marks the replies a previous run of this (only) replica left streaming
+/// as `interrupted`.
+///
+/// # Errors
+/// The store failing.
+async fn recover_interrupted(service: &ChatService) -> anyhow::Result<()> {
+    let recovered = service
+        .recover_interrupted_replies()
+        .await
+        .context("marking unfinished replies as interrupted")?;
+    if recovered > 0 {
+        tracing::warn!(
+            count = recovered,
+            "replies left streaming by a previous run are now `interrupted`"
+        );
+    }
+    Ok(())
 }
 
 /// Everything the database `DATABASE_URL` names serves: the chat history,

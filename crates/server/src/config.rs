@@ -2,6 +2,7 @@
 //! `.env` file, loaded by `main`), into one typed struct.
 
 mod edges;
+mod replicas;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use colloquy_openai::ApiKey;
 use colloquy_ports::Limits;
 
 pub use edges::EdgeConfig;
+pub use replicas::ReplicaConfig;
 
 /// Which language model answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +116,8 @@ pub struct Config {
     pub stream_token_ttl: Duration,
     /// What each principal may use, and which models.
     pub limits: LimitSettings,
+    /// Redis for several replicas, and the lease of a reply's slot.
+    pub replicas: ReplicaConfig,
 }
 
 /// The contract's "Limits" table, but for connections and timeouts.
@@ -274,6 +278,7 @@ impl Config {
             stream_token_ttl: seconds(&get, "COLLOQUY_STREAM_TOKEN_SECS", "300")?,
             addr: number(&get, "COLLOQUY_ADDR", "127.0.0.1:8080")?,
             edges: EdgeConfig::read(&get)?,
+            replicas: ReplicaConfig::read(&get)?,
             database_url: parsed("DATABASE_URL", "colloquy.db")?,
             llm,
             default_model,

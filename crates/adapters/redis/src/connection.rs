@@ -182,6 +182,40 @@ impl Redis {
         }
     }
 
+    /// A secret every replica holds the same: 32 random bytes, drawn by the
+    /// first replica that asks and kept in Redis under `name` (with no
+    /// expiry) for every later one. Stream tokens are signed with it when
+    /// no `COLLOQUY_JWT_SECRET` gives a key, so any replica accepts the
+    /// tokens of any other.
+    ///
+    /// # Errors
+    /// [`EventLogError::Unavailable`] when Redis cannot be reached.
+    pub async fn shared_secret(&self, name: &str) -> Result<Vec<u8>, EventLogError> {
+        let mut fresh = vec![0; 32];
+        getrandom::fill(&mut fresh).map_err(|error| {
+            EventLogError::Unknown(anyhow::anyhow!("no random bytes for a secret: {error}"))
+        })?;
+        let key = self.inner.keys.secret(name);
+        // SET NX keeps whichever replica's bytes came first; the GET in the
+        // same round trip reads those back.
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(&key)
+            .arg(&fresh)
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&key);
+        let (kept,): (Vec<u8>,) = self.pipeline("share a secret", &pipeline).await?;
+        if kept.len() < 32 {
+            return Err(EventLogError::Unknown(anyhow::anyhow!(
+                "the shared secret `{key}` in Redis is too short"
+            )));
+        }
+        Ok(kept)
+    }
+
     pub(crate) fn keys(&self) -> &Keys {
         &self.inner.keys
     }

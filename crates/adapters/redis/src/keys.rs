@@ -46,6 +46,11 @@ impl Keys {
         format!("{}s:{{{session}}}:sweep:{reply}", self.prefix)
     }
 
+    /// A secret the replicas share (see `Redis::shared_secret`).
+    pub(crate) fn secret(&self, name: &str) -> String {
+        format!("{}secret:{name}", self.prefix)
+    }
+
     /// Every running reply, scored by its lease's deadline (ms since the
     /// epoch, Redis's clock): the sweeper's list.
     pub(crate) fn running(&self) -> String {

@@ -27,21 +27,49 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(HealthBody { status: "ok" })
 }
 
-/// The database answers: the service can do its job.
+/// What `/readyz` found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyBody {
+    /// `ready`, or `degraded` when the event log (Redis) does not answer.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// `ok`: the database answers (otherwise the answer is a `503`).
+    #[schema(example = "ok")]
+    database: &'static str,
+    /// `ok`, or `unavailable` when Redis does not answer: replies running
+    /// now finish and are stored, clients are told to resync, and new
+    /// messages are refused with `503` until it is back.
+    #[schema(example = "ok")]
+    events: &'static str,
+}
+
+/// The database answers: the service can do its job. With Redis, whether
+/// it answers too (`degraded` when not, still `200`: every replica shares
+/// one Redis, and taking them all out of the load balancer would turn a
+/// degraded service into none).
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     operation_id = "readyz",
     responses(
-        (status = 200, description = "Ready.", body = HealthBody),
+        (status = 200, description = "Ready, or degraded (Redis does not answer).", body = ReadyBody),
         (status = 503, description = "The database does not answer.", body = ApiError, content_type = "application/problem+json"),
         (status = 500, description = "Something went wrong on the server.", body = ApiError, content_type = "application/problem+json"),
     )
 )]
 pub async fn ready(service: web::Data<ChatService>) -> Result<HttpResponse, ApiError> {
-    service.check_ready().await?;
-    Ok(HttpResponse::Ok().json(HealthBody { status: "ready" }))
+    let readiness = service.check_ready().await?;
+    let (status, events) = if readiness.events_reachable {
+        ("ready", "ok")
+    } else {
+        ("degraded", "unavailable")
+    };
+    Ok(HttpResponse::Ok().json(ReadyBody {
+        status,
+        database: "ok",
+        events,
+    }))
 }
 
 /// The service's metrics, for Prometheus to scrape.

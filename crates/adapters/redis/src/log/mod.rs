@@ -262,4 +262,8 @@ impl EventLog for RedisEventLog {
         self.shared.hub.close_all();
         self.shared.stop.cancel();
     }
+
+    async fn check(&self) -> Result<(), EventLogError> {
+        self.shared.redis.check().await
+    }
 }
