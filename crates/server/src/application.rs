@@ -61,7 +61,7 @@ impl Application {
     /// As [`Application::build`].
     pub async fn build_with(config: &Config, chat: ChatConfig) -> anyhow::Result<Self> {
         refuse_public_anonymous(config)?;
-        let store = open_store(&config.database_url).await?;
+        let store = open_store(config.database_url.expose()).await?;
         let dependencies = Dependencies {
             repo: store.clone(),
             llm: language_model(config)?,
