@@ -74,7 +74,7 @@ impl Application {
     /// As [`Application::build`].
     pub async fn build_with(config: &Config, chat: ChatConfig) -> anyhow::Result<Self> {
         refuse_public_anonymous(config)?;
-        let store = open_store(&config.database_url).await?;
+        let store = open_store(config.database_url.expose()).await?;
         let shared = shared_events(config, &chat).await?;
         let (events, limiter): (Arc<dyn EventLog>, Arc<dyn Limiter>) = match &shared {
             Some(shared) => (shared.log.clone(), shared.limiter.clone()),

@@ -77,6 +77,31 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// `DATABASE_URL`: a SQLite file, or a PostgreSQL URL that may hold a
+/// password. Its Debug prints it as a log line may show it (without the
+/// password or the options), so formatting the configuration never leaks it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL as given, password included: for opening the database only.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&colloquy_diesel::printable_database_url(&self.0))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -89,7 +114,7 @@ pub struct Config {
     pub addr: SocketAddr,
     /// The HTTP edges: CORS, the metrics token, connections, slow clients.
     pub edges: EdgeConfig,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub llm: LlmChoice,
     pub default_model: ModelName,
     pub llm_timeout: Duration,
@@ -279,7 +304,7 @@ impl Config {
             addr: number(&get, "COLLOQUY_ADDR", "127.0.0.1:8080")?,
             edges: EdgeConfig::read(&get)?,
             replicas: ReplicaConfig::read(&get)?,
-            database_url: parsed("DATABASE_URL", "colloquy.db")?,
+            database_url: DatabaseUrl::new(parsed("DATABASE_URL", "colloquy.db")?),
             llm,
             default_model,
             llm_timeout: seconds(&get, "COLLOQUY_LLM_TIMEOUT_SECS", "60")?,
@@ -400,7 +425,7 @@ mod tests {
         assert_eq!(config.llm, LlmChoice::Offline);
         assert_eq!(config.default_model.as_str(), "offline");
         assert_eq!(config.addr, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(config.database_url, "colloquy.db");
+        assert_eq!(config.database_url.expose(), "colloquy.db");
         assert_eq!(config.llm_timeout, Duration::from_secs(60));
         assert_eq!(config.llm_idle_timeout, Duration::from_secs(30));
         assert_eq!(config.llm_max_retries, 3);
@@ -491,6 +516,27 @@ mod tests {
             let error = config(&[(name, bad)]).unwrap_err();
             assert!(format!("{error:#}").contains(name), "{error:#}");
         }
+    }
+
+    #[test]
+    fn a_database_password_never_shows_in_debug() {
+        let postgres = config(&[(
+            "DATABASE_URL",
+            "postgres://colloquy:pa55w0rd@db.internal:6432/chat?sslmode=disable",
+        )])
+        .unwrap();
+        let shown = format!("{postgres:?}");
+        assert!(!shown.contains("pa55w0rd"), "{shown}");
+        assert!(
+            shown.contains("postgres://colloquy@db.internal:6432/chat"),
+            "the server is still named: {shown}"
+        );
+        assert_eq!(
+            postgres.database_url.expose(),
+            "postgres://colloquy:pa55w0rd@db.internal:6432/chat?sslmode=disable"
+        );
+        let sqlite = config(&[("DATABASE_URL", "/var/lib/colloquy/chat.db")]).unwrap();
+        assert!(format!("{sqlite:?}").contains("/var/lib/colloquy/chat.db"));
     }
 
     #[test]

@@ -90,9 +90,10 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             ask::ask(&config, &prompt.join(" "), &mut stdout).await?;
         }
         Command::Migrate => {
-            let applied = colloquy::application::migrate_store(&config.database_url).await?;
+            let applied =
+                colloquy::application::migrate_store(config.database_url.expose()).await?;
             // A PostgreSQL URL may hold a password: the log shows it without.
-            let database = colloquy_diesel::printable_database_url(&config.database_url);
+            let database = colloquy_diesel::printable_database_url(config.database_url.expose());
             if applied.is_empty() {
                 tracing::info!(database, "the database is up to date");
             } else {
@@ -100,7 +101,12 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Keys { command } => {
-            colloquy::keys::run(&config.database_url, command, &mut std::io::stdout()).await?;
+            colloquy::keys::run(
+                config.database_url.expose(),
+                command,
+                &mut std::io::stdout(),
+            )
+            .await?;
         }
         Command::Token { principal, ttl } => {
             let token = token::token(&config, &principal, ttl)?;

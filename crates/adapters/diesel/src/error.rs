@@ -14,6 +14,10 @@ use crate::{postgres, sqlite};
 #[derive(Debug)]
 pub(crate) enum StoreError {
     Diesel(DieselError),
+    /// A write's transaction failed before its COMMIT was sent, so nothing
+    /// of it took effect whatever became of the connection: it may be made
+    /// again.
+    NotCommitted(DieselError),
     /// The store cannot serve the call right now: no connection became free
     /// in time, the server cannot be reached, or the connection was lost.
     Unavailable(anyhow::Error),
@@ -93,10 +97,12 @@ impl StoreError {
         match self {
             Self::NotFound => RepoError::NotFound,
             Self::Unavailable(error) => RepoError::Unavailable(error.context(context())),
-            Self::Diesel(error) if backend.is_transient(&error) => {
+            Self::Diesel(error) | Self::NotCommitted(error) if backend.is_transient(&error) => {
                 RepoError::Unavailable(anyhow::Error::new(error).context(context()))
             }
-            Self::Diesel(error) => RepoError::Unknown(anyhow::Error::new(error).context(context())),
+            Self::Diesel(error) | Self::NotCommitted(error) => {
+                RepoError::Unknown(anyhow::Error::new(error).context(context()))
+            }
             Self::Corrupt(detail) => {
                 RepoError::Unknown(anyhow::anyhow!("{}: corrupt row: {detail}", context()))
             }

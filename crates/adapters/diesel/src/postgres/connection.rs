@@ -71,11 +71,17 @@ impl Target {
     /// or `postgresql://`), and fills in colloquy's defaults for what it
     /// leaves out. Nothing of `url` is echoed in an error: it may hold a password.
     pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
-        if !is_postgres_url(url) {
-            bail!("not a PostgreSQL URL: it must start with postgres:// or postgresql://");
+        let mut config = read(url)?;
+        if let Some(mode) = tls_mode_asked_for(url) {
+            bail!(
+                "the PostgreSQL URL of {} asks for TLS (sslmode={mode}), which this build of \
+                 colloquy does not support: it would connect without TLS or not at all. Reach the \
+                 server over a private network or through a local TLS-terminating proxy \
+                 (pgbouncer, stunnel) and drop sslmode, or write sslmode=disable (or prefer) \
+                 to connect without TLS on purpose",
+                describe(&config)
+            );
         }
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|error| anyhow::anyhow!("not a valid PostgreSQL URL: {error}"))?;
         if config.get_hosts().is_empty() {
             bail!("the PostgreSQL URL names no host: write postgres://USER@HOST/DATABASE");
         }
@@ -87,6 +93,13 @@ impl Target {
         }
         let shown = describe(&config);
         Ok(Self { config, shown })
+    }
+
+    /// What `url` names, without its password, for a log line; `None` when
+    /// it cannot be read. Unlike [`Target::parse`] this accepts a URL that
+    /// asks for TLS, so the error that refuses it can say which server.
+    pub(crate) fn describe_url(url: &str) -> Option<String> {
+        read(url).ok().map(|config| describe(&config))
     }
 
     /// A connection with the server's own settings, as migrations want it:
@@ -149,6 +162,76 @@ impl Target {
     }
 }
 
+/// The URL as tokio-postgres reads it. Nothing of `url` is echoed in an
+/// error: it may hold a password.
+fn read(url: &str) -> anyhow::Result<tokio_postgres::Config> {
+    if !is_postgres_url(url) {
+        bail!("not a PostgreSQL URL: it must start with postgres:// or postgresql://");
+    }
+    if let Some(mode) = query_parameter(url, "sslmode") {
+        if TLS_SSL_MODES.contains(&mode.as_str()) {
+            // Read the rest without it, so that the caller can still name
+            // the server; `Target::parse` refuses the URL for asking for TLS.
+            return tokio_postgres::Config::from_str(&without_query_parameter(url, "sslmode"))
+                .map_err(|error| anyhow::anyhow!("not a valid PostgreSQL URL: {error}"));
+        }
+        if !PLAIN_SSL_MODES.contains(&mode.as_str()) {
+            // tokio-postgres would say no more than "invalid value".
+            bail!(
+                "not a valid PostgreSQL URL: sslmode={mode} is not a mode this build knows; \
+                 write sslmode=disable or sslmode=prefer (both connect without TLS here)"
+            );
+        }
+    }
+    tokio_postgres::Config::from_str(url)
+        .map_err(|error| anyhow::anyhow!("not a valid PostgreSQL URL: {error}"))
+}
+
+/// libpq's `sslmode` values that require TLS, or verify the server's
+/// certificate: a connection without TLS does not satisfy them.
+const TLS_SSL_MODES: [&str; 3] = ["require", "verify-ca", "verify-full"];
+
+/// The `sslmode` values this build connects with: `disable`, and `prefer`,
+/// which falls back to a connection without TLS as libpq's does when TLS
+/// cannot be had.
+const PLAIN_SSL_MODES: [&str; 2] = ["disable", "prefer"];
+
+/// The `sslmode` of `url` when it requires TLS. This build opens
+/// connections without TLS (`NoTls`), so tokio-postgres would fail such a
+/// URL at connect time with a bare "error performing TLS handshake", or, for
+/// `verify-*`, refuse it as an invalid value: it is better refused up front
+/// with a reason.
+fn tls_mode_asked_for(url: &str) -> Option<String> {
+    query_parameter(url, "sslmode").filter(|mode| TLS_SSL_MODES.contains(&mode.as_str()))
+}
+
+/// The last value of `name` in the query string of `url`, lower-cased.
+/// Values of `sslmode` need no percent-decoding: they are plain words.
+fn query_parameter(url: &str, name: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .rsplit('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_ascii_lowercase())
+}
+
+/// `url` without any `name=…` in its query string.
+fn without_query_parameter(url: &str, name: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split_once('=').map_or(*pair, |(key, _)| key) != name)
+        .collect();
+    if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
 /// Opens one connection. `tokio-postgres` hands back the client and the
 /// task that drives the socket; diesel-async runs that task.
 async fn open(config: &tokio_postgres::Config) -> anyhow::Result<AsyncPgConnection> {
@@ -183,6 +266,7 @@ fn describe(config: &tokio_postgres::Config) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::printable_database_url;
 
     #[test]
     fn a_url_is_shown_without_its_password() {
@@ -233,5 +317,43 @@ mod tests {
                 "{url}: {error:#}"
             );
         }
+    }
+
+    #[test]
+    fn a_url_that_asks_for_tls_is_refused_with_what_to_do_instead() {
+        for mode in ["require", "verify-ca", "verify-full", "REQUIRE"] {
+            let url = format!(
+                "postgres://colloquy:hunter2@db.internal/chat?connect_timeout=3&sslmode={mode}"
+            );
+            let error = format!("{:#}", Target::parse(&url).unwrap_err());
+            assert!(
+                error.contains("asks for TLS")
+                    && error.contains("does not support")
+                    && error.contains("pgbouncer")
+                    && error.contains("sslmode=disable"),
+                "{mode}: {error}"
+            );
+            assert!(
+                error.contains("postgres://colloquy@db.internal:5432/chat"),
+                "{error}"
+            );
+            assert!(!error.contains("hunter2"), "{error}");
+            assert_eq!(
+                printable_database_url(&url),
+                "postgres://colloquy@db.internal:5432/chat",
+                "a log line can still name the server"
+            );
+        }
+    }
+
+    #[test]
+    fn a_url_that_connects_without_tls_on_purpose_is_accepted() {
+        for mode in ["disable", "prefer"] {
+            Target::parse(&format!("postgres://u@h/d?sslmode={mode}")).unwrap();
+        }
+        let error = Target::parse("postgres://u:hunter2@h/d?sslmode=sometimes").unwrap_err();
+        let error = format!("{error:#}");
+        assert!(error.contains("sslmode=disable"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 }

@@ -52,6 +52,26 @@ pub(crate) fn is_transient(error: &DieselError) -> bool {
     }
 }
 
+/// Whether `error` is the server's own answer that the statement failed (an
+/// `ErrorResponse`, which carries a SQLSTATE), as opposed to no answer at
+/// all. A failed statement took no effect: outside a transaction its
+/// implicit one is rolled back, inside one the whole transaction is (a
+/// terminated session never commits). So a write that failed this way may
+/// be made again even when the connection is gone afterwards, as it is
+/// after `pg_terminate_backend`. Without an answer (the socket closed or
+/// failed, diesel-async's `UnableToSendCommand`) the statement may have
+/// committed just before, and nothing can tell.
+pub(crate) fn statement_never_ran(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => false,
+        DieselError::DatabaseError(_, _) => true,
+        DieselError::RollbackErrorOnCommit { commit_error, .. } => {
+            statement_never_ran(commit_error)
+        }
+        _ => false,
+    }
+}
+
 /// Whether `error` could mean the connection itself is gone, so that asking
 /// the connection is worth a round trip. A refused row, a decoding problem
 /// or a transaction rolled back on purpose never means that.
@@ -177,6 +197,28 @@ mod tests {
             );
             assert!(format!("{error:#}").contains("PostgreSQL repository: append_messages"));
         }
+    }
+
+    #[test]
+    fn only_the_servers_own_answer_says_a_statement_never_ran() {
+        let terminated = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new(String::from(
+                "terminating connection due to administrator command",
+            )),
+        );
+        assert!(statement_never_ran(&terminated));
+        let no_answer = DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand,
+            Box::new(String::from("connection closed")),
+        );
+        assert!(!statement_never_ran(&no_answer));
+        assert!(!statement_never_ran(&DieselError::BrokenTransactionManager));
+        let commit_unanswered = DieselError::RollbackErrorOnCommit {
+            rollback_error: Box::new(DieselError::BrokenTransactionManager),
+            commit_error: Box::new(no_answer),
+        };
+        assert!(!statement_never_ran(&commit_unanswered));
     }
 
     #[test]

@@ -6,10 +6,17 @@
 //! a `SELECT 1` when it is handed out, so a connection the server closed
 //! while it sat idle (a restart, a failover, `pg_terminate_backend`, a proxy's
 //! idle timeout) is replaced before any query meets it. A connection lost in
-//! the middle of a call is noticed there; calls whose repetition cannot
-//! change their outcome (reads, and writes that set values) are then made
-//! once more on a fresh connection, and the others report
+//! the middle of a call is noticed there and taken out of the pool for good;
+//! calls whose repetition cannot change their outcome (reads, and writes
+//! that set values) are then made once more on a fresh connection, and so
+//! are other writes when the error shows they took no effect (the server
+//! answered that the statement failed, or the transaction never reached
+//! COMMIT); the rest report
 //! [`RepoError::Unavailable`](colloquy_ports::RepoError::Unavailable).
+//!
+//! Connections are made without TLS: a URL whose `sslmode` asks for it
+//! (`require`, `verify-ca`, `verify-full`) is refused with what to do
+//! instead, rather than connected without it or failed at the handshake.
 //!
 //! Every connection runs with a 5 s `lock_timeout` (as SQLite's
 //! `busy_timeout`: a write waits that long for another writer's row lock)
@@ -48,10 +55,8 @@ pub fn printable_database_url(url: &str) -> String {
     if !is_postgres_url(url) {
         return url.to_owned();
     }
-    connection::Target::parse(url).map_or_else(
-        |_| "an unreadable PostgreSQL URL".to_owned(),
-        |target| target.to_string(),
-    )
+    connection::Target::describe_url(url)
+        .unwrap_or_else(|| "an unreadable PostgreSQL URL".to_owned())
 }
 
 /// Applies the migrations the PostgreSQL database at `url` lacks, for

@@ -12,13 +12,13 @@ use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd}
 use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
-use diesel_async::pooled_connection::deadpool::PoolError;
+use diesel_async::pooled_connection::deadpool::{Object, PoolError};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 
 use super::connection::{PgPool, Target};
-use super::errors::connection_lost;
+use super::errors::{connection_lost, statement_never_ran};
 use super::{migrations, queries};
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
@@ -41,9 +41,12 @@ pub(crate) enum OnLostConnection {
     /// attempt took effect, the second leaves the same state and gives the
     /// same answer (a read, or a write that sets values).
     Retry,
-    /// Report the store unavailable: the first attempt may have committed
-    /// just before the connection went, and a second could then add twice
-    /// or answer differently (an insert, an increment, a delete).
+    /// Make it again only when the error shows the first attempt took no
+    /// effect (the server answered that its statement failed, or its
+    /// transaction never reached COMMIT); otherwise report the store
+    /// unavailable: the first attempt may have committed just before the
+    /// connection went, and a second could then add twice or answer
+    /// differently (an insert, an increment, a delete).
     Fail,
 }
 
@@ -176,17 +179,24 @@ async fn attempt<T>(
     let mut retried = false;
     loop {
         let mut connection = pool.get().await.map_err(checkout_failed)?;
-        let error = match work(&mut connection).await {
-            Err(StoreError::Diesel(error)) => error,
+        let (error, took_no_effect) = match work(&mut connection).await {
+            Err(StoreError::Diesel(error)) => {
+                let never_ran = statement_never_ran(&error);
+                (error, never_ran)
+            }
+            Err(StoreError::NotCommitted(error)) => (error, true),
             other => return other,
         };
         if !connection_lost(&error, &mut connection).await {
             return Err(StoreError::Diesel(error));
         }
-        // The pool sees that the connection is closed when it comes back,
-        // and drops it instead of handing it out again.
-        drop(connection);
-        if on_lost == OnLostConnection::Retry && !retried {
+        // Out of the pool for good: returned to it, the dead connection
+        // would wait there until the next checkout's `SELECT 1` found it
+        // out, costing that call a round trip; taken, it is closed now and
+        // the pool opens a fresh one in its place when one is next wanted.
+        drop(Object::take(connection));
+        let safe_to_repeat = on_lost == OnLostConnection::Retry || took_no_effect;
+        if safe_to_repeat && !retried {
             tracing::warn!(operation, %error, "lost the connection to PostgreSQL; trying once more on a new one");
             retried = true;
             continue;
@@ -338,31 +348,29 @@ impl ChatRepository for PostgresRepository {
         let work = work(move |connection| {
             let (owner, id, changes) = (owner.clone(), id.clone(), Arc::clone(&changes));
             async move {
-                connection
-                    .transaction::<_, StoreError, _>(async |connection| {
-                        // Under READ COMMITTED, an UPDATE that waited for a
-                        // concurrent writer checks `title IS NULL` again on
-                        // the row as that writer left it: a title set
-                        // meanwhile always wins.
-                        let untitled = sessions::table
-                            .find(&id)
-                            .filter(sessions::owner.eq(&owner))
-                            .filter(sessions::title.is_null());
-                        let updated = diesel::update(untitled)
-                            .set(&*changes)
-                            .returning(SessionRow::as_returning())
-                            .get_result(connection)
-                            .await
-                            .optional()?;
-                        match updated {
-                            Some(row) => row.into_domain().map(Some),
-                            // Nothing matched: either a title is there
-                            // already, or the owner has no such session.
-                            None if session_exists(connection, &owner, &id).await? => Ok(None),
-                            None => Err(StoreError::NotFound),
-                        }
-                    })
+                // One conditional statement: under READ COMMITTED, an UPDATE
+                // that waited for a concurrent writer checks `title IS NULL`
+                // again on the row as that writer left it, so a title set
+                // meanwhile always wins. A transaction around it would add
+                // nothing: the existence check below, made only when nothing
+                // matched, would see a snapshot of its own either way.
+                let untitled = sessions::table
+                    .find(&id)
+                    .filter(sessions::owner.eq(&owner))
+                    .filter(sessions::title.is_null());
+                let updated = diesel::update(untitled)
+                    .set(&*changes)
+                    .returning(SessionRow::as_returning())
+                    .get_result(connection)
                     .await
+                    .optional()?;
+                match updated {
+                    Some(row) => row.into_domain().map(Some),
+                    // Nothing matched: either a title is there already, or
+                    // the owner has no such session.
+                    None if session_exists(connection, &owner, &id).await? => Ok(None),
+                    None => Err(StoreError::NotFound),
+                }
             }
             .boxed()
         });
@@ -425,7 +433,8 @@ impl ChatRepository for PostgresRepository {
         let work = work(move |connection| {
             let (owner, session, rows) = (owner.clone(), session.clone(), Arc::clone(&rows));
             async move {
-                connection
+                let mut reached_commit = false;
+                let outcome = connection
                     .transaction::<_, StoreError, _>(async |connection| {
                         // Updating the session first both checks that the
                         // owner has it and locks its row, so a concurrent
@@ -452,9 +461,19 @@ impl ChatRepository for PostgresRepository {
                                 .execute(connection)
                                 .await?;
                         }
+                        reached_commit = true;
                         Ok(())
                     })
-                    .await
+                    .await;
+                match outcome {
+                    // Whatever the error says (the failed ROLLBACK's, after
+                    // a lost connection, replaces the statement's), no
+                    // COMMIT was sent: nothing of the append was stored.
+                    Err(StoreError::Diesel(error)) if !reached_commit => {
+                        Err(StoreError::NotCommitted(error))
+                    }
+                    other => other,
+                }
             }
             .boxed()
         });

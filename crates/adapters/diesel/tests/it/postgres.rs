@@ -17,7 +17,8 @@ use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
 
 use crate::support::{
-    alice, new_session, stored_session, streaming_reply, user_message, Backend, TestDb, POOL_SIZE,
+    alice, new_session, stored_session, streaming_reply, untitled_session, user_message, Backend,
+    TestDb, POOL_SIZE,
 };
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../../migrations/postgres");
@@ -308,10 +309,12 @@ async fn terminate_the_blocked_call(db: &TestDb) {
 
 /// A call whose connection dies while its statement runs is made again on
 /// a new connection when repeating it cannot change the outcome (here an
-/// update that sets a title), and reported unavailable, with nothing of it
-/// stored, when it could (an append, which a repeat could store twice).
+/// update that sets a title), and also when it could but the server's answer
+/// shows the first attempt took no effect: an append whose transaction never
+/// reached COMMIT, a conditional title the server refused to finish. Each
+/// is stored exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_whose_connection_dies_midway_is_repeated_only_when_that_is_safe() {
+async fn a_call_whose_connection_dies_midway_is_repeated_when_that_is_safe() {
     let db = TestDb::new(Backend::Postgres).await;
     let session = stored_session(&*db.repo).await;
     let renamed = SessionChanges {
@@ -342,14 +345,41 @@ async fn a_call_whose_connection_dies_midway_is_repeated_only_when_that_is_safe(
     };
     terminate_the_blocked_call(&db).await;
     holder.await.unwrap();
-    let error = append.await.unwrap().unwrap_err();
-    assert!(matches!(error, RepoError::Unavailable(_)), "{error:?}");
-    assert!(
-        format!("{error:#}").contains("lost the connection"),
-        "{error:#}"
-    );
+    append
+        .await
+        .unwrap()
+        .expect("an append that never committed was made again");
     let stored = db.repo.get_session(&alice(), session.id).await.unwrap();
-    assert_eq!(stored.message_count, 0, "the append left nothing behind");
+    assert_eq!(stored.message_count, 1, "the append was stored once");
+    let history = db
+        .repo
+        .list_messages(&alice(), session.id, 10, None)
+        .await
+        .unwrap();
+    assert_eq!(history.items.len(), 1, "{:?}", history.items);
+
+    let untitled = untitled_session(&*db.repo).await;
+    let holder = db.hold_write_lock(Duration::from_millis(600)).await;
+    let titling = {
+        let repo = db.repo.clone();
+        tokio::spawn(async move {
+            repo.set_title_if_untitled(
+                &alice(),
+                untitled.id,
+                &Title::parse("Named once").unwrap(),
+                Timestamp::now(),
+            )
+            .await
+        })
+    };
+    terminate_the_blocked_call(&db).await;
+    holder.await.unwrap();
+    let titled = titling
+        .await
+        .unwrap()
+        .expect("a title the server never set was set again")
+        .expect("and this call is the one that set it");
+    assert_eq!(titled.title.unwrap().as_str(), "Named once");
 }
 
 /// Connections killed again and again while calls run: a call may fail,
@@ -487,6 +517,16 @@ async fn bad_urls_and_pool_sizes_are_refused_before_connecting() {
     assert!(PostgresRepository::connect("sqlite://colloquy.db", 4)
         .await
         .is_err());
+    let separator = if database.url().contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let asks_for_tls = format!("{}{separator}sslmode=require", database.url());
+    let error = PostgresRepository::connect(&asks_for_tls, 4)
+        .await
+        .unwrap_err();
+    assert!(format!("{error:#}").contains("asks for TLS"), "{error:#}");
     let tables = database
         .client()
         .await
@@ -497,7 +537,7 @@ async fn bad_urls_and_pool_sizes_are_refused_before_connecting() {
         .await
         .unwrap()
         .get::<_, i64>(0);
-    assert_eq!(tables, 0, "a refused pool size migrated nothing");
+    assert_eq!(tables, 0, "a refused pool size or URL migrated nothing");
 }
 
 #[tokio::test]
