@@ -32,9 +32,9 @@ pub(crate) fn tokens_data(tokens: Arc<dyn StreamTokens>) -> Tokens {
     web::Data::from(tokens)
 }
 
-/// The principal of a request for `session`'s event stream: a stream token
-/// (`?token=`, made for this session) when one is given, else the request's
-/// bearer credentials as for any route.
+/// The principal of a request for `session`'s event stream or WebSocket: a
+/// stream token (`?token=`, made for this session) when one is given, else
+/// the request's bearer credentials as for any route.
 ///
 /// # Errors
 /// `401` for a token that is malformed, expired or for another session.
@@ -124,14 +124,11 @@ async fn admit(
     principal: &Principal,
     authenticated: bool,
 ) -> Result<(), ApiError> {
-    if !authenticated {
-        return admit_address(request).await;
-    }
     let Some(service) = request.app_data::<web::Data<ChatService>>() else {
         return Ok(());
     };
     Ok(service
-        .admit_request(&format!("principal:{principal}"))
+        .admit_request(&allowance(request, principal, authenticated))
         .await?)
 }
 
@@ -140,12 +137,34 @@ async fn admit_address(request: &HttpRequest) -> Result<(), ApiError> {
     let Some(service) = request.app_data::<web::Data<ChatService>>() else {
         return Ok(());
     };
+    Ok(service.admit_request(&address_allowance(request)).await?)
+}
+
+/// The allowance of requests per minute that `caller`'s requests count
+/// against, for requests made later on the same connection (a WebSocket's
+/// frames), as [`Caller`] counts the request that opened it.
+pub(crate) fn allowance_of(request: &HttpRequest, caller: &Caller) -> String {
+    let authenticated = request
+        .app_data::<Auth>()
+        .is_none_or(|auth| auth.requires_credentials());
+    allowance(request, &caller.0, authenticated)
+}
+
+fn allowance(request: &HttpRequest, principal: &Principal, authenticated: bool) -> String {
+    if authenticated {
+        format!("principal:{principal}")
+    } else {
+        address_allowance(request)
+    }
+}
+
+fn address_allowance(request: &HttpRequest) -> String {
     // The peer address, not X-Forwarded-For: a header any client can
     // write would let it pick a fresh allowance per request.
     let address = request
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |peer| peer.ip().to_string());
-    Ok(service.admit_request(&format!("ip:{address}")).await?)
+    format!("ip:{address}")
 }
 
 /// The credential of `Authorization: Bearer <credential>`, if the header is
