@@ -66,6 +66,53 @@ pub(crate) async fn stream_caller(
     }
 }
 
+/// The bearer credential a connection was opened with, checked again before
+/// each later request made on it (a WebSocket's frames): a key revoked or a
+/// JWT expired since stops those requests, as it stops new HTTP requests.
+/// Its Debug prints `[redacted]`.
+pub(crate) struct Credentials {
+    auth: Auth,
+    bearer: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials([redacted])")
+    }
+}
+
+impl Credentials {
+    /// The credentials of `request` worth checking again: none on a server
+    /// that lets everyone in, and none for a connection opened with a
+    /// stream token (`token`), which was good when it opened it and names
+    /// no credential that could be revoked.
+    pub(crate) fn of(request: &HttpRequest, token: Option<&str>) -> Option<Self> {
+        let auth = request.app_data::<Auth>()?.clone();
+        let opened_with_token = token.is_some_and(|token| !token.is_empty());
+        if !auth.requires_credentials() || opened_with_token {
+            return None;
+        }
+        let bearer = bearer(request).ok().flatten()?;
+        Some(Self { auth, bearer })
+    }
+
+    /// Whether the credentials still stand for `principal`.
+    ///
+    /// # Errors
+    /// `401` for credentials refused now; `503` when they cannot be checked.
+    pub(crate) async fn check(&self, principal: &Principal) -> Result<(), ApiError> {
+        match self.auth.authenticate(Some(self.bearer.clone())).await {
+            Ok(now) if now == *principal => Ok(()),
+            Ok(_) => Err(AuthError::Invalid(
+                "these credentials no longer stand for the principal that opened the socket"
+                    .to_owned(),
+            )
+            .into()),
+            Err(refused) => Err(refused.into()),
+        }
+    }
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;

@@ -57,7 +57,14 @@ pub async fn open(
     let (response, socket, frames) = actix_ws::handle(&request, body).map_err(|error| {
         ApiError::bad_request(format!("this route takes a WebSocket upgrade: {error}"))
     })?;
-    let opened = Opened::new(&request, service.get_ref().clone(), caller, id, events);
+    let opened = Opened::new(
+        &request,
+        service.get_ref().clone(),
+        caller,
+        id,
+        token.as_deref(),
+        events,
+    );
     // The socket is a task of the worker that upgraded it; it ends when the
     // client goes, stops answering, or the session's events end.
     actix_web::rt::spawn(Connection::new(opened, socket).serve(frames));

@@ -154,12 +154,16 @@ impl Connection {
             caller,
             session,
             allowance,
+            credentials,
             ..
         } = &self.opened;
-        // Each request counts against the caller's requests per minute, as
-        // the HTTP request it stands for would, malformed ones too; a
-        // client's own pings stand for none.
+        // Each request is held to the caller's credentials and counts
+        // against its requests per minute, as the HTTP request it stands for
+        // would, malformed ones too; a client's own pings stand for none.
         if !matches!(request, Ok(Request::Ping)) {
+            if let Some(credentials) = credentials {
+                credentials.check(&caller.0).await?;
+            }
             service.admit_request(allowance).await?;
         }
         match request? {

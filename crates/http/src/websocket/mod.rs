@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix_web::HttpRequest;
 use colloquy_app::{ChatService, Subscription};
 
-use crate::caller::{allowance_of, Caller};
+use crate::caller::{allowance_of, Caller, Credentials};
 use crate::MAX_BODY_BYTES;
 
 pub(crate) use connection::Connection;
@@ -69,6 +69,8 @@ pub(crate) struct Opened {
     pub(crate) session: colloquy_domain::SessionId,
     /// Whose requests-per-minute allowance the socket's requests count against.
     pub(crate) allowance: String,
+    /// The bearer credential it was opened with, checked before each request.
+    pub(crate) credentials: Option<Credentials>,
     pub(crate) settings: WebSocketSettings,
     /// The largest message the client may send, in bytes.
     pub(crate) max_frame_bytes: usize,
@@ -81,6 +83,7 @@ impl Opened {
         service: ChatService,
         caller: Caller,
         session: colloquy_domain::SessionId,
+        token: Option<&str>,
         events: Subscription,
     ) -> Self {
         let settings = request
@@ -89,6 +92,7 @@ impl Opened {
             .unwrap_or_default();
         Self {
             allowance: allowance_of(request, &caller),
+            credentials: Credentials::of(request, token),
             max_frame_bytes: max_frame_bytes(service.config().max_message_chars),
             service,
             caller,

@@ -5,10 +5,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use colloquy_auth::ApiKeys;
+use colloquy_auth::{ApiKeys, IssuedKey};
 use colloquy_diesel::SqliteRepository;
-use colloquy_domain::Principal;
+use colloquy_domain::{Principal, Timestamp};
 use colloquy_fake_upstream::Behaviour;
+use colloquy_ports::ApiKeyStore;
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -274,10 +275,12 @@ async fn a_send_over_the_socket_streams_refuses_a_second_and_cancels() {
             break;
         }
     }
-    if !seen
-        .last()
-        .is_some_and(|event| event.data["id"] == reply_id.as_str())
-    {
+    // The reply's final event may come before the answer to the cancel, or after.
+    let ended = |event: &Sse| {
+        matches!(event.event.as_str(), "message.completed" | "message.failed")
+            && event.data["id"] == reply_id.as_str()
+    };
+    if !seen.last().is_some_and(ended) {
         seen.extend(socket.until_reply_ends(&reply_id).await);
     }
     let last = seen.last().unwrap();
@@ -422,13 +425,104 @@ async fn an_unknown_session_is_a_404_before_the_upgrade() {
     assert_eq!(plain.headers()["content-type"], "application/problem+json");
 }
 
-async fn new_key(app: &TestApp, principal: &str) -> String {
+#[tokio::test]
+async fn a_page_of_another_origin_cannot_open_a_socket() {
+    let app = spawn_app().await;
+    let session = app.new_session().await;
+    let open_from = |origin: String| {
+        let mut request = ws_url(&app, &session, "").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        connect_async(request)
+    };
+    // A WebSocket is not held to CORS by browsers: the server must refuse
+    // another site's page itself, before the upgrade.
+    match open_from("http://evil.example".to_owned()).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+        other => panic!("another origin's page was let in: {:?}", other.map(|_| ())),
+    }
+    let (own, response) = open_from(app.base.clone()).await.unwrap();
+    assert_eq!(response.status(), 101, "the server's own page is let in");
+    drop(own);
+}
+
+fn key_store(app: &TestApp) -> SqliteRepository {
     let path = app.db_dir.path().join("colloquy.db");
-    let store = SqliteRepository::connect(&path.display().to_string(), 1).unwrap();
-    ApiKeys::issue(&store, Principal::parse(principal).unwrap(), None)
+    SqliteRepository::connect(&path.display().to_string(), 1).unwrap()
+}
+
+async fn new_key(app: &TestApp, principal: &str) -> String {
+    issue_key(app, principal).await.key
+}
+
+async fn issue_key(app: &TestApp, principal: &str) -> IssuedKey {
+    ApiKeys::issue(&key_store(app), Principal::parse(principal).unwrap(), None)
         .await
         .unwrap()
-        .key
+}
+
+#[tokio::test]
+async fn a_key_revoked_while_its_socket_is_open_sends_no_more() {
+    let app = spawn_app_with(&[("COLLOQUY_AUTH", "keys")]).await;
+    let issued = issue_key(&app, "alice").await;
+    let created: Value = app
+        .http
+        .post(app.url("/api/v1/sessions"))
+        .bearer_auth(&issued.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = created["id"].as_str().unwrap();
+    let mut socket = Socket::try_open(&app, session, "", Some(&issued.key))
+        .await
+        .unwrap();
+    socket.send(json!({"type": "cancel"})).await;
+    assert_eq!(socket.answer().await["event"], "cancelled");
+
+    key_store(&app)
+        .revoke_api_key(issued.id, Timestamp::now())
+        .await
+        .unwrap();
+    socket
+        .send(json!({"type": "send", "content": "still me?"}))
+        .await;
+    let refused = socket.answer().await;
+    assert_eq!(problem_of(&refused)["status"], 401);
+    assert!(refused["data"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("revoked"));
+    assert!(app.fake.requests().is_empty(), "nothing was sent upstream");
+
+    // Reading goes on, as an open event stream's would: another client's
+    // send still reaches the socket.
+    let other = new_key(&app, "alice").await;
+    app.fake.push(Behaviour::text("hello"));
+    let sent = app
+        .http
+        .post(app.url(&format!("/api/v1/sessions/{session}/messages")))
+        .bearer_auth(&other)
+        .json(&json!({"content": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    let sent: Value = sent.json().await.unwrap();
+    let events = socket
+        .until_reply_ends(sent["assistant_message"]["id"].as_str().unwrap())
+        .await;
+    assert_eq!(events.last().unwrap().data["content"], "hello");
 }
 
 #[tokio::test]
