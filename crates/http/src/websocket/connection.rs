@@ -110,7 +110,7 @@ impl Connection {
     ) -> Result<(), End> {
         let frame = match frame {
             None => return Err(End::Gone),
-            Some(Err(ProtocolError::Overflow)) => {
+            Some(Err(error)) if is_too_big(&error) => {
                 let problem = ApiError::frame_too_large(self.opened.max_frame_bytes);
                 // Said before the close, for clients that show errors but
                 // not close reasons; the close says it too.
@@ -234,6 +234,22 @@ impl Connection {
                 "the session's events ended; reconnect with last_event_id to resume",
             ),
         }
+    }
+}
+
+/// What actix-ws says of a message of several frames over the size limit,
+/// as an I/O error of kind `Other` (it has no error of its own for it).
+const CONTINUATIONS_TOO_BIG: &str = "Exceeded maximum continuation size";
+
+/// Whether the client's message is over the size limit: one frame (the
+/// codec's `Overflow`) or several continuation frames together.
+fn is_too_big(error: &ProtocolError) -> bool {
+    match error {
+        ProtocolError::Overflow => true,
+        ProtocolError::Io(io) => {
+            io.kind() == std::io::ErrorKind::Other && io.to_string() == CONTINUATIONS_TOO_BIG
+        }
+        _ => false,
     }
 }
 

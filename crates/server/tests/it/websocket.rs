@@ -399,6 +399,32 @@ async fn an_oversized_message_is_refused_and_the_socket_closed_as_too_big() {
 }
 
 #[tokio::test]
+async fn a_message_of_several_frames_is_read_whole_and_held_to_the_same_limit() {
+    let app = spawn_app_with(&[("COLLOQUY_MAX_MESSAGE_CHARS", "20")]).await;
+    let session = app.new_session().await;
+    let addr: SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let mut raw = RawSocket::open(addr, &format!("/api/v1/sessions/{session}/ws"), None).await;
+    raw.send_frame(false, 0x1, br#"{"type":"#).await;
+    raw.send_frame(true, 0x0, br#""ping"}"#).await;
+    assert_eq!(
+        raw.frame().await,
+        Some((0x1, br#"{"event":"pong"}"#.to_vec())),
+        "two fragments make one request"
+    );
+    // 4336 bytes at most, in pieces each under it.
+    raw.send_frame(false, 0x1, &[b' '; 3000]).await;
+    raw.send_frame(true, 0x0, &[b' '; 3000]).await;
+    let (opcode, refused) = raw.frame().await.unwrap();
+    assert_eq!(opcode, 0x1);
+    let refused: Value = serde_json::from_slice(&refused).unwrap();
+    assert_eq!(problem_of(&refused)["status"], 413);
+    let (opcode, close) = raw.frame().await.unwrap();
+    assert_eq!(opcode, 0x8);
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1009);
+    assert_eq!(&close[2..], b"messages are limited to 4336 bytes");
+}
+
+#[tokio::test]
 async fn an_unknown_session_is_a_404_before_the_upgrade() {
     let app = spawn_app().await;
     let unknown = "0190c6a4-1f55-7a0e-8b1a-5a5a5a5a5a5a";
@@ -736,6 +762,26 @@ impl RawSocket {
         let head = String::from_utf8(head).unwrap();
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
         raw
+    }
+
+    /// Sends one client frame: masked, as the protocol wants, with a zero
+    /// key (which leaves the payload as it is).
+    async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            short @ 0..=125 => frame.push(0x80 | u8::try_from(short).unwrap()),
+            medium @ 126..=0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&u16::try_from(medium).unwrap().to_be_bytes());
+            }
+            long => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&u64::try_from(long).unwrap().to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(payload);
+        self.tcp.write_all(&frame).await.unwrap();
     }
 
     async fn read_more(&mut self) -> bool {
