@@ -20,7 +20,7 @@ enum End {
     Gone,
     /// Nothing came from the client (not even a pong) for the silence timeout.
     Silent,
-    /// A frame over the size limit; the rest of it cannot be read past.
+    /// A message over the size limit; the rest of it cannot be read past.
     TooBig,
     /// Frames that are not the WebSocket protocol.
     Protocol(String),
