@@ -810,6 +810,13 @@ impl ChatService {
         Ok(self.inner.events.cancel_reply(session, None).await?)
     }
 
+    /// Whether [`ChatService::shutdown`] has begun: streams that end now end
+    /// because the server stops, not because their session went away.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
     /// How many replies are being generated right now.
     #[must_use]
     pub fn running_replies(&self) -> usize {

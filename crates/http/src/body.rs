@@ -61,7 +61,7 @@ impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest
                 };
             }
             check_json_content_type(&request)?;
-            parse_json(&bytes).map(Self)
+            parse_json(&bytes, "the body").map(Self)
         })
     }
 }
@@ -108,10 +108,11 @@ fn check_json_content_type(request: &HttpRequest) -> Result<(), ApiError> {
 
 /// Syntax errors are the client's malformed JSON (`400`); JSON of the wrong
 /// shape (a missing field, a number for a string) is unprocessable (`422`).
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// `what` names the JSON in the answer: "the body", or a WebSocket's "the frame".
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|error| match error.classify() {
         serde_json::error::Category::Data => ApiError::invalid(error.to_string()),
-        _ => ApiError::bad_request(format!("the body is not valid JSON: {error}")),
+        _ => ApiError::bad_request(format!("{what} is not valid JSON: {error}")),
     })
 }
 

@@ -32,9 +32,9 @@ pub(crate) fn tokens_data(tokens: Arc<dyn StreamTokens>) -> Tokens {
     web::Data::from(tokens)
 }
 
-/// The principal of a request for `session`'s event stream: a stream token
-/// (`?token=`, made for this session) when one is given, else the request's
-/// bearer credentials as for any route.
+/// The principal of a request for `session`'s event stream or WebSocket: a
+/// stream token (`?token=`, made for this session) when one is given, else
+/// the request's bearer credentials as for any route.
 ///
 /// # Errors
 /// `401` for a token that is malformed, expired or for another session.
@@ -63,6 +63,53 @@ pub(crate) async fn stream_caller(
             Ok(Caller(principal))
         }
         None => Caller::extract(request).await,
+    }
+}
+
+/// The bearer credential a connection was opened with, checked again before
+/// each later request made on it (a WebSocket's frames): a key revoked or a
+/// JWT expired since stops those requests, as it stops new HTTP requests.
+/// Its Debug prints `[redacted]`.
+pub(crate) struct Credentials {
+    auth: Auth,
+    bearer: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials([redacted])")
+    }
+}
+
+impl Credentials {
+    /// The credentials of `request` worth checking again: none on a server
+    /// that lets everyone in, and none for a connection opened with a
+    /// stream token (`token`), which was good when it opened it and names
+    /// no credential that could be revoked.
+    pub(crate) fn of(request: &HttpRequest, token: Option<&str>) -> Option<Self> {
+        let auth = request.app_data::<Auth>()?.clone();
+        let opened_with_token = token.is_some_and(|token| !token.is_empty());
+        if !auth.requires_credentials() || opened_with_token {
+            return None;
+        }
+        let bearer = bearer(request).ok().flatten()?;
+        Some(Self { auth, bearer })
+    }
+
+    /// Whether the credentials still stand for `principal`.
+    ///
+    /// # Errors
+    /// `401` for credentials refused now; `503` when they cannot be checked.
+    pub(crate) async fn check(&self, principal: &Principal) -> Result<(), ApiError> {
+        match self.auth.authenticate(Some(self.bearer.clone())).await {
+            Ok(now) if now == *principal => Ok(()),
+            Ok(_) => Err(AuthError::Invalid(
+                "these credentials no longer stand for the principal that opened the socket"
+                    .to_owned(),
+            )
+            .into()),
+            Err(refused) => Err(refused.into()),
+        }
     }
 }
 
@@ -124,14 +171,11 @@ async fn admit(
     principal: &Principal,
     authenticated: bool,
 ) -> Result<(), ApiError> {
-    if !authenticated {
-        return admit_address(request).await;
-    }
     let Some(service) = request.app_data::<web::Data<ChatService>>() else {
         return Ok(());
     };
     Ok(service
-        .admit_request(&format!("principal:{principal}"))
+        .admit_request(&allowance(request, principal, authenticated))
         .await?)
 }
 
@@ -140,12 +184,34 @@ async fn admit_address(request: &HttpRequest) -> Result<(), ApiError> {
     let Some(service) = request.app_data::<web::Data<ChatService>>() else {
         return Ok(());
     };
+    Ok(service.admit_request(&address_allowance(request)).await?)
+}
+
+/// The allowance of requests per minute that `caller`'s requests count
+/// against, for requests made later on the same connection (a WebSocket's
+/// frames), as [`Caller`] counts the request that opened it.
+pub(crate) fn allowance_of(request: &HttpRequest, caller: &Caller) -> String {
+    let authenticated = request
+        .app_data::<Auth>()
+        .is_none_or(|auth| auth.requires_credentials());
+    allowance(request, &caller.0, authenticated)
+}
+
+fn allowance(request: &HttpRequest, principal: &Principal, authenticated: bool) -> String {
+    if authenticated {
+        format!("principal:{principal}")
+    } else {
+        address_allowance(request)
+    }
+}
+
+fn address_allowance(request: &HttpRequest) -> String {
     // The peer address, not X-Forwarded-For: a header any client can
     // write would let it pick a fresh allowance per request.
     let address = request
         .peer_addr()
         .map_or_else(|| "unknown".to_owned(), |peer| peer.ip().to_string());
-    Ok(service.admit_request(&format!("ip:{address}")).await?)
+    format!("ip:{address}")
 }
 
 /// The credential of `Authorization: Bearer <credential>`, if the header is

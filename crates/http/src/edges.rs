@@ -1,6 +1,6 @@
 //! [`Edges`]: what the server decides about a request before, or beside,
 //! its route: which browser pages may send it, who may scrape the metrics,
-//! how long its body may take to arrive.
+//! how long its body may take to arrive, how often a WebSocket is pinged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use subtle::ConstantTimeEq;
 use crate::body::BodyTimeout;
 use crate::cors;
 use crate::origin::{AllowedOrigins, OriginCheck};
+use crate::WebSocketSettings;
 
 /// The edge settings of one server, from its configuration.
 ///
@@ -35,6 +36,8 @@ pub struct Edges {
     /// `COLLOQUY_CLIENT_TIMEOUT_SECS` for bodies; `None` waits for as long
     /// as a client takes.
     pub body_timeout: Option<Duration>,
+    /// How often WebSockets are pinged, and so when a silent one is closed.
+    pub websocket: WebSocketSettings,
 }
 
 impl Edges {
@@ -58,6 +61,7 @@ impl Edges {
         if let Some(limit) = self.body_timeout.filter(|limit| !limit.is_zero()) {
             config.app_data(BodyTimeout(limit));
         }
+        config.app_data(self.websocket);
     }
 }
 

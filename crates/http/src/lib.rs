@@ -2,7 +2,8 @@
 //!
 //! Routes translate requests into calls of [`ChatService`] and its answers
 //! into the wire format of the contract (`wire`), errors into problem+json
-//! (`problem`), and a session's events into Server-Sent Events (`sse`).
+//! (`problem`), and a session's events into Server-Sent Events (`sse`) or
+//! WebSocket frames (`websocket`, which also takes sends and cancels).
 //! `telemetry` gives every request an id, a span and a log line and keeps the
 //! Prometheus metrics; `routes/docs` serves the OpenAPI document and Swagger UI.
 //! `edges` holds what is decided before a route runs: the origin check
@@ -18,6 +19,7 @@ mod problem;
 mod routes;
 mod sse;
 mod telemetry;
+mod websocket;
 mod wire;
 
 use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
@@ -32,6 +34,7 @@ pub use edges::{Edges, MetricsToken};
 pub use origin::{AllowedOrigins, Origin, OriginCheck, OriginError};
 pub use problem::ApiError;
 pub use telemetry::{install_metrics, metrics_upkeep, observe_requests};
+pub use websocket::WebSocketSettings;
 
 /// Largest request body accepted, as the contract says.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

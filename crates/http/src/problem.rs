@@ -109,6 +109,24 @@ impl ApiError {
         )
     }
 
+    /// `404` for an assistant id that names none of the caller's assistants
+    /// (another principal's looks the same).
+    pub fn assistant_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "assistant-not-found",
+            "Assistant not found",
+            "there is no assistant with that id",
+        )
+    }
+
+    /// The `Retry-After` of this answer, in seconds: when a limit frees up
+    /// (`429`), or a few seconds for a server that is busy or stopping (`503`).
+    pub(crate) fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+            .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(5))
+    }
+
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -126,6 +144,19 @@ impl ApiError {
             format!(
                 "request bodies are limited to {} bytes",
                 crate::MAX_BODY_BYTES
+            ),
+        )
+    }
+
+    /// `413` for a WebSocket frame (or a message of several) over `limit` bytes.
+    pub(crate) fn frame_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!(
+                "WebSocket messages are limited to {limit} bytes: room for the longest content \
+                 (COLLOQUY_MAX_MESSAGE_CHARS) however it is escaped"
             ),
         )
     }
@@ -165,10 +196,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.content_type(PROBLEM_JSON);
-        if let Some(seconds) = self.retry_after {
+        if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
-        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "5"));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

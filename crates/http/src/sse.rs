@@ -116,7 +116,9 @@ pub(crate) struct ResetBody {
     message_id: String,
 }
 
-fn data_json(kind: &EventKind) -> String {
+/// The JSON `data` of an event: the SSE `data:` line's text, and the
+/// WebSocket frame's `data` (`websocket/frames.rs`), so both carry the same.
+pub(crate) fn data_json(kind: &EventKind) -> String {
     let json = match kind {
         EventKind::MessageCreated(message)
         | EventKind::MessageCompleted(message)

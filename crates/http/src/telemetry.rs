@@ -62,7 +62,10 @@ fn describe() {
         Unit::Seconds,
         "Time to answer an HTTP request (to the response head, for event streams), by method and route pattern."
     );
-    describe_gauge!(STREAMS_OPEN, "Server-Sent Event streams open now.");
+    describe_gauge!(
+        STREAMS_OPEN,
+        "Server-Sent Event streams and WebSockets open now."
+    );
     describe_counter!("colloquy_replies_total", "Replies ended, by final status.");
     describe_counter!(
         "colloquy_upstream_attempts_total",

@@ -322,15 +322,15 @@ pub struct EventsQuery {
     #[param(pattern = "^[0-9]{0,19}$", example = "1763893530123456")]
     pub last_event_id: Option<String>,
     /// A stream token for this session (`POST …/stream-token`), for clients
-    /// that cannot send `Authorization` (a browser's `EventSource`).
+    /// that cannot send `Authorization` (a browser's `EventSource` or `WebSocket`).
     pub token: Option<String>,
 }
 
 /// `POST /api/v1/sessions/{id}/stream-token`: a short-lived token that opens
-/// this session's event stream for its owner.
+/// this session's event stream or WebSocket for its owner.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StreamTokenBody {
-    /// Send as `?token=` when opening the event stream.
+    /// Send as `?token=` when opening the event stream or WebSocket.
     pub token: String,
     /// After this the token opens nothing; a stream already open stays open.
     #[schema(format = "date-time")]

@@ -264,6 +264,9 @@ fn http_edges(config: &Config) -> colloquy_http::Edges {
             .as_ref()
             .map(|token| colloquy_http::MetricsToken::new(token.expose())),
         body_timeout: (!timeout.is_zero()).then_some(timeout),
+        websocket: colloquy_http::WebSocketSettings {
+            ping_interval: config.edges.ws_ping_interval,
+        },
     }
 }
 

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
-use super::{account, compat, health, messages, sessions, summary};
+use super::{account, compat, health, messages, sessions, socket, summary};
 use crate::problem::PROBLEM_JSON;
 use crate::{sse, telemetry, ApiError};
 
@@ -35,7 +35,7 @@ const STREAM_TOKEN: &str = "stream_token";
     ),
     paths(
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
-        messages::send, messages::list, messages::events, messages::cancel, messages::stream_token, summary::summary,
+        messages::send, messages::list, messages::events, socket::open, messages::cancel, messages::stream_token, summary::summary,
         account::me, account::models,
         compat::create_session,
         health::live, health::ready, health::metrics, openapi_json, swagger_ui,
@@ -43,7 +43,7 @@ const STREAM_TOKEN: &str = "stream_token";
     components(schemas(ApiError, sse::DeltaBody, sse::ToolCallEventBody, sse::ResetBody, sse::ResyncBody)),
     tags(
         (name = "sessions", description = "Chats and their settings."),
-        (name = "messages", description = "Sending, history, live events, cancelling."),
+        (name = "messages", description = "Sending, history, live events (SSE or WebSocket), cancelling."),
         (name = "account", description = "Who is asking: the principal, its limits and usage, the models offered."),
         (name = "compatibility", description = "The original assignment's routes; each shares its handler with an `/api/v1` route."),
         (name = "operations", description = "Health, readiness, metrics and these docs."),
@@ -249,7 +249,7 @@ fn add_security_schemes(components: &mut utoipa::openapi::Components) {
         SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
             "token",
             "A stream token of this session (`POST /api/v1/sessions/{session_id}/stream-token`), \
-             for clients that cannot send `Authorization`, such as a browser's `EventSource`.",
+             for clients that cannot send `Authorization`, such as a browser's `EventSource` or `WebSocket`.",
         ))),
     );
 }
@@ -526,8 +526,9 @@ mod tests {
                         responses["429"]["headers"]["Retry-After"].is_object(),
                         "{method} {path}"
                     );
-                    let is_events =
-                        path.ends_with("/events") || path.starts_with("/api/chat/receive");
+                    let is_events = path.ends_with("/events")
+                        || path.ends_with("/ws")
+                        || path.starts_with("/api/chat/receive");
                     let stream_token = json!({"stream_token": []});
                     assert_eq!(
                         security.as_array().unwrap().contains(&stream_token),

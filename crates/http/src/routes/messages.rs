@@ -115,7 +115,7 @@ pub async fn list(
 
 /// The `Last-Event-ID` header wins over `?last_event_id=` when it holds an
 /// id; each, when given, must be an event id (empty means none).
-fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
+pub(super) fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
     let parse = |raw: &str| match raw.trim() {
         "" => Ok(None),
         raw => raw.parse::<u64>().map(Some).map_err(|_| {
@@ -193,10 +193,11 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(CancelBody { cancelled }))
 }
 
-/// A token that opens this session's event stream, for browsers.
+/// A token that opens this session's event stream or WebSocket, for browsers.
 ///
-/// `EventSource` cannot send `Authorization`: a page asks for a stream token
-/// with its credentials, then opens `…/events?token=`. The token is good for
+/// `EventSource` and `WebSocket` cannot send `Authorization`: a page asks for
+/// a stream token with its credentials, then opens `…/events?token=` or
+/// `…/ws?token=`. The token is good for
 /// this session and this principal only, for `COLLOQUY_STREAM_TOKEN_SECS`; a
 /// stream already open stays open after it expires.
 #[utoipa::path(

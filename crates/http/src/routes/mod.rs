@@ -7,6 +7,7 @@ mod health;
 mod messages;
 mod page;
 mod sessions;
+mod socket;
 mod summary;
 
 use actix_web::{web, HttpResponse};
@@ -36,6 +37,7 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{session_id}/events").route(web::get().to(messages::events)),
                 )
+                .service(web::resource("/{session_id}/ws").route(web::get().to(socket::open)))
                 .service(
                     web::resource("/{session_id}/cancel").route(web::post().to(messages::cancel)),
                 )

@@ -1,6 +1,6 @@
 //! The variables of the HTTP edges: which other sites' pages may call the
-//! server, the metrics token, and how many connections and how slow a
-//! client are borne.
+//! server, the metrics token, how many connections and how slow a client
+//! are borne, and how often a WebSocket is pinged.
 
 use std::time::Duration;
 
@@ -10,7 +10,8 @@ use colloquy_http::AllowedOrigins;
 use super::{number, seconds, Secret};
 
 /// `COLLOQUY_CORS_ORIGINS`, `COLLOQUY_METRICS_TOKEN`,
-/// `COLLOQUY_MAX_CONNECTIONS` and `COLLOQUY_CLIENT_TIMEOUT_SECS`.
+/// `COLLOQUY_MAX_CONNECTIONS`, `COLLOQUY_CLIENT_TIMEOUT_SECS` and
+/// `COLLOQUY_WS_PING_SECS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeConfig {
     /// Origins beside the server's own whose pages may call it (`*`: any);
@@ -23,6 +24,8 @@ pub struct EdgeConfig {
     /// Longest wait for a request's head, and for its body; zero waits for
     /// as long as a client takes.
     pub client_timeout: Duration,
+    /// How often WebSockets are pinged; one silent for two of these is closed.
+    pub ws_ping_interval: Duration,
 }
 
 impl EdgeConfig {
@@ -42,8 +45,21 @@ impl EdgeConfig {
             metrics_token: get("COLLOQUY_METRICS_TOKEN").map(Secret),
             max_connections: number(get, "COLLOQUY_MAX_CONNECTIONS", "10000")?,
             client_timeout: seconds(get, "COLLOQUY_CLIENT_TIMEOUT_SECS", "10")?,
+            ws_ping_interval: ping_interval(get)?,
         })
     }
+}
+
+/// `COLLOQUY_WS_PING_SECS`: without pings a dead client's socket would
+/// never be found out, so there is no turning them off.
+fn ping_interval(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Duration> {
+    let interval = seconds(get, "COLLOQUY_WS_PING_SECS", "15")?;
+    if interval.is_zero() {
+        return Err(anyhow!(
+            "COLLOQUY_WS_PING_SECS must be more than 0: a WebSocket that is never pinged is never found dead"
+        ));
+    }
+    Ok(interval)
 }
 
 #[cfg(test)]
@@ -72,6 +88,7 @@ mod tests {
                 metrics_token: None,
                 max_connections: 10_000,
                 client_timeout: Duration::from_secs(10),
+                ws_ping_interval: Duration::from_secs(15),
             }
         );
         assert_eq!(
@@ -92,6 +109,7 @@ mod tests {
             ("COLLOQUY_METRICS_TOKEN", "scrape-secret"),
             ("COLLOQUY_MAX_CONNECTIONS", "0"),
             ("COLLOQUY_CLIENT_TIMEOUT_SECS", "2.5"),
+            ("COLLOQUY_WS_PING_SECS", "0.5"),
         ])
         .unwrap();
         assert_eq!(
@@ -111,6 +129,7 @@ mod tests {
         );
         assert_eq!(read.max_connections, 0);
         assert_eq!(read.client_timeout, Duration::from_millis(2500));
+        assert_eq!(read.ws_ping_interval, Duration::from_millis(500));
         let any = edges(&[("COLLOQUY_CORS_ORIGINS", "*")]).unwrap();
         assert_eq!(any.cors_origins, Some(AllowedOrigins::Any));
     }
@@ -138,6 +157,8 @@ mod tests {
             ("COLLOQUY_MAX_CONNECTIONS", "many", "`many`"),
             ("COLLOQUY_CLIENT_TIMEOUT_SECS", "-3", "-3"),
             ("COLLOQUY_CLIENT_TIMEOUT_SECS", "soon", "`soon`"),
+            ("COLLOQUY_WS_PING_SECS", "0", "more than 0"),
+            ("COLLOQUY_WS_PING_SECS", "often", "`often`"),
         ] {
             let error = format!("{:#}", edges(&[(name, bad)]).unwrap_err());
             assert!(

@@ -25,3 +25,4 @@ mod surface;
 mod titles;
 mod token;
 mod tools;
+mod websocket;

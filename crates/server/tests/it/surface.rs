@@ -12,7 +12,7 @@ use tokio::process::Command;
 use crate::support::{spawn_app, TestApp};
 
 /// Every route of the contract, as the OpenAPI document must list it.
-const CONTRACT_ROUTES: [(&str, &str); 20] = [
+const CONTRACT_ROUTES: [(&str, &str); 21] = [
     ("post", "/api/v1/sessions"),
     ("get", "/api/v1/sessions"),
     ("get", "/api/v1/sessions/{session_id}"),
@@ -21,6 +21,7 @@ const CONTRACT_ROUTES: [(&str, &str); 20] = [
     ("post", "/api/v1/sessions/{session_id}/messages"),
     ("get", "/api/v1/sessions/{session_id}/messages"),
     ("get", "/api/v1/sessions/{session_id}/events"),
+    ("get", "/api/v1/sessions/{session_id}/ws"),
     ("post", "/api/v1/sessions/{session_id}/cancel"),
     ("get", "/api/v1/sessions/{session_id}/summary"),
     ("post", "/api/create_session"),
@@ -104,6 +105,18 @@ async fn the_openapi_document_describes_errors_streams_and_request_ids() {
     assert!(events["responses"]["200"]["content"]
         .get("text/event-stream")
         .is_some());
+
+    let socket = &document["paths"]["/api/v1/sessions/{session_id}/ws"]["get"];
+    assert!(socket["responses"]["101"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("WebSocket"));
+    assert_eq!(
+        socket["security"],
+        serde_json::json!([{"bearer": []}, {"stream_token": []}]),
+        "a socket takes credentials as the event stream does"
+    );
+    assert_eq!(socket["security"], events["security"]);
 
     let stream = document["components"]["schemas"]["ServerSentEvent"].to_string();
     for event in [
