@@ -101,12 +101,9 @@ impl ReplyGuard {
             return self.message.clone();
         };
         let mut message = std::mem::replace(&mut self.message, placeholder());
-        finish_for_good(&self.repo, &self.owner, &mut message).await;
+        let written = finish_for_good(&self.repo, &self.owner, &mut message).await;
         tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), tool_calls = message.tool_calls.len(), "reply ended");
-        telemetry::reply_ended(&message);
-        if let Err(error) = claim.finish(final_event(&message)).await {
-            tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
-        }
+        announce_end(claim, &message, written).await;
         message
     }
 }
@@ -138,11 +135,8 @@ impl Drop for ReplyGuard {
         let repo = Arc::clone(&self.repo);
         let owner = self.owner.clone();
         runtime.spawn(async move {
-            finish_for_good(&repo, &owner, &mut message).await;
-            telemetry::reply_ended(&message);
-            if let Err(error) = claim.finish(final_event(&message)).await {
-                tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
-            }
+            let written = finish_for_good(&repo, &owner, &mut message).await;
+            announce_end(claim, &message, written).await;
         });
     }
 }
@@ -167,19 +161,34 @@ pub(crate) fn final_event(message: &Message) -> EventKind {
     }
 }
 
+/// What became of a reply's final write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FinalWrite {
+    /// The store holds the final state (or, when it refused for good, the
+    /// message is now `failed` and announced so).
+    Stored,
+    /// The message is gone, or another replica's sweeper stored its end
+    /// first (this replica lost its lease) and announced it: announcing this
+    /// end too would contradict the history.
+    EndedElsewhere,
+}
+
 /// Writes a reply's final state. Unlike progress, this write is the last
 /// chance to keep the whole text: a busy store gets a few more tries. When
 /// the store still refuses, the message becomes `failed` (`internal`), so
 /// what is announced never claims more than the history holds.
-async fn finish_for_good(repo: &Arc<dyn ChatRepository>, owner: &Principal, message: &mut Message) {
+async fn finish_for_good(
+    repo: &Arc<dyn ChatRepository>,
+    owner: &Principal,
+    message: &mut Message,
+) -> FinalWrite {
     let mut wait = Duration::from_millis(100);
     for attempt in 1..=FINAL_STORE_ATTEMPTS {
         match repo.update_message(owner, message).await {
-            Ok(()) => return,
+            Ok(()) => return FinalWrite::Stored,
             Err(RepoError::NotFound) => {
-                // The session was deleted while the reply ran: nothing to keep.
-                tracing::debug!(message_id = %message.id, "the reply's session is gone");
-                return;
+                tracing::warn!(message_id = %message.id, "the reply's end was stored by someone else, or its session is gone");
+                return FinalWrite::EndedElsewhere;
             }
             Err(RepoError::Unavailable(cause)) if attempt < FINAL_STORE_ATTEMPTS => {
                 tracing::warn!(message_id = %message.id, error = %cause, attempt, "the store is busy; retrying the reply's final write");
@@ -200,6 +209,20 @@ async fn finish_for_good(repo: &Arc<dyn ChatRepository>, owner: &Principal, mess
                 .to_owned(),
         }),
     );
+    FinalWrite::Stored
+}
+
+/// Announces a reply's end and frees its slot — or only frees the slot
+/// when its end was stored, and announced, elsewhere.
+async fn announce_end(claim: Box<dyn ReplyClaim>, message: &Message, written: FinalWrite) {
+    if written == FinalWrite::EndedElsewhere {
+        claim.release().await;
+        return;
+    }
+    telemetry::reply_ended(message);
+    if let Err(error) = claim.finish(final_event(message)).await {
+        tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
+    }
 }
 
 pub(crate) struct ReplyDriver {

@@ -134,11 +134,15 @@ pub trait ChatRepository: Send + Sync {
     ) -> Result<(), RepoError>;
 
     /// Replaces a stored message's mutable fields: content, status, finish
-    /// reason, usage, error, tool calls and `completed_at`.
+    /// reason, usage, error, tool calls and `completed_at` — only while the
+    /// stored message is `streaming`. A message whose final state is stored
+    /// never changes again, so a reply that a sweeper ended (its replica
+    /// lost its lease) cannot overwrite the end that was announced.
     ///
     /// # Errors
-    /// [`RepoError::NotFound`] when the message (or its session) was deleted;
-    /// otherwise as [`ChatRepository::create_session`].
+    /// [`RepoError::NotFound`] when the message (or its session) was
+    /// deleted, or its final state is stored already; otherwise as
+    /// [`ChatRepository::create_session`].
     async fn update_message(&self, owner: &Principal, message: &Message) -> Result<(), RepoError>;
 
     /// Up to `limit` messages of a session, oldest first, after the message `after`.

@@ -129,6 +129,47 @@ async fn a_failed_final_write_is_announced_as_failed_never_complete() {
 }
 
 #[tokio::test]
+async fn a_reply_whose_end_was_stored_elsewhere_frees_its_slot_without_a_second_end() {
+    let session = session();
+    // Another replica's sweeper stored this reply's end first (this one
+    // lost its lease): the store refuses to overwrite it.
+    let (repo, writes) = repo_updating(&session, |message| {
+        if message.status.is_final() {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
+    });
+    let (llm, _) = scripted(vec![
+        text_stream(&["all ", "of it"]),
+        text_stream(&["next"]),
+    ]);
+    let service = service(repo, llm);
+    let mut sent = service
+        .send_message(&session.owner, session.id, "hi".into())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_millis(300), sent.events.next()).await
+    {
+        seen.push(event.kind.clone());
+    }
+    assert!(
+        seen.iter().all(|kind| kind.finished_message().is_none()),
+        "the sweeper announced this reply's end; announcing another contradicts the history: {seen:?}"
+    );
+    assert!(deltas(&seen).contains("of it"), "{seen:?}");
+    assert!(
+        writes.lock().unwrap().iter().all(|m| !m.status.is_final()),
+        "nothing final was written over the stored end"
+    );
+    service
+        .send_message(&session.owner, session.id, "again".into())
+        .await
+        .expect("the slot was freed: no 409");
+}
+
+#[tokio::test]
 async fn a_busy_store_gets_more_tries_for_the_final_write() {
     let session = session();
     let busy = Arc::new(AtomicU32::new(2));

@@ -42,7 +42,7 @@ fn stored(reply: ExpiredReply, status: MessageStatus) -> Message {
 /// What a sweep claim was told to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Ending {
-    Finished(EventKind),
+    Finished(Box<EventKind>),
     Dismissed,
 }
 
@@ -54,7 +54,10 @@ fn claim(reply: ExpiredReply, endings: &Endings) -> Box<dyn SweepClaim> {
     claim.expect_reply().return_const(reply);
     let finished = Arc::clone(endings);
     claim.expect_finish().returning(move |last| {
-        finished.lock().unwrap().push(Ending::Finished(last));
+        finished
+            .lock()
+            .unwrap()
+            .push(Ending::Finished(Box::new(last)));
         Ok(Some(42))
     });
     let dismissed = Arc::clone(endings);
@@ -132,7 +135,7 @@ async fn an_expired_reply_is_stored_interrupted_and_announced() {
     );
     assert_eq!(
         *endings.lock().unwrap(),
-        [Ending::Finished(EventKind::MessageFailed(end))]
+        [Ending::Finished(Box::new(EventKind::MessageFailed(end)))]
     );
 }
 
@@ -156,7 +159,7 @@ async fn a_reply_its_replica_ended_before_dying_is_announced_as_stored() {
     assert_eq!((report.interrupted, report.announced), (0, 1));
     assert_eq!(
         *endings.lock().unwrap(),
-        [Ending::Finished(EventKind::MessageCompleted(end))],
+        [Ending::Finished(Box::new(EventKind::MessageCompleted(end)))],
         "the history and the last event agree"
     );
 }
@@ -271,7 +274,7 @@ async fn an_orphan_is_adopted_only_after_a_whole_lease_without_its_slot() {
     assert_eq!((report.interrupted, report.announced), (1, 1));
     assert_eq!(
         *endings.lock().unwrap(),
-        [Ending::Finished(EventKind::MessageFailed(end))]
+        [Ending::Finished(Box::new(EventKind::MessageFailed(end)))]
     );
 }
 

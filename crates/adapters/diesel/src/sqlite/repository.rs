@@ -4,7 +4,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use colloquy_domain::{
-    ErrorCode, Message, MessageId, Principal, Session, SessionId, Timestamp, Title,
+    ErrorCode, Message, MessageId, MessageStatus, Principal, Session, SessionId, Timestamp, Title,
 };
 use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
 use diesel::dsl::{exists, sql};
@@ -339,6 +339,7 @@ impl ChatRepository for SqliteRepository {
         let owner = owner.as_str().to_owned();
         let id = message.id.to_string();
         let session = message.session_id.to_string();
+        let completed_at = message.completed_at.map(Timestamp::as_micros);
         let changes = MessageChanges::of(message)
             .map_err(|error| error.into_repo_error(Backend::Sqlite, "update_message"))?;
         self.run("update_message", move |connection| {
@@ -352,7 +353,15 @@ impl ChatRepository for SqliteRepository {
                 let target = messages::table
                     .filter(messages::id.eq(&id))
                     .filter(messages::session_id.eq(&session))
-                    .filter(messages::session_id.eq_any(owned_session));
+                    .filter(messages::session_id.eq_any(owned_session))
+                    // A final state, once stored, stays (see the port) —
+                    // but this very write, made again after a lost answer,
+                    // still matches: its end time is its own.
+                    .filter(
+                        messages::status
+                            .eq(MessageStatus::Streaming.as_str())
+                            .or(messages::completed_at.eq(completed_at)),
+                    );
                 let updated = diesel::update(target).set(&changes).execute(connection)?;
                 if updated == 0 {
                     return Err(StoreError::NotFound);

@@ -401,7 +401,7 @@ async fn updating_a_reply_replaces_its_mutable_fields(backend: Backend) {
         result: Some("\"noon\"".to_owned()),
         error: None,
     }];
-    reply.finish(MessageStatus::Complete, None);
+    // Progress: still streaming, with every field set.
     db.repo.update_message(&alice(), &reply).await.unwrap();
     assert_eq!(
         all_messages(&*db.repo, session.id, 10).await,
@@ -420,9 +420,28 @@ async fn updating_a_reply_replaces_its_mutable_fields(backend: Backend) {
         }),
     );
     db.repo.update_message(&alice(), &reply).await.unwrap();
+    // The same final write made again (its answer was lost) still matches:
+    // its end time is its own.
     reply.error = None;
     reply.status = MessageStatus::Cancelled;
     db.repo.update_message(&alice(), &reply).await.unwrap();
+    assert_eq!(
+        all_messages(&*db.repo, session.id, 10).await,
+        [question.clone(), reply.clone()]
+    );
+
+    // Another end (a sweeper's, say) never overwrites the stored one.
+    let mut other_end = reply.clone();
+    other_end.content = "rewritten".to_owned();
+    other_end.completed_at = Some(Timestamp::from_micros(
+        reply.completed_at.unwrap().as_micros() + 1,
+    ));
+    let error = db
+        .repo
+        .update_message(&alice(), &other_end)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RepoError::NotFound), "{error:?}");
     assert_eq!(
         all_messages(&*db.repo, session.id, 10).await,
         [question, reply]

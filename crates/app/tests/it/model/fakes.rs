@@ -257,8 +257,17 @@ impl ChatRepository for FakeRepo {
         round_trip().await;
         let mut store = lock(&self.store);
         store.owned_by(owner, message.session_id)?;
-        if store.message_mut(message.id).is_none() {
-            return Err(RepoError::NotFound);
+        // As the real stores: a final state, once stored, stays, but the
+        // same write made again still matches.
+        match store.message_mut(message.id) {
+            None => return Err(RepoError::NotFound),
+            Some(stored)
+                if stored.status != MessageStatus::Streaming
+                    && stored.completed_at != message.completed_at =>
+            {
+                return Err(RepoError::NotFound);
+            }
+            Some(_) => {}
         }
         if let Some(fault) = store.failing_updates.pop_front() {
             store.last_update_failed.insert(message.id, true);
