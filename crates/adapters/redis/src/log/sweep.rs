@@ -68,28 +68,32 @@ impl ExpiredLeases for RedisEventLog {
         &self,
         reply: ExpiredReply,
     ) -> Result<Option<Box<dyn SweepClaim>>, EventLogError> {
-        let shared = &self.shared;
-        let keys = shared.redis.keys();
-        let token = new_token();
-        let mut invocation = SCRIPTS.sweep_claim.prepare_invoke();
-        invocation
-            .key(keys.running())
-            .key(keys.sweep(reply.session, reply.message))
-            .arg(member(reply))
-            .arg(&token)
-            .arg(shared.settings.lease_ms());
-        let won: i64 = shared.redis.run("claim a sweep", &invocation).await?;
-        Ok(self.sweep_claim(won, reply, token))
+        self.take_sweep(&SCRIPTS.sweep_claim, "claim a sweep", reply)
+            .await
     }
 
     async fn adopt_orphan(
         &self,
         reply: ExpiredReply,
     ) -> Result<Option<Box<dyn SweepClaim>>, EventLogError> {
+        self.take_sweep(&SCRIPTS.sweep_adopt, "adopt an orphan", reply)
+            .await
+    }
+}
+
+impl RedisEventLog {
+    /// Runs one of the two scripts that take a sweep on (both take the same
+    /// keys and arguments) and, when it won, the claim it gave.
+    async fn take_sweep(
+        &self,
+        script: &redis::Script,
+        what: &'static str,
+        reply: ExpiredReply,
+    ) -> Result<Option<Box<dyn SweepClaim>>, EventLogError> {
         let shared = &self.shared;
         let keys = shared.redis.keys();
         let token = new_token();
-        let mut invocation = SCRIPTS.sweep_adopt.prepare_invoke();
+        let mut invocation = script.prepare_invoke();
         invocation
             .key(keys.running())
             .key(keys.sweep(reply.session, reply.message))
@@ -98,25 +102,14 @@ impl ExpiredLeases for RedisEventLog {
             .arg(&token)
             .arg(shared.settings.lease_ms())
             .arg(reply.message.to_string());
-        let won: i64 = shared.redis.run("adopt an orphan", &invocation).await?;
-        Ok(self.sweep_claim(won, reply, token))
-    }
-}
-
-impl RedisEventLog {
-    fn sweep_claim(
-        &self,
-        won: i64,
-        reply: ExpiredReply,
-        token: String,
-    ) -> Option<Box<dyn SweepClaim>> {
-        (won == 1).then(|| {
+        let won: i64 = shared.redis.run(what, &invocation).await?;
+        Ok((won == 1).then(|| {
             Box::new(RedisSweepClaim {
                 shared: Arc::clone(&self.shared),
                 reply,
                 token,
             }) as Box<dyn SweepClaim>
-        })
+        }))
     }
 }
 

@@ -1,5 +1,6 @@
 -- Takes on the sweep of one expired reply; two replicas cannot both win.
--- KEYS: running, sweep. ARGV[1]: the member, ARGV[2]: the sweeper's token,
+-- KEYS: running, sweep (and the slot, unused: the keys and arguments are
+-- `sweep_adopt.lua`'s). ARGV[1]: the member, ARGV[2]: the sweeper's token,
 -- ARGV[3]: its lease (ms). The reply's deadline moves to the end of the
 -- sweeper's lease, so a sweeper that dies leaves it to the next one.
 local now = now_ms()
