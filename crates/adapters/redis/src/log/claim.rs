@@ -3,6 +3,12 @@
 //! still ours) when the claim finishes, is released or is dropped. A claim
 //! that finds its lease lost treats itself as cancelled, so that the reply
 //! stops rather than run on beside another replica's.
+//!
+//! A claim that cannot reach Redis at all keeps its reply running and
+//! keeps trying to renew: while Redis is down, replies still complete and
+//! are stored (only their events are lost, and clients resync), and no
+//! other replica can take the slot or sweep the reply without Redis either.
+//! Only Redis answering that the lease is gone stops the reply.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -187,8 +193,10 @@ enum Renewal {
 }
 
 /// Renews the lease every third of it until the claim ends (the task is
-/// aborted then). A lease found lost, or not renewed for a whole lease
-/// because Redis could not be reached, cancels the claim.
+/// aborted then). A lease found lost cancels the claim. A renewal that
+/// fails because Redis cannot be reached is retried for as long as it
+/// takes, without stopping the reply: an outage of Redis must not cost the
+/// replies running through it.
 async fn renew(
     shared: Arc<Shared>,
     session: SessionId,
@@ -199,16 +207,20 @@ async fn renew(
     let lease = shared.settings.lease;
     let every = lease / 3;
     let mut renewed = Instant::now();
+    // Said once per outage, not every retry.
+    let mut lapse_reported = false;
     let mut wait = every;
     loop {
         tokio::time::sleep(wait).await;
         match renew_once(&shared, session, reply, &token).await {
             Ok(Renewal::Held) => {
                 renewed = Instant::now();
+                lapse_reported = false;
                 wait = every;
             }
             Ok(Renewal::CancelAsked) => {
                 renewed = Instant::now();
+                lapse_reported = false;
                 wait = every;
                 cancel.cancel();
             }
@@ -218,10 +230,9 @@ async fn renew(
                 return;
             }
             Err(failure) => {
-                if renewed.elapsed() >= lease {
-                    tracing::warn!(session_id = %session, message_id = %reply, ?failure, "a reply's lease could not be renewed in time; stopping it");
-                    cancel.cancel();
-                    return;
+                if !lapse_reported && renewed.elapsed() >= lease {
+                    lapse_reported = true;
+                    tracing::warn!(session_id = %session, message_id = %reply, ?failure, "a reply's lease could not be renewed in time; the reply goes on and is stored, and its lease is checked again when Redis answers");
                 }
                 wait = RETRY_RENEWAL.min(every);
             }
