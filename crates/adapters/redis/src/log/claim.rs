@@ -138,6 +138,7 @@ impl ReplyClaim for RedisClaim {
             )));
         };
         let keys = self.shared.redis.keys();
+        let lost = self.shared.losses.take_mark(self.session);
         let mut invocation = self.shared.log_script(&SCRIPTS.finish);
         invocation
             .key(keys.meta(self.session))
@@ -148,9 +149,14 @@ impl ReplyClaim for RedisClaim {
             .arg(&self.token)
             .arg(Keys::running_member(self.session, self.message_id))
             .arg(data)
-            .arg(last.approximate_bytes());
-        let published: Option<u64> = self.shared.redis.run("finish a reply", &invocation).await?;
-        published.ok_or_else(|| {
+            .arg(last.approximate_bytes())
+            .arg(&lost);
+        let published: Result<Option<u64>, _> =
+            self.shared.redis.run("finish a reply", &invocation).await;
+        if !matches!(published, Ok(Some(_))) {
+            self.shared.losses.give_back(self.session, &lost);
+        }
+        published?.ok_or_else(|| {
             EventLogError::Unknown(anyhow::anyhow!(
                 "reply {} of session {} lost its lease and another replica ended it; its own last event was not published",
                 self.message_id,
