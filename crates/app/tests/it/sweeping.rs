@@ -41,6 +41,8 @@ fn stored(reply: ExpiredReply, status: MessageStatus) -> Message {
 
 /// What a sweep claim was told to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A handful are recorded per test: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Ending {
     Finished(EventKind),
     Dismissed,
