@@ -295,3 +295,59 @@ async fn a_new_reply_holding_the_slot_is_not_adopted() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn a_lease_that_lapsed_while_redis_was_unreachable_is_taken_again_if_nobody_took_it() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let proxy = Proxy::start(redis.address()).await;
+    let cut_off = redis.log(&RedisConfig {
+        url: proxy.url(),
+        ..config.clone()
+    });
+    let other = redis.log(&config);
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let claim = cut_off.claim_reply(session, reply).await.unwrap().unwrap();
+
+    // Redis is away for longer than the lease: the slot lapses.
+    proxy.cut();
+    eventually(LEASE * 5, || async {
+        other
+            .active_reply(session)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    proxy.restore();
+
+    // The claim's next renewal takes the lease again, before any sweeper
+    // has begun: the reply goes on, and holds the session.
+    eventually(Duration::from_secs(5), || async {
+        (other.active_reply(session).await.unwrap() == Some(reply)).then_some(())
+    })
+    .await;
+    assert!(
+        other.expired_replies(10).await.unwrap().is_empty(),
+        "a lease taken again is not listed as expired"
+    );
+    assert!(
+        tokio::time::timeout(LEASE, claim.cancelled())
+            .await
+            .is_err(),
+        "the reply goes on"
+    );
+    assert!(
+        other
+            .claim_reply(session, MessageId::new())
+            .await
+            .unwrap()
+            .is_none(),
+        "one reply per session still"
+    );
+    let mut watcher = other.subscribe(session, StartAt::Live).await.unwrap();
+    let end = claim.finish(delta(reply, "done")).await.unwrap();
+    assert_eq!(next(&mut watcher).await, (end, delta(reply, "done")));
+}
