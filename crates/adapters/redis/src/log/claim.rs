@@ -76,7 +76,7 @@ impl RedisClaim {
             return Ok(None);
         };
         let cancel = CancellationToken::new();
-        shared.claims.add(&token, cancel.clone());
+        shared.claims.add(&token, session, reply, cancel.clone());
         let lease = Lease {
             session,
             reply,

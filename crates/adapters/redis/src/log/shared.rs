@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use colloquy_domain::SessionId;
+use colloquy_domain::{MessageId, SessionId};
 use colloquy_inprocess::LogLimits;
 use colloquy_ports::{EventKind, Resync, ResyncReason, SessionEvent};
 use redis::{Script, ScriptInvocation, Value};
@@ -79,37 +79,58 @@ pub(crate) struct ReadBatch {
     pub(crate) events: Vec<Buffered>,
 }
 
-/// The cancel switches of the claims this process holds, by lease token.
+/// The claims this process holds, by lease token: which reply, and its cancel switch.
 #[derive(Debug, Default)]
 pub(crate) struct LocalClaims {
-    by_token: Mutex<HashMap<String, CancellationToken>>,
+    by_token: Mutex<HashMap<String, LocalClaim>>,
+}
+
+#[derive(Debug)]
+struct LocalClaim {
+    session: SessionId,
+    reply: MessageId,
+    cancel: CancellationToken,
 }
 
 impl LocalClaims {
-    pub(crate) fn add(&self, token: &str, cancel: CancellationToken) {
-        self.by_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(token.to_owned(), cancel);
+    pub(crate) fn add(
+        &self,
+        token: &str,
+        session: SessionId,
+        reply: MessageId,
+        cancel: CancellationToken,
+    ) {
+        self.lock().insert(
+            token.to_owned(),
+            LocalClaim {
+                session,
+                reply,
+                cancel,
+            },
+        );
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        self.by_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
+        self.lock().remove(token);
     }
 
     /// Cancels the claim with this token, if it is one of this process's.
     pub(crate) fn cancel(&self, token: &str) {
-        if let Some(cancel) = self
-            .by_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(token)
-        {
-            cancel.cancel();
+        if let Some(claim) = self.lock().get(token) {
+            claim.cancel.cancel();
         }
+    }
+
+    /// Whether a claim of this process runs the reply: then its own
+    /// renewals decide what becomes of an expired lease, not a sweeper here.
+    pub(crate) fn holds(&self, session: SessionId, reply: MessageId) -> bool {
+        self.lock()
+            .values()
+            .any(|claim| claim.session == session && claim.reply == reply)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalClaim>> {
+        self.by_token.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -61,6 +61,10 @@ impl ExpiredLeases for RedisEventLog {
                 }
                 parsed
             })
+            // A reply this process runs is alive, whatever its lease says:
+            // its lease lapsed while Redis could not be reached, and its
+            // next renewal takes it back or learns that it is gone.
+            .filter(|reply| !shared.claims.holds(reply.session, reply.message))
             .collect())
     }
 

@@ -351,3 +351,32 @@ async fn a_lease_that_lapsed_while_redis_was_unreachable_is_taken_again_if_nobod
     let end = claim.finish(delta(reply, "done")).await.unwrap();
     assert_eq!(next(&mut watcher).await, (end, delta(reply, "done")));
 }
+
+#[tokio::test]
+async fn a_replica_leaves_a_reply_it_runs_itself_to_its_own_renewals() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let _claim = a.claim_reply(session, reply).await.unwrap().unwrap();
+    // As after an outage longer than the lease: the deadline has passed
+    // before the claim could renew.
+    let _: () = redis::Commands::zadd(
+        &mut redis.connection(),
+        format!("{}running", redis.prefix),
+        format!("{session} {reply}"),
+        0,
+    )
+    .unwrap();
+
+    let expired = ExpiredReply {
+        session,
+        message: reply,
+    };
+    assert_eq!(b.expired_replies(10).await.unwrap(), [expired]);
+    assert!(
+        a.expired_replies(10).await.unwrap().is_empty(),
+        "the replica running the reply does not sweep it"
+    );
+}
