@@ -489,3 +489,36 @@ async fn a_replica_that_loses_redis_completes_its_reply_and_recovers() {
     let ended = watcher.until_reply_ends(&next).await;
     assert_eq!(ended.last().unwrap().data["status"], "complete");
 }
+
+#[tokio::test]
+async fn a_reply_outlives_a_redis_outage_longer_than_its_lease() {
+    let cluster = Cluster::new().await;
+    let proxy = Proxy::start(cluster.redis.address()).await;
+    let replica = cluster.replica_through(&proxy.url()).await;
+    let session = replica.new_session().await;
+    let mut watcher = replica.subscribe(&session, None).await;
+    // Seven and a half seconds of words, and Redis away for three of them.
+    cluster
+        .fake
+        .push(Behaviour::text(LONG).pace(Duration::from_millis(150)));
+    let reply = replica.send_accepted(&session, "keep going").await;
+    let mut watched = until_deltas(&mut watcher, 3).await;
+    proxy.cut();
+    tokio::time::sleep(LEASE + Duration::from_secs(1)).await;
+    proxy.restore();
+
+    // The lease lapsed while Redis was away, and nobody took it: the reply
+    // takes it again, runs to its end and is stored whole.
+    watched.extend(watcher.until_reply_ends(&reply).await);
+    let end = watched.last().unwrap();
+    assert_eq!(end.event, "message.completed", "{end:?}");
+    assert_eq!(end.data["status"], "complete");
+    assert_eq!(end.data["content"], LONG);
+    assert!(
+        watched.iter().any(|event| event.event == "stream.resync"),
+        "the watcher is told that it missed some: {watched:#?}"
+    );
+    let stored = replica.stored_final(&session, &reply).await;
+    assert_eq!(stored["status"], "complete");
+    assert_eq!(stored["content"], LONG);
+}
