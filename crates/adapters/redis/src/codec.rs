@@ -17,6 +17,23 @@ use colloquy_domain::{
 use colloquy_ports::EventKind;
 use serde::{Deserialize, Serialize};
 
+/// What a stream entry holds: an event, or the mark a replica leaves in a
+/// session's log where events it could not publish (Redis was away) would
+/// have been, so that every subscriber is told to resync there.
+#[derive(Debug, PartialEq, Eq)]
+// An entry lives for one match right after it is read: boxing the event
+// would cost an allocation per event and save nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Entry {
+    Event(EventKind),
+    Lost,
+}
+
+/// The stored form of [`Entry::Lost`].
+pub(crate) fn lost_mark() -> Vec<u8> {
+    serde_json::to_vec(&StoredEvent::EventsLost {}).expect("a mark serializes to JSON")
+}
+
 /// An entry that this version cannot turn back into an event.
 #[derive(Debug, thiserror::Error)]
 #[error("an event in Redis cannot be read: {0}")]
@@ -58,10 +75,11 @@ pub(crate) fn encode(kind: &EventKind) -> Option<Vec<u8>> {
     Some(serde_json::to_vec(&stored).expect("an event serializes to JSON"))
 }
 
-pub(crate) fn decode(bytes: &[u8]) -> Result<EventKind, DecodeError> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
     let stored: StoredEvent<'_> =
         serde_json::from_slice(bytes).map_err(|error| DecodeError(error.to_string()))?;
-    Ok(match stored {
+    Ok(Entry::Event(match stored {
+        StoredEvent::EventsLost {} => return Ok(Entry::Lost),
         StoredEvent::MessageCreated { message } => {
             EventKind::MessageCreated(message.into_domain()?)
         }
@@ -86,7 +104,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<EventKind, DecodeError> {
             message_id: message_id_from(&message_id)?,
         },
         StoredEvent::MessageFailed { message } => EventKind::MessageFailed(message.into_domain()?),
-    })
+    }))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -116,6 +134,8 @@ enum StoredEvent<'a> {
     MessageFailed {
         message: StoredMessage<'a>,
     },
+    /// Not an event: see [`Entry::Lost`].
+    EventsLost {},
 }
 
 #[derive(Serialize, Deserialize)]
@@ -468,7 +488,7 @@ mod tests {
             seen[index] = true;
             let bytes = encode(&kind).expect("a published kind encodes");
             let back = decode(&bytes).unwrap_or_else(|error| panic!("{kind:?}: {error}"));
-            assert_eq!(back, kind);
+            assert_eq!(back, Entry::Event(kind));
         }
         assert!(
             seen.iter().all(|seen| *seen),
@@ -483,6 +503,16 @@ mod tests {
             oldest_event_id: 1,
         });
         assert!(encode(&resync).is_none());
+    }
+
+    #[test]
+    fn the_mark_of_lost_events_reads_back_as_such_and_as_no_event() {
+        let mark = lost_mark();
+        assert_eq!(
+            String::from_utf8(mark.clone()).unwrap(),
+            r#"{"kind":"events_lost"}"#
+        );
+        assert_eq!(decode(&mark).unwrap(), Entry::Lost);
     }
 
     #[test]
@@ -507,14 +537,15 @@ mod tests {
             format!(r#"{{"kind":"message_reset","message_id":"{message_id}","attempt":2}}"#);
         assert_eq!(
             decode(newer.as_bytes()).unwrap(),
-            EventKind::MessageReset { message_id }
+            Entry::Event(EventKind::MessageReset { message_id })
         );
         let user = user_message();
         let sparse = format!(
             r#"{{"kind":"message_created","message":{{"id":"{}","session_id":"{}","role":"user","content":"hi","status":"complete","created_at":5}}}}"#,
             user.id, user.session_id
         );
-        let EventKind::MessageCreated(decoded) = decode(sparse.as_bytes()).unwrap() else {
+        let Entry::Event(EventKind::MessageCreated(decoded)) = decode(sparse.as_bytes()).unwrap()
+        else {
             panic!("a message.created");
         };
         assert_eq!(decoded.tool_calls, []);

@@ -59,8 +59,10 @@
 //! Every command has a timeout; an outage fails calls at once for a short
 //! pause that grows while it lasts, then they try again (the connections
 //! reconnect by themselves). Publishing fails as unavailable (the reply
-//! goes on and is stored), subscribers wait, and when Redis is back any
-//! subscriber whose events were lost meanwhile gets `stream.resync`.
+//! goes on and is stored), a claim that cannot renew its lease keeps its
+//! reply running (only Redis answering that the lease is gone stops it),
+//! subscribers wait, and when Redis is back any subscriber whose events
+//! were lost meanwhile gets `stream.resync`.
 //!
 //! All keys of a session share one hash tag, but the scripts that touch
 //! the set of running replies as well need one Redis server (with replicas

@@ -1,67 +1,40 @@
 //! The real binary, killed and stopped: acknowledged messages are never lost.
 
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use colloquy_fake_upstream::{Behaviour, FakeUpstream};
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+
+use crate::binary::Served;
 
 const LONG: &str = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma \
 tau upsilon phi chi psi omega alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi";
 
 struct Server {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
+    served: Served,
 }
 
 impl Server {
     async fn start(fake: &FakeUpstream, db: &Path, grace_secs: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
-            .arg("serve")
-            .current_dir(db.parent().unwrap())
-            .env_clear()
-            .env("COLLOQUY_ADDR", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", db)
-            .env("OPENAI_BASE_URL", fake.base_url())
-            .env("OPENAI_MODEL", "fake-model")
-            .env("COLLOQUY_SHUTDOWN_GRACE_SECS", grace_secs)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        for _ in 0..100 {
-            if let Ok(response) = server.http.get(server.url("/readyz")).send().await {
-                if response.status() == 200 {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let env = [
+            ("DATABASE_URL", db.to_str().unwrap()),
+            ("OPENAI_BASE_URL", &fake.base_url()),
+            ("OPENAI_MODEL", "fake-model"),
+            ("COLLOQUY_SHUTDOWN_GRACE_SECS", grace_secs),
+        ];
+        Self {
+            served: Served::start(db.parent().unwrap(), &env).await,
         }
-        panic!("the server did not come up");
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.served.url(path)
     }
 
     async fn new_session(&self) -> String {
         let session: Value = self
+            .served
             .http
             .post(self.url("/api/v1/sessions"))
             .send()
@@ -75,6 +48,7 @@ impl Server {
 
     async fn send(&self, session: &str, content: &str) -> Value {
         let response = self
+            .served
             .http
             .post(self.url(&format!("/api/v1/sessions/{session}/messages")))
             .json(&json!({ "content": content }))
@@ -87,6 +61,7 @@ impl Server {
 
     async fn history(&self, session: &str) -> Vec<Value> {
         let page: Value = self
+            .served
             .http
             .get(self.url(&format!("/api/v1/sessions/{session}/messages")))
             .send()
@@ -96,15 +71,6 @@ impl Server {
             .await
             .unwrap();
         page["data"].as_array().unwrap().clone()
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args([name, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
     }
 }
 
@@ -119,9 +85,8 @@ async fn a_killed_server_keeps_the_user_message_and_the_text_stored_before_the_k
     server.send(&session, "tell me the Greek alphabet").await;
     // Long enough for the reply's text to be flushed (every second) at least twice.
     tokio::time::sleep(Duration::from_millis(2600)).await;
-    server.signal("-KILL");
     let mut server = server;
-    server.child.wait().await.unwrap();
+    server.served.kill().await;
 
     let restarted = Server::start(&fake, &db, "20").await;
     let history = restarted.history(&session).await;
@@ -159,10 +124,11 @@ async fn sigterm_lets_short_replies_finish_and_interrupts_long_ones() {
     server.send(&slow, "take your time").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    server.signal("-TERM");
+    server.served.signal("-TERM");
     // New messages are refused while the running ones get their grace.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = server
+        .served
         .http
         .post(server.url(&format!("/api/v1/sessions/{quick}/messages")))
         .json(&json!({"content": "one more"}))
@@ -175,7 +141,7 @@ async fn sigterm_lets_short_replies_finish_and_interrupts_long_ones() {
             response.status()
         );
     }
-    let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(15), server.served.child.wait())
         .await
         .unwrap()
         .unwrap();

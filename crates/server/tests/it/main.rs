@@ -1,7 +1,10 @@
 //! The real server, on port 0, with its own SQLite file (or, in
-//! `postgres.rs`, its own PostgreSQL database) and a fake upstream, driven
-//! over HTTP as a client would.
+//! `postgres.rs` and `replicas.rs`, its own PostgreSQL database, and in
+//! `replicas.rs` several replicas sharing it and a Redis) and a fake
+//! upstream, driven over HTTP as a client would.
 
+mod binary;
+mod shared_redis;
 mod support;
 
 mod ask;
@@ -18,6 +21,7 @@ mod limits;
 mod load;
 mod lossless;
 mod postgres;
+mod replicas;
 mod secrets;
 mod streaming;
 mod summary;

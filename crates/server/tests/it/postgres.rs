@@ -3,88 +3,49 @@
 //! test's own, through a restart.
 
 use std::path::Path;
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use colloquy_diesel::testing::TestDatabase;
 use colloquy_fake_upstream::FakeUpstream;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::binary::{self, Served};
 
 /// `colloquy ARGS…` with `DATABASE_URL` and nothing else of the test's
 /// environment, in `dir` (so no `.env` of the developer's is read).
-fn colloquy(dir: &Path, database: &TestDatabase, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_colloquy"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("DATABASE_URL", database.url())
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    command
-}
-
 async fn succeeds(dir: &Path, database: &TestDatabase, args: &[&str]) -> String {
-    let output: Output = colloquy(dir, database, args).output().await.unwrap();
-    assert!(
-        output.status.success(),
-        "colloquy {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    binary::succeeds(dir, &[("DATABASE_URL", database.url())], args).await
 }
 
 struct Server {
-    child: Child,
-    base: String,
+    served: Served,
     key: String,
-    http: reqwest::Client,
 }
 
 impl Server {
     /// `colloquy serve` with API keys, on a free port, once `/readyz` answers.
     async fn start(dir: &Path, database: &TestDatabase, fake: &FakeUpstream, key: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.join(format!("serve-{port}.log"))).unwrap();
-        let child = colloquy(dir, database, &["serve"])
-            .env("COLLOQUY_ADDR", format!("127.0.0.1:{port}"))
-            .env("COLLOQUY_AUTH", "keys")
-            .env("COLLOQUY_AUTO_TITLE", "false")
-            .env("OPENAI_BASE_URL", fake.base_url())
-            .env("OPENAI_MODEL", "fake-model")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
+        let env = [
+            ("DATABASE_URL", database.url()),
+            ("COLLOQUY_AUTH", "keys"),
+            ("COLLOQUY_AUTO_TITLE", "false"),
+            ("OPENAI_BASE_URL", &fake.base_url()),
+            ("OPENAI_MODEL", "fake-model"),
+        ];
+        Self {
+            served: Served::start(dir, &env).await,
             key: key.to_owned(),
-            http: reqwest::Client::new(),
-        };
-        for _ in 0..200 {
-            if let Ok(response) = server.http.get(server.url("/readyz")).send().await {
-                if response.status() == 200 {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let log = std::fs::read_to_string(dir.join(format!("serve-{port}.log"))).unwrap();
-        panic!("the server did not come up on PostgreSQL:\n{log}");
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.served.url(path)
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
+        self.served
+            .http
             .get(self.url(path))
             .bearer_auth(&self.key)
             .send()
@@ -94,6 +55,7 @@ impl Server {
 
     async fn post(&self, path: &str, body: Value) -> Value {
         let response = self
+            .served
             .http
             .post(self.url(path))
             .bearer_auth(&self.key)
@@ -119,18 +81,8 @@ impl Server {
     }
 
     /// SIGTERM, and the clean exit that follows.
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("the server stops within its grace period")
-            .unwrap();
-        assert!(exit.success(), "a clean exit: {exit}");
+    async fn stop(self) {
+        self.served.stop_within(Duration::from_secs(30)).await;
     }
 }
 
@@ -159,6 +111,7 @@ async fn the_binary_keeps_keys_and_history_in_postgres_across_a_restart() {
 
     let server = Server::start(dir.path(), &database, &fake, &key).await;
     let anonymous = server
+        .served
         .http
         .get(server.url("/api/v1/sessions"))
         .send()

@@ -4,14 +4,15 @@
 //! failing upstream that echoes the key and links to a URL. No secret may
 //! appear in any log line, response body, header or metric.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
 use colloquy_fake_upstream::{Behaviour, FakeUpstream};
 use reqwest::Method;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::binary::Served;
 
 const OPENAI_KEY: &str = "sk-test-0penai-key-that-must-stay-hidden-4f1c";
 const JWT_SECRET: &str = "jwt-secret-that-must-stay-hidden-0123456789abcdef";
@@ -51,58 +52,32 @@ impl Seen {
 }
 
 struct Server {
-    child: Child,
-    base: String,
+    served: Served,
     http: reqwest::Client,
 }
 
 impl Server {
     async fn start(fake: &FakeUpstream, db: &Path, auth: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(db.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_colloquy"))
-            .arg("serve")
-            .current_dir(db.parent().unwrap())
-            .env_clear()
-            .env("COLLOQUY_ADDR", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", db)
-            .env("OPENAI_BASE_URL", fake.base_url())
-            .env("OPENAI_API_KEY", OPENAI_KEY)
-            .env("OPENAI_MODEL", "fake-model")
-            .env("COLLOQUY_AUTH", auth)
-            .env("COLLOQUY_JWT_SECRET", JWT_SECRET)
-            .env("COLLOQUY_METRICS_TOKEN", METRICS_TOKEN)
-            .env("COLLOQUY_LLM_MAX_RETRIES", "1")
+        let env = [
+            ("DATABASE_URL", db.to_str().unwrap()),
+            ("OPENAI_BASE_URL", &fake.base_url()),
+            ("OPENAI_API_KEY", OPENAI_KEY),
+            ("OPENAI_MODEL", "fake-model"),
+            ("COLLOQUY_AUTH", auth),
+            ("COLLOQUY_JWT_SECRET", JWT_SECRET),
+            ("COLLOQUY_METRICS_TOKEN", METRICS_TOKEN),
+            ("COLLOQUY_LLM_MAX_RETRIES", "1"),
             // The failing reply must get the failure queued for it, not a title.
-            .env("COLLOQUY_AUTO_TITLE", "false")
-            .env("RUST_LOG", "debug")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let server = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        for _ in 0..200 {
-            if let Ok(response) = server.http.get(server.url("/readyz")).send().await {
-                if response.status() == 200 {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the server did not come up");
+            ("COLLOQUY_AUTO_TITLE", "false"),
+            ("RUST_LOG", "debug"),
+        ];
+        let served = Served::start(db.parent().unwrap(), &env).await;
+        let http = served.http.clone();
+        Self { served, http }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.served.url(path)
     }
 
     /// A new session of `bearer`'s; its id.
@@ -120,14 +95,11 @@ impl Server {
         session["id"].as_str().expect("a session").to_owned()
     }
 
-    async fn stop(mut self) {
-        // SIGTERM, so the shutdown path logs too.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+    /// SIGTERM, so the shutdown path logs too; what the server logged.
+    async fn stop(mut self) -> String {
+        self.served.signal("-TERM");
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.served.child.wait()).await;
+        self.served.log_text()
     }
 }
 
@@ -359,19 +331,13 @@ async fn no_secret_reaches_a_log_a_response_or_a_metric() {
     let keyed = Server::start(&fake, &db, "keys").await;
     let keyed_token = call_every_route(&keyed, &api_key, &mut seen).await;
     failing_upstream(&keyed, &fake, &api_key, &mut seen).await;
-    keyed.stop().await;
-    seen.note(
-        "the keyed server's log",
-        &std::fs::read_to_string(db.with_extension("log")).unwrap(),
-    );
+    let keyed_log = keyed.stop().await;
+    seen.note("the keyed server's log", &keyed_log);
 
     let with_jwts = Server::start(&fake, &db, "jwt").await;
     let jwt_token = call_every_route(&with_jwts, &jwt, &mut seen).await;
-    with_jwts.stop().await;
-    seen.note(
-        "the JWT server's log",
-        &std::fs::read_to_string(db.with_extension("log")).unwrap(),
-    );
+    let jwt_log = with_jwts.stop().await;
+    seen.note("the JWT server's log", &jwt_log);
 
     // The run did log: at debug, a server that logged nothing would pass
     // for the wrong reason.

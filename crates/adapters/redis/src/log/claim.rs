@@ -3,6 +3,15 @@
 //! still ours) when the claim finishes, is released or is dropped. A claim
 //! that finds its lease lost treats itself as cancelled, so that the reply
 //! stops rather than run on beside another replica's.
+//!
+//! A claim that cannot reach Redis keeps its reply running and keeps
+//! trying to renew: while Redis is down, replies still complete and are
+//! stored (only their events are lost, and clients resync). When Redis
+//! answers again, a lease that lapsed meanwhile is taken again if nobody
+//! took the session's slot or began sweeping the reply; only a lease that
+//! is gone for good stops the reply. (A replica cut off from a Redis that
+//! the others still reach cannot tell the difference: once its lease runs
+//! out, another replica sweeps its reply, and it stops when it is back.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,18 +72,18 @@ impl RedisClaim {
             .arg(shared.settings.lease_ms())
             .arg(Keys::running_member(session, reply));
         let first_event: Option<u64> = shared.redis.run("claim a reply slot", &invocation).await?;
-        if first_event.is_none() {
+        let Some(first_event) = first_event else {
             return Ok(None);
-        }
+        };
         let cancel = CancellationToken::new();
-        shared.claims.add(&token, cancel.clone());
-        let renewal = tokio::spawn(renew(
-            Arc::clone(shared),
+        shared.claims.add(&token, session, reply, cancel.clone());
+        let lease = Lease {
             session,
             reply,
-            token.clone(),
-            cancel.clone(),
-        ));
+            token: token.clone(),
+            first_event,
+        };
+        let renewal = tokio::spawn(renew(Arc::clone(shared), lease, cancel.clone()));
         Ok(Some(Self {
             shared: Arc::clone(shared),
             session,
@@ -132,6 +141,7 @@ impl ReplyClaim for RedisClaim {
             )));
         };
         let keys = self.shared.redis.keys();
+        let lost = self.shared.losses.take_mark(self.session);
         let mut invocation = self.shared.log_script(&SCRIPTS.finish);
         invocation
             .key(keys.meta(self.session))
@@ -142,9 +152,14 @@ impl ReplyClaim for RedisClaim {
             .arg(&self.token)
             .arg(Keys::running_member(self.session, self.message_id))
             .arg(data)
-            .arg(last.approximate_bytes());
-        let published: Option<u64> = self.shared.redis.run("finish a reply", &invocation).await?;
-        published.ok_or_else(|| {
+            .arg(last.approximate_bytes())
+            .arg(&lost);
+        let published: Result<Option<u64>, _> =
+            self.shared.redis.run("finish a reply", &invocation).await;
+        if !matches!(published, Ok(Some(_))) {
+            self.shared.losses.give_back(self.session, &lost);
+        }
+        published?.ok_or_else(|| {
             EventLogError::Unknown(anyhow::anyhow!(
                 "reply {} of session {} lost its lease and another replica ended it; its own last event was not published",
                 self.message_id,
@@ -187,28 +202,29 @@ enum Renewal {
 }
 
 /// Renews the lease every third of it until the claim ends (the task is
-/// aborted then). A lease found lost, or not renewed for a whole lease
-/// because Redis could not be reached, cancels the claim.
-async fn renew(
-    shared: Arc<Shared>,
-    session: SessionId,
-    reply: MessageId,
-    token: String,
-    cancel: CancellationToken,
-) {
+/// aborted then). A lease found lost cancels the claim. A renewal that
+/// fails because Redis cannot be reached is retried for as long as it
+/// takes, without stopping the reply: an outage of Redis must not cost the
+/// replies running through it.
+async fn renew(shared: Arc<Shared>, lease_held: Lease, cancel: CancellationToken) {
+    let (session, reply) = (lease_held.session, lease_held.reply);
     let lease = shared.settings.lease;
     let every = lease / 3;
     let mut renewed = Instant::now();
+    // Said once per outage, not every retry.
+    let mut lapse_reported = false;
     let mut wait = every;
     loop {
         tokio::time::sleep(wait).await;
-        match renew_once(&shared, session, reply, &token).await {
+        match renew_once(&shared, &lease_held).await {
             Ok(Renewal::Held) => {
                 renewed = Instant::now();
+                lapse_reported = false;
                 wait = every;
             }
             Ok(Renewal::CancelAsked) => {
                 renewed = Instant::now();
+                lapse_reported = false;
                 wait = every;
                 cancel.cancel();
             }
@@ -218,10 +234,9 @@ async fn renew(
                 return;
             }
             Err(failure) => {
-                if renewed.elapsed() >= lease {
-                    tracing::warn!(session_id = %session, message_id = %reply, ?failure, "a reply's lease could not be renewed in time; stopping it");
-                    cancel.cancel();
-                    return;
+                if !lapse_reported && renewed.elapsed() >= lease {
+                    lapse_reported = true;
+                    tracing::warn!(session_id = %session, message_id = %reply, ?failure, "a reply's lease could not be renewed in time; the reply goes on and is stored, and its lease is checked again when Redis answers");
                 }
                 wait = RETRY_RENEWAL.min(every);
             }
@@ -229,22 +244,30 @@ async fn renew(
     }
 }
 
-async fn renew_once(
-    shared: &Shared,
+/// What a renewal needs to know of its lease: whose it is, and enough to
+/// take it again when it lapsed during an outage (see `renew.lua`).
+struct Lease {
     session: SessionId,
     reply: MessageId,
-    token: &str,
-) -> Result<Renewal, Failure> {
+    token: String,
+    first_event: u64,
+}
+
+async fn renew_once(shared: &Shared, lease: &Lease) -> Result<Renewal, Failure> {
+    let (session, reply) = (lease.session, lease.reply);
     let keys = shared.redis.keys();
     let mut invocation = SCRIPTS.renew.prepare_invoke();
     invocation
         .key(keys.slot(session))
         .key(keys.running())
         .key(keys.meta(session))
-        .arg(token)
+        .key(keys.sweep(session, reply))
+        .arg(&lease.token)
         .arg(shared.settings.lease_ms())
         .arg(Keys::running_member(session, reply))
-        .arg(shared.settings.meta_ttl_ms());
+        .arg(shared.settings.meta_ttl_ms())
+        .arg(reply.to_string())
+        .arg(lease.first_event);
     let outcome: i64 = shared
         .redis
         .run("renew a reply's lease", &invocation)

@@ -10,10 +10,12 @@
 //! - `claim.rs`: reply slots as leases;
 //! - `notices.rs`: cancels and closes between replicas (pub/sub);
 //! - `upkeep.rs`: keeping served sessions alive, catching missed notices;
+//! - `losses.rs`: marking where events this process could not publish went;
 //! - `sweep.rs`: the replies whose lease ran out, for the sweeper.
 
 mod claim;
 mod hub;
+mod losses;
 mod notices;
 mod position;
 mod reader;
@@ -40,7 +42,7 @@ use crate::releases::Releases;
 use crate::scripts::SCRIPTS;
 use claim::RedisClaim;
 use hub::{BufferLimits, Buffered, Hub};
-use shared::{LocalClaims, Settings, Shared};
+use shared::{LocalClaims, Losses, Settings, Shared};
 use subscription::Subscription;
 
 /// Every session's events and reply slot, in Redis. See the crate docs.
@@ -88,12 +90,14 @@ impl RedisEventLog {
             releases: Releases::default(),
             stop: CancellationToken::new(),
             upkeep_now: Notify::new(),
+            losses: Losses::default(),
         });
         for sessions in shared.hub.readers() {
             tokio::spawn(reader::run(Arc::clone(&shared), Arc::clone(sessions)));
         }
         tokio::spawn(notices::run(Arc::clone(&shared)));
         tokio::spawn(upkeep::run(Arc::clone(&shared)));
+        tokio::spawn(losses::run(Arc::clone(&shared)));
         Self { shared }
     }
 
@@ -140,17 +144,23 @@ impl EventLog for RedisEventLog {
         };
         let bytes = kind.approximate_bytes();
         let keys = self.shared.redis.keys();
+        let lost = self.shared.losses.take_mark(session);
         let mut invocation = self.shared.log_script(&SCRIPTS.publish);
         invocation
             .key(keys.meta(session))
             .key(keys.log(session))
             .arg(data)
-            .arg(bytes);
-        let id: u64 = self
-            .shared
-            .redis
-            .run("publish an event", &invocation)
-            .await?;
+            .arg(bytes)
+            .arg(&lost);
+        let id: u64 = match self.shared.redis.run("publish an event", &invocation).await {
+            Ok(id) => id,
+            Err(failure) => {
+                // The event is gone (or, after a timeout, maybe not): either
+                // way a resync is owed to whoever watches the session.
+                self.shared.losses.record(session);
+                return Err(failure.into());
+            }
+        };
         // Local subscribers need not wait for the reader to bring the event
         // back: it goes to the watch now when it is the next one there (the
         // reader skips what the watch has).

@@ -1,11 +1,11 @@
 //! What the log's parts share: the Redis handle, the settings, this
 //! process's watches and claims, and the calls of the log's scripts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use colloquy_domain::SessionId;
+use colloquy_domain::{MessageId, SessionId};
 use colloquy_inprocess::LogLimits;
 use colloquy_ports::{EventKind, Resync, ResyncReason, SessionEvent};
 use redis::{Script, ScriptInvocation, Value};
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Buffered, Hub, ReaderSessions};
 use super::position::LogState;
-use crate::codec;
+use crate::codec::{self, Entry};
 use crate::connection::{Failure, Redis};
 use crate::releases::Releases;
 
@@ -79,37 +79,58 @@ pub(crate) struct ReadBatch {
     pub(crate) events: Vec<Buffered>,
 }
 
-/// The cancel switches of the claims this process holds, by lease token.
+/// The claims this process holds, by lease token: which reply, and its cancel switch.
 #[derive(Debug, Default)]
 pub(crate) struct LocalClaims {
-    by_token: Mutex<HashMap<String, CancellationToken>>,
+    by_token: Mutex<HashMap<String, LocalClaim>>,
+}
+
+#[derive(Debug)]
+struct LocalClaim {
+    session: SessionId,
+    reply: MessageId,
+    cancel: CancellationToken,
 }
 
 impl LocalClaims {
-    pub(crate) fn add(&self, token: &str, cancel: CancellationToken) {
-        self.by_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(token.to_owned(), cancel);
+    pub(crate) fn add(
+        &self,
+        token: &str,
+        session: SessionId,
+        reply: MessageId,
+        cancel: CancellationToken,
+    ) {
+        self.lock().insert(
+            token.to_owned(),
+            LocalClaim {
+                session,
+                reply,
+                cancel,
+            },
+        );
     }
 
     pub(crate) fn remove(&self, token: &str) {
-        self.by_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
+        self.lock().remove(token);
     }
 
     /// Cancels the claim with this token, if it is one of this process's.
     pub(crate) fn cancel(&self, token: &str) {
-        if let Some(cancel) = self
-            .by_token
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(token)
-        {
-            cancel.cancel();
+        if let Some(claim) = self.lock().get(token) {
+            claim.cancel.cancel();
         }
+    }
+
+    /// Whether a claim of this process runs the reply: then its own
+    /// renewals decide what becomes of an expired lease, not a sweeper here.
+    pub(crate) fn holds(&self, session: SessionId, reply: MessageId) -> bool {
+        self.lock()
+            .values()
+            .any(|claim| claim.session == session && claim.reply == reply)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, LocalClaim>> {
+        self.by_token.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -124,6 +145,58 @@ pub(crate) struct Shared {
     pub(crate) stop: CancellationToken,
     /// Asks for a round of upkeep now (after a reconnection).
     pub(crate) upkeep_now: Notify,
+    /// Sessions whose events this process could not publish.
+    pub(crate) losses: Losses,
+}
+
+/// The sessions some of whose events this process could not publish
+/// (Redis did not answer). The events are gone, but nobody may miss them
+/// silently: a mark goes into each such session's log as soon as Redis
+/// answers again, before the session's next event if this process
+/// publishes one, and every subscriber (on any replica, resuming or live)
+/// reads it as a `stream.resync`.
+#[derive(Debug, Default)]
+pub(crate) struct Losses {
+    pending: Mutex<HashSet<SessionId>>,
+    /// Wakes the task that writes the marks (`losses.rs`).
+    pub(crate) recorded: Notify,
+}
+
+impl Losses {
+    pub(crate) fn record(&self, session: SessionId) {
+        self.lock().insert(session);
+        self.recorded.notify_one();
+    }
+
+    /// The mark to append before the session's next event, taken off the
+    /// list (empty when nothing was lost). A caller whose append did not
+    /// happen gives it back with [`Losses::give_back`].
+    pub(crate) fn take_mark(&self, session: SessionId) -> Vec<u8> {
+        if self.lock().remove(&session) {
+            codec::lost_mark()
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub(crate) fn give_back(&self, session: SessionId, mark: &[u8]) {
+        if !mark.is_empty() {
+            self.record(session);
+        }
+    }
+
+    /// Every session with a mark to write, taken off the list.
+    pub(crate) fn take_all(&self) -> Vec<SessionId> {
+        self.lock().drain().collect()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<SessionId>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Shared {
@@ -203,25 +276,33 @@ pub(crate) const DOORBELL_TTL: Duration = Duration::from_secs(300);
 /// An event read from a stream entry. One that cannot be read becomes a
 /// `stream.resync` for whoever would have got it, so that nobody skips it
 /// silently.
+/// The mark of events lost (see [`Losses`]) becomes one too.
 pub(crate) fn entry_event(session: SessionId, id: u64, data: &[u8]) -> Buffered {
     match codec::decode(data) {
-        Ok(kind) => Buffered {
+        Ok(Entry::Event(kind)) => Buffered {
             bytes: kind.approximate_bytes(),
             event: Arc::new(SessionEvent { id, kind }),
         },
+        Ok(Entry::Lost) => resync_at(id),
         Err(error) => {
             tracing::error!(session_id = %session, event_id = id, %error, "an event in Redis cannot be read; its subscribers are told to resync");
-            Buffered {
-                bytes: 0,
-                event: Arc::new(SessionEvent {
-                    id,
-                    kind: EventKind::StreamResync(Resync {
-                        reason: ResyncReason::NotKept,
-                        oldest_event_id: id + 1,
-                    }),
-                }),
-            }
+            resync_at(id)
         }
+    }
+}
+
+/// A `stream.resync` in place of the entry `id`: what came before it may
+/// be incomplete, what follows it is whole.
+fn resync_at(id: u64) -> Buffered {
+    Buffered {
+        bytes: 0,
+        event: Arc::new(SessionEvent {
+            id,
+            kind: EventKind::StreamResync(Resync {
+                reason: ResyncReason::NotKept,
+                oldest_event_id: id + 1,
+            }),
+        }),
     }
 }
 

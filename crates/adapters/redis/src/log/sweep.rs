@@ -61,6 +61,10 @@ impl ExpiredLeases for RedisEventLog {
                 }
                 parsed
             })
+            // A reply this process runs is alive, whatever its lease says:
+            // its lease lapsed while Redis could not be reached, and its
+            // next renewal takes it back or learns that it is gone.
+            .filter(|reply| !shared.claims.holds(reply.session, reply.message))
             .collect())
     }
 
@@ -157,6 +161,7 @@ impl RedisSweepClaim {
         let shared = &self.shared;
         let keys = shared.redis.keys();
         let (session, message) = (self.reply.session, self.reply.message);
+        let lost = shared.losses.take_mark(session);
         let mut invocation = shared.log_script(&SCRIPTS.sweep_finish);
         invocation
             .key(keys.meta(session))
@@ -166,8 +171,14 @@ impl RedisSweepClaim {
             .arg(&self.token)
             .arg(member(self.reply))
             .arg(data)
-            .arg(bytes);
-        Ok(shared.redis.run("end a swept reply", &invocation).await?)
+            .arg(bytes)
+            .arg(&lost);
+        let ended: Result<Option<u64>, _> =
+            shared.redis.run("end a swept reply", &invocation).await;
+        if !matches!(ended, Ok(Some(_))) {
+            shared.losses.give_back(session, &lost);
+        }
+        Ok(ended?)
     }
 }
 

@@ -1,7 +1,7 @@
 -- Publishes a reply's last event and frees its slot, in one step.
 -- KEYS: meta, log, slot, running, sweep. ARGV[6]: the lease's token,
 -- ARGV[7]: the reply's member of `running`, ARGV[8]: the event's stored
--- form, ARGV[9]: its size.
+-- form, ARGV[9]: its size, ARGV[10]: the mark of events lost before it, or ''.
 --
 -- A reply's last event is published by whoever takes the reply out of
 -- `running`, and only by them: its own claim (even one whose lease lapsed,
@@ -17,4 +17,5 @@ if not ours and (not running or swept) then
   return false
 end
 redis.call('ZREM', KEYS[4], ARGV[7])
+append_lost_mark(KEYS[1], KEYS[2], ARGV[10])
 return append(KEYS[1], KEYS[2], ARGV[8], tonumber(ARGV[9]))

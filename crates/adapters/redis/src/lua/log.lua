@@ -121,3 +121,12 @@ local function append(meta, log, data, bytes)
   redis.call('PEXPIRE', meta, LIMITS.meta_ttl)
   return id
 end
+
+-- Appends the mark of events a replica could not publish (its stored
+-- form, or '' when nothing was lost), so that it comes before the event
+-- appended next.
+local function append_lost_mark(meta, log, mark)
+  if mark ~= '' then
+    append(meta, log, mark, string.len(mark))
+  end
+end

@@ -97,9 +97,14 @@ async fn a_replica_that_stops_renewing_loses_its_lease_and_one_other_replica_swe
             message: reply
         }]
     );
-    tokio::time::timeout(LEASE * 2, claim.cancelled())
-        .await
-        .expect("a claim that cannot renew its lease stops its reply");
+    // Cut off, the replica cannot tell a dead Redis from a partition: its
+    // reply goes on (and is stored) rather than stop at every outage.
+    assert!(
+        tokio::time::timeout(LEASE * 2, claim.cancelled())
+            .await
+            .is_err(),
+        "a claim that cannot reach Redis keeps its reply running"
+    );
 
     // Exactly one replica wins the sweep.
     let (on_b, on_c) = tokio::join!(b.claim_sweep(expired[0]), c.claim_sweep(expired[0]));
@@ -128,13 +133,12 @@ async fn a_replica_that_stops_renewing_loses_its_lease_and_one_other_replica_swe
         .expect("the sweeper publishes the reply's end");
     assert_eq!(next(&mut watcher).await, (end, last));
 
-    // The replica comes back and ends its reply too late: its end is not
-    // published a second time.
+    // The replica comes back, learns at its next renewal that its lease is
+    // gone, and stops; the end it writes is not published a second time.
     proxy.restore();
-    eventually(Duration::from_secs(5), || async {
-        dying.active_reply(session).await.ok().map(|_| ())
-    })
-    .await;
+    tokio::time::timeout(Duration::from_secs(5), claim.cancelled())
+        .await
+        .expect("a claim that finds its lease gone stops its reply");
     let late = claim.finish(delta(reply, "too late")).await;
     assert!(matches!(late, Err(EventLogError::Unknown(_))), "{late:?}");
     nothing_more(&mut watcher).await;
@@ -290,4 +294,89 @@ async fn a_new_reply_holding_the_slot_is_not_adopted() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn a_lease_that_lapsed_while_redis_was_unreachable_is_taken_again_if_nobody_took_it() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let proxy = Proxy::start(redis.address()).await;
+    let cut_off = redis.log(&RedisConfig {
+        url: proxy.url(),
+        ..config.clone()
+    });
+    let other = redis.log(&config);
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let claim = cut_off.claim_reply(session, reply).await.unwrap().unwrap();
+
+    // Redis is away for longer than the lease: the slot lapses.
+    proxy.cut();
+    eventually(LEASE * 5, || async {
+        other
+            .active_reply(session)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    proxy.restore();
+
+    // The claim's next renewal takes the lease again, before any sweeper
+    // has begun: the reply goes on, and holds the session.
+    eventually(Duration::from_secs(5), || async {
+        (other.active_reply(session).await.unwrap() == Some(reply)).then_some(())
+    })
+    .await;
+    assert!(
+        other.expired_replies(10).await.unwrap().is_empty(),
+        "a lease taken again is not listed as expired"
+    );
+    assert!(
+        tokio::time::timeout(LEASE, claim.cancelled())
+            .await
+            .is_err(),
+        "the reply goes on"
+    );
+    assert!(
+        other
+            .claim_reply(session, MessageId::new())
+            .await
+            .unwrap()
+            .is_none(),
+        "one reply per session still"
+    );
+    let mut watcher = other.subscribe(session, StartAt::Live).await.unwrap();
+    let end = claim.finish(delta(reply, "done")).await.unwrap();
+    assert_eq!(next(&mut watcher).await, (end, delta(reply, "done")));
+}
+
+#[tokio::test]
+async fn a_replica_leaves_a_reply_it_runs_itself_to_its_own_renewals() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    let reply = MessageId::new();
+    let _claim = a.claim_reply(session, reply).await.unwrap().unwrap();
+    // As after an outage longer than the lease: the deadline has passed
+    // before the claim could renew.
+    let _: () = redis::Commands::zadd(
+        &mut redis.connection(),
+        format!("{}running", redis.prefix),
+        format!("{session} {reply}"),
+        0,
+    )
+    .unwrap();
+
+    let expired = ExpiredReply {
+        session,
+        message: reply,
+    };
+    assert_eq!(b.expired_replies(10).await.unwrap(), [expired]);
+    assert!(
+        a.expired_replies(10).await.unwrap().is_empty(),
+        "the replica running the reply does not sweep it"
+    );
 }

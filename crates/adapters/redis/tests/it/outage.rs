@@ -163,3 +163,59 @@ async fn a_subscriber_is_told_to_resync_when_redis_lost_everything_even_before_t
     assert!(after > seen + 1, "ids go on increasing after the restart");
     assert_eq!(next(&mut watcher).await, (after, delta(message, "new")));
 }
+
+#[tokio::test]
+async fn events_a_replica_could_not_publish_are_a_resync_for_every_subscriber_once_redis_is_back() {
+    let redis = TestRedis::new();
+    let proxy = Proxy::start(redis.address()).await;
+    let cut_off = redis.log(&RedisConfig {
+        url: proxy.url(),
+        command_timeout: TIMEOUT,
+        ..redis.config()
+    });
+    let elsewhere = redis.default_log();
+    let session = SessionId::new();
+    let message = MessageId::new();
+    let mut local = cut_off.subscribe(session, StartAt::Live).await.unwrap();
+    let mut remote = elsewhere.subscribe(session, StartAt::Live).await.unwrap();
+    let seen = cut_off
+        .publish(session, delta(message, "seen"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut local).await.0, seen);
+    assert_eq!(next(&mut remote).await.0, seen);
+
+    // The reply goes on while Redis is away; its events cannot be kept.
+    proxy.cut();
+    fails_promptly(cut_off.publish(session, delta(message, " lost"))).await;
+    proxy.restore();
+
+    // Nothing else is published, and still every subscriber, here and on
+    // other replicas, learns that it missed something.
+    let (resync_id, kind) = next(&mut remote).await;
+    let EventKind::StreamResync(resync) = kind else {
+        panic!("expected stream.resync, got {kind:?}");
+    };
+    assert_eq!(resync.reason, ResyncReason::NotKept);
+    assert!(resync_id > seen, "{resync_id} after {seen}");
+    assert_eq!(resync.oldest_event_id, resync_id + 1);
+    assert_eq!(
+        next(&mut local).await,
+        (resync_id, EventKind::StreamResync(resync))
+    );
+
+    // Once, not at every publish after it; and a client resuming from
+    // before the loss is told too.
+    let after = cut_off
+        .publish(session, delta(message, " after"))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut remote).await, (after, delta(message, " after")));
+    assert_eq!(next(&mut local).await, (after, delta(message, " after")));
+    let mut resumed = elsewhere
+        .subscribe(session, StartAt::After(seen))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut resumed).await.0, resync_id);
+    assert_eq!(next(&mut resumed).await, (after, delta(message, " after")));
+}
