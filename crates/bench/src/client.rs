@@ -47,6 +47,10 @@ pub struct Turn {
     pub text: String,
     /// colloquy only: the content of the final `message.completed`.
     pub final_content: Option<String>,
+    /// colloquy only: the reply's message id, from its deltas.
+    pub reply_id: Option<String>,
+    /// When each delta arrived, in order (watchers are compared with it).
+    pub delta_times: Vec<Instant>,
 }
 
 /// A benchmark client: one connection pool, reused by every turn.
@@ -129,13 +133,17 @@ impl Client {
             parser.feed(&bytes);
             while let Some(event) = parser.next_event() {
                 match read_event(target, &event)? {
-                    Step::Delta(delta) => {
+                    Step::Delta { delta, reply } => {
                         match last_delta {
                             None => turn.ttft = Some(now - started),
                             Some(previous) => turn.gaps.push(now - previous),
                         }
                         last_delta = Some(now);
+                        turn.delta_times.push(now);
                         turn.text.push_str(&delta);
+                        if turn.reply_id.is_none() {
+                            turn.reply_id = reply.map(Cow::into_owned);
+                        }
                     }
                     Step::Done(final_content) => {
                         turn.total = now - started;
@@ -152,22 +160,31 @@ impl Client {
 
 /// What an event means to a turn.
 enum Step<'a> {
-    Delta(Cow<'a, str>),
+    /// The next piece of text, with colloquy's reply id.
+    Delta {
+        delta: Cow<'a, str>,
+        reply: Option<Cow<'a, str>>,
+    },
     /// The reply's end, with colloquy's final message content.
     Done(Option<String>),
     Other,
 }
 
+/// A `message.delta`'s data.
 #[derive(Deserialize)]
-struct DeltaData<'a> {
+pub struct DeltaData<'a> {
     #[serde(borrow)]
-    delta: Cow<'a, str>,
+    pub message_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub delta: Cow<'a, str>,
 }
 
+/// The final message of `message.completed` and `message.failed`.
 #[derive(Deserialize)]
-struct FinalMessage {
-    content: String,
-    status: String,
+pub struct FinalMessage {
+    pub id: String,
+    pub content: String,
+    pub status: String,
 }
 
 #[derive(Deserialize)]
@@ -194,7 +211,10 @@ fn read_event<'a>(target: &Target, event: &Event<'a>) -> anyhow::Result<Step<'a>
             "message.delta" => {
                 let data: DeltaData<'a> =
                     serde_json::from_str(event.data).context("a message.delta")?;
-                Ok(Step::Delta(data.delta))
+                Ok(Step::Delta {
+                    delta: data.delta,
+                    reply: Some(data.message_id),
+                })
             }
             "message.completed" => {
                 let message: FinalMessage =
@@ -222,7 +242,7 @@ fn read_event<'a>(target: &Target, event: &Event<'a>) -> anyhow::Result<Step<'a>
                 .and_then(|choice| choice.delta)
                 .and_then(|delta| delta.content)
                 .filter(|content| !content.is_empty());
-            Ok(content.map_or(Step::Other, Step::Delta))
+            Ok(content.map_or(Step::Other, |delta| Step::Delta { delta, reply: None }))
         }
     }
 }

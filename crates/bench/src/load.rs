@@ -8,6 +8,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::{Client, Target, Turn};
+use crate::watch::{Awaited, Watcher};
+
+/// How long a watcher may take to see a reply end after its sender did.
+const WATCH_PATIENCE: Duration = Duration::from_secs(10);
 
 /// How a load run is shaped.
 #[derive(Debug, Clone)]
@@ -28,6 +32,10 @@ pub struct LoadPlan {
     pub pace: Duration,
     /// The text every reply must arrive as.
     pub expected: Arc<str>,
+    /// colloquy only: every session also has a watcher (`GET …/events`) on
+    /// the next target after its sender's, whose view of each reply is
+    /// compared with the sender's.
+    pub watch: bool,
 }
 
 /// Percentiles of one measure, in microseconds.
@@ -77,8 +85,13 @@ pub struct LoadReport {
     /// The server's resident memory (colloquy only), in KiB.
     pub rss_peak_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
+    /// Turns that ended well over the whole run, warm-up included.
+    pub all_turns: u64,
+    /// With watchers: how they saw the replies.
+    pub watch: Option<WatchReport>,
     /// CPU the server used over the whole run (warm-up included), per
-    /// second of it: 2.0 is both cores of this machine.
+    /// second of it: 2.0 is both cores of this machine (with two replicas,
+    /// both together).
     pub server_cores: Option<f64>,
     /// Server CPU per delta relayed, in microseconds (the run's CPU divided
     /// by every delta of every turn, warm-up included).
@@ -86,10 +99,32 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
-    /// Whether every turn arrived whole and on time.
-    pub const fn is_clean(&self) -> bool {
-        self.errors == 0 && self.altered == 0
+    /// Whether every turn arrived whole, at the sender and every watcher.
+    pub fn is_clean(&self) -> bool {
+        self.errors == 0
+            && self.altered == 0
+            && self
+                .watch
+                .as_ref()
+                .is_none_or(|w| w.missed == 0 && w.altered == 0)
     }
+}
+
+/// How the watchers saw the measured turns.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchReport {
+    /// Replies a watcher saw end.
+    pub replies: u64,
+    /// Request sent (by the sender) → the watcher's first delta.
+    pub ttft: Summary,
+    /// For each delta, the watcher's arrival minus the sender's (zero when
+    /// the watcher was first): what reaching another replica adds.
+    pub lag: Summary,
+    /// Replies a watcher did not see end, or saw with other deltas.
+    pub missed: u64,
+    /// Replies whose text (joined deltas or final content) differed.
+    pub altered: u64,
+    pub resyncs: u64,
 }
 
 #[derive(Debug)]
@@ -104,6 +139,13 @@ struct Recorder {
     error_samples: Vec<String>,
     /// Deltas received in every turn, measured or not.
     all_deltas: u64,
+    all_turns: u64,
+    watch_ttft: Histogram<u64>,
+    watch_lag: Histogram<u64>,
+    watched: u64,
+    watch_missed: u64,
+    watch_altered: u64,
+    watch_resyncs: u64,
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -128,14 +170,80 @@ impl Recorder {
             altered: 0,
             error_samples: Vec::new(),
             all_deltas: 0,
+            all_turns: 0,
+            watch_ttft: histogram(),
+            watch_lag: histogram(),
+            watched: 0,
+            watch_missed: 0,
+            watch_altered: 0,
+            watch_resyncs: 0,
         }
+    }
+
+    fn sample(&mut self, text: String) {
+        if self.error_samples.len() < 5 {
+            self.error_samples.push(text);
+        }
+    }
+
+    /// Compares what the watcher saw of `turn` with what its sender saw.
+    fn watched(&mut self, turn: &Turn, started: Instant, awaited: Awaited, plan: &LoadPlan) {
+        self.watch_resyncs += awaited.resyncs;
+        let Some(reply) = awaited.reply else {
+            self.watch_missed += 1;
+            self.sample(
+                awaited
+                    .problem
+                    .unwrap_or_else(|| "a watcher saw nothing".to_owned()),
+            );
+            return;
+        };
+        self.watched += 1;
+        if reply.delta_times.len() != turn.delta_times.len() {
+            self.watch_missed += 1;
+            self.sample(format!(
+                "a watcher saw {} deltas of {}, the sender {}",
+                reply.delta_times.len(),
+                reply.reply_id,
+                turn.delta_times.len()
+            ));
+        }
+        if reply.status != "complete"
+            || reply.text != *plan.expected
+            || reply.final_content != *plan.expected
+        {
+            self.watch_altered += 1;
+            self.sample(format!(
+                "a watcher saw {} end {} with {:?}",
+                reply.reply_id,
+                reply.status,
+                truncate(&reply.text)
+            ));
+        }
+        if let Some(first) = reply.delta_times.first() {
+            let _ = self.watch_ttft.record(micros(*first - started));
+        }
+        for (watcher, sender) in reply.delta_times.iter().zip(&turn.delta_times) {
+            let _ = self
+                .watch_lag
+                .record(micros(watcher.saturating_duration_since(*sender)));
+        }
+    }
+
+    fn watch_report(&self, plan: &LoadPlan) -> Option<WatchReport> {
+        plan.watch.then(|| WatchReport {
+            replies: self.watched,
+            ttft: Summary::of_histogram(&self.watch_ttft),
+            lag: Summary::of_histogram(&self.watch_lag),
+            missed: self.watch_missed,
+            altered: self.watch_altered,
+            resyncs: self.watch_resyncs,
+        })
     }
 
     fn error(&mut self, error: &anyhow::Error) {
         self.errors += 1;
-        if self.error_samples.len() < 5 {
-            self.error_samples.push(format!("{error:#}"));
-        }
+        self.sample(format!("{error:#}"));
     }
 
     fn turn(&mut self, turn: &Turn, plan: &LoadPlan) {
@@ -170,8 +278,10 @@ fn truncate(text: &str) -> &str {
         .map_or(text, |(end, _)| &text[..end])
 }
 
-/// Runs `plan` against `target` and returns what it measured.
-pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadReport {
+/// Runs `plan` against `targets` and returns what it measured. Client `i`
+/// sends to target `i mod n` (round-robin over replicas, no load balancer
+/// needed) and, with `plan.watch`, watches on target `i + 1 mod n`.
+pub async fn run(client: &Client, targets: &[Target], plan: &LoadPlan) -> LoadReport {
     let recorder = Arc::new(Mutex::new(Recorder::new()));
     let started = Instant::now();
     let window_start = started + plan.warmup;
@@ -179,9 +289,10 @@ pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadRepor
     let mut tasks = Vec::with_capacity(plan.clients);
     for index in 0..plan.clients {
         let delay = plan.ramp.mul_f64(index as f64 / plan.clients.max(1) as f64);
-        let (client, target, plan, recorder) = (
+        let (client, target, watched, plan, recorder) = (
             client.clone(),
-            target.clone(),
+            targets[index % targets.len()].clone(),
+            targets[(index + 1) % targets.len()].clone(),
             plan.clone(),
             Arc::clone(&recorder),
         );
@@ -190,7 +301,7 @@ pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadRepor
             client_loop(
                 index,
                 &client,
-                &target,
+                (&target, &watched),
                 &plan,
                 &recorder,
                 window_start,
@@ -205,7 +316,7 @@ pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadRepor
     let recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
     let measured = plan.duration.as_secs_f64();
     LoadReport {
-        target: target.label(),
+        target: targets[0].label(),
         clients: plan.clients,
         turns: recorder.turns,
         turns_per_sec: recorder.turns as f64 / measured,
@@ -217,6 +328,8 @@ pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadRepor
         total: Summary::of_histogram(&recorder.total),
         error_samples: recorder.error_samples.clone(),
         all_deltas: recorder.all_deltas,
+        all_turns: recorder.all_turns,
+        watch: recorder.watch_report(plan),
         rss_peak_kib: None,
         rss_end_kib: None,
         server_cores: None,
@@ -227,7 +340,7 @@ pub async fn run(client: &Client, target: &Target, plan: &LoadPlan) -> LoadRepor
 async fn client_loop(
     index: usize,
     client: &Client,
-    target: &Target,
+    (target, watched): (&Target, &Target),
     plan: &LoadPlan,
     recorder: &Mutex<Recorder>,
     window_start: Instant,
@@ -237,6 +350,7 @@ async fn client_loop(
         f(&mut recorder.lock().unwrap_or_else(PoisonError::into_inner))
     };
     let mut session: Option<String> = None;
+    let mut watcher: Option<Watcher> = None;
     let mut turns_in_session = 0;
     let mut sequence = 0_u64;
     loop {
@@ -246,9 +360,10 @@ async fn client_loop(
         }
         if let Target::Colloquy { base_url } = target {
             if session.is_none() || turns_in_session >= plan.turns_per_session {
-                match client.create_session(base_url).await {
-                    Ok(id) => {
+                match open_session(client, base_url, watched, plan.watch).await {
+                    Ok((id, watching)) => {
                         session = Some(id);
+                        watcher = watching;
                         turns_in_session = 0;
                     }
                     Err(error) => {
@@ -267,18 +382,47 @@ async fn client_loop(
         let outcome = client.turn(target, session.as_deref(), &prompt).await;
         let counted = turn_start >= window_start && turn_start < window_end;
         match outcome {
-            Ok(turn) => record(&mut |r| {
-                r.all_deltas += turn.gaps.len() as u64 + u64::from(turn.ttft.is_some());
-                if counted {
-                    r.turn(&turn, plan);
-                }
-            }),
+            Ok(turn) => {
+                let mut awaited = match (&mut watcher, &turn.reply_id) {
+                    (Some(watcher), Some(reply)) => {
+                        Some(watcher.reply(reply, WATCH_PATIENCE).await)
+                    }
+                    _ => None,
+                };
+                record(&mut |r| {
+                    r.all_deltas += turn.gaps.len() as u64 + u64::from(turn.ttft.is_some());
+                    r.all_turns += 1;
+                    if counted {
+                        r.turn(&turn, plan);
+                        if let Some(awaited) = awaited.take() {
+                            r.watched(&turn, turn_start, awaited, plan);
+                        }
+                    }
+                });
+            }
             Err(error) => {
                 record(&mut |r| r.error(&error));
                 // A broken session (a stuck reply answers 409) is left behind.
                 session = None;
+                watcher = None;
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
+}
+
+/// Creates a session on `base_url` and, when asked, subscribes a watcher to
+/// it on `watched` before anything is sent.
+async fn open_session(
+    client: &Client,
+    base_url: &str,
+    watched: &Target,
+    watch: bool,
+) -> anyhow::Result<(String, Option<Watcher>)> {
+    let id = client.create_session(base_url).await?;
+    let watcher = match watched {
+        Target::Colloquy { base_url } if watch => Some(Watcher::open(client, base_url, &id).await?),
+        _ => None,
+    };
+    Ok((id, watcher))
 }

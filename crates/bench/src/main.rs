@@ -5,12 +5,15 @@
 //! colloquy server under test runs as a child process (`colloquy serve`) so
 //! that its resident memory is its own. See `docs/BENCHMARKS.md`.
 
+mod backing;
 mod client;
 mod load;
 mod report;
 mod scenarios;
 mod server;
+mod shared;
 mod upstream;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +52,34 @@ enum Scenario {
         levels: Vec<usize>,
         #[command(flatten)]
         knobs: Knobs,
+    },
+    /// The same streams straight to the upstream, through colloquy
+    /// in-process (SQLite, in-process hub), and through colloquy on
+    /// PostgreSQL + Redis with one replica and with two (clients
+    /// round-robin, each session watched on the other replica): added TTFT
+    /// and gap against both, Redis commands per delta, PostgreSQL writes
+    /// per turn. `--pace-ms 0` measures throughput.
+    Replicas {
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,100")]
+        levels: Vec<usize>,
+        #[command(flatten)]
+        knobs: Knobs,
+        /// A PostgreSQL user who may create databases: the run creates one
+        /// of its own there and drops it after.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+        postgres_url: String,
+        /// Use this Redis (with a key prefix of the run's own) instead of
+        /// starting a `redis-server`; its command counts then include every
+        /// other client's.
+        #[arg(long)]
+        redis_url: Option<String>,
+        /// The `redis-server` the run starts (on a free port, nothing on disk).
+        #[arg(long, default_value = "redis-server")]
+        redis_server_bin: String,
+        /// No watchers: senders only, as in `streams`.
+        #[arg(long)]
+        no_watchers: bool,
     },
     /// Turns per second against a zero-delay upstream, persisted in SQLite.
     Throughput {
@@ -151,7 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     } else {
         let Some(scenario) = cli.scenario else {
             anyhow::bail!(
-                "name a scenario (streams, throughput, idle, history) or pass --smoke; see --help"
+                "name a scenario (streams, replicas, throughput, idle, history) or pass --smoke; see --help"
             );
         };
         match scenario {
@@ -159,6 +190,25 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 let comparisons = scenarios::streams(&env, &levels, &knobs.stream_knobs()).await?;
                 report::streams(&comparisons);
                 results.insert("streams".to_owned(), json!(comparisons));
+            }
+            Scenario::Replicas {
+                levels,
+                knobs,
+                postgres_url,
+                redis_url,
+                redis_server_bin,
+                no_watchers,
+            } => {
+                let setup = shared::SharedSetup {
+                    postgres_url,
+                    redis_url,
+                    redis_server_bin,
+                    watch: !no_watchers,
+                };
+                let levels = shared::replicas(&env, &levels, &knobs.stream_knobs(), &setup).await?;
+                report::replicas(&levels);
+                ok = levels.iter().all(shared::Level::is_clean);
+                results.insert("replicas".to_owned(), json!(levels));
             }
             Scenario::Throughput { clients, knobs } => {
                 let throughput =

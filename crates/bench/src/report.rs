@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::load::{LoadReport, Summary};
 use crate::scenarios::{Added, Comparison, HistoryRow, Idle, Throughput};
+use crate::shared::{Level, ModeRun};
 
 /// What the figures were measured on.
 pub fn machine() -> Value {
@@ -163,5 +164,132 @@ pub fn history(rows: &[HistoryRow]) {
             percentiles(&row.last_page)
         ));
     }
+    out(&table);
+}
+
+fn mode_label(run: &ModeRun) -> String {
+    match run.mode {
+        "shared" => format!("PG + Redis, {} replica(s)", run.replicas),
+        other => other.to_owned(),
+    }
+}
+
+fn watch_cells(report: &LoadReport) -> String {
+    report.watch.as_ref().map_or_else(
+        || "– | – | –".to_owned(),
+        |w| {
+            format!(
+                "{} | {} | {} missed, {} altered, {} resyncs",
+                percentiles(&w.ttft),
+                percentiles(&w.lag),
+                w.missed,
+                w.altered,
+                w.resyncs
+            )
+        },
+    )
+}
+
+/// The `replicas` scenario: every mode's figures, what each adds, and what
+/// each turn costs the engines.
+pub fn replicas(levels: &[Level]) {
+    let mut table = String::from(
+        "\n| streams | mode | turns | turns/s | TTFT p50/p99/p99.9 ms | gap p50/p99/p99.9 ms | errors | stalls | altered | watcher TTFT ms | watcher lag ms | watchers | server cores | server µs/delta |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for level in levels {
+        let rows = std::iter::once(("direct".to_owned(), &level.direct))
+            .chain(level.modes.iter().map(|m| (mode_label(m), &m.report)));
+        for (label, r) in rows {
+            table.push_str(&format!(
+                "| {} | {label} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                level.streams,
+                r.turns,
+                r.turns_per_sec,
+                percentiles(&r.ttft),
+                percentiles(&r.gap),
+                r.errors,
+                r.stalls,
+                r.altered,
+                watch_cells(r),
+                r.server_cores
+                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+                r.server_cpu_us_per_delta
+                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.1}")),
+            ));
+        }
+    }
+    table.push_str(
+        "\n| streams | mode | added TTFT vs direct | added gap vs direct | added TTFT vs in-process | added gap vs in-process |\n|---|---|---|---|---|---|\n",
+    );
+    for level in levels {
+        for m in &level.modes {
+            table.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                level.streams,
+                mode_label(m),
+                added(&m.added_ttft_vs_direct),
+                added(&m.added_gap_vs_direct),
+                m.added_ttft_vs_in_process
+                    .as_ref()
+                    .map_or_else(|| "–".to_owned(), added),
+                m.added_gap_vs_in_process
+                    .as_ref()
+                    .map_or_else(|| "–".to_owned(), added),
+            ));
+        }
+    }
+    table.push_str(
+        "\n| streams | mode | Redis commands per delta | per turn | scripts per delta | redis-server cores | PG commits per turn | PG rows written per turn | 2 replicas ÷ 1, turns/s |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for level in levels {
+        for m in level.modes.iter().filter(|m| m.redis.is_some()) {
+            let (Some(redis), Some(pg)) = (&m.redis, &m.postgres) else {
+                continue;
+            };
+            table.push_str(&format!(
+                "| {} | {} | {:.2}{} | {:.1} | {:.2} | {} | {:.2} | {:.2} | {} |\n",
+                level.streams,
+                mode_label(m),
+                redis.per_delta,
+                if redis.private {
+                    ""
+                } else {
+                    " (shared server)"
+                },
+                redis.per_turn,
+                redis.scripts_per_delta,
+                redis
+                    .server_cores
+                    .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
+                pg.commits_per_turn,
+                pg.rows_written_per_turn,
+                match (m.replicas, level.two_over_one_turns) {
+                    (2, Some(ratio)) => format!("{ratio:.2}"),
+                    _ => "–".to_owned(),
+                },
+            ));
+        }
+    }
+    for level in levels {
+        for m in &level.modes {
+            for sample in &m.report.error_samples {
+                table.push_str(&format!(
+                    "\n{} streams, {}: {sample}",
+                    level.streams,
+                    mode_label(m)
+                ));
+            }
+            if m.server_log_problems > 0 {
+                table.push_str(&format!(
+                    "\n{} streams, {}: the servers logged {} warnings or errors",
+                    level.streams,
+                    mode_label(m),
+                    m.server_log_problems
+                ));
+            }
+        }
+    }
+    table.push('\n');
     out(&table);
 }

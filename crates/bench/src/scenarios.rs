@@ -51,7 +51,7 @@ pub struct Added {
 }
 
 impl Added {
-    fn of(colloquy: &Summary, direct: &Summary) -> Self {
+    pub fn of(colloquy: &Summary, direct: &Summary) -> Self {
         let diff = |a: u64, b: u64| {
             i64::try_from(a).unwrap_or(i64::MAX) - i64::try_from(b).unwrap_or(i64::MAX)
         };
@@ -83,7 +83,7 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    pub const fn is_clean(&self) -> bool {
+    pub fn is_clean(&self) -> bool {
         self.direct.is_clean() && self.colloquy.is_clean()
     }
 }
@@ -107,8 +107,14 @@ pub async fn streams(
     let shape = ReplyShape::new(knobs.chunks, knobs.pace, knobs.first_token);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let mut server =
-        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let mut server = Server::start(
+        &env.server_bin,
+        &database.to_string_lossy(),
+        &upstream.base_url(),
+        dir.path(),
+        &[],
+    )
+    .await?;
     let mut results = Vec::new();
     for &clients in levels {
         let plan = LoadPlan {
@@ -121,6 +127,7 @@ pub async fn streams(
             turns_per_session: knobs.turns_per_session,
             pace: knobs.pace,
             expected: Arc::from(shape.text.as_str()),
+            watch: false,
         };
         eprintln!(
             "  {clients} stream(s), {} chunks at {:?}: direct…",
@@ -128,9 +135,9 @@ pub async fn streams(
         );
         let direct = load::run(
             &env.client,
-            &Target::Direct {
+            &[Target::Direct {
                 base_url: upstream.base_url(),
-            },
+            }],
             &plan,
         )
         .await;
@@ -163,7 +170,7 @@ async fn run_against_colloquy(
     let target = Target::Colloquy {
         base_url: server.base_url.clone(),
     };
-    let mut report = load::run(&env.client, &target, plan).await;
+    let mut report = load::run(&env.client, &[target], plan).await;
     report.rss_peak_kib = server.peak_rss_kib();
     report.rss_end_kib = server.rss_kib();
     account_cpu(&mut report, server, cpu_before, run_started);
@@ -230,8 +237,14 @@ pub async fn throughput(
     let shape = ReplyShape::new(knobs.chunks, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let mut server =
-        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let mut server = Server::start(
+        &env.server_bin,
+        &database.to_string_lossy(),
+        &upstream.base_url(),
+        dir.path(),
+        &[],
+    )
+    .await?;
     let plan = LoadPlan {
         clients,
         duration: knobs.duration,
@@ -240,13 +253,14 @@ pub async fn throughput(
         turns_per_session: knobs.turns_per_session,
         pace: Duration::ZERO,
         expected: Arc::from(shape.text.as_str()),
+        watch: false,
     };
     eprintln!("  {clients} clients, zero-delay upstream: direct…");
     let direct = load::run(
         &env.client,
-        &Target::Direct {
+        &[Target::Direct {
             base_url: upstream.base_url(),
-        },
+        }],
         &plan,
     )
     .await;
@@ -322,8 +336,14 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     let shape = ReplyShape::new(4, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let server =
-        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let server = Server::start(
+        &env.server_bin,
+        &database.to_string_lossy(),
+        &upstream.base_url(),
+        dir.path(),
+        &[],
+    )
+    .await?;
     let sessions = sessions.clamp(1, subscribers.max(1));
 
     // Sessions first, so that the memory they cost (rows, cache) is in the
@@ -493,8 +513,14 @@ pub async fn history(
     // uses: 100,000 messages through the API would be 50,000 turns of setup.
     eprintln!("  seeding sessions of {sizes:?} messages…");
     let seeded = seed(&database, sizes).await?;
-    let server =
-        Server::start(&env.server_bin, &database, &upstream.base_url(), dir.path()).await?;
+    let server = Server::start(
+        &env.server_bin,
+        &database.to_string_lossy(),
+        &upstream.base_url(),
+        dir.path(),
+        &[],
+    )
+    .await?;
     let mut rows = Vec::new();
     for (size, session, ids) in seeded {
         let first_url = format!(

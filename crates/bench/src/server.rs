@@ -33,13 +33,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary` on a free port with its database at `database`,
-    /// talking to `upstream`, and waits until it answers `/readyz`.
+    /// Starts `binary` on a free port with its database at `database` (a
+    /// SQLite path or a `postgres://` URL), talking to `upstream`, with the
+    /// variables `extra` on top (Redis for the shared modes), and waits until
+    /// it answers `/readyz`. It logs to `server.log` in `dir`.
     pub async fn start(
         binary: &Path,
-        database: &Path,
+        database: &str,
         upstream: &str,
         dir: &Path,
+        extra: &[(&str, String)],
     ) -> anyhow::Result<Self> {
         if !binary.exists() {
             bail!(
@@ -74,6 +77,7 @@ impl Server {
             .env("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "0")
             .env("COLLOQUY_MAX_STREAMS_PER_PRINCIPAL", "0")
             .env("RUST_LOG", "warn")
+            .envs(extra.iter().map(|(name, value)| (name, value)))
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -180,7 +184,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Reads a process's user + system CPU time from `/proc/PID/stat`, in
 /// seconds (the kernel counts in clock ticks, 100 a second on Linux).
-fn cpu_secs(pid: u32) -> Option<f64> {
+pub fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces: fields are counted after its `)`.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
