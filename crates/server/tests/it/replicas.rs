@@ -79,17 +79,24 @@ impl Cluster {
     /// A replica whose Redis is at `redis_url` (a proxy in front of the
     /// shared one).
     async fn replica_through(&self, redis_url: &str) -> Replica {
+        self.replica_with(redis_url, &[]).await
+    }
+
+    /// A replica with variables of its own beside the cluster's.
+    async fn replica_with(&self, redis_url: &str, extra: &[(&str, &str)]) -> Replica {
         let lease = LEASE.as_secs().to_string();
-        let env = [
+        let upstream = self.fake.base_url();
+        let mut env = vec![
             ("DATABASE_URL", self.database.url()),
             ("COLLOQUY_REDIS_URL", redis_url),
             ("COLLOQUY_REDIS_KEY_PREFIX", &self.redis.prefix),
             ("COLLOQUY_LEASE_SECS", &lease),
             ("COLLOQUY_AUTH", "keys"),
             ("COLLOQUY_AUTO_TITLE", "false"),
-            ("OPENAI_BASE_URL", &self.fake.base_url()),
+            ("OPENAI_BASE_URL", &upstream),
             ("OPENAI_MODEL", "fake-model"),
         ];
+        env.extend_from_slice(extra);
         Replica {
             served: Served::start(self.dir.path(), &env).await,
             key: self.key.clone(),
@@ -521,4 +528,90 @@ async fn a_reply_outlives_a_redis_outage_longer_than_its_lease() {
     let stored = replica.stored_final(&session, &reply).await;
     assert_eq!(stored["status"], "complete");
     assert_eq!(stored["content"], LONG);
+}
+
+#[tokio::test]
+async fn a_delete_on_one_replica_ends_the_reply_another_runs() {
+    let cluster = Cluster::new().await;
+    let (a, b) = tokio::join!(cluster.replica(), cluster.replica());
+    let session = a.new_session().await;
+    cluster.fake.push(Behaviour::text(LONG).pace(PACE));
+    let mut sent = a.send_streaming(&session, "count for me").await;
+    let started = until_deltas(&mut sent, 2).await;
+    let reply = reply_id(&started);
+
+    let deleted = b
+        .served
+        .http
+        .delete(b.served.url(&format!("/api/v1/sessions/{session}")))
+        .bearer_auth(&b.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let rest = sent.until_reply_ends(&reply).await;
+    let end = rest.last().unwrap();
+    assert_eq!(end.event, "message.completed", "{end:?}");
+    assert_eq!(end.data["status"], "cancelled");
+    assert!(
+        sent.next().await.is_none(),
+        "the stream ends with the session"
+    );
+    for replica in [&a, &b] {
+        let gone = replica
+            .get(&format!("/api/v1/sessions/{session}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status(), 404);
+    }
+}
+
+#[tokio::test]
+async fn a_principals_limits_are_counted_across_replicas() {
+    let cluster = Cluster::new().await;
+    let limits = [
+        ("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "1"),
+        ("COLLOQUY_RATE_LIMIT_PER_MINUTE", "30"),
+    ];
+    let redis = cluster.redis.url.clone();
+    let (a, b) = tokio::join!(
+        cluster.replica_with(&redis, &limits),
+        cluster.replica_with(&redis, &limits)
+    );
+
+    // One reply at a time for alice, whichever replica runs it.
+    let (first, second) = (a.new_session().await, b.new_session().await);
+    cluster.fake.push(Behaviour::text(LONG).pace(PACE));
+    let mut sent = a.send_streaming(&first, "count for me").await;
+    let reply = reply_id(&until_deltas(&mut sent, 2).await);
+    let refused = b.send(&second, "and me").await;
+    assert_eq!(refused.status(), 429);
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["limit"], "replies_at_once", "{problem}");
+    b.post(&format!("/api/v1/sessions/{first}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    sent.until_reply_ends(&reply).await;
+    cluster.fake.push(Behaviour::text("fine"));
+    assert_eq!(b.send(&second, "now me").await.status(), 202);
+
+    // Thirty requests a minute in all: spread over two replicas, each
+    // sees fewer than thirty, and still the thirty-first is refused.
+    let mut refusals = Vec::new();
+    for n in 0..40 {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        let response = replica.get("/api/v1/me").send().await.unwrap();
+        if response.status() == 429 {
+            let problem: Value = response.json().await.unwrap();
+            refusals.push(problem["limit"].clone());
+        } else {
+            assert_eq!(response.status(), 200);
+        }
+    }
+    assert!(
+        !refusals.is_empty() && refusals.iter().all(|limit| limit == "requests_per_minute"),
+        "the rate is alice's across replicas: {refusals:?}"
+    );
 }
