@@ -2,7 +2,8 @@
 //! Redis: any replica serves any session, watches, resumes and cancels a
 //! reply another runs, ends the replies of a replica that was killed, and
 //! leaves alone those of replicas that are alive. And one replica losing
-//! Redis: its replies still complete, and nothing is lost silently.
+//! Redis: its replies still complete, and nothing is lost silently; or
+//! losing PostgreSQL: `503`s, never a `500`, and all works again after.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::binary::{succeeds, Served};
-use crate::shared_redis::{Proxy, TestRedis};
+use crate::shared_redis::{host_and_port, Proxy, TestRedis};
 use crate::support::{text_of, Sse, SseReader};
 
 /// `COLLOQUY_LEASE_SECS` of every replica here: short, so a dead replica's
@@ -614,4 +615,50 @@ async fn a_principals_limits_are_counted_across_replicas() {
         !refusals.is_empty() && refusals.iter().all(|limit| limit == "requests_per_minute"),
         "the rate is alice's across replicas: {refusals:?}"
     );
+}
+
+#[tokio::test]
+async fn the_database_going_away_is_a_503_never_a_500_and_then_all_works_again() {
+    let cluster = Cluster::new().await;
+    let postgres = Proxy::start(host_and_port(cluster.database.url())).await;
+    let through_proxy = postgres.in_front_of(cluster.database.url());
+    let redis = cluster.redis.url.clone();
+    let replica = cluster
+        .replica_with(&redis, &[("DATABASE_URL", &through_proxy)])
+        .await;
+    let session = replica.new_session().await;
+
+    postgres.cut();
+    let (status, body) = replica.readiness().await;
+    assert_eq!(status, 503, "/readyz without the database: {body}");
+    for response in [
+        replica
+            .get(&format!("/api/v1/sessions/{session}/messages"))
+            .send()
+            .await
+            .unwrap(),
+        replica.get("/api/v1/sessions").send().await.unwrap(),
+        replica.send(&session, "anyone there?").await,
+        replica
+            .post("/api/v1/sessions")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(response.status(), 503, "{response:?}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+
+    postgres.restore();
+    replica.wait_for_readiness("ready").await;
+    cluster.fake.push(Behaviour::text("back again"));
+    let reply = replica.send_accepted(&session, "hello?").await;
+    let stored = replica.stored_final(&session, &reply).await;
+    assert_eq!(stored["content"], "back again");
+    let history = replica.history(&session).await;
+    assert_eq!(history.len(), 2, "no message lost or doubled: {history:#?}");
 }

@@ -123,6 +123,12 @@ impl Proxy {
         format!("redis://{}", self.address)
     }
 
+    /// `url` with its `host:port` replaced by this proxy's: the same
+    /// server, reached through the proxy (for PostgreSQL's URL too).
+    pub fn in_front_of(&self, url: &str) -> String {
+        url.replacen(&host_and_port(url), &self.address.to_string(), 1)
+    }
+
     pub fn cut(&self) {
         self.state.send_modify(|state| {
             state.open = false;
@@ -181,4 +187,16 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut state: watch:
             }
         }
     }
+}
+
+/// The `host:port` of a URL such as `postgres://user@host:port/db`.
+pub fn host_and_port(url: &str) -> String {
+    let start = url.rfind('@').map_or_else(
+        || url.find("://").map_or(0, |scheme| scheme + 3),
+        |at| at + 1,
+    );
+    let end = url[start..]
+        .find('/')
+        .map_or(url.len(), |slash| start + slash);
+    url[start..end].to_owned()
 }
