@@ -287,6 +287,33 @@ pub struct SendMessageRequest {
     /// Stop the reply when the client reading its event stream goes away.
     #[serde(default)]
     pub cancel_on_disconnect: bool,
+    /// The assistants that answer, in order (1–8). Assistants are not
+    /// built yet: any id names an unknown one (`404`).
+    #[schema(value_type = Option<Vec<String>>)]
+    pub assistant_ids: Option<Vec<String>>,
+}
+
+/// How many assistants one send may name (the contract's 1–8).
+const MAX_ASSISTANTS: usize = 8;
+
+/// Refuses the assistants a send names. There are no assistants yet, so a
+/// well-formed list names only unknown ones: `404`, as another principal's
+/// assistant would be, rather than a send that quietly ignores them. A list
+/// that is empty or too long is `422`, an id that is not a UUID `400`.
+pub(crate) fn check_assistants(ids: Option<&[String]>) -> Result<(), crate::ApiError> {
+    let Some(ids) = ids else { return Ok(()) };
+    if ids.is_empty() || ids.len() > MAX_ASSISTANTS {
+        return Err(crate::ApiError::invalid(format!(
+            "`assistant_ids` names 1 to {MAX_ASSISTANTS} assistants, not {}",
+            ids.len()
+        )));
+    }
+    if let Some(malformed) = ids.iter().find(|id| uuid::Uuid::parse_str(id).is_err()) {
+        return Err(crate::ApiError::bad_request(format!(
+            "assistant_ids: `{malformed}` is not an assistant id (a UUID)"
+        )));
+    }
+    Err(crate::ApiError::assistant_not_found())
 }
 
 /// `GET /api/v1/sessions?limit=&after=`.

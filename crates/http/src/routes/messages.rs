@@ -51,6 +51,7 @@ pub async fn send(
     JsonBody(body): JsonBody<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    crate::wire::check_assistants(body.assistant_ids.as_deref())?;
     let Some(content) = body.content.or(body.message) else {
         return Err(ApiError::invalid("missing field `content`"));
     };

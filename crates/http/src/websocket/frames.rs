@@ -5,10 +5,10 @@ use colloquy_ports::SessionEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::body::parse_json;
+pub(crate) use crate::wire::check_assistants;
 use crate::{sse, ApiError};
 
 /// The most assistants one send may name, as on `POST …/messages`.
-const MAX_ASSISTANTS: usize = 8;
 
 /// A request the client sent, `{"type": …}`.
 #[derive(Debug, PartialEq, Eq, Deserialize)]
@@ -33,26 +33,6 @@ impl Request {
     pub(crate) fn parse(text: &str) -> Result<Self, ApiError> {
         parse_json(text.as_bytes(), "the frame")
     }
-}
-
-/// Refuses the assistants a send names. There are no assistants yet, so a
-/// well-formed list names only unknown ones: `404`, as another principal's
-/// assistant would be, rather than a send that quietly ignores them. A list
-/// that is empty or too long is `422`, an id that is not a UUID `400`.
-pub(crate) fn check_assistants(ids: Option<&[String]>) -> Result<(), ApiError> {
-    let Some(ids) = ids else { return Ok(()) };
-    if ids.is_empty() || ids.len() > MAX_ASSISTANTS {
-        return Err(ApiError::invalid(format!(
-            "`assistant_ids` names 1 to {MAX_ASSISTANTS} assistants, not {}",
-            ids.len()
-        )));
-    }
-    if let Some(malformed) = ids.iter().find(|id| uuid::Uuid::parse_str(id).is_err()) {
-        return Err(ApiError::bad_request(format!(
-            "assistant_ids: `{malformed}` is not an assistant id (a UUID)"
-        )));
-    }
-    Err(ApiError::assistant_not_found())
 }
 
 /// One event of the session, `{"id", "event", "data"}`: the id as the SSE

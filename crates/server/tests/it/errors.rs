@@ -249,6 +249,29 @@ async fn unprocessable_content_is_422_and_never_stored() {
 }
 
 #[tokio::test]
+async fn a_send_naming_assistants_is_refused_never_answered_by_the_default_voice() {
+    let app = spawn_app().await;
+    let session = app.new_session().await;
+    let messages = format!("/api/v1/sessions/{session}/messages");
+    for (assistant_ids, status) in [
+        (json!(["0190c6a4-1f55-7a0e-8b1a-5a5a5a5a5a5a"]), 404),
+        (json!(["not-an-id"]), 400),
+        (json!([]), 422),
+    ] {
+        let response = app
+            .http
+            .post(app.url(&messages))
+            .json(&json!({"content": "hello", "assistant_ids": assistant_ids}))
+            .send()
+            .await
+            .unwrap();
+        problem(response, status).await;
+    }
+    assert!(app.history(&session).await.is_empty(), "nothing was stored");
+    assert_eq!(app.fake.request_count(), 0, "nothing reached the model");
+}
+
+#[tokio::test]
 async fn a_send_while_a_reply_streams_is_409() {
     let app = spawn_app().await;
     app.fake
