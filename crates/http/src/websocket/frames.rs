@@ -8,8 +8,6 @@ use crate::body::parse_json;
 pub(crate) use crate::wire::check_assistants;
 use crate::{sse, ApiError};
 
-/// The most assistants one send may name, as on `POST …/messages`.
-
 /// A request the client sent, `{"type": …}`.
 #[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
