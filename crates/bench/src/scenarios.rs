@@ -97,6 +97,24 @@ fn scratch() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
     Ok((dir, database))
 }
 
+/// colloquy on the SQLite file `database` in the scratch directory `dir`,
+/// relaying to `upstream`, with the in-process event log.
+async fn sqlite_server(
+    env: &Env,
+    dir: &tempfile::TempDir,
+    database: &Path,
+    upstream: &Upstream,
+) -> anyhow::Result<Server> {
+    Server::start(
+        &env.server_bin,
+        &database.to_string_lossy(),
+        &upstream.base_url(),
+        dir.path(),
+        &[],
+    )
+    .await
+}
+
 /// Streams at each concurrency in `levels`, first straight at the fake, then
 /// through colloquy (one server for all levels).
 pub async fn streams(
@@ -107,14 +125,7 @@ pub async fn streams(
     let shape = ReplyShape::new(knobs.chunks, knobs.pace, knobs.first_token);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let mut server = Server::start(
-        &env.server_bin,
-        &database.to_string_lossy(),
-        &upstream.base_url(),
-        dir.path(),
-        &[],
-    )
-    .await?;
+    let mut server = sqlite_server(env, &dir, &database, &upstream).await?;
     let mut results = Vec::new();
     for &clients in levels {
         let plan = LoadPlan {
@@ -237,14 +248,7 @@ pub async fn throughput(
     let shape = ReplyShape::new(knobs.chunks, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let mut server = Server::start(
-        &env.server_bin,
-        &database.to_string_lossy(),
-        &upstream.base_url(),
-        dir.path(),
-        &[],
-    )
-    .await?;
+    let mut server = sqlite_server(env, &dir, &database, &upstream).await?;
     let plan = LoadPlan {
         clients,
         duration: knobs.duration,
@@ -336,14 +340,7 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     let shape = ReplyShape::new(4, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
     let (dir, database) = scratch()?;
-    let server = Server::start(
-        &env.server_bin,
-        &database.to_string_lossy(),
-        &upstream.base_url(),
-        dir.path(),
-        &[],
-    )
-    .await?;
+    let server = sqlite_server(env, &dir, &database, &upstream).await?;
     let sessions = sessions.clamp(1, subscribers.max(1));
 
     // Sessions first, so that the memory they cost (rows, cache) is in the
@@ -513,14 +510,7 @@ pub async fn history(
     // uses: 100,000 messages through the API would be 50,000 turns of setup.
     eprintln!("  seeding sessions of {sizes:?} messages…");
     let seeded = seed(&database, sizes).await?;
-    let server = Server::start(
-        &env.server_bin,
-        &database.to_string_lossy(),
-        &upstream.base_url(),
-        dir.path(),
-        &[],
-    )
-    .await?;
+    let server = sqlite_server(env, &dir, &database, &upstream).await?;
     let mut rows = Vec::new();
     for (size, session, ids) in seeded {
         let first_url = format!(
