@@ -676,18 +676,26 @@ async fn closing_the_socket_gives_its_stream_place_back() {
     }
 }
 
-#[tokio::test]
-async fn deleting_the_session_sends_the_final_events_then_a_close() {
-    let app = spawn_app().await;
+/// A new session with a socket open on it and a reply, paced at
+/// `pace_ms` a word, sent over it: the session, the socket, and the
+/// reply's `message.created` (the user message's is read past).
+async fn reply_over_a_socket(app: &TestApp, pace_ms: u64) -> (String, Socket, Sse) {
     app.fake
-        .push(Behaviour::text(WORDS).pace(Duration::from_millis(100)));
+        .push(Behaviour::text(WORDS).pace(Duration::from_millis(pace_ms)));
     let session = app.new_session().await;
-    let mut socket = Socket::open(&app, &session, "").await;
+    let mut socket = Socket::open(app, &session, "").await;
     socket
         .send(json!({"type": "send", "content": "count"}))
         .await;
     socket.event().await;
     let assistant = socket.event().await;
+    (session, socket, assistant)
+}
+
+#[tokio::test]
+async fn deleting_the_session_sends_the_final_events_then_a_close() {
+    let app = spawn_app().await;
+    let (session, mut socket, assistant) = reply_over_a_socket(&app, 100).await;
     let deleted = app
         .http
         .delete(app.url(&format!("/api/v1/sessions/{session}")))
@@ -707,15 +715,7 @@ async fn deleting_the_session_sends_the_final_events_then_a_close() {
 #[tokio::test]
 async fn a_shutdown_lets_the_reply_finish_then_closes_as_going_away() {
     let app = spawn_app().await;
-    app.fake
-        .push(Behaviour::text(WORDS).pace(Duration::from_millis(20)));
-    let session = app.new_session().await;
-    let mut socket = Socket::open(&app, &session, "").await;
-    socket
-        .send(json!({"type": "send", "content": "count"}))
-        .await;
-    socket.event().await;
-    let assistant = socket.event().await;
+    let (_, mut socket, assistant) = reply_over_a_socket(&app, 20).await;
     let service = app.service.clone();
     let shutdown = tokio::spawn(async move { service.shutdown(Duration::from_secs(5)).await });
     let (frames, close) = socket.until_closed().await;
