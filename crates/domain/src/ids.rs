@@ -86,6 +86,10 @@ uuid_id!(
     MessageId
 );
 uuid_id!(
+    /// Identifies an assistant: a named voice a principal defined.
+    AssistantId
+);
+uuid_id!(
     /// Identifies an API key. Not a secret: it is what `colloquy keys list`
     /// shows and `colloquy keys revoke` takes, and it may be logged.
     ApiKeyId

@@ -8,6 +8,7 @@
 //! **Invariant:** this crate depends on nothing but `std` and `uuid`: no I/O,
 //! no async runtime, no serde, no framework.
 
+mod assistant;
 mod ids;
 mod message;
 mod principal;
@@ -15,7 +16,8 @@ mod session;
 mod time;
 mod values;
 
-pub use ids::{ApiKeyId, MessageId, ParseIdError, SessionId};
+pub use assistant::{Assistant, AssistantName, Instructions, Speaker};
+pub use ids::{ApiKeyId, AssistantId, MessageId, ParseIdError, SessionId};
 pub use message::{ErrorCode, Message, MessageError, MessageStatus, Role, ToolCall, Usage};
 pub use principal::Principal;
 pub use session::Session;

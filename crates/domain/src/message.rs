@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::{MessageContent, MessageId, ModelName, SessionId, Timestamp};
+use crate::{MessageContent, MessageId, ModelName, SessionId, Speaker, Timestamp};
 
 /// Who wrote a message. Tool results are kept inside the assistant message
 /// that asked for them, so the history only ever has these two.
@@ -165,6 +165,9 @@ pub struct Message {
     pub usage: Option<Usage>,
     pub error: Option<MessageError>,
     pub tool_calls: Vec<ToolCall>,
+    /// The assistant that wrote an assistant message; `None` for the
+    /// session's default voice and for user messages.
+    pub speaker: Option<Speaker>,
     pub created_at: Timestamp,
     pub completed_at: Option<Timestamp>,
 }
@@ -185,6 +188,7 @@ impl Message {
             usage: None,
             error: None,
             tool_calls: Vec::new(),
+            speaker: None,
             created_at: now,
             completed_at: Some(now),
         }
@@ -204,8 +208,23 @@ impl Message {
             usage: None,
             error: None,
             tool_calls: Vec::new(),
+            speaker: None,
             created_at: Timestamp::now(),
             completed_at: None,
+        }
+    }
+
+    /// The empty message `speaker` (or, with `None`, the session's default
+    /// voice) streams its reply into.
+    #[must_use]
+    pub fn streaming_reply_by(
+        session_id: SessionId,
+        model: &ModelName,
+        speaker: Option<Speaker>,
+    ) -> Self {
+        Self {
+            speaker,
+            ..Self::streaming_reply(session_id, model)
         }
     }
 

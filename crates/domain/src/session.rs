@@ -1,4 +1,4 @@
-use crate::{ModelName, Principal, SessionId, SystemPrompt, Timestamp, Title};
+use crate::{AssistantId, ModelName, Principal, SessionId, SystemPrompt, Timestamp, Title};
 
 /// A conversation: its settings and how many messages it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +10,9 @@ pub struct Session {
     /// `None` means the service's default system prompt applies.
     pub system_prompt: Option<SystemPrompt>,
     pub model: ModelName,
+    /// The assistant that answers when a message names none; `None` for the
+    /// service's default voice.
+    pub assistant_id: Option<AssistantId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub message_count: u64,
@@ -31,6 +34,7 @@ impl Session {
             title,
             system_prompt,
             model,
+            assistant_id: None,
             created_at: now,
             updated_at: now,
             message_count: 0,

@@ -48,7 +48,7 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
-fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
+pub(crate) fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
     // Byte length bounds the character count from above: skip counting when it is short.
     if value.len() <= max {
         return Ok(());
@@ -60,7 +60,7 @@ fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), Vali
     Ok(())
 }
 
-fn check_not_blank(field: &'static str, value: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_not_blank(field: &'static str, value: &str) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
         return Err(ValidationError::Blank { field });
     }

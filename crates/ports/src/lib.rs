@@ -27,7 +27,9 @@ pub use llm::{
     ChatChunk, ChatRequest, ChatStream, Completion, LlmClient, LlmError, PromptMessage, PromptRole,
     ResponseFormat, ToolCallDelta, ToolCallRequest, ToolSpec,
 };
-pub use repository::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
+pub use repository::{
+    AssistantChanges, AssistantStore, ChatRepository, Page, RepoError, SessionChanges, StoredEnd,
+};
 pub use sweep::{ExpiredLeases, ExpiredReply, SweepClaim};
 pub use usage::UsageLedger;
 
@@ -40,7 +42,7 @@ pub use keys::MockApiKeyStore;
 #[cfg(feature = "mock")]
 pub use llm::MockLlmClient;
 #[cfg(feature = "mock")]
-pub use repository::MockChatRepository;
+pub use repository::{MockAssistantStore, MockChatRepository};
 #[cfg(feature = "mock")]
 pub use sweep::{MockExpiredLeases, MockSweepClaim};
 #[cfg(feature = "mock")]

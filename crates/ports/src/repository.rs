@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use colloquy_domain::{
-    Message, MessageId, ModelName, Principal, Session, SessionId, SystemPrompt, Timestamp, Title,
+    Assistant, AssistantId, AssistantName, Instructions, Message, MessageId, ModelName, Principal,
+    Session, SessionId, SystemPrompt, Timestamp, Title,
 };
 
 /// One page of a listing, and whether more follow it.
@@ -17,6 +18,19 @@ pub struct SessionChanges {
     pub title: Option<Option<Title>>,
     pub system_prompt: Option<Option<SystemPrompt>>,
     pub model: Option<ModelName>,
+    /// The session's default assistant. The store does not check that it
+    /// exists: the use case does, before.
+    pub assistant_id: Option<Option<AssistantId>>,
+}
+
+/// A change to an assistant. `None` leaves a field as it is; `Some(None)`
+/// clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssistantChanges {
+    pub name: Option<AssistantName>,
+    pub instructions: Option<Option<Instructions>>,
+    pub model: Option<ModelName>,
+    pub tools: Option<Vec<String>>,
 }
 
 /// A reply as [`ChatRepository::interrupt_reply`] left it.
@@ -34,6 +48,10 @@ pub enum RepoError {
     /// The session or message does not exist (or no longer does).
     #[error("not found")]
     NotFound,
+    /// A value that must be unique is taken (an assistant's name, among its
+    /// owner's assistants). Nothing was written.
+    #[error("already taken")]
+    Conflict,
     /// The store cannot be reached or is overloaded right now; trying later may work.
     #[error("the store is unavailable: {0:#}")]
     Unavailable(anyhow::Error),
@@ -178,22 +196,25 @@ pub trait ChatRepository: Send + Sync {
     /// As [`ChatRepository::create_session`].
     async fn interrupt_streaming(&self) -> Result<u64, RepoError>;
 
-    /// Stores one reply `interrupted` (keeping its text) if it is still
-    /// `streaming`: its replica died and the reply's lease ran out. Not
-    /// scoped by an owner, as [`ChatRepository::interrupt_streaming`]: the
-    /// sweeper acts for the service, never for a caller. Returns the message
-    /// as stored afterwards, and whether this call changed it; when it did
-    /// not, whoever wrote its final state first (its own replica, another
-    /// sweeper) wins.
+    /// Stores `interrupted` (keeping its text) every assistant message of
+    /// the session from `first` on that is still `streaming`: the turn that
+    /// `first` began (one message per assistant answering it) lost its
+    /// replica, and its lease ran out. One session runs one turn at a time,
+    /// so every message from `first` on is that turn's. Not scoped by an
+    /// owner, as [`ChatRepository::interrupt_streaming`]: the sweeper acts
+    /// for the service, never for a caller. Returns the turn's assistant
+    /// messages as stored afterwards, oldest first, each with whether this
+    /// call changed it; one whose final state was stored before keeps it
+    /// (whoever wrote it first wins).
     ///
     /// # Errors
-    /// [`RepoError::NotFound`] when the message (or its session) was
-    /// deleted; otherwise as [`ChatRepository::create_session`].
-    async fn interrupt_reply(
+    /// [`RepoError::NotFound`] when `first` (or its session) was deleted;
+    /// otherwise as [`ChatRepository::create_session`].
+    async fn interrupt_turn(
         &self,
         session: SessionId,
-        message: MessageId,
-    ) -> Result<StoredEnd, RepoError>;
+        first: MessageId,
+    ) -> Result<Vec<StoredEnd>, RepoError>;
 
     /// Up to `most` replies stored `streaming` that were created before
     /// `before`, oldest first, as (session, message): the sweeper looks
@@ -212,4 +233,77 @@ pub trait ChatRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::Unavailable`] when it does not.
     async fn ping(&self) -> Result<(), RepoError>;
+}
+
+/// Where assistants are kept.
+///
+/// **Invariant:** as for [`ChatRepository`], every method takes the owner
+/// it acts for and is scoped by it in the query: another principal's
+/// assistant is [`RepoError::NotFound`].
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait AssistantStore: Send + Sync {
+    /// Stores a new assistant, owned by `assistant.owner`.
+    ///
+    /// # Errors
+    /// [`RepoError::Conflict`] when its owner has an assistant of that name
+    /// already; [`RepoError::Unavailable`] or [`RepoError::Unknown`] when
+    /// the store fails.
+    async fn create_assistant(&self, assistant: &Assistant) -> Result<(), RepoError>;
+
+    /// # Errors
+    /// [`RepoError::NotFound`] when the owner has no such assistant;
+    /// otherwise as [`AssistantStore::create_assistant`].
+    async fn get_assistant(
+        &self,
+        owner: &Principal,
+        id: AssistantId,
+    ) -> Result<Assistant, RepoError>;
+
+    /// Those of `ids` the owner has, in one query, in any order: an id it
+    /// does not have is simply missing from the answer.
+    ///
+    /// # Errors
+    /// As [`AssistantStore::create_assistant`].
+    async fn find_assistants(
+        &self,
+        owner: &Principal,
+        ids: &[AssistantId],
+    ) -> Result<Vec<Assistant>, RepoError>;
+
+    /// Up to `limit` assistants, newest first, starting after `after`
+    /// (which need not exist any more), as sessions are listed.
+    ///
+    /// # Errors
+    /// As [`AssistantStore::create_assistant`].
+    async fn list_assistants(
+        &self,
+        owner: &Principal,
+        limit: usize,
+        after: Option<AssistantId>,
+    ) -> Result<Page<Assistant>, RepoError>;
+
+    /// Writes only the fields `changes` sets, and `updated_at = at`, in one
+    /// statement, and returns the assistant as stored afterwards.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`]; [`RepoError::Conflict`] for a name the
+    /// owner's other assistant has; otherwise as
+    /// [`AssistantStore::create_assistant`].
+    async fn update_assistant(
+        &self,
+        owner: &Principal,
+        id: AssistantId,
+        changes: &AssistantChanges,
+        at: Timestamp,
+    ) -> Result<Assistant, RepoError>;
+
+    /// Deletes an assistant, and in the same transaction makes the owner's
+    /// sessions that had it as their default assistant fall back to the
+    /// default voice. The messages it wrote keep its id and name.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`]; otherwise as
+    /// [`AssistantStore::create_assistant`].
+    async fn delete_assistant(&self, owner: &Principal, id: AssistantId) -> Result<(), RepoError>;
 }
