@@ -8,6 +8,17 @@ pub enum ChatError {
     Invalid(#[from] ValidationError),
     #[error("there is no session with that id")]
     SessionNotFound,
+    #[error("there is no assistant with that id")]
+    AssistantNotFound,
+    /// The caller has an assistant of that name already.
+    #[error("you have an assistant named `{0}` already; assistant names are unique")]
+    AssistantNameTaken(String),
+    /// An assistant names a tool the service does not offer (`COLLOQUY_TOOLS`).
+    #[error("{0}")]
+    UnknownTool(String),
+    /// A turn names no assistant where one is needed, or too many.
+    #[error("{0}")]
+    BadAssistants(String),
     /// The model is not one of `COLLOQUY_MODELS`.
     #[error("the model `{0}` is not offered here; GET /api/v1/models lists those that are")]
     ModelNotAllowed(String),
@@ -51,6 +62,8 @@ impl From<RepoError> for ChatError {
     fn from(error: RepoError) -> Self {
         match error {
             RepoError::NotFound => Self::SessionNotFound,
+            // Only assistants have unique names; their use cases say which.
+            RepoError::Conflict => Self::Unexpected(anyhow::anyhow!("a unique value is taken")),
             RepoError::Unavailable(_) => Self::StoreUnavailable(error),
             RepoError::Unknown(cause) => Self::Unexpected(cause),
         }

@@ -16,6 +16,7 @@
 //! request that asked for it; the request only watches its events.
 
 mod ask;
+mod assistants;
 mod config;
 mod error;
 mod prompt;
@@ -30,19 +31,19 @@ mod telemetry;
 mod titles;
 mod tokens;
 pub mod tools;
+mod turn;
 mod upstream;
 mod usage;
 
 pub use ask::ask;
+pub use assistants::{AssistantPatch, NewAssistant};
 pub use colloquy_ports::{EventKind, Resync, ResyncReason, SessionEvent};
 pub use config::{ChatConfig, LlmPolicy, ModelAllowlist, DEFAULT_SYSTEM_PROMPT};
 pub use error::ChatError;
 pub use reply::MAX_TOOL_ROUNDS;
-pub use service::{
-    Account, CancelOnDrop, ChatService, Dependencies, NewSession, Readiness, SendOutcome,
-    SessionPatch,
-};
+pub use service::{Account, ChatService, Dependencies, NewSession, Readiness, SessionPatch};
 pub use streams::{ReplyEvents, Subscription};
 pub use summary::{MessageCounts, SessionSummary};
 pub use sweep::{ReplySweeper, SweepReport};
 pub use tools::{Tool, ToolError, ToolRegistry, UnknownTools};
+pub use turn::{CancelOnDrop, SendOutcome, MAX_ASSISTANTS_PER_TURN};

@@ -1,35 +1,61 @@
-//! What the model is sent for a reply: the session's system prompt, as much
-//! of its recent history as the context budget allows, and the new message.
+//! What the model is sent for a reply: the voice's system prompt, as much
+//! of the session's recent history as the context budget allows, and the
+//! turn so far (the new message and the answers this turn already has).
+//!
+//! Several assistants may speak in one session. Each request is written from
+//! the point of view of the one answering: its own messages are `assistant`
+//! turns; every other voice's message is a `user` turn that carries its
+//! author twice — in OpenAI's `name` field (which OpenAI's models read) and as
+//! a `Name: ` prefix of the text, since most other servers that speak the
+//! API (Ollama, llama.cpp, vLLM's chat templates) drop `name`. Sending them as
+//! `assistant` turns instead would make the model take the others' words for
+//! its own.
 
-use colloquy_domain::{Message, Role, Session};
+use std::sync::Arc;
+
+use colloquy_domain::{AssistantId, Message, Role, SessionId};
 use colloquy_ports::{ChatRequest, PromptMessage, PromptRole, ToolSpec};
 
 use crate::tokens::{TokenCounter, TOKENS_PER_REPLY};
 
-/// Builds the request for the reply to `new_message`, with `history` (oldest
-/// first, without `new_message`) as context.
+/// How a message by the session's default voice is attributed when another
+/// voice reads it.
+const DEFAULT_VOICE_NAME: &str = "Assistant";
+
+/// Everything one reply's request is built from, owned, so that building
+/// (which counts tokens) can run on the blocking pool.
+pub(crate) struct Prompt {
+    pub(crate) session_id: SessionId,
+    pub(crate) model: String,
+    pub(crate) system_prompt: String,
+    /// Who answers: `None` for the session's default voice.
+    pub(crate) speaker: Option<AssistantId>,
+    /// The session's messages before this turn, oldest first.
+    pub(crate) history: Arc<[Message]>,
+    /// This turn's messages so far, oldest first: the new user message (none
+    /// in a discussion) and the answers of the assistants who spoke before.
+    pub(crate) turn: Vec<Message>,
+    pub(crate) context_tokens: usize,
+    pub(crate) tools: Vec<ToolSpec>,
+}
+
+/// Builds the request of one reply.
 ///
-/// The system prompt, the offered tools and the new message always go. The
+/// The system prompt, the offered tools and the turn so far always go. The
 /// history fills what is left of `context_tokens`, newest first, a whole turn
-/// (a user message with its reply) at a time: a turn that does not fit is
+/// (a user message with its replies) at a time: a turn that does not fit is
 /// dropped with every turn before it, so the model never sees a question
 /// without its answer or a gap in the middle of the conversation.
-pub(crate) fn build_request(
-    session: &Session,
-    default_system_prompt: &str,
-    history: &[Message],
-    new_message: &Message,
-    context_tokens: usize,
-    tools: Vec<ToolSpec>,
-) -> ChatRequest {
-    let counter = TokenCounter::for_model(session.model.as_str());
-    let system_prompt = session
-        .system_prompt
-        .as_ref()
-        .map_or(default_system_prompt, |prompt| prompt.as_str());
-    let system = PromptMessage::new(PromptRole::System, system_prompt);
-    let new = PromptMessage::new(PromptRole::User, new_message.content.clone());
-    let tools_cost: usize = tools
+pub(crate) fn build_request(prompt: &Prompt) -> ChatRequest {
+    let counter = TokenCounter::for_model(&prompt.model);
+    let system = PromptMessage::new(PromptRole::System, prompt.system_prompt.clone());
+    let turn: Vec<PromptMessage> = prompt
+        .turn
+        .iter()
+        .filter_map(|message| as_prompt_message(message, prompt.speaker))
+        .collect();
+    let tools_cost: usize = prompt
+        .tools
         .iter()
         .map(|tool| {
             counter.text(&tool.name)
@@ -37,13 +63,14 @@ pub(crate) fn build_request(
                 + counter.text(&tool.parameters)
         })
         .sum();
-    let fixed = counter.message(&system) + counter.message(&new) + TOKENS_PER_REPLY + tools_cost;
-    let mut left = context_tokens.saturating_sub(fixed);
+    let turn_cost: usize = turn.iter().map(|message| counter.message(message)).sum();
+    let fixed = counter.message(&system) + turn_cost + TOKENS_PER_REPLY + tools_cost;
+    let mut left = prompt.context_tokens.saturating_sub(fixed);
 
-    let turns = turns(history);
+    let turns = turns(&prompt.history, prompt.speaker);
     let mut kept = 0;
-    for turn in turns.iter().rev() {
-        let cost: usize = turn.iter().map(|message| counter.message(message)).sum();
+    for earlier in turns.iter().rev() {
+        let cost: usize = earlier.iter().map(|message| counter.message(message)).sum();
         if cost > left {
             break;
         }
@@ -52,26 +79,26 @@ pub(crate) fn build_request(
     }
     if kept < turns.len() {
         tracing::debug!(
-            session_id = %session.id,
+            session_id = %prompt.session_id,
             dropped_turns = turns.len() - kept,
-            context_tokens,
+            context_tokens = prompt.context_tokens,
             "the oldest history does not fit the context budget"
         );
     }
 
     let mut messages = vec![system];
     messages.extend(turns[turns.len() - kept..].iter().flatten().cloned());
-    messages.push(new);
-    let mut request = ChatRequest::new(session.model.as_str(), messages);
-    request.tools = tools;
+    messages.extend(turn);
+    let mut request = ChatRequest::new(prompt.model.clone(), messages);
+    request.tools.clone_from(&prompt.tools);
     request
 }
 
 /// The history as turns: each user message with the replies that follow it.
-fn turns(history: &[Message]) -> Vec<Vec<PromptMessage>> {
+fn turns(history: &[Message], speaker: Option<AssistantId>) -> Vec<Vec<PromptMessage>> {
     let mut turns: Vec<Vec<PromptMessage>> = Vec::new();
     for message in history {
-        let Some(prompt) = as_prompt_message(message) else {
+        let Some(prompt) = as_prompt_message(message, speaker) else {
             continue;
         };
         match (message.role, turns.last_mut()) {
@@ -82,22 +109,60 @@ fn turns(history: &[Message]) -> Vec<Vec<PromptMessage>> {
     turns
 }
 
-fn as_prompt_message(message: &Message) -> Option<PromptMessage> {
+/// `message` as the voice `speaker` reads it: its own replies as its own,
+/// another voice's as that voice's words (see the module docs).
+fn as_prompt_message(message: &Message, speaker: Option<AssistantId>) -> Option<PromptMessage> {
     // A reply that failed before its first word has nothing to contribute,
     // and some upstreams refuse an empty assistant turn.
     if message.content.is_empty() {
         return None;
     }
-    let role = match message.role {
-        Role::User => PromptRole::User,
-        Role::Assistant => PromptRole::Assistant,
-    };
-    Some(PromptMessage::new(role, message.content.clone()))
+    if message.role == Role::User {
+        return Some(PromptMessage::new(
+            PromptRole::User,
+            message.content.clone(),
+        ));
+    }
+    let author = message.speaker.as_ref();
+    if author.map(|author| author.id) == speaker {
+        return Some(PromptMessage::new(
+            PromptRole::Assistant,
+            message.content.clone(),
+        ));
+    }
+    let name = author.map_or(DEFAULT_VOICE_NAME, |author| author.name.as_str());
+    let mut attributed =
+        PromptMessage::new(PromptRole::User, format!("{name}: {}", message.content));
+    attributed.name = Some(name_field(name));
+    Some(attributed)
+}
+
+/// `name` as OpenAI's `name` field accepts it: 1 to 64 of `a-z A-Z 0-9 _ -`
+/// (anything else becomes `_`).
+fn name_field(name: &str) -> String {
+    let field: String = name
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if field.is_empty() {
+        "_".to_owned()
+    } else {
+        field
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use colloquy_domain::{MessageContent, MessageStatus, ModelName};
+    use colloquy_domain::{
+        AssistantId, MessageContent, MessageStatus, ModelName, Session, Speaker,
+    };
 
     use super::*;
 
@@ -124,6 +189,30 @@ mod tests {
         message
     }
 
+    fn reply_by(session: &Session, speaker: &Speaker, text: &str) -> Message {
+        let mut message = reply(session, text);
+        message.speaker = Some(speaker.clone());
+        message
+    }
+
+    fn prompt(
+        session: &Session,
+        history: Vec<Message>,
+        turn: Vec<Message>,
+        budget: usize,
+    ) -> Prompt {
+        Prompt {
+            session_id: session.id,
+            model: session.model.as_str().to_owned(),
+            system_prompt: "sys".to_owned(),
+            speaker: None,
+            history: history.into(),
+            turn,
+            context_tokens: budget,
+            tools: Vec::new(),
+        }
+    }
+
     fn texts(request: &ChatRequest) -> Vec<&str> {
         request
             .messages
@@ -142,7 +231,7 @@ mod tests {
             user(&session, "second question"),
             reply(&session, "second answer"),
         ];
-        let new = user(&session, "third question");
+        let new = vec![user(&session, "third question")];
         let cost = |text: &str, role| counter.message(&PromptMessage::new(role, text));
         let fixed = cost("sys", PromptRole::System)
             + cost("third question", PromptRole::User)
@@ -150,30 +239,26 @@ mod tests {
         let last_turn = cost("second question", PromptRole::User)
             + cost("second answer", PromptRole::Assistant);
 
-        let everything = build_request(&session, "sys", &history, &new, 10_000, Vec::new());
+        let everything = build_request(&prompt(&session, history.clone(), new.clone(), 10_000));
         assert_eq!(texts(&everything).len(), 6);
 
         // Exactly enough for the last turn, one token short of the one before.
-        let one_turn = build_request(
+        let one_turn = build_request(&prompt(
             &session,
-            "sys",
-            &history,
-            &new,
+            history.clone(),
+            new.clone(),
             fixed + last_turn,
-            Vec::new(),
-        );
+        ));
         assert_eq!(
             texts(&one_turn),
             ["sys", "second question", "second answer", "third question"]
         );
-        let short = build_request(
+        let short = build_request(&prompt(
             &session,
-            "sys",
-            &history,
-            &new,
+            history.clone(),
+            new.clone(),
             fixed + last_turn - 1,
-            Vec::new(),
-        );
+        ));
         assert_eq!(
             texts(&short),
             ["sys", "third question"],
@@ -181,7 +266,7 @@ mod tests {
         );
 
         // The system prompt and the new message go even over budget.
-        let none = build_request(&session, "sys", &history, &new, 1, Vec::new());
+        let none = build_request(&prompt(&session, history, new, 1));
         assert_eq!(texts(&none), ["sys", "third question"]);
     }
 
@@ -191,14 +276,66 @@ mod tests {
         let mut failed = Message::streaming_reply(session.id, &session.model);
         failed.finish(MessageStatus::Failed, None);
         let history = vec![user(&session, "lost question"), failed];
-        let request = build_request(
+        let request = build_request(&prompt(
             &session,
-            "sys",
-            &history,
-            &user(&session, "again"),
+            history,
+            vec![user(&session, "again")],
             10_000,
-            Vec::new(),
-        );
+        ));
         assert_eq!(texts(&request), ["sys", "lost question", "again"]);
+    }
+
+    #[test]
+    fn each_voice_reads_its_own_words_as_its_own_and_the_others_by_name() {
+        let session = session();
+        let critic = Speaker {
+            id: AssistantId::new(),
+            name: "Critic".to_owned(),
+        };
+        let poet = Speaker {
+            id: AssistantId::new(),
+            name: "Poet Laureate".to_owned(),
+        };
+        let history = vec![
+            user(&session, "hello"),
+            reply(&session, "hi from the default voice"),
+        ];
+        let turn = vec![
+            user(&session, "write me a line"),
+            reply_by(&session, &poet, "Roses are red"),
+            reply_by(&session, &critic, "Derivative."),
+        ];
+        let mut as_poet = prompt(&session, history, turn, 10_000);
+        as_poet.speaker = Some(poet.id);
+        let request = build_request(&as_poet);
+        let seen: Vec<(PromptRole, Option<&str>, &str)> = request
+            .messages
+            .iter()
+            .map(|m| (m.role, m.name.as_deref(), m.content.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (PromptRole::System, None, "sys"),
+                (PromptRole::User, None, "hello"),
+                (
+                    PromptRole::User,
+                    Some("Assistant"),
+                    "Assistant: hi from the default voice"
+                ),
+                (PromptRole::User, None, "write me a line"),
+                (PromptRole::Assistant, None, "Roses are red"),
+                (PromptRole::User, Some("Critic"), "Critic: Derivative."),
+            ]
+        );
+
+        // The default voice reads the named ones by name, with `name` fit
+        // for OpenAI's pattern.
+        let mut as_default = as_poet;
+        as_default.speaker = None;
+        let request = build_request(&as_default);
+        assert_eq!(request.messages[2].role, PromptRole::Assistant);
+        assert_eq!(request.messages[4].name.as_deref(), Some("Poet_Laureate"));
+        assert_eq!(request.messages[4].content, "Poet Laureate: Roses are red");
     }
 }

@@ -19,6 +19,7 @@
 //! future), the guard stores the message `failed` (`internal`), publishes
 //! that, and frees the slot.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,15 +53,18 @@ enum Outcome {
     TooManyToolRounds,
 }
 
-/// The session's reply slot and the reply's message, from the moment the
-/// slot is claimed. Dropped before [`ReplyGuard::end`], it ends the reply
-/// itself: see the module docs.
+/// The session's reply slot and the turn's assistant messages, from the
+/// moment the slot is claimed: the one being generated (`message`) and those
+/// still to come (`pending`, stored `streaming` already). Dropped before the
+/// turn is over, it ends every one of them itself: see the module docs.
 pub(crate) struct ReplyGuard {
     pub(crate) message: Message,
+    pending: VecDeque<Message>,
     claim: Option<Box<dyn ReplyClaim>>,
-    /// Whether the message is in the store (and announced) yet.
+    /// Whether the messages are in the store (and announced) yet.
     stored: bool,
     repo: Arc<dyn ChatRepository>,
+    events: Arc<dyn EventLog>,
     /// The session's owner, whom every write of the message is scoped to.
     owner: Principal,
 }
@@ -70,41 +74,88 @@ impl ReplyGuard {
         claim: Box<dyn ReplyClaim>,
         message: Message,
         repo: Arc<dyn ChatRepository>,
+        events: Arc<dyn EventLog>,
         owner: Principal,
     ) -> Self {
         Self {
             message,
+            pending: VecDeque::new(),
             claim: Some(claim),
             stored: false,
             repo,
+            events,
             owner,
         }
     }
 
-    /// The message is stored and announced: from now on its end is too.
-    pub(crate) fn mark_stored(&mut self) {
+    /// The turn's messages are stored and announced, oldest first: from now
+    /// on their ends are too. The first is generated first.
+    pub(crate) fn mark_stored(&mut self, messages: Vec<Message>) {
+        let mut messages = VecDeque::from(messages);
+        if let Some(first) = messages.pop_front() {
+            self.message = first;
+        }
+        self.pending = messages;
         self.stored = true;
     }
 
-    /// Frees the slot of a reply that never started.
+    /// Whether every message of the turn has ended (or the turn was ended
+    /// elsewhere): the slot is free then.
+    pub(crate) fn is_over(&self) -> bool {
+        self.claim.is_none()
+    }
+
+    /// Frees the slot of a turn that never started.
     pub(crate) async fn release(mut self) {
         if let Some(claim) = self.claim.take() {
             claim.release().await;
         }
     }
 
-    /// Stores the message's final state, then publishes it and frees the
-    /// slot. The event tells what the store holds: when the final write
-    /// fails, the reply is announced `failed` (`internal`), never `complete`.
-    pub(crate) async fn end(mut self) -> Message {
-        let Some(claim) = self.claim.take() else {
+    /// Stores the current message's final state, then publishes it — and,
+    /// when it was the turn's last, frees the slot in the same step. The
+    /// next message of the turn becomes the current one. The event tells
+    /// what the store holds: when the final write fails, the message is
+    /// announced `failed` (`internal`), never `complete`. Returns the
+    /// message as it ended.
+    pub(crate) async fn end_current(&mut self) -> Message {
+        if self.claim.is_none() {
             return self.message.clone();
-        };
-        let mut message = std::mem::replace(&mut self.message, placeholder());
+        }
+        let next = self.pending.pop_front();
+        let last = next.is_none();
+        let mut message = std::mem::replace(&mut self.message, next.unwrap_or_else(placeholder));
         let written = finish_for_good(&self.repo, &self.owner, &mut message).await;
         tracing::info!(message_id = %message.id, status = message.status.as_str(), chars = message.content.len(), tool_calls = message.tool_calls.len(), "reply ended");
-        announce_end(claim, &message, written).await;
+        if written == FinalWrite::EndedElsewhere {
+            // A sweeper ended the whole turn and announced it: the rest of
+            // it is not this replica's to end any more.
+            self.pending.clear();
+            if let Some(claim) = self.claim.take() {
+                claim.release().await;
+            }
+            return message;
+        }
+        if last {
+            if let Some(claim) = self.claim.take() {
+                announce_end(claim, &message).await;
+            }
+        } else {
+            announce_end_of_one(self.events.as_ref(), &message).await;
+        }
         message
+    }
+
+    /// Ends the current message and every one still to come with `status`
+    /// (the turn was cancelled, or the server is shutting down), each
+    /// keeping what it has.
+    pub(crate) async fn end_rest(&mut self, status: MessageStatus, error: Option<MessageError>) {
+        while !self.is_over() {
+            if !self.message.status.is_final() {
+                self.message.finish(status, error.clone());
+            }
+            self.end_current().await;
+        }
     }
 }
 
@@ -113,31 +164,59 @@ impl Drop for ReplyGuard {
         let Some(claim) = self.claim.take() else {
             return;
         };
-        let mut message = std::mem::replace(&mut self.message, placeholder());
-        tracing::error!(message_id = %message.id, "a reply stopped without ending (a panic or an abort); storing it failed");
+        let current = std::mem::replace(&mut self.message, placeholder());
+        let mut messages: Vec<Message> = std::iter::once(current)
+            .chain(self.pending.drain(..))
+            .collect();
+        tracing::error!(message_id = %messages[0].id, "a turn stopped without ending (a panic or an abort); storing its replies failed");
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime left to store or announce anything: dropping the
-            // claim frees the slot, and start-up recovery marks the message.
+            // claim frees the slot, and start-up recovery marks the messages.
             return;
         };
         if !self.stored {
             runtime.spawn(claim.release());
             return;
         }
-        message.finish(
-            MessageStatus::Failed,
-            Some(MessageError {
-                code: ErrorCode::Internal,
-                message: "the reply stopped unexpectedly on the server; the text so far is kept"
-                    .to_owned(),
-            }),
+        for message in &mut messages {
+            message.finish(
+                MessageStatus::Failed,
+                Some(MessageError {
+                    code: ErrorCode::Internal,
+                    message:
+                        "the reply stopped unexpectedly on the server; the text so far is kept"
+                            .to_owned(),
+                }),
+            );
+        }
+        let (repo, events, owner) = (
+            Arc::clone(&self.repo),
+            Arc::clone(&self.events),
+            self.owner.clone(),
         );
-        let repo = Arc::clone(&self.repo);
-        let owner = self.owner.clone();
         runtime.spawn(async move {
-            let written = finish_for_good(&repo, &owner, &mut message).await;
-            announce_end(claim, &message, written).await;
+            let count = messages.len();
+            for (index, mut message) in messages.into_iter().enumerate() {
+                if finish_for_good(&repo, &owner, &mut message).await == FinalWrite::EndedElsewhere
+                {
+                    claim.release().await;
+                    return;
+                }
+                if index + 1 == count {
+                    announce_end(claim, &message).await;
+                    return;
+                }
+                announce_end_of_one(events.as_ref(), &message).await;
+            }
         });
+    }
+}
+
+/// Why a reply stopped when the server shut down.
+pub(crate) fn shutdown_error() -> MessageError {
+    MessageError {
+        code: ErrorCode::Interrupted,
+        message: "the server shut down while this reply was being generated".to_owned(),
     }
 }
 
@@ -168,8 +247,8 @@ enum FinalWrite {
     /// message is now `failed` and announced so).
     Stored,
     /// The message is gone, or another replica's sweeper stored its end
-    /// first (this replica lost its lease) and announced it: announcing this
-    /// end too would contradict the history.
+    /// first (this replica lost its lease) and announced it, with the rest
+    /// of its turn: announcing this end too would contradict the history.
     EndedElsewhere,
 }
 
@@ -212,15 +291,22 @@ async fn finish_for_good(
     FinalWrite::Stored
 }
 
-/// Announces a reply's end and frees its slot — or only frees the slot
-/// when its end was stored, and announced, elsewhere.
-async fn announce_end(claim: Box<dyn ReplyClaim>, message: &Message, written: FinalWrite) {
-    if written == FinalWrite::EndedElsewhere {
-        claim.release().await;
-        return;
-    }
+/// Announces the end of a turn's last reply and frees the slot, in one step.
+async fn announce_end(claim: Box<dyn ReplyClaim>, message: &Message) {
     telemetry::reply_ended(message);
     if let Err(error) = claim.finish(final_event(message)).await {
+        tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
+    }
+}
+
+/// Announces the end of a reply that another of its turn follows: the slot
+/// stays held for the next.
+async fn announce_end_of_one(events: &dyn EventLog, message: &Message) {
+    telemetry::reply_ended(message);
+    if let Err(error) = events
+        .publish(message.session_id, final_event(message))
+        .await
+    {
         tracing::error!(message_id = %message.id, %error, "could not publish the reply's end");
     }
 }
@@ -233,17 +319,20 @@ pub(crate) struct ReplyDriver {
     pub(crate) events: Arc<dyn EventLog>,
     pub(crate) policy: LlmPolicy,
     pub(crate) flush_interval: Duration,
-    pub(crate) tools: ToolRegistry,
     pub(crate) shutdown: CancellationToken,
-    /// Set when the session is to be named once this reply is complete.
-    pub(crate) title: Option<TitleJob>,
 }
 
 impl ReplyDriver {
-    /// Generates the reply into the guard's message (stored already, as
-    /// `streaming`), then stores and publishes its end.
-    pub(crate) async fn run(self, mut guard: ReplyGuard, mut request: ChatRequest) {
-        let outcome = self.converse(&mut guard, &mut request).await;
+    /// Generates the guard's current message (stored already, as
+    /// `streaming`) with the tools of its voice, and sets how it ended; the
+    /// caller then stores and announces that end ([`ReplyGuard::end_current`]).
+    pub(crate) async fn reply(
+        &self,
+        guard: &mut ReplyGuard,
+        mut request: ChatRequest,
+        tools: &ToolRegistry,
+    ) {
+        let outcome = self.converse(guard, &mut request, tools).await;
         let message = &mut guard.message;
         match outcome {
             Outcome::Finished(completion) => {
@@ -253,13 +342,9 @@ impl ReplyDriver {
             Outcome::Stopped(StopReason::Cancelled) => {
                 message.finish(MessageStatus::Cancelled, None);
             }
-            Outcome::Stopped(StopReason::Shutdown) => message.finish(
-                MessageStatus::Interrupted,
-                Some(MessageError {
-                    code: ErrorCode::Interrupted,
-                    message: "the server shut down while this reply was being generated".to_owned(),
-                }),
-            ),
+            Outcome::Stopped(StopReason::Shutdown) => {
+                message.finish(MessageStatus::Interrupted, Some(shutdown_error()));
+            }
             Outcome::Failed(error) => {
                 tracing::warn!(message_id = %message.id, %error, "reply failed");
                 message.finish(
@@ -285,26 +370,29 @@ impl ReplyDriver {
                 );
             }
         }
-        let message = guard.end().await;
+    }
 
-        // Named after the reply's final event, in a task of its own: a title
-        // never delays a reply. A reply whose final write failed ended
-        // `failed` and names nothing.
-        if let (Some(job), MessageStatus::Complete) = (self.title, message.status) {
-            let titler = Titler {
-                repo: self.repo,
-                owner: self.owner,
-                llm: self.llm,
-                events: self.events,
-                policy: self.policy,
-            };
-            tokio::spawn(titler.name_session(job, message.content));
-        }
+    /// Names the session after a complete reply, in a task of its own: a
+    /// title never delays a reply.
+    pub(crate) fn name_session(&self, job: TitleJob, reply: &Message) {
+        let titler = Titler {
+            repo: Arc::clone(&self.repo),
+            owner: self.owner.clone(),
+            llm: Arc::clone(&self.llm),
+            events: Arc::clone(&self.events),
+            policy: self.policy.clone(),
+        };
+        tokio::spawn(titler.name_session(job, reply.content.clone()));
     }
 
     /// Asks the model, runs the tools it calls, and asks again, until it
     /// answers in words or something stops it.
-    async fn converse(&self, guard: &mut ReplyGuard, request: &mut ChatRequest) -> Outcome {
+    async fn converse(
+        &self,
+        guard: &mut ReplyGuard,
+        request: &mut ChatRequest,
+        tools: &ToolRegistry,
+    ) -> Outcome {
         let mut rounds = 0;
         let mut usage: Option<Usage> = None;
         let mut budget = RetryBudget::default();
@@ -360,7 +448,7 @@ impl ReplyDriver {
             turn.tool_calls.clone_from(&calls);
             request.messages.push(turn);
             for call in calls {
-                let done = self.tools.run(&call).await;
+                let done = tools.run(&call).await;
                 let mut result = PromptMessage::new(PromptRole::Tool, reply_to_model(&done));
                 result.tool_call_id = Some(call.id);
                 request.messages.push(result);

@@ -5,22 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_domain::{
-    Message, MessageContent, MessageId, MessageStatus, ModelName, Principal, Role, Session,
-    SessionId, SystemPrompt, Timestamp, Title, Usage,
+    Assistant, AssistantId, Message, MessageId, ModelName, Principal, Session, SessionId,
+    SystemPrompt, Timestamp, Title, Usage,
 };
 use colloquy_ports::{
-    ChatRepository, EventKind, EventLog, Held, LimitError, Limiter, Limits, LlmClient, LlmError,
-    Page, ReplyClaim, SessionChanges, StartAt, UsageLedger,
+    AssistantStore, ChatRepository, EventKind, EventLog, Held, LimitError, Limiter, Limits,
+    LlmClient, LlmError, Page, ReplyClaim, SessionChanges, StartAt, UsageLedger,
 };
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::prompt::build_request;
-use crate::reply::{ReplyDriver, ReplyGuard};
-use crate::streams::{ReplyEvents, Subscription};
+use crate::streams::Subscription;
 use crate::summary::{self, Prose, SessionSummary, SummaryCache};
-use crate::titles::TitleJob;
 use crate::tokens::TokenCounter;
 use crate::usage::Allowance;
 use crate::{structured, ChatConfig, ChatError};
@@ -35,6 +31,9 @@ pub struct NewSession {
     pub title: Option<String>,
     pub system_prompt: Option<String>,
     pub model: Option<String>,
+    /// The session's default assistant: it answers when a message names
+    /// none. Its model is the session's unless `model` is given too.
+    pub assistant_id: Option<AssistantId>,
 }
 
 /// A change to a session. `None` leaves a field alone; `Some(None)` clears it.
@@ -43,6 +42,9 @@ pub struct SessionPatch {
     pub title: Option<Option<String>>,
     pub system_prompt: Option<Option<String>>,
     pub model: Option<String>,
+    /// Setting a default assistant also sets the session's model to the
+    /// assistant's, unless `model` is given too; clearing it keeps the model.
+    pub assistant_id: Option<Option<AssistantId>>,
 }
 
 /// What a readiness probe finds once the store answered.
@@ -54,66 +56,12 @@ pub struct Readiness {
     pub events_reachable: bool,
 }
 
-/// What sending a message produced: both stored messages, and the turn's
-/// events from its first one to its reply's last.
-#[derive(Debug)]
-pub struct SendOutcome {
-    pub user_message: Message,
-    pub assistant_message: Message,
-    /// Starts at this turn's first `message.created` and ends after the
-    /// assistant message's `message.completed` or `message.failed`.
-    pub events: ReplyEvents,
-    canceller: ReplyCanceller,
-}
-
-impl SendOutcome {
-    /// A guard that cancels the reply when dropped (if it is still running):
-    /// hold it for as long as the client that asked for cancel-on-disconnect
-    /// is connected.
-    #[must_use]
-    pub fn cancel_on_drop(&self) -> CancelOnDrop {
-        CancelOnDrop {
-            canceller: self.canceller.clone(),
-        }
-    }
-}
-
-/// Stops one reply, and no other: a later reply of the session is left alone.
-#[derive(Debug, Clone)]
-struct ReplyCanceller {
-    events: Arc<dyn EventLog>,
-    session: SessionId,
-    reply: MessageId,
-}
-
-impl ReplyCanceller {
-    async fn cancel(self) {
-        let _ = self
-            .events
-            .cancel_reply(self.session, Some(self.reply))
-            .await;
-    }
-}
-
-/// Cancels a reply when dropped. See [`SendOutcome::cancel_on_drop`].
-#[derive(Debug)]
-pub struct CancelOnDrop {
-    canceller: ReplyCanceller,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        // Stopping a reply that already ended does nothing.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(self.canceller.clone().cancel());
-        }
-    }
-}
-
 /// What the use cases need from the world: one adapter behind each port.
 #[derive(Clone)]
 pub struct Dependencies {
     pub repo: Arc<dyn ChatRepository>,
+    /// Where assistants are kept (the same database as `repo`).
+    pub assistants: Arc<dyn AssistantStore>,
     pub llm: Arc<dyn LlmClient>,
     pub events: Arc<dyn EventLog>,
     /// Counts requests and the replies and streams each principal holds.
@@ -143,21 +91,22 @@ pub struct Account {
 /// colloquy's use cases, shared by every request (cheap to clone).
 #[derive(Clone, Debug)]
 pub struct ChatService {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    repo: Arc<dyn ChatRepository>,
-    llm: Arc<dyn LlmClient>,
-    events: Arc<dyn EventLog>,
-    limiter: Arc<dyn Limiter>,
-    allowance: Allowance,
-    config: ChatConfig,
-    replies: TaskTracker,
-    shutting_down: AtomicBool,
+pub(crate) struct Inner {
+    pub(crate) repo: Arc<dyn ChatRepository>,
+    pub(crate) assistants: Arc<dyn AssistantStore>,
+    pub(crate) llm: Arc<dyn LlmClient>,
+    pub(crate) events: Arc<dyn EventLog>,
+    pub(crate) limiter: Arc<dyn Limiter>,
+    pub(crate) allowance: Allowance,
+    pub(crate) config: ChatConfig,
+    pub(crate) replies: TaskTracker,
+    pub(crate) shutting_down: AtomicBool,
     /// Cancelled when the shutdown's grace period is over: the replies
     /// still running stop and end `interrupted`.
-    shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     summaries: SummaryCache,
 }
 
@@ -175,6 +124,7 @@ impl ChatService {
     pub fn new(dependencies: Dependencies, config: ChatConfig) -> Self {
         let Dependencies {
             repo,
+            assistants,
             llm,
             events,
             limiter,
@@ -189,6 +139,7 @@ impl ChatService {
         Self {
             inner: Arc::new(Inner {
                 repo,
+                assistants,
                 llm,
                 events,
                 limiter,
@@ -208,6 +159,10 @@ impl ChatService {
     #[must_use]
     pub fn config(&self) -> &ChatConfig {
         &self.inner.config
+    }
+
+    pub(crate) fn assistant_store(&self) -> &dyn AssistantStore {
+        self.inner.assistants.as_ref()
     }
 
     /// Marks replies a previous process left `streaming` as `interrupted`.
@@ -248,11 +203,17 @@ impl ChatService {
             .as_deref()
             .map(SystemPrompt::parse)
             .transpose()?;
-        let model = match new.model.as_deref() {
-            Some(model) => self.allowed_model(model)?,
-            None => self.inner.config.default_model.clone(),
+        let assistant = match new.assistant_id {
+            Some(id) => Some(self.get_assistant(caller, id).await?),
+            None => None,
         };
-        let session = Session::new(caller.clone(), title, system_prompt, model);
+        let model = match (new.model.as_deref(), &assistant) {
+            (Some(model), _) => self.allowed_model(model)?,
+            (None, Some(assistant)) => self.allowed_model(assistant.model.as_str())?,
+            (None, None) => self.inner.config.default_model.clone(),
+        };
+        let mut session = Session::new(caller.clone(), title, system_prompt, model);
+        session.assistant_id = assistant.map(|assistant| assistant.id);
         self.inner.repo.create_session(&session).await?;
         Ok(session)
     }
@@ -297,16 +258,25 @@ impl ChatService {
             .system_prompt
             .map(|prompt| prompt.as_deref().map(SystemPrompt::parse).transpose())
             .transpose()?;
-        let model = patch
+        let mut model = patch
             .model
             .as_deref()
             .map(|model| self.allowed_model(model))
             .transpose()?;
+        let assistant: Option<Option<Assistant>> = match patch.assistant_id {
+            Some(Some(id)) => Some(Some(self.get_assistant(caller, id).await?)),
+            Some(None) => Some(None),
+            None => None,
+        };
+        if let (None, Some(Some(assistant))) = (&model, &assistant) {
+            model = Some(self.allowed_model(assistant.model.as_str())?);
+        }
 
         let changes = SessionChanges {
             title,
             system_prompt,
             model,
+            assistant_id: assistant.map(|assistant| assistant.map(|assistant| assistant.id)),
         };
         // Only the fields the patch names are written: a title the model
         // is choosing meanwhile, or another patch, is not undone.
@@ -321,7 +291,7 @@ impl ChatService {
     }
 
     /// `model`, when it is valid and one of `COLLOQUY_MODELS`.
-    fn allowed_model(&self, model: &str) -> Result<ModelName, ChatError> {
+    pub(crate) fn allowed_model(&self, model: &str) -> Result<ModelName, ChatError> {
         let model = ModelName::parse(model)?;
         if self.inner.config.models.allows(&model) {
             Ok(model)
@@ -377,7 +347,7 @@ impl ChatService {
         })
     }
 
-    async fn publish(&self, session: SessionId, kind: EventKind) {
+    pub(crate) async fn publish(&self, session: SessionId, kind: EventKind) {
         if let Err(error) = self.inner.events.publish(session, kind).await {
             tracing::warn!(session_id = %session, %error, "could not publish an event");
         }
@@ -450,229 +420,6 @@ impl ChatService {
             .repo
             .list_messages(caller, session, limit, after)
             .await?)
-    }
-
-    /// Stores the user's message and an empty `streaming` reply, then
-    /// generates the reply in a task of its own.
-    ///
-    /// When this returns, the user message is durable.
-    ///
-    /// # Errors
-    /// [`ChatError::Invalid`] (the model and the store are not touched then),
-    /// [`ChatError::SessionNotFound`], [`ChatError::ReplyInProgress`],
-    /// [`ChatError::ShuttingDown`].
-    pub async fn send_message(
-        &self,
-        caller: &Principal,
-        session_id: SessionId,
-        content: String,
-    ) -> Result<SendOutcome, ChatError> {
-        if self.inner.shutting_down.load(Ordering::Acquire) {
-            return Err(ChatError::ShuttingDown);
-        }
-        let content = MessageContent::parse(content, self.inner.config.max_message_chars)?;
-        self.inner.allowance.check(caller).await?;
-        // Held by the turn's task until the reply has ended.
-        let place = self.inner.limiter.acquire(Held::Reply, caller).await?;
-        let user_message = Message::user(session_id, content);
-        // The reply's slot is claimed before anything is read: the history
-        // read then cannot catch a previous reply halfway through finishing.
-        // The reply's id is fixed now for that (it still sorts after the
-        // user message, being made after it).
-        let reply_id = MessageId::new();
-        let Some(claim) = self.inner.events.claim_reply(session_id, reply_id).await? else {
-            // An unknown session has no reply running: this is a real 409.
-            return Err(ChatError::ReplyInProgress);
-        };
-        // From the claim on, the turn runs in a task of its own: a caller
-        // that goes away now cannot leave the slot taken or the reply
-        // half-made. The caller waits only for the turn to be stored.
-        let (started, outcome) = oneshot::channel();
-        let service = self.clone();
-        let owner = caller.clone();
-        self.inner.replies.spawn(async move {
-            service
-                .run_turn(owner, claim, user_message, reply_id, started)
-                .await;
-            drop(place);
-        });
-        outcome.await.unwrap_or_else(|_| {
-            Err(ChatError::Unexpected(anyhow::anyhow!(
-                "the reply's task ended before the turn was stored"
-            )))
-        })
-    }
-
-    /// Stores the turn, announces it, tells the sender, then drives the
-    /// reply to its end. The guard made first frees the slot whatever happens.
-    async fn run_turn(
-        self,
-        owner: Principal,
-        claim: Box<dyn ReplyClaim>,
-        user_message: Message,
-        reply_id: MessageId,
-        started: oneshot::Sender<Result<SendOutcome, ChatError>>,
-    ) {
-        let session_id = user_message.session_id;
-        let placeholder = Message::streaming_reply(session_id, &self.inner.config.default_model);
-        let mut guard = ReplyGuard::new(
-            claim,
-            placeholder,
-            Arc::clone(&self.inner.repo),
-            owner.clone(),
-        );
-        let (session, history) = match self.store_turn(&owner, &user_message, reply_id).await {
-            Ok((session, assistant, history)) => {
-                guard.message = assistant;
-                guard.mark_stored();
-                (session, history)
-            }
-            Err(error) => {
-                guard.release().await;
-                if matches!(error, ChatError::SessionNotFound) {
-                    // The claim made a channel for an id that names no
-                    // session: drop it now, so made-up ids cost no memory.
-                    let _ = self.inner.events.close_session(session_id).await;
-                }
-                let _ = started.send(Err(error));
-                return;
-            }
-        };
-        let assistant_message = guard.message.clone();
-        let events = &self.inner.events;
-        let first = events
-            .publish(session_id, EventKind::MessageCreated(user_message.clone()))
-            .await;
-        self.publish(
-            session_id,
-            EventKind::MessageCreated(assistant_message.clone()),
-        )
-        .await;
-        let subscription = match first {
-            Ok(first) => {
-                events
-                    .subscribe(session_id, StartAt::After(first - 1))
-                    .await
-            }
-            Err(error) => Err(error),
-        };
-        let title = self.title_job(&session, &history, &user_message);
-        match subscription {
-            Ok(subscription) => {
-                let outcome = SendOutcome {
-                    user_message: user_message.clone(),
-                    assistant_message,
-                    events: ReplyEvents::new(
-                        Subscription::new(subscription),
-                        reply_id,
-                        session_id,
-                        Arc::clone(events),
-                    ),
-                    canceller: ReplyCanceller {
-                        events: Arc::clone(events),
-                        session: session_id,
-                        reply: reply_id,
-                    },
-                };
-                // A sender that went away leaves the reply running, as the
-                // contract says of a client that goes away.
-                let _ = started.send(Ok(outcome));
-            }
-            Err(error) => {
-                // The turn is stored; its reply runs, and clients that can
-                // reach the log will see it. This sender cannot be told more.
-                tracing::warn!(session_id = %session_id, %error, "could not follow a reply's events");
-                let _ = started.send(Err(error.into()));
-            }
-        }
-        let config = &self.inner.config;
-        let (system_prompt, context_tokens, tools) = (
-            config.default_system_prompt.clone(),
-            config.context_tokens,
-            config.tools.specs(),
-        );
-        // Counting tokens is CPU work: off the async workers.
-        let request = tokio::task::spawn_blocking(move || {
-            build_request(
-                &session,
-                &system_prompt,
-                &history,
-                &user_message,
-                context_tokens,
-                tools,
-            )
-        })
-        .await;
-        let mut request = match request {
-            Ok(request) => request,
-            Err(error) => {
-                tracing::error!(%error, "building a reply's request failed");
-                // Dropping the guard stores the reply `failed` and frees the slot.
-                return;
-            }
-        };
-        request.max_tokens = self.inner.config.max_reply_tokens;
-        let llm = self
-            .inner
-            .allowance
-            .meter(Arc::clone(&self.inner.llm), owner.clone());
-        let driver = ReplyDriver {
-            repo: Arc::clone(&self.inner.repo),
-            owner,
-            llm,
-            events: Arc::clone(&self.inner.events),
-            policy: self.inner.config.llm.clone(),
-            flush_interval: self.inner.config.flush_interval,
-            tools: self.inner.config.tools.clone(),
-            shutdown: self.inner.shutdown.clone(),
-            title,
-        };
-        driver.run(guard, request).await;
-    }
-
-    /// Reads the session and its recent history (concurrently: two short
-    /// reads on the blocking pool cost one round trip's latency, not two),
-    /// then stores the turn's two messages in one transaction.
-    async fn store_turn(
-        &self,
-        owner: &Principal,
-        user: &Message,
-        reply_id: MessageId,
-    ) -> Result<(Session, Message, Vec<Message>), ChatError> {
-        let session_id = user.session_id;
-        let repo = &self.inner.repo;
-        let (mut session, history) = futures::try_join!(
-            repo.get_session(owner, session_id),
-            repo.recent_messages(owner, session_id, self.inner.config.history_limit),
-        )?;
-        if let Some(model) = &self.inner.config.reply_model {
-            session.model = model.clone();
-        }
-        let mut assistant = Message::streaming_reply(session_id, &session.model);
-        assistant.id = reply_id;
-        repo.append_messages(owner, &[user.clone(), assistant.clone()])
-            .await?;
-        Ok((session, assistant, history))
-    }
-
-    /// What naming the session takes, when this reply is to name it: the
-    /// session has no title and no earlier reply completed.
-    fn title_job(
-        &self,
-        session: &Session,
-        history: &[Message],
-        question: &Message,
-    ) -> Option<TitleJob> {
-        let answered_before = history.iter().any(|message| {
-            message.role == Role::Assistant && message.status == MessageStatus::Complete
-        });
-        (self.inner.config.auto_title && session.title.is_none() && !answered_before).then(|| {
-            TitleJob {
-                session_id: session.id,
-                model: session.model.as_str().to_owned(),
-                question: question.content.clone(),
-            }
-        })
     }
 
     /// The session's summary: counts and usage from the store, prose from the

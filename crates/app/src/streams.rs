@@ -52,14 +52,18 @@ impl Subscription {
     }
 }
 
-/// The events of one send: from the turn's first `message.created` to its
-/// reply's final event, then the end, whatever the session does next.
+/// The events of one send: from the turn's first `message.created` to the
+/// final event of its last reply, then the end, whatever the session does
+/// next.
 ///
 /// When the client falls so far behind that it is told to resync, and its
-/// reply ended meanwhile, the stream ends right after the `stream.resync`:
-/// that reply's final state is in the history the client is told to reload.
+/// turn ended meanwhile, the stream ends right after the `stream.resync`:
+/// the replies' final states are in the history the client is told to reload.
 pub struct ReplyEvents {
     events: Subscription,
+    /// The turn's first reply: the one its slot was claimed for.
+    turn: MessageId,
+    /// The turn's last reply, whose final event ends the stream.
     reply: MessageId,
     session: SessionId,
     log: Arc<dyn EventLog>,
@@ -78,12 +82,14 @@ impl std::fmt::Debug for ReplyEvents {
 impl ReplyEvents {
     pub(crate) fn new(
         events: Subscription,
+        turn: MessageId,
         reply: MessageId,
         session: SessionId,
         log: Arc<dyn EventLog>,
     ) -> Self {
         Self {
             events,
+            turn,
             reply,
             session,
             log,
@@ -91,7 +97,7 @@ impl ReplyEvents {
         }
     }
 
-    /// The next event of this turn; `None` after the reply's final event.
+    /// The next event of this turn; `None` after its last reply's final event.
     pub async fn next(&mut self) -> Option<Arc<SessionEvent>> {
         if self.ended {
             return None;
@@ -99,7 +105,7 @@ impl ReplyEvents {
         let event = self.events.next().await?;
         self.ended = match &event.kind {
             EventKind::StreamResync(_) => {
-                !reply_still_runs(self.log.as_ref(), self.session, self.reply).await
+                !turn_still_runs(self.log.as_ref(), self.session, self.turn).await
             }
             kind => kind
                 .finished_message()
@@ -117,9 +123,9 @@ impl ReplyEvents {
     }
 }
 
-async fn reply_still_runs(log: &dyn EventLog, session: SessionId, reply: MessageId) -> bool {
+async fn turn_still_runs(log: &dyn EventLog, session: SessionId, turn: MessageId) -> bool {
     // When the log cannot say, end: the client reloads either way.
     log.active_reply(session)
         .await
-        .is_ok_and(|active| active == Some(reply))
+        .is_ok_and(|active| active == Some(turn))
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use colloquy_domain::{MessageId, MessageStatus, Timestamp};
 use colloquy_ports::{
-    ChatRepository, EventLog, ExpiredLeases, ExpiredReply, RepoError, StoredEnd, SweepClaim,
+    ChatRepository, EventLog, ExpiredLeases, ExpiredReply, RepoError, SweepClaim,
 };
 use tokio::time::Instant;
 
@@ -169,7 +169,9 @@ impl ReplySweeper {
         let mut seen = HashMap::new();
         for (session, message) in streaming {
             match self.events.active_reply(session).await {
-                Ok(Some(running)) if running == message => continue,
+                // A turn's replies are made from the one its slot names on:
+                // a reply at or after it belongs to the turn running now.
+                Ok(Some(running)) if running <= message => continue,
                 Ok(_) => {}
                 Err(error) => {
                     tracing::warn!(%error, "cannot check a reply's slot");
@@ -202,40 +204,67 @@ impl ReplySweeper {
             .unwrap_or(&Instant::now())
     }
 
-    /// Stores the swept reply's end and announces it. A claim dropped on a
+    /// Stores the swept turn's end and announces it. A claim dropped on a
     /// failure lets the reply expire again, to be retried.
+    ///
+    /// The lease names a turn's first reply; the turn's later replies were
+    /// stored with it (`streaming`), so the whole turn is interrupted from
+    /// that reply on. What is announced: every reply this sweep stored
+    /// `interrupted`, in order; for an expired lease also the reply just
+    /// before them (its replica may have stored its end and died before
+    /// announcing it: a client may then see that end twice, never not at
+    /// all), or the turn's last reply when none was still streaming.
     async fn end(&self, claim: Box<dyn SweepClaim>, found: Found, report: &mut SweepReport) {
         let reply = claim.reply();
-        let stored = match self
-            .repo
-            .interrupt_reply(reply.session, reply.message)
-            .await
-        {
-            Ok(stored) => stored,
-            Err(RepoError::NotFound) => {
+        let ends = match self.repo.interrupt_turn(reply.session, reply.message).await {
+            Ok(ends) if !ends.is_empty() => ends,
+            Ok(_) | Err(RepoError::NotFound) => {
                 // Deleted with its session: nothing is left to announce.
                 dismiss(claim, report).await;
                 return;
             }
             Err(error) => {
-                tracing::warn!(%error, "cannot store an expired reply `interrupted`; retrying later");
+                tracing::warn!(%error, "cannot store an expired turn `interrupted`; retrying later");
                 return;
             }
         };
-        let StoredEnd { message, changed } = stored;
-        if changed {
+        for end in ends.iter().filter(|end| end.changed) {
             report.interrupted += 1;
-            telemetry::reply_ended(&message);
+            telemetry::reply_ended(&end.message);
         }
-        if message.status == MessageStatus::Streaming {
-            tracing::error!(message = %message.id, "a reply stored `interrupted` reads back as streaming");
+        if let Some(end) = ends
+            .iter()
+            .find(|end| end.message.status == MessageStatus::Streaming)
+        {
+            tracing::error!(message = %end.message.id, "a reply stored `interrupted` reads back as streaming");
             return;
         }
-        if found == Found::Orphan && !changed {
-            dismiss(claim, report).await;
-            return;
+        let first_changed = ends.iter().position(|end| end.changed);
+        let from = match (found, first_changed) {
+            (Found::Orphan, None) => {
+                dismiss(claim, report).await;
+                return;
+            }
+            (Found::Orphan, Some(first)) => first,
+            (Found::Expired, Some(first)) => first.saturating_sub(1),
+            (Found::Expired, None) => ends.len() - 1,
+        };
+        let (last, before) = ends[from..]
+            .split_last()
+            .expect("`from` is an index of `ends`");
+        for end in before {
+            if let Err(error) = self
+                .events
+                .publish(end.message.session_id, final_event(&end.message))
+                .await
+            {
+                tracing::warn!(%error, "cannot announce an expired reply's end; retrying later");
+                return;
+            }
+            report.announced += 1;
         }
-        match claim.finish(final_event(&message)).await {
+        let message = &last.message;
+        match claim.finish(final_event(message)).await {
             Ok(Some(_)) => report.announced += 1,
             Ok(None) => {
                 tracing::warn!(message = %message.id, "a sweep outlived its own lease; it is retried");

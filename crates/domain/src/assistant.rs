@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn names_are_one_trimmed_line_of_at_most_64_characters() {
-        assert_eq!(AssistantName::parse("  Critic ").unwrap().as_str(), "Critic");
+        assert_eq!(
+            AssistantName::parse("  Critic ").unwrap().as_str(),
+            "Critic"
+        );
         assert!(AssistantName::parse(&"é".repeat(64)).is_ok());
         assert!(matches!(
             AssistantName::parse(&"é".repeat(65)),

@@ -48,7 +48,11 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
-pub(crate) fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
+pub(crate) fn check_length(
+    field: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), ValidationError> {
     // Byte length bounds the character count from above: skip counting when it is short.
     if value.len() <= max {
         return Ok(());

@@ -32,6 +32,9 @@ pub struct PromptMessage {
     pub tool_calls: Vec<ToolCallRequest>,
     /// On a tool turn: the call it answers.
     pub tool_call_id: Option<String>,
+    /// The participant who wrote it, when several share a role (another
+    /// assistant's words, sent as a `user` turn): OpenAI's `name` field.
+    pub name: Option<String>,
 }
 
 impl PromptMessage {
@@ -42,6 +45,7 @@ impl PromptMessage {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            name: None,
         }
     }
 }

@@ -38,6 +38,8 @@ struct MessageOut<'a> {
     tool_calls: Vec<ToolCallOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +158,7 @@ impl<'a> MessageOut<'a> {
             content,
             tool_calls,
             tool_call_id: message.tool_call_id.as_deref(),
+            name: message.name.as_deref(),
         }
     }
 }

@@ -70,6 +70,20 @@ impl ToolRegistry {
         self
     }
 
+    /// Those of these tools that `names` lists, in this registry's order:
+    /// the tools of an assistant.
+    #[must_use]
+    pub fn only<S: AsRef<str>>(&self, names: &[S]) -> Self {
+        Self {
+            tools: self
+                .tools
+                .iter()
+                .filter(|tool| names.iter().any(|name| name.as_ref() == tool.name()))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The names of the tools, in the order they are offered.
     #[must_use]
     pub fn names(&self) -> Vec<&str> {

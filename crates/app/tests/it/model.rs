@@ -535,7 +535,7 @@ impl World {
                     Err(error) => panic!("a send failed: {error:?}"),
                 };
                 quiesce().await;
-                let reply = outcome.assistant_message.id;
+                let reply = outcome.assistant_message().id;
                 let turn_start = lock(&model)
                     .replies
                     .get(&reply)
@@ -544,7 +544,8 @@ impl World {
                     panic!("the turn of reply {reply} was not announced before the send returned");
                 };
                 assert_eq!(
-                    user, outcome.user_message.id,
+                    user,
+                    outcome.user_message.as_ref().unwrap().id,
                     "reply {reply} was announced after another user message than its own"
                 );
                 self.turns.insert(reply, turn);

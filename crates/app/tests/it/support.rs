@@ -6,11 +6,13 @@ use colloquy_app::{
     ChatConfig, ChatService, Dependencies, EventKind, LlmPolicy, ReplyEvents, SessionEvent,
     Subscription,
 };
-use colloquy_domain::{Message, ModelName, Principal, Session, Usage, UtcDay};
+use colloquy_domain::{
+    Assistant, AssistantId, Message, ModelName, Principal, Session, Timestamp, Usage, UtcDay,
+};
 use colloquy_inprocess::{InProcessEventLog, InProcessLimiter, LogLimits};
 use colloquy_ports::{
-    ChatChunk, ChatRepository, ChatStream, Completion, EventLog, LlmClient, LlmError,
-    MockChatRepository, MockLlmClient, RepoError, UsageLedger,
+    AssistantChanges, AssistantStore, ChatChunk, ChatRepository, ChatStream, Completion, EventLog,
+    LlmClient, LlmError, MockChatRepository, MockLlmClient, Page, RepoError, UsageLedger,
 };
 use futures::StreamExt;
 
@@ -103,12 +105,125 @@ pub fn service_with_events(
 ) -> ChatService {
     let dependencies = Dependencies {
         repo,
+        assistants: Arc::new(MemoryAssistants::default()),
         llm,
         events,
         limiter: Arc::new(InProcessLimiter::new(config.limits)),
         usage,
     };
     ChatService::new(dependencies, config)
+}
+
+/// Assistants in memory, with the store's rules: unique names per owner,
+/// everything scoped by owner.
+#[derive(Debug, Default)]
+pub struct MemoryAssistants {
+    assistants: Mutex<Vec<Assistant>>,
+}
+
+#[async_trait]
+impl AssistantStore for MemoryAssistants {
+    async fn create_assistant(&self, assistant: &Assistant) -> Result<(), RepoError> {
+        let mut all = self.assistants.lock().unwrap();
+        if all
+            .iter()
+            .any(|a| a.owner == assistant.owner && a.name == assistant.name)
+        {
+            return Err(RepoError::Conflict);
+        }
+        all.push(assistant.clone());
+        Ok(())
+    }
+
+    async fn get_assistant(
+        &self,
+        owner: &Principal,
+        id: AssistantId,
+    ) -> Result<Assistant, RepoError> {
+        let all = self.assistants.lock().unwrap();
+        all.iter()
+            .find(|a| a.id == id && &a.owner == owner)
+            .cloned()
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn find_assistants(
+        &self,
+        owner: &Principal,
+        ids: &[AssistantId],
+    ) -> Result<Vec<Assistant>, RepoError> {
+        let all = self.assistants.lock().unwrap();
+        Ok(all
+            .iter()
+            .filter(|a| &a.owner == owner && ids.contains(&a.id))
+            .cloned()
+            .collect())
+    }
+
+    async fn list_assistants(
+        &self,
+        owner: &Principal,
+        limit: usize,
+        after: Option<AssistantId>,
+    ) -> Result<Page<Assistant>, RepoError> {
+        let all = self.assistants.lock().unwrap();
+        let mut items: Vec<Assistant> = all
+            .iter()
+            .filter(|a| &a.owner == owner && after.is_none_or(|after| a.id < after))
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| b.id.cmp(&a.id));
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, has_more })
+    }
+
+    async fn update_assistant(
+        &self,
+        owner: &Principal,
+        id: AssistantId,
+        changes: &AssistantChanges,
+        at: Timestamp,
+    ) -> Result<Assistant, RepoError> {
+        let mut all = self.assistants.lock().unwrap();
+        if let Some(name) = &changes.name {
+            if all
+                .iter()
+                .any(|a| &a.owner == owner && &a.name == name && a.id != id)
+            {
+                return Err(RepoError::Conflict);
+            }
+        }
+        let assistant = all
+            .iter_mut()
+            .find(|a| a.id == id && &a.owner == owner)
+            .ok_or(RepoError::NotFound)?;
+        if let Some(name) = &changes.name {
+            assistant.name = name.clone();
+        }
+        if let Some(instructions) = &changes.instructions {
+            assistant.instructions.clone_from(instructions);
+        }
+        if let Some(model) = &changes.model {
+            assistant.model = model.clone();
+        }
+        if let Some(tools) = &changes.tools {
+            assistant.tools.clone_from(tools);
+        }
+        assistant.updated_at = at;
+        Ok(assistant.clone())
+    }
+
+    async fn delete_assistant(&self, owner: &Principal, id: AssistantId) -> Result<(), RepoError> {
+        let mut all = self.assistants.lock().unwrap();
+        let before = all.len();
+        all.retain(|a| !(a.id == id && &a.owner == owner));
+        if all.len() == before {
+            Err(RepoError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// A usage ledger in memory.

@@ -112,14 +112,14 @@ async fn an_expired_reply_is_stored_interrupted_and_announced() {
     let end = stored(expired, MessageStatus::Interrupted);
     let mut repo = repo_with_streaming(Vec::new());
     let interrupted = end.clone();
-    repo.expect_interrupt_reply()
+    repo.expect_interrupt_turn()
         .withf(move |session, message| (*session, *message) == (expired.session, expired.message))
         .times(1)
         .returning(move |_, _| {
-            Ok(StoredEnd {
+            Ok(vec![StoredEnd {
                 message: interrupted.clone(),
                 changed: true,
-            })
+            }])
         });
     let report = sweeper(repo, leases_expired(vec![expired], &endings))
         .sweep()
@@ -146,11 +146,11 @@ async fn a_reply_its_replica_ended_before_dying_is_announced_as_stored() {
     let end = stored(expired, MessageStatus::Complete);
     let completed = end.clone();
     let mut repo = repo_with_streaming(Vec::new());
-    repo.expect_interrupt_reply().returning(move |_, _| {
-        Ok(StoredEnd {
+    repo.expect_interrupt_turn().returning(move |_, _| {
+        Ok(vec![StoredEnd {
             message: completed.clone(),
             changed: false,
-        })
+        }])
     });
     let report = sweeper(repo, leases_expired(vec![expired], &endings))
         .sweep()
@@ -169,7 +169,7 @@ async fn a_deleted_reply_is_dismissed_without_an_event() {
     let expired = reply();
     let endings = Endings::default();
     let mut repo = repo_with_streaming(Vec::new());
-    repo.expect_interrupt_reply()
+    repo.expect_interrupt_turn()
         .returning(|_, _| Err(RepoError::NotFound));
     let report = sweeper(repo, leases_expired(vec![expired], &endings))
         .sweep()
@@ -184,7 +184,7 @@ async fn a_store_that_fails_leaves_the_reply_for_a_later_sweep() {
     let expired = reply();
     let endings = Endings::default();
     let mut repo = repo_with_streaming(Vec::new());
-    repo.expect_interrupt_reply()
+    repo.expect_interrupt_turn()
         .returning(|_, _| Err(RepoError::Unavailable(anyhow::anyhow!("down"))));
     let report = sweeper(repo, leases_expired(vec![expired], &endings))
         .sweep()
@@ -206,7 +206,7 @@ async fn a_reply_another_replica_sweeps_is_left_to_it() {
         .returning(move |_| Ok(vec![expired]));
     leases.expect_claim_sweep().returning(|_| Ok(None));
     let mut repo = repo_with_streaming(Vec::new());
-    repo.expect_interrupt_reply().never();
+    repo.expect_interrupt_turn().never();
     assert_eq!(sweeper(repo, leases).sweep().await, SweepReport::default());
 }
 
@@ -219,7 +219,7 @@ async fn a_log_that_cannot_be_reached_ends_nothing_and_fails_nothing() {
         )))
     });
     let mut repo = repo_with_streaming(Vec::new());
-    repo.expect_interrupt_reply().never();
+    repo.expect_interrupt_turn().never();
     assert_eq!(sweeper(repo, leases).sweep().await, SweepReport::default());
 }
 
@@ -243,13 +243,13 @@ async fn an_orphan_is_adopted_only_after_a_whole_lease_without_its_slot() {
     let end = stored(orphan, MessageStatus::Interrupted);
     let interrupted = end.clone();
     let mut repo = repo_with_streaming(vec![(orphan.session, orphan.message)]);
-    repo.expect_interrupt_reply()
+    repo.expect_interrupt_turn()
         .times(1)
         .returning(move |_, _| {
-            Ok(StoredEnd {
+            Ok(vec![StoredEnd {
                 message: interrupted.clone(),
                 changed: true,
-            })
+            }])
         });
     let mut leases = MockExpiredLeases::new();
     leases
@@ -283,11 +283,11 @@ async fn an_orphan_someone_else_ended_first_is_not_announced_twice() {
     let orphan = reply();
     let endings = Endings::default();
     let mut repo = repo_with_streaming(vec![(orphan.session, orphan.message)]);
-    repo.expect_interrupt_reply().returning(move |_, _| {
-        Ok(StoredEnd {
+    repo.expect_interrupt_turn().returning(move |_, _| {
+        Ok(vec![StoredEnd {
             message: stored(orphan, MessageStatus::Interrupted),
             changed: false,
-        })
+        }])
     });
     let sweeper = sweeper(repo, leases_with_orphans(&endings));
     sweeper.sweep().await;
@@ -309,7 +309,7 @@ async fn a_reply_that_holds_its_slot_is_never_taken_for_an_orphan() {
         .unwrap();
     let endings = Endings::default();
     let mut repo = repo_with_streaming(vec![(running.session, running.message)]);
-    repo.expect_interrupt_reply().never();
+    repo.expect_interrupt_turn().never();
     let mut leases = MockExpiredLeases::new();
     leases
         .expect_expired_replies()

@@ -60,6 +60,10 @@ async fn the_request_is_the_documented_json_with_a_bearer_token() {
             PromptMessage::new(PromptRole::System, "You are terse."),
             PromptMessage::new(PromptRole::User, "Weather in Paris?"),
             PromptMessage {
+                name: Some("Critic".to_owned()),
+                ..PromptMessage::new(PromptRole::User, "Critic: Ask about Lyon too.")
+            },
+            PromptMessage {
                 tool_calls: vec![ToolCallRequest {
                     id: "call_1".to_owned(),
                     name: "weather".to_owned(),
@@ -99,6 +103,7 @@ async fn the_request_is_the_documented_json_with_a_bearer_token() {
             "messages": [
                 {"role": "system", "content": "You are terse."},
                 {"role": "user", "content": "Weather in Paris?"},
+                {"role": "user", "content": "Critic: Ask about Lyon too.", "name": "Critic"},
                 {"role": "assistant", "content": null, "tool_calls": [
                     {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}
                 ]},

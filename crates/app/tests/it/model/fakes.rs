@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use colloquy_domain::{
-    ErrorCode, Message, MessageError, MessageId, MessageStatus, Principal, Session, SessionId,
-    Timestamp, Title,
+    ErrorCode, Message, MessageError, MessageId, MessageStatus, Principal, Role, Session,
+    SessionId, Timestamp, Title,
 };
 use colloquy_ports::{
     ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError, Page,
@@ -323,32 +323,41 @@ impl ChatRepository for FakeRepo {
         Ok(0)
     }
 
-    async fn interrupt_reply(
+    async fn interrupt_turn(
         &self,
         session: SessionId,
-        message: MessageId,
-    ) -> Result<StoredEnd, RepoError> {
+        first: MessageId,
+    ) -> Result<Vec<StoredEnd>, RepoError> {
         round_trip().await;
         let mut store = lock(&self.store);
-        let stored = store
+        let messages = store
             .messages
             .get_mut(&session)
-            .and_then(|messages| messages.iter_mut().find(|m| m.id == message))
             .ok_or(RepoError::NotFound)?;
-        let changed = stored.status == MessageStatus::Streaming;
-        if changed {
-            stored.finish(
-                MessageStatus::Interrupted,
-                Some(MessageError {
-                    code: ErrorCode::Interrupted,
-                    message: "its replica stopped".to_owned(),
-                }),
-            );
+        if !messages.iter().any(|m| m.id == first) {
+            return Err(RepoError::NotFound);
         }
-        Ok(StoredEnd {
-            message: stored.clone(),
-            changed,
-        })
+        let mut ends = Vec::new();
+        for stored in messages
+            .iter_mut()
+            .filter(|m| m.id >= first && m.role == Role::Assistant)
+        {
+            let changed = stored.status == MessageStatus::Streaming;
+            if changed {
+                stored.finish(
+                    MessageStatus::Interrupted,
+                    Some(MessageError {
+                        code: ErrorCode::Interrupted,
+                        message: "its replica stopped".to_owned(),
+                    }),
+                );
+            }
+            ends.push(StoredEnd {
+                message: stored.clone(),
+                changed,
+            });
+        }
+        Ok(ends)
     }
 
     async fn streaming_replies(
