@@ -172,7 +172,7 @@ impl AssistantStore for MemoryAssistants {
             .filter(|a| &a.owner == owner && after.is_none_or(|after| a.id < after))
             .cloned()
             .collect();
-        items.sort_by(|a, b| b.id.cmp(&a.id));
+        items.sort_by_key(|a| std::cmp::Reverse(a.id));
         let has_more = items.len() > limit;
         items.truncate(limit);
         Ok(Page { items, has_more })
