@@ -1,4 +1,6 @@
-//! Driving one reply from the first request to the stored final message.
+//! Driving one reply from the first request to the stored final message
+//! (a turn of several assistants drives one after the other: see
+//! [`crate::turn`]).
 //!
 //! The driver owns the assistant message while it streams. It asks the model
 //! (through [`crate::upstream`], which times and retries every request),
@@ -10,14 +12,15 @@
 //! records each call in the message and publishes it, sends the results back
 //! and asks again: at most [`MAX_TOOL_ROUNDS`] rounds of tool calls, then one
 //! last request that offers no tools, so the model has to answer in words.
-//! However many rounds it takes, the user's message gets one assistant
-//! message, holding the text of every round and every call in order, and
+//! However many rounds it takes, each assistant answering the user's message
+//! writes one assistant message, holding the text of every round and every
+//! call in order, and
 //! the retries of the contract are counted for the reply, not per round.
 //!
-//! **Invariant:** a reply always ends. Its [`ReplyGuard`] holds the session's
-//! reply slot; however the driver stops (a panic, an abort, a dropped
-//! future), the guard stores the message `failed` (`internal`), publishes
-//! that, and frees the slot.
+//! **Invariant:** a reply always ends. Its turn's [`ReplyGuard`] holds the
+//! session's reply slot; however the driver stops (a panic, an abort, a
+//! dropped future), the guard stores every reply of the turn still open
+//! `failed` (`internal`), publishes each, and frees the slot.
 
 use std::collections::VecDeque;
 use std::sync::Arc;

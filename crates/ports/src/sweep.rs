@@ -50,7 +50,9 @@ pub trait ExpiredLeases: Send + Sync + fmt::Debug {
     /// of no lease for it at all (the log lost its state, say a restart of
     /// Redis without persistence, while the reply's replica was dead): as
     /// [`ExpiredLeases::claim_sweep`], and `None` as well when a lease for
-    /// it exists or the session's slot is held by that very reply.
+    /// it exists or the session's slot is held by that very reply or by an
+    /// earlier one (the first reply of a turn holds the slot for the turn's
+    /// later replies, all stored `streaming` with it).
     ///
     /// # Errors
     /// As [`ExpiredLeases::expired_replies`].

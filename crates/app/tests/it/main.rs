@@ -13,3 +13,4 @@ mod summaries;
 mod sweeping;
 mod titles;
 mod tools;
+mod turns;

@@ -103,9 +103,20 @@ pub fn service_with_events(
     usage: Arc<MemoryLedger>,
     config: ChatConfig,
 ) -> ChatService {
+    service_with_assistants(repo, llm, events, Arc::default(), usage, config)
+}
+
+pub fn service_with_assistants(
+    repo: Arc<dyn ChatRepository>,
+    llm: Arc<dyn LlmClient>,
+    events: Arc<dyn EventLog>,
+    assistants: Arc<MemoryAssistants>,
+    usage: Arc<MemoryLedger>,
+    config: ChatConfig,
+) -> ChatService {
     let dependencies = Dependencies {
         repo,
-        assistants: Arc::new(MemoryAssistants::default()),
+        assistants,
         llm,
         events,
         limiter: Arc::new(InProcessLimiter::new(config.limits)),

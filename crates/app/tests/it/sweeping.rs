@@ -323,3 +323,101 @@ async fn a_reply_that_holds_its_slot_is_never_taken_for_an_orphan() {
     }
     assert!(endings.lock().unwrap().is_empty());
 }
+
+/// A turn's replies, made in a row after `first`, in `first`'s session.
+fn turn_of(first: ExpiredReply, statuses: &[MessageStatus]) -> Vec<Message> {
+    statuses
+        .iter()
+        .enumerate()
+        .map(|(index, status)| {
+            let id = if index == 0 {
+                first.message
+            } else {
+                MessageId::new()
+            };
+            stored(
+                ExpiredReply {
+                    session: first.session,
+                    message: id,
+                },
+                *status,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_expired_turn_ends_every_reply_still_streaming_and_announces_each() {
+    let expired = reply();
+    let endings = Endings::default();
+    let ends = turn_of(
+        expired,
+        &[
+            MessageStatus::Complete,
+            MessageStatus::Interrupted,
+            MessageStatus::Interrupted,
+        ],
+    );
+    let mut repo = repo_with_streaming(Vec::new());
+    let stored_ends: Vec<StoredEnd> = ends
+        .iter()
+        .enumerate()
+        .map(|(index, message)| StoredEnd {
+            message: message.clone(),
+            changed: index > 0,
+        })
+        .collect();
+    repo.expect_interrupt_turn()
+        .withf(move |session, first| (*session, *first) == (expired.session, expired.message))
+        .times(1)
+        .returning(move |_, _| Ok(stored_ends.clone()));
+    let events = Arc::new(InProcessEventLog::new(LogLimits::default()));
+    let mut watcher = events
+        .subscribe(expired.session, colloquy_ports::StartAt::Live)
+        .await
+        .unwrap();
+    let report = sweeper_on(repo, leases_expired(vec![expired], &endings), events)
+        .sweep()
+        .await;
+
+    assert_eq!((report.interrupted, report.announced), (2, 3));
+    // The first ended before the replica died; it may not have been
+    // announced, so it is (again). The last one's end frees the slot.
+    use futures::StreamExt;
+    let first = watcher.next().await.unwrap();
+    assert_eq!(first.kind, EventKind::MessageCompleted(ends[0].clone()));
+    let second = watcher.next().await.unwrap();
+    assert_eq!(second.kind, EventKind::MessageFailed(ends[1].clone()));
+    assert_eq!(
+        *endings.lock().unwrap(),
+        [Ending::Finished(Box::new(EventKind::MessageFailed(
+            ends[2].clone()
+        )))]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_reply_of_the_turn_holding_the_slot_is_never_taken_for_an_orphan() {
+    let events = Arc::new(InProcessEventLog::new(LogLimits::default()));
+    let first = reply();
+    let _slot = events
+        .claim_reply(first.session, first.message)
+        .await
+        .unwrap()
+        .unwrap();
+    // Stored `streaming` with the turn, waiting for its assistant's turn.
+    let waiting = MessageId::new();
+    let mut repo = repo_with_streaming(vec![(first.session, waiting)]);
+    repo.expect_interrupt_turn().never();
+    let mut leases = MockExpiredLeases::new();
+    leases
+        .expect_expired_replies()
+        .returning(|_| Ok(Vec::new()));
+    leases.expect_adopt_orphan().never();
+    let sweeper = sweeper_on(repo, leases, events);
+
+    for _ in 0..4 {
+        assert_eq!(sweeper.sweep().await, SweepReport::default());
+        tokio::time::advance(LEASE).await;
+    }
+}
