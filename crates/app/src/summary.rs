@@ -169,14 +169,14 @@ pub(crate) fn request(
             Role::User => PromptRole::User,
             Role::Assistant => PromptRole::Assistant,
         };
-        let prompt = PromptMessage::new(
-            role,
-            message
-                .content
-                .chars()
-                .take(MAX_EXCERPT_CHARS)
-                .collect::<String>(),
-        );
+        let excerpt: String = message.content.chars().take(MAX_EXCERPT_CHARS).collect();
+        // With several assistants in the conversation, the summary can
+        // only say who said what if it is told.
+        let text = match &message.speaker {
+            Some(speaker) => format!("{}: {excerpt}", speaker.name),
+            None => excerpt,
+        };
+        let prompt = PromptMessage::new(role, text);
         let cost = counter.message(&prompt);
         if cost > left {
             break;
@@ -336,5 +336,33 @@ mod tests {
         ] {
             assert!(Prose::parse(junk).is_err(), "{junk:?} must be refused");
         }
+    }
+
+    #[test]
+    fn the_summary_is_told_which_assistant_said_what() {
+        use colloquy_domain::{AssistantId, Message, MessageStatus, ModelName, Principal, Speaker};
+        let session = Session::new(
+            Principal::anonymous(),
+            None,
+            None,
+            ModelName::parse("m").unwrap(),
+        );
+        let mut named = Message::streaming_reply(session.id, &session.model);
+        named.content = "Roses are red".into();
+        named.speaker = Some(Speaker {
+            id: AssistantId::new(),
+            name: "Poet".into(),
+        });
+        named.finish(MessageStatus::Complete, None);
+        let mut plain = named.clone();
+        plain.speaker = None;
+        plain.content = "Hello".into();
+        let request = request(&session, "m", &[named, plain], 10_000);
+        let texts: Vec<&str> = request
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        assert_eq!(texts[1..3], ["Poet: Roses are red", "Hello"]);
     }
 }
