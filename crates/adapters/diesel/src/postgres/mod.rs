@@ -30,6 +30,7 @@
 //! Reads that check the owner and then read a page run in one REPEATABLE
 //! READ, READ ONLY transaction, so both see the same snapshot.
 
+mod assistants;
 mod connection;
 mod errors;
 mod keys;
