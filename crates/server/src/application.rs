@@ -14,8 +14,8 @@ use colloquy_inprocess::{InProcessEventLog, InProcessLimiter};
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
 use colloquy_ports::{
-    ApiKeyStore, AssistantStore, Authenticator, ChatRepository, EventLog, Limiter, LlmClient, StreamTokens,
-    UsageLedger,
+    ApiKeyStore, AssistantStore, Authenticator, ChatRepository, EventLog, Limiter, LlmClient,
+    StreamTokens, UsageLedger,
 };
 use colloquy_redis::{Redis, RedisConfig, RedisEventLog, RedisLimiter};
 
