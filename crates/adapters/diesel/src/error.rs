@@ -2,7 +2,7 @@
 //! both backends.
 
 use colloquy_ports::RepoError;
-use diesel::result::Error as DieselError;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::{postgres, sqlite};
 
@@ -23,6 +23,8 @@ pub(crate) enum StoreError {
     Unavailable(anyhow::Error),
     /// The row or session the call is about does not exist.
     NotFound,
+    /// A unique index refused the row: the value is taken.
+    Conflict,
     /// A stored row cannot be turned back into a domain value.
     Corrupt(String),
     /// The caller asked for something this store cannot represent.
@@ -36,6 +38,34 @@ impl From<DieselError> for StoreError {
         match error {
             DieselError::NotFound => Self::NotFound,
             other => Self::Diesel(other),
+        }
+    }
+}
+
+/// The unique index on `assistants (owner, name)`, as both migrations name it.
+const ASSISTANT_NAME_INDEX: &str = "assistants_owner_name";
+
+impl StoreError {
+    /// `error`, from a statement that writes an assistant: a conflict when
+    /// the unique index on its owner's names refused it, as any other error
+    /// otherwise (a duplicate id stays a plain error: no caller chose it).
+    ///
+    /// PostgreSQL names the index that refused; SQLite names its columns,
+    /// in a message whose form is stable (`UNIQUE constraint failed:
+    /// assistants.owner, assistants.name`).
+    pub(crate) fn from_assistant_write(error: DieselError) -> Self {
+        let name_taken = match &error {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                info.constraint_name() == Some(ASSISTANT_NAME_INDEX)
+                    || info.message().contains(ASSISTANT_NAME_INDEX)
+                    || info.message().contains("assistants.name")
+            }
+            _ => false,
+        };
+        if name_taken {
+            Self::Conflict
+        } else {
+            Self::from(error)
         }
     }
 }
@@ -96,6 +126,7 @@ impl StoreError {
         let context = || format!("{}: {operation}", backend.name());
         match self {
             Self::NotFound => RepoError::NotFound,
+            Self::Conflict => RepoError::Conflict,
             Self::Unavailable(error) => RepoError::Unavailable(error.context(context())),
             Self::Diesel(error) | Self::NotCommitted(error) if backend.is_transient(&error) => {
                 RepoError::Unavailable(anyhow::Error::new(error).context(context()))
@@ -124,6 +155,45 @@ mod tests {
                 RepoError::NotFound
             ));
         }
+    }
+
+    #[test]
+    fn only_the_index_of_assistant_names_makes_a_conflict() {
+        let unique = |message: &str| {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                Box::new(message.to_owned()),
+            )
+        };
+        for taken in [
+            "UNIQUE constraint failed: assistants.owner, assistants.name",
+            "duplicate key value violates unique constraint \"assistants_owner_name\"",
+        ] {
+            assert!(
+                matches!(
+                    StoreError::from_assistant_write(unique(taken))
+                        .into_repo_error(Backend::Sqlite, "create_assistant"),
+                    RepoError::Conflict
+                ),
+                "{taken}"
+            );
+        }
+        for other in [
+            "UNIQUE constraint failed: assistants.id",
+            "duplicate key value violates unique constraint \"assistants_pkey\"",
+        ] {
+            assert!(
+                matches!(
+                    StoreError::from_assistant_write(unique(other)),
+                    StoreError::Diesel(_)
+                ),
+                "{other}"
+            );
+        }
+        assert!(matches!(
+            StoreError::from_assistant_write(DieselError::NotFound),
+            StoreError::NotFound
+        ));
     }
 
     #[test]

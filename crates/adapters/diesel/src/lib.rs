@@ -1,6 +1,7 @@
 //! colloquy's storage through Diesel, on SQLite or PostgreSQL:
 //! [`SqliteRepository`] and [`PostgresRepository`] each implement the
 //! [`ChatRepository`](colloquy_ports::ChatRepository),
+//! [`AssistantStore`](colloquy_ports::AssistantStore),
 //! [`ApiKeyStore`](colloquy_ports::ApiKeyStore) and
 //! [`UsageLedger`](colloquy_ports::UsageLedger) ports in one database.
 //!
@@ -35,7 +36,8 @@
 //! owner = ?)`) or an owner-scoped existence check in the same transaction.
 //! Rows are never read first and filtered in Rust, so another principal's
 //! session or message is [`RepoError::NotFound`](colloquy_ports::RepoError::NotFound),
-//! exactly like one that does not exist.
+//! exactly like one that does not exist. Assistants are scoped the same
+//! way, by `assistants.owner`.
 
 mod error;
 mod paging;

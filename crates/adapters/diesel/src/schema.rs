@@ -13,6 +13,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         message_count -> BigInt,
+        assistant_id -> Nullable<Text>,
     }
 }
 
@@ -32,6 +33,22 @@ diesel::table! {
         tool_calls -> Nullable<Text>,
         created_at -> BigInt,
         completed_at -> Nullable<BigInt>,
+        assistant_id -> Nullable<Text>,
+        assistant_name -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    assistants (id) {
+        id -> Text,
+        owner -> Text,
+        name -> Text,
+        instructions -> Nullable<Text>,
+        model -> Text,
+        /// A JSON array of tool names.
+        tools -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 

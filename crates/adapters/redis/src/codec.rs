@@ -11,8 +11,8 @@
 use std::borrow::Cow;
 
 use colloquy_domain::{
-    ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Principal, Role,
-    Session, SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
+    AssistantId, ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Principal,
+    Role, Session, SessionId, Speaker, SystemPrompt, Timestamp, Title, ToolCall, Usage,
 };
 use colloquy_ports::EventKind;
 use serde::{Deserialize, Serialize};
@@ -156,10 +156,20 @@ struct StoredMessage<'a> {
     error: Option<StoredError<'a>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<StoredToolCall<'a>>,
+    /// Absent from events written before assistants existed: the
+    /// session's default voice wrote those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    speaker: Option<StoredSpeaker<'a>>,
     /// Microseconds since the Unix epoch, as the domain keeps times.
     created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     completed_at: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredSpeaker<'a> {
+    id: String,
+    name: Cow<'a, str>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -194,6 +204,9 @@ struct StoredSession<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     system_prompt: Option<Cow<'a, str>>,
     model: Cow<'a, str>,
+    /// Absent from events written before assistants existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    assistant_id: Option<String>,
     created_at: i64,
     updated_at: i64,
     message_count: u64,
@@ -215,6 +228,7 @@ impl<'a> From<&'a Message> for StoredMessage<'a> {
             usage,
             error,
             tool_calls,
+            speaker,
             created_at,
             completed_at,
         } = message;
@@ -242,6 +256,10 @@ impl<'a> From<&'a Message> for StoredMessage<'a> {
                     message: Cow::Borrowed(message),
                 }),
             tool_calls: tool_calls.iter().map(StoredToolCall::from).collect(),
+            speaker: speaker.as_ref().map(|Speaker { id, name }| StoredSpeaker {
+                id: id.to_string(),
+                name: Cow::Borrowed(name),
+            }),
             created_at: created_at.as_micros(),
             completed_at: completed_at.map(Timestamp::as_micros),
         }
@@ -278,6 +296,15 @@ impl StoredMessage<'_> {
                 .into_iter()
                 .map(StoredToolCall::into_domain)
                 .collect(),
+            speaker: self
+                .speaker
+                .map(|speaker| {
+                    Ok::<_, DecodeError>(Speaker {
+                        id: assistant_id_from(&speaker.id)?,
+                        name: speaker.name.into_owned(),
+                    })
+                })
+                .transpose()?,
             created_at: Timestamp::from_micros(self.created_at),
             completed_at: self.completed_at.map(Timestamp::from_micros),
         })
@@ -323,6 +350,7 @@ impl<'a> From<&'a Session> for StoredSession<'a> {
             title,
             system_prompt,
             model,
+            assistant_id,
             created_at,
             updated_at,
             message_count,
@@ -335,6 +363,7 @@ impl<'a> From<&'a Session> for StoredSession<'a> {
                 .as_ref()
                 .map(|prompt| Cow::Borrowed(prompt.as_str())),
             model: Cow::Borrowed(model.as_str()),
+            assistant_id: assistant_id.map(|id| id.to_string()),
             created_at: created_at.as_micros(),
             updated_at: updated_at.as_micros(),
             message_count: *message_count,
@@ -359,6 +388,11 @@ impl StoredSession<'_> {
                 .transpose()
                 .map_err(invalid)?,
             model: ModelName::parse(&self.model).map_err(invalid)?,
+            assistant_id: self
+                .assistant_id
+                .as_deref()
+                .map(assistant_id_from)
+                .transpose()?,
             created_at: Timestamp::from_micros(self.created_at),
             updated_at: Timestamp::from_micros(self.updated_at),
             message_count: self.message_count,
@@ -372,6 +406,10 @@ fn message_id_from(text: &str) -> Result<MessageId, DecodeError> {
 
 fn session_id_from(text: &str) -> Result<SessionId, DecodeError> {
     SessionId::parse(text).map_err(|_| unknown("session id", text))
+}
+
+fn assistant_id_from(text: &str) -> Result<AssistantId, DecodeError> {
+    AssistantId::parse(text).map_err(|_| unknown("assistant id", text))
 }
 
 fn unknown(what: &str, value: &str) -> DecodeError {
@@ -424,6 +462,13 @@ mod tests {
         Message::user(SessionId::new(), content)
     }
 
+    fn speaker() -> Speaker {
+        Speaker {
+            id: AssistantId::new(),
+            name: "Critic \"the second\" 🦉".to_owned(),
+        }
+    }
+
     fn session(titled: bool) -> Session {
         let mut session = Session::new(
             Principal::parse("alice@example.com").unwrap(),
@@ -434,6 +479,7 @@ mod tests {
         if titled {
             session.title = Some(Title::parse("Trip to Oslo").unwrap());
             session.system_prompt = Some(SystemPrompt::parse("Be brief.\nVery.").unwrap());
+            session.assistant_id = Some(AssistantId::new());
             session.message_count = 7;
         }
         session
@@ -449,6 +495,11 @@ mod tests {
                 SessionId::new(),
                 &ModelName::parse("offline").unwrap(),
             )),
+            EventKind::MessageCreated(Message::streaming_reply_by(
+                SessionId::new(),
+                &ModelName::parse("offline").unwrap(),
+                Some(speaker()),
+            )),
             EventKind::MessageDelta {
                 message_id,
                 delta: "Hel".to_owned(),
@@ -458,6 +509,10 @@ mod tests {
                 delta: String::new(),
             },
             EventKind::MessageCompleted(full_message()),
+            EventKind::MessageCompleted(Message {
+                speaker: Some(speaker()),
+                ..full_message()
+            }),
             EventKind::MessageToolCall {
                 message_id,
                 tool_call: tool_call(),
@@ -553,6 +608,67 @@ mod tests {
     }
 
     #[test]
+    fn who_wrote_a_message_and_a_sessions_assistant_are_written_out() {
+        let speaker = speaker();
+        let message = Message::streaming_reply_by(
+            SessionId::new(),
+            &ModelName::parse("offline").unwrap(),
+            Some(speaker.clone()),
+        );
+        let text = String::from_utf8(encode(&EventKind::MessageCreated(message)).unwrap()).unwrap();
+        assert!(
+            text.contains(&format!(
+                r#""speaker":{{"id":"{}","name":"Critic \"the second\" 🦉"}}"#,
+                speaker.id
+            )),
+            "{text}"
+        );
+        let session = session(true);
+        let text = String::from_utf8(encode(&EventKind::SessionUpdated(session.clone())).unwrap())
+            .unwrap();
+        assert!(
+            text.contains(&format!(
+                r#""assistant_id":"{}""#,
+                session.assistant_id.unwrap()
+            )),
+            "{text}"
+        );
+        let plain =
+            String::from_utf8(encode(&EventKind::SessionUpdated(self::session(false))).unwrap())
+                .unwrap();
+        assert!(!plain.contains("assistant_id"), "absent when None: {plain}");
+    }
+
+    /// Events written by a replica from before assistants: no `speaker`
+    /// and no `assistant_id` read as none.
+    #[test]
+    fn events_written_before_assistants_read_as_the_default_voice() {
+        let message_id = MessageId::new();
+        let session_id = SessionId::new();
+        let completed = format!(
+            r#"{{"kind":"message_completed","message":{{"id":"{message_id}","session_id":"{session_id}","role":"assistant","content":"Done.","status":"complete","model":"gpt-4o-mini","finish_reason":"stop","usage":{{"prompt_tokens":3,"completion_tokens":1}},"created_at":5,"completed_at":6}}}}"#
+        );
+        let Entry::Event(EventKind::MessageCompleted(message)) =
+            decode(completed.as_bytes()).unwrap()
+        else {
+            panic!("a message.completed");
+        };
+        assert_eq!(message.id, message_id);
+        assert_eq!(message.content, "Done.");
+        assert_eq!(message.speaker, None);
+        let updated = format!(
+            r#"{{"kind":"session_updated","session":{{"id":"{session_id}","owner":"alice","title":"Old","model":"gpt-4o-mini","created_at":1,"updated_at":2,"message_count":4}}}}"#
+        );
+        let Entry::Event(EventKind::SessionUpdated(session)) = decode(updated.as_bytes()).unwrap()
+        else {
+            panic!("a session.updated");
+        };
+        assert_eq!(session.id, session_id);
+        assert_eq!(session.message_count, 4);
+        assert_eq!(session.assistant_id, None);
+    }
+
+    #[test]
     fn what_cannot_be_read_is_an_error_not_a_guess() {
         let cases = [
             "not json".to_owned(),
@@ -561,6 +677,14 @@ mod tests {
             format!(
                 r#"{{"kind":"message_created","message":{{"id":"{0}","session_id":"{0}","role":"system","content":"","status":"complete","created_at":0}}}}"#,
                 MessageId::new()
+            ),
+            format!(
+                r#"{{"kind":"message_created","message":{{"id":"{0}","session_id":"{0}","role":"assistant","content":"","status":"streaming","speaker":{{"id":"nobody","name":"Critic"}},"created_at":0}}}}"#,
+                MessageId::new()
+            ),
+            format!(
+                r#"{{"kind":"session_updated","session":{{"id":"{0}","owner":"alice","model":"m","assistant_id":"nobody","created_at":1,"updated_at":2,"message_count":0}}}}"#,
+                SessionId::new()
             ),
         ];
         for case in cases {

@@ -26,10 +26,12 @@
 //!
 //! Transactions run at PostgreSQL's default READ COMMITTED: every write here
 //! is a single conditional statement, or an owner-scoped statement that
-//! locks the session row before the rest, so they need nothing stronger.
+//! locks the row it is about (a session, an assistant) before the rest, so
+//! they need nothing stronger.
 //! Reads that check the owner and then read a page run in one REPEATABLE
 //! READ, READ ONLY transaction, so both see the same snapshot.
 
+mod assistants;
 mod connection;
 mod errors;
 mod keys;

@@ -2,17 +2,20 @@
 //! with the same filters and order, built for PostgreSQL. The integration
 //! tests ask the server how it plans exactly these statements.
 
+use colloquy_domain::Role;
 use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 
-use crate::rows::{MessageRow, SessionRow};
-use crate::schema::{messages, sessions};
+use crate::rows::{AssistantRow, MessageRow, SessionRow};
+use crate::schema::{assistants, messages, sessions};
 
 pub(crate) type SessionQuery =
     sessions::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<SessionRow, Pg>>>;
 pub(crate) type MessageQuery =
     messages::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<MessageRow, Pg>>>;
+pub(crate) type AssistantQuery =
+    assistants::BoxedQuery<'static, Pg, SqlTypeOf<AsSelect<AssistantRow, Pg>>>;
 
 /// `owner`'s sessions newest first, those older than `before` when given.
 pub(crate) fn session_page(owner: String, before: Option<String>, fetch: i64) -> SessionQuery {
@@ -26,6 +29,32 @@ pub(crate) fn session_page(owner: String, before: Option<String>, fetch: i64) ->
         query = query.filter(sessions::id.lt(before));
     }
     query
+}
+
+/// `owner`'s assistants newest first, those older than `before` when given.
+pub(crate) fn assistant_page(owner: String, before: Option<String>, fetch: i64) -> AssistantQuery {
+    let mut query = assistants::table
+        .select(AssistantRow::as_select())
+        .filter(assistants::owner.eq(owner))
+        .order(assistants::id.desc())
+        .limit(fetch)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(assistants::id.lt(before));
+    }
+    query
+}
+
+/// The assistant messages of a session from `first` on, oldest first: the
+/// turn `first` began, since a session runs one turn at a time.
+pub(crate) fn turn_replies(session: String, first: String) -> MessageQuery {
+    messages::table
+        .select(MessageRow::as_select())
+        .filter(messages::session_id.eq(session))
+        .filter(messages::id.ge(first))
+        .filter(messages::role.eq(Role::Assistant.as_str()))
+        .order(messages::id.asc())
+        .into_boxed()
 }
 
 /// A session's messages oldest first, those newer than `after` when given.
@@ -59,13 +88,6 @@ pub(crate) const INTERRUPT_STREAMING: &str = "\
     UPDATE messages \
     SET status = 'interrupted', error_code = $1, error_message = $2, completed_at = $3 \
     WHERE status = 'streaming'";
-
-/// Stores one reply interrupted, found by its key, only if it is still
-/// streaming: whichever final state is written first stays.
-pub(crate) const INTERRUPT_REPLY: &str = "\
-    UPDATE messages \
-    SET status = 'interrupted', error_code = $1, error_message = $2, completed_at = $3 \
-    WHERE status = 'streaming' AND id = $4 AND session_id = $5";
 
 /// The oldest replies still streaming that were created before a time; the
 /// literal status lets the partial index answer, as above, so the sweeper's
@@ -153,6 +175,40 @@ mod tests {
         assert!(
             next.contains("(id < 'x'"),
             "the cursor bounds the range:\n{next}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_principals_assistants_are_a_range_scan_of_their_owner_index() {
+        let first = plan(
+            &sql_of(&assistant_page("alice".into(), None, 21)),
+            "'alice', 21",
+        )
+        .await;
+        assert_reads_in_order(&first, "Index Scan Backward using assistants_owner_id");
+        let next = plan(
+            &sql_of(&assistant_page("alice".into(), Some("x".into()), 21)),
+            "'alice', 'x', 21",
+        )
+        .await;
+        assert_reads_in_order(&next, "Index Scan Backward using assistants_owner_id");
+        assert!(
+            next.contains("(id < 'x'"),
+            "the cursor bounds the range:\n{next}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_turn_is_a_range_scan_of_its_sessions_messages() {
+        let turn = plan(
+            &sql_of(&turn_replies("s".into(), "m".into())),
+            "'s', 'm', 'assistant'",
+        )
+        .await;
+        assert_reads_in_order(&turn, "Index Scan using messages_session_id_id");
+        assert!(
+            turn.contains("(id >= 'm'"),
+            "from its first reply on:\n{turn}"
         );
     }
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use colloquy_domain::{
-    ErrorCode, Message, MessageId, MessageStatus, Principal, Session, SessionId, Timestamp, Title,
+    ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session, SessionId, Timestamp,
+    Title,
 };
 use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
 use diesel::dsl::{exists, sql};
@@ -23,8 +24,8 @@ use super::{migrations, queries};
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
 use crate::rows::{
-    MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow, INSERT_CHUNK,
-    INTERRUPTED_MESSAGE,
+    stored_turn, InterruptedChanges, MessageChanges, MessageRow, SessionChangeset, SessionRow,
+    StreamingReplyRow, INSERT_CHUNK, INTERRUPTED_MESSAGE,
 };
 use crate::schema::{messages, sessions};
 
@@ -627,48 +628,46 @@ impl ChatRepository for PostgresRepository {
         Ok(u64::try_from(interrupted).unwrap_or(u64::MAX))
     }
 
-    async fn interrupt_reply(
+    async fn interrupt_turn(
         &self,
         session: SessionId,
-        message: MessageId,
-    ) -> Result<StoredEnd, RepoError> {
-        let now = Timestamp::now().as_micros();
-        let (session, message) = (session.to_string(), message.to_string());
+        first: MessageId,
+    ) -> Result<Vec<StoredEnd>, RepoError> {
+        let now = Timestamp::now();
+        let (session, first) = (session.to_string(), first.to_string());
         let work = work(move |connection| {
-            let (session, message) = (session.clone(), message.clone());
+            let (session, first) = (session.clone(), first.clone());
             async move {
                 connection
                     .transaction::<_, StoreError, _>(async |connection| {
-                        // Under READ COMMITTED, an UPDATE that waited for the
+                        // Under READ COMMITTED, an UPDATE that waited for a
                         // reply's own final write sees its status again and
-                        // matches nothing: the first final state wins.
-                        let changed = diesel::sql_query(queries::INTERRUPT_REPLY)
-                            .bind::<Text, _>(ErrorCode::Interrupted.as_str())
-                            .bind::<Text, _>(INTERRUPTED_MESSAGE)
-                            .bind::<BigInt, _>(now)
-                            .bind::<Text, _>(&message)
-                            .bind::<Text, _>(&session)
-                            .execute(connection)
-                            .await?
-                            > 0;
-                        let stored: Option<MessageRow> = messages::table
-                            .filter(messages::id.eq(&message))
+                        // leaves it: the first final state wins.
+                        let streaming = messages::table
                             .filter(messages::session_id.eq(&session))
-                            .select(MessageRow::as_select())
-                            .first(connection)
-                            .await
-                            .optional()?;
-                        let message = stored.ok_or(StoreError::NotFound)?.into_domain()?;
-                        Ok(StoredEnd { message, changed })
+                            .filter(messages::id.ge(&first))
+                            .filter(messages::role.eq(Role::Assistant.as_str()))
+                            .filter(messages::status.eq(MessageStatus::Streaming.as_str()));
+                        let changed: Vec<String> = diesel::update(streaming)
+                            .set(&InterruptedChanges::at(now))
+                            .returning(messages::id)
+                            .get_results(connection)
+                            .await?;
+                        let turn = queries::turn_replies(session.clone(), first.clone())
+                            .load(connection)
+                            .await?;
+                        // An error rolls the update back: a turn that is
+                        // gone changes nothing.
+                        stored_turn(turn, &changed, &first)
                     })
                     .await
             }
             .boxed()
         });
-        // A retry after a commit finds the reply interrupted already and
-        // says `changed: false`; the sweeper then publishes what is stored
-        // all the same (see `app/src/sweep.rs`), so nothing is lost.
-        self.run("interrupt_reply", OnLostConnection::Retry, work)
+        // A retry after a commit finds the turn interrupted already and
+        // says `changed: false` throughout; the sweeper then publishes what
+        // is stored all the same (see `app/src/sweep.rs`), so nothing is lost.
+        self.run("interrupt_turn", OnLostConnection::Retry, work)
             .await
     }
 

@@ -1,8 +1,8 @@
 //! The `sessions` and `messages` rows.
 
 use colloquy_domain::{
-    ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Principal, Role,
-    Session, SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
+    AssistantId, ErrorCode, Message, MessageError, MessageId, MessageStatus, ModelName, Principal,
+    Role, Session, SessionId, Speaker, SystemPrompt, Timestamp, Title, ToolCall, Usage,
 };
 use colloquy_ports::SessionChanges;
 use diesel::prelude::*;
@@ -26,6 +26,7 @@ pub(crate) struct SessionRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub message_count: i64,
+    pub assistant_id: Option<String>,
 }
 
 /// The stored form of a [`SessionChanges`]: an outer `None` leaves its
@@ -37,6 +38,7 @@ pub(crate) struct SessionChangeset {
     pub title: Option<Option<String>>,
     pub system_prompt: Option<Option<String>>,
     pub model: Option<String>,
+    pub assistant_id: Option<Option<String>>,
     pub updated_at: i64,
 }
 
@@ -60,9 +62,13 @@ pub(crate) struct MessageRow {
     pub tool_calls: Option<String>,
     pub created_at: i64,
     pub completed_at: Option<i64>,
+    /// Who wrote it ([`Speaker`]): both or neither.
+    pub assistant_id: Option<String>,
+    pub assistant_name: Option<String>,
 }
 
-/// What `update_message` may change; as for sessions, `None` clears.
+/// What `update_message` may change; as for sessions, `None` clears. Who
+/// wrote a message is not among it: that is fixed when it is appended.
 #[derive(Debug, AsChangeset)]
 #[diesel(table_name = messages, treat_none_as_null = true)]
 pub(crate) struct MessageChanges {
@@ -103,6 +109,7 @@ impl SessionRow {
             created_at: session.created_at.as_micros(),
             updated_at: session.updated_at.as_micros(),
             message_count: 0,
+            assistant_id: session.assistant_id.map(|id| id.to_string()),
         }
     }
 
@@ -126,12 +133,19 @@ impl SessionRow {
         let model = ModelName::parse(&self.model).map_err(|error| corrupt(error.to_string()))?;
         let message_count = u64::try_from(self.message_count)
             .map_err(|_| corrupt(format!("negative message_count {}", self.message_count)))?;
+        let assistant_id = self
+            .assistant_id
+            .as_deref()
+            .map(AssistantId::parse)
+            .transpose()
+            .map_err(|error| corrupt(error.to_string()))?;
         Ok(Session {
             id,
             owner,
             title,
             system_prompt,
             model,
+            assistant_id,
             created_at: Timestamp::from_micros(self.created_at),
             updated_at: Timestamp::from_micros(self.updated_at),
             message_count,
@@ -162,6 +176,9 @@ impl SessionChangeset {
                 .model
                 .as_ref()
                 .map(|model| model.as_str().to_owned()),
+            assistant_id: changes
+                .assistant_id
+                .map(|assistant| assistant.map(|id| id.to_string())),
             updated_at: at.as_micros(),
         }
     }
@@ -224,6 +241,14 @@ impl MessageRow {
             tool_calls: fields.tool_calls,
             created_at: message.created_at.as_micros(),
             completed_at: message.completed_at.map(Timestamp::as_micros),
+            assistant_id: message
+                .speaker
+                .as_ref()
+                .map(|speaker| speaker.id.to_string()),
+            assistant_name: message
+                .speaker
+                .as_ref()
+                .map(|speaker| storable(&speaker.name)),
         })
     }
 
@@ -270,6 +295,18 @@ impl MessageRow {
         };
         let tool_calls = decode_tool_calls(self.tool_calls.as_deref())
             .map_err(|error| corrupt(error.to_string()))?;
+        let speaker = match (self.assistant_id.as_deref(), self.assistant_name) {
+            (None, None) => None,
+            (Some(id), Some(name)) => Some(Speaker {
+                id: AssistantId::parse(id).map_err(|error| corrupt(error.to_string()))?,
+                name,
+            }),
+            _ => {
+                return Err(corrupt(
+                    "only one of assistant_id and assistant_name is set".to_owned(),
+                ))
+            }
+        };
         Ok(Message {
             id,
             session_id,
@@ -281,6 +318,7 @@ impl MessageRow {
             usage,
             error,
             tool_calls,
+            speaker,
             created_at: Timestamp::from_micros(self.created_at),
             completed_at: self.completed_at.map(Timestamp::from_micros),
         })

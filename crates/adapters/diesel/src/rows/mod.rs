@@ -5,21 +5,26 @@
 //! Reading checks everything the domain would: a row that does not make a
 //! valid value is reported as corrupt, never unwrapped.
 
+mod assistants;
 mod chat;
 mod keys;
+mod turns;
 mod usage;
 
+pub(crate) use assistants::{AssistantChangeset, AssistantRow};
 pub(crate) use chat::{
     MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow,
 };
 pub(crate) use keys::ApiKeyRow;
+pub(crate) use turns::{stored_turn, InterruptedChanges};
 pub(crate) use usage::{token_counts, UsageRow};
 
-/// What `interrupt_streaming` stores as the error of each reply it stops.
+/// What `interrupt_streaming` and `interrupt_turn` store as the error of
+/// each reply they stop.
 pub(crate) const INTERRUPTED_MESSAGE: &str =
     "The server stopped while this reply was being generated; the text received until then is kept.";
 
-/// Rows per INSERT statement when appending: at 14 columns a row, well under
+/// Rows per INSERT statement when appending: at 16 columns a row, well under
 /// the bound parameters a statement may have (32,766 in SQLite, 65,535 in
 /// PostgreSQL).
 pub(crate) const INSERT_CHUNK: usize = 500;

@@ -6,6 +6,7 @@
 //! timeout and foreign keys on; writes take the write lock up front
 //! (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing.
 
+mod assistants;
 mod errors;
 mod keys;
 mod location;

@@ -1,17 +1,20 @@
 //! The read queries whose speed matters, built in one place so that the
 //! tests below can ask SQLite how it runs exactly these statements.
 
+use colloquy_domain::Role;
 use diesel::dsl::{AsSelect, SqlTypeOf};
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 
-use crate::rows::{MessageRow, SessionRow};
-use crate::schema::{messages, sessions};
+use crate::rows::{AssistantRow, MessageRow, SessionRow};
+use crate::schema::{assistants, messages, sessions};
 
 pub(crate) type SessionQuery =
     sessions::BoxedQuery<'static, Sqlite, SqlTypeOf<AsSelect<SessionRow, Sqlite>>>;
 pub(crate) type MessageQuery =
     messages::BoxedQuery<'static, Sqlite, SqlTypeOf<AsSelect<MessageRow, Sqlite>>>;
+pub(crate) type AssistantQuery =
+    assistants::BoxedQuery<'static, Sqlite, SqlTypeOf<AsSelect<AssistantRow, Sqlite>>>;
 
 /// `owner`'s sessions newest first, those older than `before` when given.
 pub(crate) fn session_page(owner: String, before: Option<String>, fetch: i64) -> SessionQuery {
@@ -25,6 +28,32 @@ pub(crate) fn session_page(owner: String, before: Option<String>, fetch: i64) ->
         query = query.filter(sessions::id.lt(before));
     }
     query
+}
+
+/// `owner`'s assistants newest first, those older than `before` when given.
+pub(crate) fn assistant_page(owner: String, before: Option<String>, fetch: i64) -> AssistantQuery {
+    let mut query = assistants::table
+        .select(AssistantRow::as_select())
+        .filter(assistants::owner.eq(owner))
+        .order(assistants::id.desc())
+        .limit(fetch)
+        .into_boxed();
+    if let Some(before) = before {
+        query = query.filter(assistants::id.lt(before));
+    }
+    query
+}
+
+/// The assistant messages of a session from `first` on, oldest first: the
+/// turn `first` began, since a session runs one turn at a time.
+pub(crate) fn turn_replies(session: String, first: String) -> MessageQuery {
+    messages::table
+        .select(MessageRow::as_select())
+        .filter(messages::session_id.eq(session))
+        .filter(messages::id.ge(first))
+        .filter(messages::role.eq(Role::Assistant.as_str()))
+        .order(messages::id.asc())
+        .into_boxed()
 }
 
 /// A session's messages oldest first, those newer than `after` when given.
@@ -58,13 +87,6 @@ pub(crate) const INTERRUPT_STREAMING: &str = "\
     UPDATE messages \
     SET status = 'interrupted', error_code = ?, error_message = ?, completed_at = ? \
     WHERE status = 'streaming'";
-
-/// Stores one reply interrupted, found by its key, only if it is still
-/// streaming: whichever final state is written first stays.
-pub(crate) const INTERRUPT_REPLY: &str = "\
-    UPDATE messages \
-    SET status = 'interrupted', error_code = ?, error_message = ?, completed_at = ? \
-    WHERE status = 'streaming' AND id = ? AND session_id = ?";
 
 /// The oldest replies still streaming that were created before a time; the
 /// literal status lets the partial index answer, as above, so the sweeper's
@@ -162,6 +184,36 @@ mod tests {
             next.contains("owner=? AND id<?"),
             "the cursor bounds the range:\n{next}"
         );
+    }
+
+    #[test]
+    fn a_principals_assistants_are_a_range_scan_of_their_owner_index() {
+        let mut connection = migrated();
+        let first = plan(
+            &mut connection,
+            &sql_of(&assistant_page("alice".into(), None, 21)),
+        );
+        assert_searches(&first, "assistants_owner_id");
+        let next = plan(
+            &mut connection,
+            &sql_of(&assistant_page("alice".into(), Some("x".into()), 21)),
+        );
+        assert_searches(&next, "assistants_owner_id");
+        assert!(
+            next.contains("owner=? AND id<?"),
+            "the cursor bounds the range:\n{next}"
+        );
+    }
+
+    #[test]
+    fn a_turn_is_a_range_scan_of_its_sessions_messages() {
+        let mut connection = migrated();
+        let turn = plan(
+            &mut connection,
+            &sql_of(&turn_replies("s".into(), "m".into())),
+        );
+        assert_searches(&turn, "messages_session_id_id");
+        assert!(turn.contains("id>?"), "from its first reply on:\n{turn}");
     }
 
     #[test]

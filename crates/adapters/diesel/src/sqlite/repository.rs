@@ -4,7 +4,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use colloquy_domain::{
-    ErrorCode, Message, MessageId, MessageStatus, Principal, Session, SessionId, Timestamp, Title,
+    ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session, SessionId, Timestamp,
+    Title,
 };
 use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
 use diesel::dsl::{exists, sql};
@@ -18,8 +19,8 @@ use super::queries;
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
 use crate::rows::{
-    MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow, INSERT_CHUNK,
-    INTERRUPTED_MESSAGE,
+    stored_turn, InterruptedChanges, MessageChanges, MessageRow, SessionChangeset, SessionRow,
+    StreamingReplyRow, INSERT_CHUNK, INTERRUPTED_MESSAGE,
 };
 use crate::schema::{messages, sessions};
 
@@ -443,31 +444,31 @@ impl ChatRepository for SqliteRepository {
         Ok(u64::try_from(interrupted).unwrap_or(u64::MAX))
     }
 
-    async fn interrupt_reply(
+    async fn interrupt_turn(
         &self,
         session: SessionId,
-        message: MessageId,
-    ) -> Result<StoredEnd, RepoError> {
-        let now = Timestamp::now().as_micros();
-        let (session, message) = (session.to_string(), message.to_string());
-        self.run("interrupt_reply", move |connection| {
+        first: MessageId,
+    ) -> Result<Vec<StoredEnd>, RepoError> {
+        let changes = InterruptedChanges::at(Timestamp::now());
+        let (session, first) = (session.to_string(), first.to_string());
+        self.run("interrupt_turn", move |connection| {
             connection.immediate_transaction(|connection| {
-                let changed = diesel::sql_query(queries::INTERRUPT_REPLY)
-                    .bind::<Text, _>(ErrorCode::Interrupted.as_str())
-                    .bind::<Text, _>(INTERRUPTED_MESSAGE)
-                    .bind::<BigInt, _>(now)
-                    .bind::<Text, _>(&message)
-                    .bind::<Text, _>(&session)
-                    .execute(connection)?
-                    > 0;
-                let stored: Option<MessageRow> = messages::table
-                    .filter(messages::id.eq(&message))
+                // Only the replies still streaming: one whose final state
+                // was stored first (by its own replica) keeps it.
+                let streaming = messages::table
                     .filter(messages::session_id.eq(&session))
-                    .select(MessageRow::as_select())
-                    .first(connection)
-                    .optional()?;
-                let message = stored.ok_or(StoreError::NotFound)?.into_domain()?;
-                Ok(StoredEnd { message, changed })
+                    .filter(messages::id.ge(&first))
+                    .filter(messages::role.eq(Role::Assistant.as_str()))
+                    .filter(messages::status.eq(MessageStatus::Streaming.as_str()));
+                let changed: Vec<String> = diesel::update(streaming)
+                    .set(&changes)
+                    .returning(messages::id)
+                    .get_results(connection)?;
+                let turn =
+                    queries::turn_replies(session.clone(), first.clone()).load(connection)?;
+                // An error rolls the update back: a turn that is gone
+                // changes nothing.
+                stored_turn(turn, &changed, &first)
             })
         })
         .await

@@ -6,6 +6,7 @@
 //! authentication by default, or the one `COLLOQUY_TEST_POSTGRES_URL` names.
 //! Without one they fail, saying so.
 
+mod assistants;
 mod concurrency;
 mod connection;
 mod keys;
@@ -14,6 +15,8 @@ mod owners;
 mod postgres;
 mod scale;
 mod sessions;
+mod speakers;
 mod storage;
 mod support;
+mod upgrade;
 mod usage;

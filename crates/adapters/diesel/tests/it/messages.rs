@@ -568,65 +568,133 @@ async fn interrupting_stops_every_streaming_reply_and_nothing_else(backend: Back
     );
 }
 
-async fn interrupting_one_reply_stops_it_only_while_it_streams(backend: Backend) {
+/// A turn's replies still streaming from its first on are stopped; one that
+/// ended first keeps its end, and messages before the turn are left alone.
+async fn interrupting_a_turn_stops_only_its_replies_still_streaming(backend: Backend) {
     let db = TestDb::new(backend).await;
     let session = stored_session(&*db.repo).await;
-    let mut streaming = streaming_reply(session.id);
-    streaming.content = "half an ans".to_owned();
-    let other = streaming_reply(session.id);
+    let earlier_question = user_message(session.id, "first question");
+    // An earlier turn's reply left streaming is not this turn's to stop.
+    let earlier = streaming_reply(session.id);
+    let question = user_message(session.id, "second question");
+    let mut opening = streaming_reply(session.id);
+    opening.content = "half an ans".to_owned();
     let done = finished_reply(session.id);
+    let mut closing = streaming_reply(session.id);
+    closing.speaker = Some(crate::support::new_assistant(alice(), "Critic").speaker());
+    closing.content = "and a rebu".to_owned();
     db.repo
-        .append_messages(&alice(), &[streaming.clone(), other.clone(), done.clone()])
+        .append_messages(
+            &alice(),
+            &[
+                earlier_question.clone(),
+                earlier.clone(),
+                question.clone(),
+                opening.clone(),
+                done.clone(),
+                closing.clone(),
+            ],
+        )
         .await
         .unwrap();
 
     let before = micros_now();
-    let first = db
+    let ends = db
         .repo
-        .interrupt_reply(session.id, streaming.id)
+        .interrupt_turn(session.id, opening.id)
         .await
         .unwrap();
-    assert!(first.changed);
-    assert_eq!(first.message.status, MessageStatus::Interrupted);
+    let summary: Vec<_> = ends
+        .iter()
+        .map(|end| (end.message.id, end.message.status, end.changed))
+        .collect();
     assert_eq!(
-        first.message.content, "half an ans",
-        "the text so far is kept"
+        summary,
+        [
+            (opening.id, MessageStatus::Interrupted, true),
+            (done.id, MessageStatus::Failed, false),
+            (closing.id, MessageStatus::Interrupted, true),
+        ],
+        "the turn's replies, oldest first"
     );
-    assert_eq!(
-        first.message.error.as_ref().map(|error| error.code),
-        Some(ErrorCode::Interrupted)
-    );
-    assert!(first.message.completed_at.unwrap().as_micros() >= before);
+    for (end, original) in [(&ends[0], &opening), (&ends[2], &closing)] {
+        assert_eq!(
+            end.message.content, original.content,
+            "the text so far is kept"
+        );
+        assert_eq!(end.message.speaker, original.speaker, "and who wrote it");
+        assert_eq!(
+            end.message.error.as_ref().map(|error| error.code),
+            Some(ErrorCode::Interrupted)
+        );
+        assert!(end.message.completed_at.unwrap().as_micros() >= before);
+    }
+    assert_eq!(ends[1].message, done, "an end stored before stays");
     let stored = all_messages(&*db.repo, session.id, 10).await;
     assert_eq!(
-        stored[0], first.message,
+        stored[..3],
+        [earlier_question, earlier, question],
+        "nothing before the turn changes"
+    );
+    assert_eq!(
+        stored[3..],
+        ends.iter()
+            .map(|end| end.message.clone())
+            .collect::<Vec<_>>(),
         "what it returns is what is stored"
     );
-    assert_eq!(stored[1], other, "the other reply streams on");
 
     let again = db
         .repo
-        .interrupt_reply(session.id, streaming.id)
+        .interrupt_turn(session.id, opening.id)
         .await
         .unwrap();
-    assert!(!again.changed, "the first end stored wins");
-    assert_eq!(again.message, first.message);
-    let finished = db.repo.interrupt_reply(session.id, done.id).await.unwrap();
-    assert_eq!((finished.changed, finished.message), (false, done));
-
-    let error = db
-        .repo
-        .interrupt_reply(SessionId::new(), other.id)
-        .await
-        .unwrap_err();
     assert!(
-        matches!(error, RepoError::NotFound),
-        "only in its own session: {error:?}"
+        again.iter().all(|end| !end.changed),
+        "the first end stored wins"
     );
+    assert_eq!(
+        again.into_iter().map(|end| end.message).collect::<Vec<_>>(),
+        stored[3..]
+    );
+    let from_the_last = db
+        .repo
+        .interrupt_turn(session.id, closing.id)
+        .await
+        .unwrap();
+    assert_eq!(from_the_last.len(), 1, "from `first` on only");
+}
+
+async fn interrupting_a_turn_that_is_gone_is_not_found(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
+    let other_session = stored_session(&*db.repo).await;
+    let question = user_message(session.id, "q");
+    let reply = streaming_reply(session.id);
+    db.repo
+        .append_messages(&alice(), &[question.clone(), reply.clone()])
+        .await
+        .unwrap();
+    let cases = [
+        (session.id, MessageId::new(), "an unknown first reply"),
+        (other_session.id, reply.id, "a reply of another session"),
+        (SessionId::new(), reply.id, "an unknown session"),
+        (session.id, question.id, "a user message begins no turn"),
+    ];
+    for (in_session, first, case) in cases {
+        let error = db.repo.interrupt_turn(in_session, first).await.unwrap_err();
+        assert!(matches!(error, RepoError::NotFound), "{case}: {error:?}");
+    }
+    assert_eq!(
+        all_messages(&*db.repo, session.id, 10).await,
+        [question, reply.clone()],
+        "a turn not found changes nothing"
+    );
+
     db.repo.delete_session(&alice(), session.id).await.unwrap();
     let error = db
         .repo
-        .interrupt_reply(session.id, other.id)
+        .interrupt_turn(session.id, reply.id)
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
@@ -662,7 +730,7 @@ async fn streaming_replies_are_listed_oldest_first_up_to_a_time(backend: Backend
         db.repo.streaming_replies(before, 1).await.unwrap(),
         [(two.id, oldest.id)]
     );
-    db.repo.interrupt_reply(two.id, oldest.id).await.unwrap();
+    db.repo.interrupt_turn(two.id, oldest.id).await.unwrap();
     assert_eq!(
         db.repo
             .streaming_replies(Timestamp::from_micros(10_000), 10)
@@ -731,6 +799,7 @@ on_both_backends! {
     an_update_cannot_move_a_message_or_change_its_origin,
     updating_a_missing_message_is_not_found,
     interrupting_stops_every_streaming_reply_and_nothing_else,
-    interrupting_one_reply_stops_it_only_while_it_streams,
+    interrupting_a_turn_stops_only_its_replies_still_streaming,
+    interrupting_a_turn_that_is_gone_is_not_found,
     streaming_replies_are_listed_oldest_first_up_to_a_time,
 }

@@ -136,6 +136,7 @@ async fn another_principal_cannot_update_a_session(backend: Backend) {
         title: Some(Some(Title::parse("Bob's now").unwrap())),
         system_prompt: Some(None),
         model: None,
+        assistant_id: Some(Some(colloquy_domain::AssistantId::new())),
     };
 
     assert_not_found(
@@ -342,7 +343,12 @@ fn the_owner_migration_reverts_and_reapplies() {
         .unwrap();
 
     // The migrations that came after this one go first, newest first.
-    for expected in ["20261201000002", "20261201000001", "20261201000000"] {
+    for expected in [
+        "20261202000000",
+        "20261201000002",
+        "20261201000001",
+        "20261201000000",
+    ] {
         let reverted = connection
             .revert_last_migration(MIGRATIONS)
             .unwrap()
@@ -357,7 +363,8 @@ fn the_owner_migration_reverts_and_reapplies() {
         [
             "2026-12-01-000000_session_owners",
             "2026-12-01-000001_api_keys",
-            "2026-12-01-000002_daily_usage"
+            "2026-12-01-000002_daily_usage",
+            "2026-12-02-000000_assistants"
         ]
     );
     let mut connection = SqliteConnection::establish(path.to_str().unwrap()).unwrap();

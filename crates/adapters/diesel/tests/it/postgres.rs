@@ -23,11 +23,15 @@ use crate::support::{
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../../migrations/postgres");
 const INIT: &str = "2026-12-01-220000_init";
+const ASSISTANTS: &str = "2026-12-02-000000_assistants";
 
 #[tokio::test]
 async fn migrate_applies_each_migration_once() {
     let database = TestDatabase::create().await;
-    assert_eq!(migrate_postgres(database.url()).await.unwrap(), [INIT]);
+    assert_eq!(
+        migrate_postgres(database.url()).await.unwrap(),
+        [INIT, ASSISTANTS]
+    );
     assert!(migrate_postgres(database.url()).await.unwrap().is_empty());
 
     let repo = PostgresRepository::connect(database.url(), 2)
@@ -52,11 +56,11 @@ async fn replicas_migrating_a_fresh_database_at_once_apply_each_migration_once()
     for replica in replicas {
         applied.extend(replica.await.unwrap().expect("no replica fails"));
     }
-    assert_eq!(applied, [INIT], "exactly one replica migrated");
+    assert_eq!(applied, [INIT, ASSISTANTS], "exactly one replica migrated");
 }
 
-/// The down migration undoes the up one, and the up one runs again on what
-/// it left, so a rollback is not a dead end.
+/// The down migrations undo the up ones, newest first, and the up ones run
+/// again on what they left, so a rollback is not a dead end.
 #[tokio::test]
 async fn the_schema_reverts_and_reapplies() {
     let db = TestDb::new(Backend::Postgres).await;
@@ -64,18 +68,25 @@ async fn the_schema_reverts_and_reapplies() {
     let url = db.postgres().url().to_owned();
     let reverted = tokio::task::spawn_blocking(move || {
         let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).unwrap();
-        connection
-            .revert_last_migration(MIGRATIONS)
-            .unwrap()
-            .to_string()
+        (0..2)
+            .map(|_| {
+                connection
+                    .revert_last_migration(MIGRATIONS)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
     })
     .await
     .unwrap();
-    assert_eq!(reverted, "20261201220000");
+    assert_eq!(reverted, ["20261202000000", "20261201220000"]);
     let error = db.try_execute("SELECT id FROM sessions").await.unwrap_err();
     assert!(error.contains("does not exist"), "{error}");
 
-    assert_eq!(migrate_postgres(db.postgres().url()).await.unwrap(), [INIT]);
+    assert_eq!(
+        migrate_postgres(db.postgres().url()).await.unwrap(),
+        [INIT, ASSISTANTS]
+    );
     assert!(matches!(
         db.repo.get_session(&alice(), session.id).await,
         Err(RepoError::NotFound)
@@ -111,14 +122,22 @@ struct IndexName {
     name: String,
 }
 
-const TABLES: [&str; 4] = ["sessions", "messages", "api_keys", "daily_usage"];
+const TABLES: [&str; 5] = [
+    "sessions",
+    "messages",
+    "api_keys",
+    "daily_usage",
+    "assistants",
+];
 
 /// The indexes the migrations name; the rest back primary keys and UNIQUEs,
 /// whose names differ between the two by design.
-const NAMED_INDEXES: [&str; 3] = [
+const NAMED_INDEXES: [&str; 5] = [
     "sessions_owner_id",
     "messages_session_id_id",
     "messages_streaming",
+    "assistants_owner_name",
+    "assistants_owner_id",
 ];
 
 async fn sqlite_schema() -> (BTreeSet<Column>, BTreeSet<String>) {
@@ -207,7 +226,7 @@ async fn postgres_schema() -> (BTreeSet<Column>, BTreeSet<String>) {
 async fn the_schema_is_sqlites_table_for_table_and_column_for_column() {
     let (sqlite_columns, sqlite_indexes) = sqlite_schema().await;
     let (postgres_columns, postgres_indexes) = postgres_schema().await;
-    assert_eq!(sqlite_columns.len(), 33, "{sqlite_columns:#?}");
+    assert_eq!(sqlite_columns.len(), 44, "{sqlite_columns:#?}");
     assert_eq!(
         sqlite_columns
             .symmetric_difference(&postgres_columns)

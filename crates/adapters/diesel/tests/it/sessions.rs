@@ -201,6 +201,7 @@ async fn update_replaces_settings_and_keeps_the_message_count(backend: Backend) 
         title: Some(None),
         system_prompt: Some(Some(prompt("Answer in French."))),
         model: Some(ModelName::parse("bigger-model").unwrap()),
+        assistant_id: Some(Some(colloquy_domain::AssistantId::new())),
     };
     let at = a_minute_after(&session);
     let returned = db
@@ -214,6 +215,7 @@ async fn update_replaces_settings_and_keeps_the_message_count(backend: Backend) 
     assert_eq!(stored.title, None, "a cleared title is stored as cleared");
     assert_eq!(stored.system_prompt, Some(prompt("Answer in French.")));
     assert_eq!(stored.model.as_str(), "bigger-model");
+    assert_eq!(stored.assistant_id, changes.assistant_id.unwrap());
     assert_eq!(stored.updated_at, at);
     assert_eq!(stored.created_at, session.created_at);
     assert_eq!(stored.message_count, 2, "the count belongs to the store");
@@ -292,6 +294,7 @@ async fn some_none_clears_the_title_and_the_prompt(backend: Backend) {
         title: Some(None),
         system_prompt: Some(None),
         model: None,
+        assistant_id: None,
     };
     let returned = db
         .repo

@@ -3,7 +3,8 @@
 use colloquy_ports::RepoError;
 
 use crate::support::{
-    alice, finished_reply, on_both_backends, stored_session, user_message, Backend, TestDb,
+    alice, finished_reply, on_both_backends, stored_assistant, stored_session, user_message,
+    Backend, TestDb,
 };
 
 async fn stored(db: &TestDb, sql: &str, id: &str) -> Option<String> {
@@ -129,6 +130,14 @@ async fn a_corrupt_message_row_is_an_error_not_a_panic(backend: Backend) {
             "UPDATE messages SET error_message = NULL",
             "only one of error_code",
         ),
+        (
+            "UPDATE messages SET assistant_name = 'Critic'",
+            "only one of assistant_id and assistant_name",
+        ),
+        (
+            "UPDATE messages SET assistant_id = 'not-an-id', assistant_name = 'Critic'",
+            "not a valid id",
+        ),
     ];
     for (damage_sql, detail) in cases {
         let db = TestDb::new(backend).await;
@@ -186,6 +195,10 @@ async fn a_corrupt_session_row_is_an_error_not_a_panic(backend: Backend) {
             "UPDATE sessions SET message_count = -1",
             "negative message_count",
         ),
+        (
+            "UPDATE sessions SET assistant_id = 'not-an-id'",
+            "not a valid id",
+        ),
     ];
     for (damage_sql, detail) in cases {
         let db = TestDb::new(backend).await;
@@ -203,9 +216,45 @@ async fn a_corrupt_session_row_is_an_error_not_a_panic(backend: Backend) {
     }
 }
 
+async fn a_corrupt_assistant_row_is_an_error_not_a_panic(backend: Backend) {
+    let cases = [
+        ("UPDATE assistants SET tools = '{}'", "invalid type"),
+        ("UPDATE assistants SET name = 'two\nlines'", "name"),
+        ("UPDATE assistants SET instructions = ' '", "instructions"),
+    ];
+    for (damage_sql, detail) in cases {
+        let db = TestDb::new(backend).await;
+        let assistant = stored_assistant(&*db.repo, "Critic").await;
+        damage(&db, damage_sql).await;
+
+        assert_corrupt(
+            db.repo
+                .get_assistant(&alice(), assistant.id)
+                .await
+                .unwrap_err(),
+            detail,
+        );
+        assert_corrupt(
+            db.repo
+                .list_assistants(&alice(), 10, None)
+                .await
+                .unwrap_err(),
+            detail,
+        );
+        assert_corrupt(
+            db.repo
+                .find_assistants(&alice(), &[assistant.id])
+                .await
+                .unwrap_err(),
+            detail,
+        );
+    }
+}
+
 async fn the_schema_refuses_rows_the_domain_could_not_read(backend: Backend) {
     let db = TestDb::new(backend).await;
     let session = stored_session(&*db.repo).await;
+    stored_assistant(&*db.repo, "Critic").await;
     db.repo
         .append_messages(&alice(), &[finished_reply(session.id)])
         .await
@@ -228,6 +277,13 @@ async fn the_schema_refuses_rows_the_domain_could_not_read(backend: Backend) {
         "UPDATE sessions SET model = ''",
         "UPDATE sessions SET owner = ''",
         "UPDATE sessions SET owner = NULL",
+        "UPDATE sessions SET assistant_id = 'not-an-id'",
+        "UPDATE messages SET assistant_name = 'Critic'",
+        "UPDATE messages SET assistant_id = upper(session_id), assistant_name = 'Critic'",
+        "UPDATE assistants SET name = ''",
+        "UPDATE assistants SET tools = 'not json'",
+        "UPDATE assistants SET tools = '{}'",
+        "UPDATE assistants SET tools = NULL",
     ] {
         let error = db.try_execute(bad).await.unwrap_err();
         assert!(
@@ -243,5 +299,6 @@ on_both_backends! {
     a_corrupt_message_row_is_an_error_not_a_panic,
     a_corrupt_message_id_is_an_error_not_a_panic,
     a_corrupt_session_row_is_an_error_not_a_panic,
+    a_corrupt_assistant_row_is_an_error_not_a_panic,
     the_schema_refuses_rows_the_domain_could_not_read,
 }

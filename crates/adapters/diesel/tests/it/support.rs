@@ -13,10 +13,11 @@ use std::time::Duration;
 use colloquy_diesel::testing::{tokio_postgres, TestDatabase};
 use colloquy_diesel::{PostgresRepository, SqliteRepository};
 use colloquy_domain::{
-    ErrorCode, Message, MessageContent, MessageError, MessageStatus, ModelName, Principal, Role,
-    Session, SessionId, SystemPrompt, Timestamp, Title, ToolCall, Usage,
+    Assistant, AssistantName, ErrorCode, Instructions, Message, MessageContent, MessageError,
+    MessageStatus, ModelName, Principal, Role, Session, SessionId, SystemPrompt, Timestamp, Title,
+    ToolCall, Usage,
 };
-use colloquy_ports::{ApiKeyStore, ChatRepository, UsageLedger};
+use colloquy_ports::{ApiKeyStore, AssistantStore, ChatRepository, UsageLedger};
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -69,9 +70,9 @@ pub enum Backend {
 }
 
 /// Everything the adapters implement, as one object the tests can share.
-pub trait Store: ChatRepository + ApiKeyStore + UsageLedger {}
+pub trait Store: ChatRepository + AssistantStore + ApiKeyStore + UsageLedger {}
 
-impl<T: ChatRepository + ApiKeyStore + UsageLedger> Store for T {}
+impl<T: ChatRepository + AssistantStore + ApiKeyStore + UsageLedger> Store for T {}
 
 /// Where a test's database lives; dropping it removes the database.
 enum Place {
@@ -360,6 +361,26 @@ pub fn finished_reply(session: SessionId) -> Message {
         }),
     );
     reply
+}
+
+/// An assistant of `owner`'s named `name`, with every field set, not stored yet.
+pub fn new_assistant(owner: Principal, name: &str) -> Assistant {
+    Assistant::new(
+        owner,
+        AssistantName::parse(name).unwrap(),
+        Some(Instructions::parse("Argue the other side, in \"quotes\" 🦀.").unwrap()),
+        model(),
+        vec!["calculator".to_owned(), "current_time".to_owned()],
+    )
+}
+
+/// One of alice's assistants, stored.
+pub async fn stored_assistant(repo: &dyn Store, name: &str) -> Assistant {
+    let assistant = new_assistant(alice(), name);
+    repo.create_assistant(&assistant)
+        .await
+        .expect("create_assistant");
+    assistant
 }
 
 /// Every message in one of alice's sessions, read page by page.

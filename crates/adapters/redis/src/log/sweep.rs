@@ -16,7 +16,10 @@
 //! A reply can also be *adopted* (`sweep_adopt.lua`): one the store holds
 //! `streaming` that no lease names, because Redis lost its state while the
 //! reply's replica was dead. Adopting puts it in the set under the
-//! sweeper's lease, and from there it ends as an expired one does.
+//! sweeper's lease, and from there it ends as an expired one does. A
+//! message of the turn that holds its session's slot (the slot names the
+//! turn's first message; the turn's later ones have greater ids) is never
+//! adopted: that turn is alive.
 
 use std::fmt;
 use std::sync::Arc;

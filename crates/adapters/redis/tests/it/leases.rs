@@ -296,6 +296,39 @@ async fn a_new_reply_holding_the_slot_is_not_adopted() {
         .is_none());
 }
 
+/// A turn stores all its replies (one per assistant answering) `streaming`
+/// up front, and its slot names the first: none of them is an orphan while
+/// the slot is held. A reply older than the turn holding the slot is an
+/// earlier turn's, left streaming by a replica that died: that one is.
+#[tokio::test]
+async fn a_later_reply_of_the_turn_holding_the_slot_is_not_adopted_and_an_older_one_is() {
+    let redis = TestRedis::new();
+    let config = short_lease(&redis);
+    let (a, b) = (redis.log(&config), redis.log(&config));
+    let session = SessionId::new();
+    // Ids made in one process increase, so this is their creation order.
+    let older = MessageId::new();
+    let first = MessageId::new();
+    let later = MessageId::new();
+    assert!(older.to_string() < first.to_string() && first.to_string() < later.to_string());
+    let _turn = a.claim_reply(session, first).await.unwrap().unwrap();
+    let orphan = |message| ExpiredReply { session, message };
+
+    for reply in [first, later] {
+        assert!(
+            b.adopt_orphan(orphan(reply)).await.unwrap().is_none(),
+            "{reply} is the live turn's"
+        );
+    }
+    let adopted = b
+        .adopt_orphan(orphan(older))
+        .await
+        .unwrap()
+        .expect("an earlier turn's reply is adopted");
+    assert_eq!(adopted.reply(), orphan(older));
+    assert!(adopted.dismiss().await.unwrap());
+}
+
 #[tokio::test]
 async fn a_lease_that_lapsed_while_redis_was_unreachable_is_taken_again_if_nobody_took_it() {
     let redis = TestRedis::new();
