@@ -293,7 +293,7 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
   const { page, step, pageErrors, consoleErrors } = await openTab(t, 'anonymous');
   const eventRequests = [];
   page.on('request', (request) => {
-    if (request.url().includes('/events')) {
+    if (new URL(request.url()).pathname.endsWith('/events')) {
       eventRequests.push(request.allHeaders().then((headers) => ({ url: request.url(), headers, at: Date.now() })));
     }
   });
