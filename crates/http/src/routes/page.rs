@@ -22,8 +22,12 @@ use crate::ApiError;
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
 /// The page's JavaScript modules, by file name; `main.js` is the entry point.
-const MODULES: [(&str, &str); 12] = [
+const MODULES: [(&str, &str); 13] = [
     ("api.js", include_str!("../../static/js/api.js")),
+    (
+        "assistants.js",
+        include_str!("../../static/js/assistants.js"),
+    ),
     ("auth.js", include_str!("../../static/js/auth.js")),
     ("chat.js", include_str!("../../static/js/chat.js")),
     ("composer.js", include_str!("../../static/js/composer.js")),
@@ -266,6 +270,9 @@ mod tests {
             r#"id="stop""#,
             r#"id="new-session""#,
             r#"id="api-key""#,
+            r#"id="discuss""#,
+            r#"id="manage-assistants""#,
+            r#"id="assistants""#,
         ] {
             assert!(body.contains(hook), "the page lacks {hook}");
         }

@@ -7,10 +7,12 @@
 // message.completed / message.failed / message.reset / message.tool_call /
 // session.updated; a stream.resync (events the server no longer keeps)
 // reloads the history (chat.js). Messages are sent with a plain fetch that
-// gets the 202 (composer.js). A server with authentication on gets the API
-// key the page asks for when it answers 401 (auth.js); the event stream
-// opens with a stream token.
+// gets the 202 (composer.js), answered by the chat's usual voice or by the
+// assistants picked above the composer (assistants.js), each its own message.
+// A server with authentication on gets the API key the page asks for when it
+// answers 401 (auth.js); the event stream opens with a stream token.
 import { api, sessionPath } from './api.js';
+import { initAssistants, loadAssistants } from './assistants.js';
 import { forgetKey, showKeyStatus, tryKey } from './auth.js';
 import { closeSidebar, createSession, deleteSession, renameSession, select, showNoSession } from './chat.js';
 import { initComposer, updateComposer } from './composer.js';
@@ -22,6 +24,7 @@ import { state } from './state.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 initComposer(createSession);
+initAssistants(updateComposer);
 
 els.newSession.addEventListener('click', async () => {
   els.newSession.disabled = true;
@@ -112,7 +115,9 @@ window.addEventListener('hashchange', () => {
 });
 
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') loadSessions().catch(() => {});
+  if (document.visibilityState !== 'visible') return;
+  loadSessions().catch(() => {});
+  loadAssistants().catch(() => {});
 });
 
 async function start() {
@@ -123,6 +128,7 @@ async function start() {
     setTimeout(start, 3000);
     return;
   }
+  loadAssistants().catch((error) => showError('The assistants could not be loaded', error));
   const wanted = location.hash.slice(1);
   if (UUID.test(wanted)) {
     if (!findSession(wanted)) {
