@@ -2,15 +2,16 @@
 // (through playwright-core) against the real `colloquy` binary, serving a
 // fresh SQLite file with the built-in offline model, which streams its reply
 // word by word at a pace a person can watch (about two seconds a reply).
-// Twice: once against a server that authenticates nobody, once against one
-// with API keys (`COLLOQUY_AUTH=keys`, keys made with `colloquy keys create`).
+// Three times: against a server that authenticates nobody, against one with
+// API keys (`COLLOQUY_AUTH=keys`, keys made with `colloquy keys create`), and
+// against one where the user makes assistants and has them answer in turn.
 //
 //   node --test chat.test.mjs
 //
 // COLLOQUY_BIN (default target/debug/colloquy), CHROMIUM (default
 // /usr/bin/chromium) and SCREENSHOT (default tests/browser/output/screenshot.png)
-// can be set. The servers' logs (server-anonymous.log, server-keys.log) and
-// the screenshots are kept in tests/browser/output/.
+// can be set. The servers' logs (server-anonymous.log, server-keys.log,
+// server-assistants.log) and the screenshots are kept in tests/browser/output/.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
