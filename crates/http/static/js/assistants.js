@@ -293,8 +293,21 @@ async function save() {
     return;
   }
   const editing = assistants.editing;
-  // A new assistant without instructions simply has none.
-  if (!editing && body.instructions === null) delete body.instructions;
+  const before = editing ? findAssistant(editing) : null;
+  if (before) {
+    // Only what changed is sent: a model the server has stopped offering, or
+    // the assistant's own name, is no reason to refuse another change.
+    for (const field of Object.keys(body)) {
+      if (body[field] === (before[field] ?? null)) delete body[field];
+    }
+    if (Object.keys(body).length === 0) {
+      editInForm(null);
+      return;
+    }
+  } else if (body.instructions === null) {
+    // A new assistant without instructions simply has none.
+    delete body.instructions;
+  }
   els.assistantSave.disabled = true;
   try {
     const saved = editing
@@ -307,7 +320,7 @@ async function save() {
       forget(editing);
       showFormProblem('That assistant no longer exists (it was deleted elsewhere); the form now makes a new one.');
     } else {
-      showFormProblem(saveProblem(error, body.name));
+      showFormProblem(saveProblem(error, body.name ?? before?.name));
     }
   } finally {
     els.assistantSave.disabled = false;
