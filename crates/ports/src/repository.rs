@@ -33,7 +33,7 @@ pub struct AssistantChanges {
     pub tools: Option<Vec<String>>,
 }
 
-/// A reply as [`ChatRepository::interrupt_reply`] left it.
+/// A reply as [`ChatRepository::interrupt_turn`] left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEnd {
     pub message: Message,

@@ -50,9 +50,10 @@ pub trait ExpiredLeases: Send + Sync + fmt::Debug {
     /// of no lease for it at all (the log lost its state, say a restart of
     /// Redis without persistence, while the reply's replica was dead): as
     /// [`ExpiredLeases::claim_sweep`], and `None` as well when a lease for
-    /// it exists or the session's slot is held by that very reply or by an
-    /// earlier one (the first reply of a turn holds the slot for the turn's
-    /// later replies, all stored `streaming` with it).
+    /// it exists, or when its session's slot is held by a turn it may
+    /// belong to: the slot names that turn's first reply, and a reply whose
+    /// id is that one's or later may be the live turn's. Only a reply older
+    /// than the slot's holder (an earlier turn's) is adopted.
     ///
     /// # Errors
     /// As [`ExpiredLeases::expired_replies`].
