@@ -339,10 +339,10 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[schema(example = json!({"content": "hey who are you?"}))]
 pub struct SendMessageRequest {
     /// Not blank; at most `COLLOQUY_MAX_MESSAGE_CHARS` characters (32000 unless configured).
-    #[schema(value_type = String, max_length = 32000, pattern = "\\S", example = "hey who are you?")]
+    #[schema(value_type = String, required = false, max_length = 32000, pattern = "\\S", example = "hey who are you?")]
     pub content: Option<String>,
     /// The original assignment's clients call it `message`.
-    #[schema(value_type = String, max_length = 32000, pattern = "\\S")]
+    #[schema(value_type = String, required = false, max_length = 32000, pattern = "\\S")]
     pub message: Option<String>,
     /// Stop the reply when the client reading its event stream goes away.
     #[serde(default)]

@@ -661,7 +661,11 @@ mod tests {
         assert!(schemas["CreateSessionRequest"]["properties"]["assistant_id"].is_object());
         assert!(schemas["PatchSessionRequest"]["properties"]["assistant_id"].is_object());
         assert!(schemas["PatchAssistantRequest"]["properties"]["instructions"].is_object());
-        let send = schemas["SendMessageRequest"].to_string();
-        assert!(send.contains("assistant_ids"), "{send}");
+        let send = &schemas["SendMessageRequest"]["allOf"];
+        assert!(send[0]["properties"]["assistant_ids"].is_object(), "{send}");
+        assert!(
+            send[0]["required"].as_array().is_none_or(Vec::is_empty),
+            "`content` or `message`, as the anyOf says, never both: {send}"
+        );
     }
 }
