@@ -199,6 +199,38 @@ impl Replica {
         panic!("message {message_id} never became final");
     }
 
+    /// A new assistant named `name`; its id.
+    async fn new_assistant(&self, name: &str) -> String {
+        let response = self
+            .post("/api/v1/assistants")
+            .json(&json!({ "name": name, "instructions": format!("You are {name}.") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let assistant: Value = response.json().await.unwrap();
+        assistant["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends `content` to `assistants`, without asking for the stream; the
+    /// turn's replies' ids, in order.
+    async fn send_to(&self, session: &str, content: &str, assistants: &[&str]) -> Vec<String> {
+        let response = self
+            .post(&format!("/api/v1/sessions/{session}/messages"))
+            .json(&json!({ "content": content, "assistant_ids": assistants }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let sent: Value = response.json().await.unwrap();
+        sent["assistant_messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|message| message["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     async fn readiness(&self) -> (u16, Value) {
         let response = self
             .served
@@ -661,4 +693,83 @@ async fn the_database_going_away_is_a_503_never_a_500_and_then_all_works_again()
     assert_eq!(stored["content"], "back again");
     let history = replica.history(&session).await;
     assert_eq!(history.len(), 2, "no message lost or doubled: {history:#?}");
+}
+
+#[tokio::test]
+async fn a_turn_of_two_on_one_replica_is_left_alone_by_the_others_sweepers() {
+    let cluster = Cluster::new().await;
+    let (a, b) = tokio::join!(cluster.replica(), cluster.replica());
+    let session = a.new_session().await;
+    let (poet, critic) = (
+        a.new_assistant("Poet").await,
+        a.new_assistant("Critic").await,
+    );
+    let mut watcher = b.subscribe(&session, None).await;
+    // The poet speaks for five seconds (two and a half leases, ten of B's
+    // sweeps) while the critic's reply waits, stored `streaming`, its turn.
+    cluster.fake.push(Behaviour::text(LONG).pace(PACE));
+    cluster.fake.push(Behaviour::text("Fine."));
+    let replies = a.send_to(&session, "go", &[&poet, &critic]).await;
+    assert_eq!(replies.len(), 2);
+
+    let events = watcher.until_reply_ends(&replies[1]).await;
+    let ends: Vec<&Sse> = events
+        .iter()
+        .filter(|e| matches!(e.event.as_str(), "message.completed" | "message.failed"))
+        .collect();
+    assert_eq!(ends.len(), 2, "{ends:#?}");
+    assert!(
+        ends.iter().all(|e| e.data["status"] == "complete"),
+        "{ends:#?}"
+    );
+    assert_eq!(ends[1].data["content"], "Fine.");
+    for reply in &replies {
+        assert_eq!(b.stored_final(&session, reply).await["status"], "complete");
+    }
+}
+
+#[tokio::test]
+async fn a_replica_killed_mid_turn_has_every_reply_of_the_turn_ended_by_another() {
+    let cluster = Cluster::new().await;
+    let (mut a, b) = tokio::join!(cluster.replica(), cluster.replica());
+    let session = a.new_session().await;
+    let (poet, critic) = (
+        a.new_assistant("Poet").await,
+        a.new_assistant("Critic").await,
+    );
+    let mut watcher = b.subscribe(&session, None).await;
+    cluster.fake.push(Behaviour::text(LONG).pace(PACE));
+    let replies = a.send_to(&session, "go", &[&poet, &critic]).await;
+    let mut watched = until_deltas(&mut watcher, 15).await;
+    a.served.kill().await;
+
+    watched.extend(watcher.until_reply_ends(&replies[1]).await);
+    let ends: Vec<&Sse> = watched
+        .iter()
+        .filter(|e| matches!(e.event.as_str(), "message.completed" | "message.failed"))
+        .collect();
+    let ended: Vec<&str> = ends
+        .iter()
+        .map(|e| e.data["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ended,
+        [replies[0].as_str(), replies[1].as_str()],
+        "each reply ends, in order"
+    );
+    for (end, reply) in ends.iter().zip(&replies) {
+        assert_eq!(end.data["status"], "interrupted", "{end:?}");
+        let stored = b.stored_final(&session, reply).await;
+        assert_eq!(stored["status"], "interrupted");
+        assert_eq!(
+            end.data["content"], stored["content"],
+            "the event says what is stored"
+        );
+    }
+    assert_eq!(ends[1].data["content"], "", "the critic never got to speak");
+    assert_eq!(ends[1].data["name"], "Critic");
+
+    // The session is free again, on B.
+    let next = b.send_accepted(&session, "are you back?").await;
+    assert_eq!(b.stored_final(&session, &next).await["status"], "complete");
 }
