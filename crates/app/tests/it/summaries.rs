@@ -36,12 +36,8 @@ fn summarizing(session: &Session, messages: Vec<Message>, llm: MockLlmClient) ->
     let known = session.clone();
     repo.expect_get_session()
         .returning(move |_, _| Ok(known.clone()));
-    repo.expect_list_messages().returning(move |_, _, _, _| {
-        Ok(Page {
-            items: messages.clone(),
-            has_more: false,
-        })
-    });
+    repo.expect_list_branch()
+        .returning(move |_, _, _, _, _| Ok(crate::support::branch_page(messages.clone())));
     crate::support::service_with(repo, llm, config())
 }
 
