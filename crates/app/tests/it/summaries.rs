@@ -2,9 +2,7 @@
 
 use colloquy_app::{ChatError, ChatService, MessageCounts};
 use colloquy_domain::{Message, MessageContent, MessageStatus, Session, Usage};
-use colloquy_ports::{
-    LlmError, MockChatRepository, MockLlmClient, Page, PromptRole, ResponseFormat,
-};
+use colloquy_ports::{LlmError, MockChatRepository, MockLlmClient, PromptRole, ResponseFormat};
 use serde_json::Value;
 
 use crate::support::{config, scripted, session, text_stream};
