@@ -2,15 +2,16 @@
 // (through playwright-core) against the real `colloquy` binary, serving a
 // fresh SQLite file with the built-in offline model, which streams its reply
 // word by word at a pace a person can watch (about two seconds a reply).
-// Twice: once against a server that authenticates nobody, once against one
-// with API keys (`COLLOQUY_AUTH=keys`, keys made with `colloquy keys create`).
+// Three times: against a server that authenticates nobody, against one with
+// API keys (`COLLOQUY_AUTH=keys`, keys made with `colloquy keys create`), and
+// against one where the user makes assistants and has them answer in turn.
 //
 //   node --test chat.test.mjs
 //
 // COLLOQUY_BIN (default target/debug/colloquy), CHROMIUM (default
 // /usr/bin/chromium) and SCREENSHOT (default tests/browser/output/screenshot.png)
-// can be set. The servers' logs (server-anonymous.log, server-keys.log) and
-// the screenshots are kept in tests/browser/output/.
+// can be set. The servers' logs (server-anonymous.log, server-keys.log,
+// server-assistants.log) and the screenshots are kept in tests/browser/output/.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -229,6 +230,7 @@ function rendered(page) {
       role: article.dataset.role,
       status: article.dataset.status,
       text: article.querySelector('.message-body').textContent,
+      name: article.dataset.assistantName ?? null,
     })),
   );
 }
@@ -293,7 +295,7 @@ test('a person chats with colloquy in a browser', { timeout: 300_000 }, async (t
   const { page, step, pageErrors, consoleErrors } = await openTab(t, 'anonymous');
   const eventRequests = [];
   page.on('request', (request) => {
-    if (request.url().includes('/events')) {
+    if (new URL(request.url()).pathname.endsWith('/events')) {
       eventRequests.push(request.allHeaders().then((headers) => ({ url: request.url(), headers, at: Date.now() })));
     }
   });
@@ -738,6 +740,258 @@ test('with API keys on, the page asks for a key and keeps it for the tab', { tim
     await server.stop('SIGTERM');
     const log = await server.logText();
     for (const secret of [...keys, ...issued]) assert.ok(!log.includes(secret), 'no key or token is logged');
+  });
+
+  await step('nothing went wrong inside the page', async () => {
+    assert.deepEqual(pageErrors, [], 'no script errors');
+    assert.deepEqual(consoleErrors, [], 'no console errors');
+  });
+});
+
+// The assistants' part of the page: the dialog, the chips above the composer, and
+// the messages they write.
+const dialog = (page) => page.locator('#assistants');
+const choice = (page, id) => page.locator(`[data-assistant-choice="${id}"]`);
+const listed = (page, id) => page.locator(`#assistant-list [data-assistant-id="${id}"]`);
+
+async function createAssistant(page, name, instructions) {
+  await page.locator('#assistant-name').fill(name);
+  await page.locator('#assistant-instructions').fill(instructions);
+  await page.locator('#assistant-save').click();
+}
+
+// Every message of the newest turn (from the newest user message on, or the
+// last `count` assistant messages of a discussion) once none streams.
+async function settledTurn(page, count) {
+  await until(async () => {
+    const shown = await rendered(page);
+    const replies = shown.filter((m) => m.role === 'assistant');
+    return replies.length >= count && replies.slice(-count).every((m) => m.status !== 'streaming');
+  }, `the last ${count} replies are written`, 30_000);
+  return (await rendered(page)).filter((m) => m.role === 'assistant').slice(-count);
+}
+
+test('assistants are made in the page, answer in the order picked, and discuss', { timeout: 180_000 }, async (t) => {
+  const server = new Server(await freePort(), { name: 'assistants' });
+  await server.start();
+  t.after(() => server.stop('SIGKILL'));
+  const { page, step, pageErrors, consoleErrors } = await openTab(t, 'assistants');
+  const sent = []; // the bodies of the sends and discussions the page made
+  page.on('request', (request) => {
+    const path = new URL(request.url()).pathname;
+    if (request.method() === 'POST' && /\/(messages|replies)$/.test(path)) sent.push({ path, body: request.postDataJSON() });
+  });
+  const ids = {}; // name -> id of the assistants made
+  let chat;
+
+  await step('two assistants are created in the dialog', async () => {
+    assert.equal((await server.api('GET', '/api/v1/assistants')).status, 200, 'the server has assistants at all');
+    await page.goto(server.url);
+    await page.locator('#manage-assistants').click();
+    await dialog(page).waitFor();
+    await page.locator('#assistants-empty').waitFor();
+    // The models come from GET /models: the offline model alone here.
+    await until(async () => (await page.locator('#assistant-model option').allTextContents()).includes('offline'), 'the models are offered');
+    await createAssistant(page, 'Critic', 'Point out what could go wrong.');
+    await until(async () => (await page.locator('#assistant-list [data-assistant-id]').count()) === 1, 'Critic is listed');
+    assert.equal(await page.locator('#assistant-name').inputValue(), '', 'the form is ready for the next one');
+    await createAssistant(page, 'Optimist', 'Say what could go right.');
+    await until(async () => (await page.locator('#assistant-list [data-assistant-id]').count()) === 2, 'both are listed');
+    assert.equal(await page.locator('#assistants-empty').isVisible(), false);
+
+    const { status, body } = await server.api('GET', '/api/v1/assistants?limit=100');
+    assert.equal(status, 200);
+    const stored = [...body.data].sort((a, b) => a.name.localeCompare(b.name));
+    assert.deepEqual(
+      stored.map((a) => [a.name, a.instructions, a.model]),
+      [
+        ['Critic', 'Point out what could go wrong.', 'offline'],
+        ['Optimist', 'Say what could go right.', 'offline'],
+      ],
+    );
+    for (const assistant of stored) {
+      ids[assistant.name] = assistant.id;
+      assert.match(await listed(page, assistant.id).textContent(), new RegExp(assistant.name));
+    }
+  });
+
+  await step('a taken name, a blank one and a refused model are explained next to the form', async () => {
+    const problem = page.locator('#assistant-problem');
+    await createAssistant(page, 'Critic', 'A second critic.');
+    await problem.waitFor();
+    assert.match(await problem.textContent(), /already have an assistant named “Critic”/);
+    assert.equal(await page.locator('#assistant-name').inputValue(), 'Critic', 'nothing typed is lost');
+
+    await createAssistant(page, '   ', '');
+    await until(async () => /Give the assistant a name/.test(await problem.textContent()), 'a blank name is refused');
+
+    // A model the server does not offer (a list gone stale in another tab, say): a 422.
+    await page.evaluate(() => {
+      const option = document.createElement('option');
+      option.value = option.textContent = 'no-such-model';
+      document.getElementById('assistant-model').append(option);
+    });
+    await page.locator('#assistant-model').selectOption('no-such-model');
+    await createAssistant(page, 'Stranger', '');
+    await until(async () => /^That cannot be saved: /.test(await problem.textContent()), 'the 422 is shown');
+    assert.doesNotMatch(await problem.textContent(), /[`{}]/, 'no JSON, no markup');
+    assert.equal(await page.locator('#assistant-list [data-assistant-id]').count(), 2, 'nothing more was made');
+    await page.screenshot({ path: join(OUTPUT, 'assistants-dialog.png') });
+
+    await page.locator('#assistants-close').click();
+    await dialog(page).waitFor({ state: 'hidden' });
+  });
+
+  await step('assistants are picked above the composer, in an order of the user\'s choosing', async () => {
+    await page.locator('#new-session').click();
+    await page.locator('#connection[data-state="live"]').waitFor();
+    chat = await page.locator('#session-list [data-session-id]').first().getAttribute('data-session-id');
+    for (const name of ['Critic', 'Optimist']) assert.equal(await choice(page, ids[name]).getAttribute('aria-pressed'), 'false');
+    assert.ok(await page.locator('#discuss').isDisabled(), 'no discussion without assistants picked');
+    // Optimist first, although Critic is listed first.
+    await choice(page, ids.Optimist).click();
+    await choice(page, ids.Critic).click();
+    for (const name of ['Critic', 'Optimist']) assert.equal(await choice(page, ids[name]).getAttribute('aria-pressed'), 'true');
+    assert.equal(await choice(page, ids.Optimist).locator('.chip-order').textContent(), '1');
+    assert.equal(await choice(page, ids.Critic).locator('.chip-order').textContent(), '2');
+    assert.ok(await page.locator('#discuss').isEnabled());
+  });
+
+  await step('a message to both is answered by each, in that order, each its own message', async () => {
+    await send(page, 'We plan to move the whole team to a four-day week. Thoughts?');
+    // While the second waits or writes, the first may be done: Stop stays.
+    await page.waitForFunction(() => {
+      const replies = [...document.querySelectorAll('#message-list article[data-role="assistant"]')];
+      return replies.length === 2 && replies[0].dataset.status === 'complete' && replies[1].dataset.status === 'streaming';
+    });
+    assert.ok(await page.locator('#stop').isVisible(), 'the stop button stays while any reply of the turn streams');
+    const replies = await settledTurn(page, 2);
+    assert.deepEqual(
+      replies.map((m) => [m.name, m.status]),
+      [
+        ['Optimist', 'complete'],
+        ['Critic', 'complete'],
+      ],
+    );
+    await page.locator('#send').waitFor();
+    assert.equal(await page.locator('#stop').isVisible(), false);
+    const authors = await page.locator('#message-list article[data-role="assistant"] .author').allTextContents();
+    assert.deepEqual(authors, ['Optimist', 'Critic'], 'each reply is labelled with its author');
+    assert.equal(await page.locator('#message-list article[data-role="user"][data-assistant-name]').count(), 0);
+
+    assert.deepEqual(sent[sent.length - 1].body.assistant_ids, [ids.Optimist, ids.Critic]);
+    const stored = await server.history(chat);
+    assert.deepEqual(
+      stored.map((m) => [m.role, m.name, m.assistant_id, m.status]),
+      [
+        ['user', null, null, 'complete'],
+        ['assistant', 'Optimist', ids.Optimist, 'complete'],
+        ['assistant', 'Critic', ids.Critic, 'complete'],
+      ],
+    );
+    const shown = await rendered(page);
+    assert.deepEqual(
+      shown.map((m) => [m.id, m.text]),
+      stored.map((m) => [m.id, m.content]),
+    );
+  });
+
+  await step('"Let them talk" has the picked assistants speak again, with no message from the user', async () => {
+    const before = await rendered(page);
+    await page.locator('#discuss').click();
+    await until(async () => (await rendered(page)).length === before.length + 2, 'two more replies appear');
+    const replies = await settledTurn(page, 2);
+    assert.deepEqual(replies.map((m) => [m.name, m.status]), [
+      ['Optimist', 'complete'],
+      ['Critic', 'complete'],
+    ]);
+    const last = sent[sent.length - 1];
+    assert.ok(last.path.endsWith(`/sessions/${chat}/replies`), last.path);
+    assert.deepEqual(last.body, { assistant_ids: [ids.Optimist, ids.Critic] });
+    const stored = await server.history(chat);
+    assert.equal(stored.filter((m) => m.role === 'user').length, 1, 'no user message was added');
+    assert.deepEqual(
+      stored.slice(-2).map((m) => [m.id, m.name, m.status]),
+      replies.map((m) => [m.id, m.name, m.status]),
+    );
+  });
+
+  await step('Stop ends the whole turn: the reply waiting its turn is stopped too', async () => {
+    await send(page, 'Please both write a very long essay about it.');
+    // Stopped while the first of the two writes.
+    await page.waitForFunction(() => {
+      const [first, second] = [...document.querySelectorAll('#message-list article[data-role="assistant"]')].slice(-2);
+      return (
+        first.dataset.status === 'streaming' &&
+        first.querySelector('.message-body').textContent.trim() &&
+        second.dataset.status === 'streaming' &&
+        second.dataset.messageId > first.dataset.messageId &&
+        second.querySelector('[data-badge="waiting"]')
+      );
+    });
+    await page.locator('#stop').click();
+    const replies = await settledTurn(page, 2);
+    assert.deepEqual(replies.map((m) => [m.name, m.status]), [
+      ['Optimist', 'cancelled'],
+      ['Critic', 'cancelled'],
+    ]);
+    await page.locator('#send').waitFor();
+    const stored = (await server.history(chat)).slice(-2);
+    assert.deepEqual(stored.map((m) => m.status), ['cancelled', 'cancelled']);
+    assert.deepEqual(
+      (await rendered(page)).slice(-2).map((m) => m.text),
+      stored.map((m) => m.content),
+    );
+    await page.screenshot({ path: join(OUTPUT, 'assistants.png') });
+  });
+
+  await step('an assistant is edited: renamed, its instructions cleared', async () => {
+    await page.locator('#manage-assistants').click();
+    await dialog(page).waitFor();
+    await listed(page, ids.Critic).locator('[data-action="edit-assistant"]').click();
+    assert.equal(await page.locator('#assistant-name').inputValue(), 'Critic');
+    assert.equal(await page.locator('#assistant-instructions').inputValue(), 'Point out what could go wrong.');
+    await page.locator('#assistant-name').fill('Skeptic');
+    await page.locator('#assistant-instructions').fill('');
+    await page.locator('#assistant-save').click();
+    await listed(page, ids.Critic).locator('.assistant-name', { hasText: 'Skeptic' }).waitFor();
+    const { body: edited } = await server.api('GET', `/api/v1/assistants/${ids.Critic}`);
+    assert.equal(edited.name, 'Skeptic');
+    assert.equal(edited.instructions, null);
+    await page.locator('#assistants-close').click();
+    assert.equal(await choice(page, ids.Critic).locator('.chip-name').textContent(), 'Skeptic');
+    assert.equal(await choice(page, ids.Critic).getAttribute('aria-pressed'), 'true', 'still picked');
+  });
+
+  await step('an assistant is deleted; its messages keep its name', async () => {
+    await page.locator('#manage-assistants').click();
+    await listed(page, ids.Optimist).locator('[data-action="delete-assistant"]').click();
+    await listed(page, ids.Optimist).locator('[data-action="confirm-delete-assistant"]').click();
+    await listed(page, ids.Optimist).waitFor({ state: 'detached' });
+    assert.equal((await server.api('GET', `/api/v1/assistants/${ids.Optimist}`)).status, 404);
+    await page.locator('#assistants-close').click();
+    assert.equal(await choice(page, ids.Optimist).count(), 0, 'its chip is gone');
+    assert.equal(await choice(page, ids.Critic).locator('.chip-order').textContent(), '1');
+
+    await page.reload();
+    await page.locator('#connection[data-state="live"]').waitFor();
+    await until(async () => (await rendered(page)).length === 8, 'the history is drawn');
+    assert.deepEqual(
+      (await rendered(page)).filter((m) => m.role === 'assistant').map((m) => m.name),
+      ['Optimist', 'Critic', 'Optimist', 'Critic', 'Optimist', 'Critic'],
+    );
+  });
+
+  await step('with no assistant picked the chat\'s usual voice answers, unnamed', async () => {
+    await choice(page, ids.Critic).waitFor();
+    // A reload forgets the picks.
+    assert.equal(await choice(page, ids.Critic).getAttribute('aria-pressed'), 'false');
+    await send(page, 'And what do you say yourself?');
+    const replyId = await streamingReply(page);
+    await message(page, replyId).and(page.locator('[data-status="complete"]')).waitFor();
+    assert.equal(await message(page, replyId).getAttribute('data-assistant-name'), null);
+    assert.equal(await message(page, replyId).locator('.author').textContent(), 'colloquy');
+    assert.equal(sent[sent.length - 1].body.assistant_ids, undefined, 'the send names no assistant');
   });
 
   await step('nothing went wrong inside the page', async () => {

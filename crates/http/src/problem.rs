@@ -233,6 +233,22 @@ impl From<ChatError> for ApiError {
         match error {
             ChatError::Invalid(invalid) => Self::invalid(invalid.to_string()),
             ChatError::SessionNotFound => Self::session_not_found(),
+            ChatError::AssistantNotFound => Self::assistant_not_found(),
+            ChatError::AssistantNameTaken(_) => Self::new(
+                StatusCode::CONFLICT,
+                "assistant-name-taken",
+                "Assistant name taken",
+                error.to_string(),
+            ),
+            ChatError::UnknownTool(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-tool",
+                "Unknown tool",
+                error.to_string(),
+            ),
+            // How many assistants a turn names is checked as any other
+            // field of the request is.
+            ChatError::BadAssistants(detail) => Self::invalid(detail),
             ChatError::ModelNotAllowed(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "model-not-allowed",

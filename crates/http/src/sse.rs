@@ -18,7 +18,7 @@ pub(crate) const EVENTS: [(&str, &str, &str); 8] = [
     (
         "message.created",
         "Message",
-        "the user message, then the assistant message (status `streaming`)",
+        "the user message (none in a discussion), then each assistant message of the turn (status `streaming`), in the order they answer",
     ),
     (
         "message.delta",
@@ -58,8 +58,9 @@ pub(crate) const EVENTS: [(&str, &str, &str); 8] = [
 ];
 
 pub(crate) const SEND_STREAM_DESCRIPTION: &str = "With `Accept: text/event-stream`: this turn's events as \
-    Server-Sent Events (`id:`, `event:`, JSON `data:`), ending after the reply's `message.completed` or \
-    `message.failed`. The events and their data are listed under the `ServerSentEvent` schema.";
+    Server-Sent Events (`id:`, `event:`, JSON `data:`), ending after its last reply's `message.completed` or \
+    `message.failed` (a turn has one reply per assistant that answers). The events and their data are \
+    listed under the `ServerSentEvent` schema.";
 
 pub(crate) const EVENTS_STREAM_DESCRIPTION: &str = "The session's events as Server-Sent Events (`id:`, `event:`, \
     JSON `data:`), with a `: keep-alive` comment at least every 15 s. The events and their data are listed \

@@ -1,15 +1,24 @@
 //! The JSON of the contract. Domain types stay free of serde; these mirror
-//! them field by field and are built with `From`.
+//! them field by field and are built with `From`. Assistants' are in
+//! `wire/assistants.rs`.
+
+mod assistants;
 
 use std::time::SystemTime;
 
-use colloquy_app::Account;
+use colloquy_app::{Account, SendOutcome};
 use colloquy_domain::{
-    ErrorCode, Message, MessageStatus, Role, Session, Timestamp, ToolCall, Usage,
+    ErrorCode, Message, MessageStatus, Role, Session, SessionId, Timestamp, ToolCall, Usage,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
+
+pub(crate) use assistants::assistant_ids;
+pub use assistants::{
+    assistant_id, AssistantBody, AssistantPageQuery, CreateAssistantRequest, PatchAssistantRequest,
+    RepliesRequest,
+};
 
 pub fn rfc3339(time: Timestamp) -> String {
     humantime::format_rfc3339_micros(time.to_system_time().max(SystemTime::UNIX_EPOCH)).to_string()
@@ -48,6 +57,10 @@ pub struct SessionBody {
     pub system_prompt: Option<String>,
     #[schema(example = "gpt-4o-mini")]
     pub model: String,
+    /// The assistant that answers a message naming none; `null` for the
+    /// service's default voice.
+    #[schema(required = true, format = "uuid")]
+    pub assistant_id: Option<String>,
     #[schema(format = DateTime, example = "2026-11-23T10:15:30.123456Z")]
     pub created_at: String,
     #[schema(format = DateTime, example = "2026-11-23T10:15:30.123456Z")]
@@ -69,6 +82,7 @@ impl From<&Session> for SessionBody {
                 .as_ref()
                 .map(|prompt| prompt.as_str().to_owned()),
             model: session.model.as_str().to_owned(),
+            assistant_id: session.assistant_id.map(|id| id.to_string()),
             created_at: rfc3339(session.created_at),
             updated_at: rfc3339(session.updated_at),
             message_count: session.message_count,
@@ -159,6 +173,14 @@ pub struct MessageBody {
     /// Only on an assistant message that used tools, in the order they ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallBody>,
+    /// The assistant that wrote it; `null` for the session's default voice
+    /// and for user messages. It stays when the assistant is deleted.
+    #[schema(required = true, format = "uuid")]
+    pub assistant_id: Option<String>,
+    /// That assistant's name when it wrote the message (kept when it is
+    /// renamed or deleted); `null` where `assistant_id` is.
+    #[schema(required = true, example = "Critic")]
+    pub name: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(required = true, format = DateTime)]
@@ -181,6 +203,11 @@ impl From<&Message> for MessageBody {
                 message: error.message.clone(),
             }),
             tool_calls: message.tool_calls.iter().map(ToolCallBody::from).collect(),
+            assistant_id: message
+                .speaker
+                .as_ref()
+                .map(|speaker| speaker.id.to_string()),
+            name: message.speaker.as_ref().map(|speaker| speaker.name.clone()),
             created_at: rfc3339(message.created_at),
             completed_at: message.completed_at.map(rfc3339),
         }
@@ -194,14 +221,37 @@ pub struct PageBody<T> {
     pub has_more: bool,
 }
 
-/// A sent message and the reply now being generated for it.
+/// A sent message and the replies now being generated for it, in the order
+/// they come.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SendAccepted {
-    pub user_message: MessageBody,
-    /// Status `streaming`: watch `events_url` for the rest.
+    /// `null` for a discussion (`POST …/replies`), which adds none.
+    #[schema(required = true)]
+    pub user_message: Option<MessageBody>,
+    /// The first reply, status `streaming`: watch `events_url` for the rest.
     pub assistant_message: MessageBody,
+    /// Every reply of the turn, one per assistant that answers, in the
+    /// order they speak (the first is `assistant_message`).
+    pub assistant_messages: Vec<MessageBody>,
     #[schema(example = "/api/v1/sessions/01936f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f/events")]
     pub events_url: String,
+}
+
+impl SendAccepted {
+    /// The `202` of a turn that started in session `session`.
+    #[must_use]
+    pub fn new(outcome: &SendOutcome, session: SessionId) -> Self {
+        Self {
+            user_message: outcome.user_message.as_ref().map(MessageBody::from),
+            assistant_message: MessageBody::from(outcome.assistant_message()),
+            assistant_messages: outcome
+                .assistant_messages
+                .iter()
+                .map(MessageBody::from)
+                .collect(),
+            events_url: format!("/api/v1/sessions/{session}/events"),
+        }
+    }
 }
 
 /// Whether a reply was running and is now stopped.
@@ -244,6 +294,10 @@ pub struct CreateSessionRequest {
         example = "gpt-4o-mini"
     )]
     pub model: Option<String>,
+    /// The session's default assistant, which answers a message naming
+    /// none; without `model`, the session takes the assistant's.
+    #[schema(format = "uuid")]
+    pub assistant_id: Option<String>,
 }
 
 /// `null` clears a field; leaving it out leaves it alone.
@@ -265,6 +319,12 @@ pub struct PatchSessionRequest {
     /// `null` leaves it as it is.
     #[schema(max_length = 200, pattern = "^[^\\s\\u0000-\\u001f\\u007f-\\u009f]+$")]
     pub model: Option<String>,
+    /// The session's default assistant; without `model`, the session takes
+    /// the assistant's model. `null` goes back to the service's default
+    /// voice (the model stays).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(format = "uuid")]
+    pub assistant_id: Option<Option<String>>,
 }
 
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -279,41 +339,19 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[schema(example = json!({"content": "hey who are you?"}))]
 pub struct SendMessageRequest {
     /// Not blank; at most `COLLOQUY_MAX_MESSAGE_CHARS` characters (32000 unless configured).
-    #[schema(value_type = String, max_length = 32000, pattern = "\\S", example = "hey who are you?")]
+    #[schema(value_type = String, required = false, max_length = 32000, pattern = "\\S", example = "hey who are you?")]
     pub content: Option<String>,
     /// The original assignment's clients call it `message`.
-    #[schema(value_type = String, max_length = 32000, pattern = "\\S")]
+    #[schema(value_type = String, required = false, max_length = 32000, pattern = "\\S")]
     pub message: Option<String>,
     /// Stop the reply when the client reading its event stream goes away.
     #[serde(default)]
     pub cancel_on_disconnect: bool,
-    /// The assistants that answer, in order (1–8). Assistants are not
-    /// built yet: any id names an unknown one (`404`).
-    #[schema(value_type = Option<Vec<String>>)]
+    /// The assistants that answer, in order (1–8; one may answer twice),
+    /// each seeing the answers before its own. Left out, the session's
+    /// voice answers.
+    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 8)]
     pub assistant_ids: Option<Vec<String>>,
-}
-
-/// How many assistants one send may name (the contract's 1–8).
-const MAX_ASSISTANTS: usize = 8;
-
-/// Refuses the assistants a send names. There are no assistants yet, so a
-/// well-formed list names only unknown ones: `404`, as another principal's
-/// assistant would be, rather than a send that quietly ignores them. A list
-/// that is empty or too long is `422`, an id that is not a UUID `400`.
-pub(crate) fn check_assistants(ids: Option<&[String]>) -> Result<(), crate::ApiError> {
-    let Some(ids) = ids else { return Ok(()) };
-    if ids.is_empty() || ids.len() > MAX_ASSISTANTS {
-        return Err(crate::ApiError::invalid(format!(
-            "`assistant_ids` names 1 to {MAX_ASSISTANTS} assistants, not {}",
-            ids.len()
-        )));
-    }
-    if let Some(malformed) = ids.iter().find(|id| uuid::Uuid::parse_str(id).is_err()) {
-        return Err(crate::ApiError::bad_request(format!(
-            "assistant_ids: `{malformed}` is not an assistant id (a UUID)"
-        )));
-    }
-    Err(crate::ApiError::assistant_not_found())
 }
 
 /// `GET /api/v1/sessions?limit=&after=`.

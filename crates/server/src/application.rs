@@ -14,8 +14,8 @@ use colloquy_inprocess::{InProcessEventLog, InProcessLimiter};
 use colloquy_offline::OfflineModel;
 use colloquy_openai::{OpenAiClient, OpenAiConfig};
 use colloquy_ports::{
-    ApiKeyStore, Authenticator, ChatRepository, EventLog, Limiter, LlmClient, StreamTokens,
-    UsageLedger,
+    ApiKeyStore, AssistantStore, Authenticator, ChatRepository, EventLog, Limiter, LlmClient,
+    StreamTokens, UsageLedger,
 };
 use colloquy_redis::{Redis, RedisConfig, RedisEventLog, RedisLimiter};
 
@@ -85,6 +85,7 @@ impl Application {
         };
         let dependencies = Dependencies {
             repo: store.clone(),
+            assistants: store.clone(),
             llm: language_model(config)?,
             events: Arc::clone(&events),
             limiter,
@@ -401,10 +402,10 @@ async fn recover_interrupted(service: &ChatService) -> anyhow::Result<()> {
 }
 
 /// Everything the database `DATABASE_URL` names serves: the chat history,
-/// the API keys and the usage ledger, in one store.
-pub trait Store: ChatRepository + ApiKeyStore + UsageLedger {}
+/// the assistants, the API keys and the usage ledger, in one store.
+pub trait Store: ChatRepository + AssistantStore + ApiKeyStore + UsageLedger {}
 
-impl<T: ChatRepository + ApiKeyStore + UsageLedger> Store for T {}
+impl<T: ChatRepository + AssistantStore + ApiKeyStore + UsageLedger> Store for T {}
 
 /// Connections each process keeps to PostgreSQL at most. A request holds one
 /// for a single short statement or transaction, so a few serve hundreds of

@@ -51,6 +51,8 @@ pub(super) fn register(config: &mut web::ServiceConfig) {
     responses(
         (status = 201, description = "The new session.", body = CompatSessionBody,
             headers(("Location" = String, description = "The session's URL."))),
+        (status = 404, description = "`assistant_id` names none of the caller's assistants.",
+            body = ApiError, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_session(

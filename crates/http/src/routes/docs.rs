@@ -16,7 +16,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
-use super::{account, compat, health, messages, sessions, socket, summary};
+use super::{account, assistants, compat, health, messages, sessions, socket, summary};
 use crate::problem::PROBLEM_JSON;
 use crate::{sse, telemetry, ApiError};
 
@@ -35,7 +35,8 @@ const STREAM_TOKEN: &str = "stream_token";
     ),
     paths(
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
-        messages::send, messages::list, messages::events, socket::open, messages::cancel, messages::stream_token, summary::summary,
+        messages::send, messages::replies, messages::list, messages::events, socket::open, messages::cancel, messages::stream_token, summary::summary,
+        assistants::create, assistants::list, assistants::get, assistants::update, assistants::delete,
         account::me, account::models,
         compat::create_session,
         health::live, health::ready, health::metrics, openapi_json, swagger_ui,
@@ -43,7 +44,8 @@ const STREAM_TOKEN: &str = "stream_token";
     components(schemas(ApiError, sse::DeltaBody, sse::ToolCallEventBody, sse::ResetBody, sse::ResyncBody)),
     tags(
         (name = "sessions", description = "Chats and their settings."),
-        (name = "messages", description = "Sending, history, live events (SSE or WebSocket), cancelling."),
+        (name = "messages", description = "Sending, discussions between assistants, history, live events (SSE or WebSocket), cancelling."),
+        (name = "assistants", description = "Named voices with their own instructions, model and tools, several of which may answer in one turn."),
         (name = "account", description = "Who is asking: the principal, its limits and usage, the models offered."),
         (name = "compatibility", description = "The original assignment's routes; each shares its handler with an `/api/v1` route."),
         (name = "operations", description = "Health, readiness, metrics and these docs."),
@@ -126,8 +128,8 @@ fn request_id_header() -> RefOr<Header> {
 const OPTIONAL_BODIES: [&str; 2] = ["create_session", "compat_create_session"];
 
 /// A path or query parameter or a header is text: an `Option` makes it
-/// optional, never JSON `null`. Every `session_id` is a UUID, whoever
-/// annotated the route.
+/// optional, never JSON `null`. Every `session_id` and `assistant_id` is a
+/// UUID, whoever annotated the route.
 fn tighten_parameters(operation: &mut Operation) {
     for parameter in operation.parameters.iter_mut().flatten() {
         let RefOr::T(parameter) = parameter else {
@@ -145,11 +147,16 @@ fn tighten_parameters(operation: &mut Operation) {
                 schema.schema_type = SchemaType::Type(only.clone());
             }
         }
-        if parameter.name == "session_id" && parameter.parameter_in == ParameterIn::Path {
+        if ID_PARAMETERS.contains(&parameter.name.as_str())
+            && parameter.parameter_in == ParameterIn::Path
+        {
             schema.format = Some(SchemaFormat::Custom("uuid".to_owned()));
         }
     }
 }
+
+/// The path parameters that are ids of the contract's resources.
+const ID_PARAMETERS: [&str; 2] = ["session_id", "assistant_id"];
 
 /// The contract's error table, applied to what an operation takes.
 fn add_problems(path: &str, operation: &mut Operation) {
@@ -160,7 +167,10 @@ fn add_problems(path: &str, operation: &mut Operation) {
         // against the caller's limits.
         statuses.extend([401, 403, 429]);
     }
-    if path.contains("{session_id}") {
+    if ID_PARAMETERS
+        .iter()
+        .any(|id| path.contains(&format!("{{{id}}}")))
+    {
         statuses.extend([400, 404]);
     }
     for parameter in operation.parameters.iter().flatten() {
@@ -183,7 +193,7 @@ fn add_problems(path: &str, operation: &mut Operation) {
             .entry(status.to_string())
             .or_insert_with(|| {
                 let mut problem = Response::builder()
-                    .description(problem_description(status))
+                    .description(problem_description(path, status))
                     .content(
                         PROBLEM_JSON,
                         Content::new(Some(Ref::from_schema_name("Problem"))),
@@ -254,8 +264,11 @@ fn add_security_schemes(components: &mut utoipa::openapi::Components) {
     );
 }
 
-fn problem_description(status: u16) -> &'static str {
+fn problem_description(path: &str, status: u16) -> &'static str {
     match status {
+        404 if path.contains("{assistant_id}") => {
+            "There is no assistant with that id (another principal's looks the same)."
+        }
         400 => "A malformed JSON body, id or query parameter.",
         401 => "No, malformed, expired or revoked credentials (`WWW-Authenticate: Bearer`), when the server requires them.",
         403 => "A browser page of an origin that is not allowed (neither the server's own nor in \
@@ -264,10 +277,12 @@ fn problem_description(status: u16) -> &'static str {
         408 => "The body did not arrive within `COLLOQUY_CLIENT_TIMEOUT_SECS`.",
         429 => "A limit was reached (requests per minute, replies or streams at once, tokens per \
             day): `limit` says which, `Retry-After` when to try again.",
-        404 => "There is no session with that id.",
+        404 => "There is no session with that id (another principal's looks the same).",
         413 => "The body is over 1 MiB.",
         415 => "The body is not JSON.",
-        422 => "A value is invalid: empty or too long content, a missing field, a bad `limit`.",
+        422 => "A value is invalid: empty or too long content, a missing field, a bad `limit`, \
+            a model not in `COLLOQUY_MODELS`, a tool not in `COLLOQUY_TOOLS`, a turn naming no \
+            assistant or more than 8.",
         503 => "The database is unreachable, or the server is shutting down; try again shortly.",
         _ => "Something went wrong on the server; it has been logged with the request's id.",
     }
@@ -549,6 +564,108 @@ mod tests {
                 ["application/problem+json"]["schema"]["$ref"],
             "#/components/schemas/Problem",
             "a route with a body documents the body deadline"
+        );
+    }
+
+    #[test]
+    fn assistants_their_fields_and_the_replies_route_are_documented() {
+        let json: serde_json::Value = serde_json::from_str(document()).unwrap();
+        let paths = &json["paths"];
+        let one = "/api/v1/assistants/{assistant_id}";
+        for (method, path, success) in [
+            ("post", "/api/v1/assistants", "201"),
+            ("get", "/api/v1/assistants", "200"),
+            ("get", one, "200"),
+            ("patch", one, "200"),
+            ("delete", one, "204"),
+            ("post", "/api/v1/sessions/{session_id}/replies", "202"),
+        ] {
+            let operation = &paths[path][method];
+            assert!(
+                operation["responses"][success].is_object(),
+                "{method} {path} answers {success}"
+            );
+        }
+        for method in ["post", "patch"] {
+            let path = if method == "post" {
+                "/api/v1/assistants"
+            } else {
+                one
+            };
+            let conflict = &paths[path][method]["responses"]["409"];
+            assert_eq!(
+                conflict["content"]["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem",
+                "{method} {path} documents a taken name"
+            );
+        }
+        let get = &paths[one]["get"];
+        assert!(get["responses"]["404"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("no assistant"));
+        assert_eq!(get["parameters"][0]["schema"]["format"], "uuid");
+        assert_eq!(
+            paths["/api/v1/assistants"]["post"]["responses"]["201"]["headers"]["Location"]
+                ["schema"]["type"],
+            "string"
+        );
+        let replies = &paths["/api/v1/sessions/{session_id}/replies"]["post"];
+        assert!(replies["responses"]["200"]["content"]
+            .get("text/event-stream")
+            .is_some());
+        assert!(replies["responses"]["409"].is_object());
+
+        let schemas = &json["components"]["schemas"];
+        let required = |schema: &str| -> Vec<String> {
+            schemas[schema]["required"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{schema} lists its required fields"))
+                .iter()
+                .map(|field| field.as_str().unwrap().to_owned())
+                .collect()
+        };
+        for field in [
+            "id",
+            "name",
+            "instructions",
+            "model",
+            "tools",
+            "created_at",
+            "updated_at",
+        ] {
+            assert!(
+                required("Assistant").contains(&field.to_owned()),
+                "Assistant.{field}"
+            );
+        }
+        for field in ["assistant_id", "name"] {
+            assert!(
+                required("Message").contains(&field.to_owned()),
+                "Message.{field}"
+            );
+        }
+        assert!(required("Session").contains(&"assistant_id".to_owned()));
+        assert!(required("SendAccepted").contains(&"assistant_messages".to_owned()));
+        assert_eq!(
+            schemas["SendAccepted"]["properties"]["assistant_messages"]["items"]["$ref"],
+            "#/components/schemas/Message"
+        );
+        assert_eq!(required("RepliesRequest"), ["assistant_ids"]);
+        let ids = &schemas["RepliesRequest"]["properties"]["assistant_ids"];
+        assert_eq!(
+            (ids["minItems"].as_u64(), ids["maxItems"].as_u64()),
+            (Some(1), Some(8))
+        );
+        assert_eq!(required("CreateAssistantRequest"), ["name"]);
+        assert!(schemas["CreateSessionRequest"]["properties"]["assistant_id"].is_object());
+        assert!(schemas["PatchSessionRequest"]["properties"]["assistant_id"].is_object());
+        assert!(schemas["PatchAssistantRequest"]["properties"]["instructions"].is_object());
+        let send = &schemas["SendMessageRequest"]["allOf"];
+        assert!(send[0]["properties"]["assistant_ids"].is_object(), "{send}");
+        assert!(
+            send[0]["required"].as_array().is_none_or(Vec::is_empty),
+            "`content` or `message`, as the anyOf says, never both: {send}"
         );
     }
 }

@@ -1,15 +1,15 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use colloquy_app::{ChatService, SendOutcome};
-use colloquy_domain::MessageId;
+use colloquy_domain::{MessageId, SessionId};
 use futures::StreamExt;
 
 use super::sessions::session_id;
 use crate::body::{parse_id, parse_limit, query, JsonBody};
 use crate::caller::{stream_caller, Tokens};
 use crate::wire::{
-    rfc3339, CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody, SendAccepted,
-    SendMessageRequest, StreamTokenBody,
+    assistant_ids, rfc3339, CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody,
+    RepliesRequest, SendAccepted, SendMessageRequest, StreamTokenBody,
 };
 use crate::{sse, ApiError, Caller};
 
@@ -21,12 +21,14 @@ fn wants_event_stream(request: &HttpRequest) -> bool {
         .any(|accept| accept.contains("text/event-stream"))
 }
 
-/// Send a message and start its reply.
+/// Send a message and start its replies.
 ///
-/// Stores the user message and an assistant message with status `streaming`,
-/// then generates the reply in a task of its own: a client that goes away does
-/// not stop it unless it asked for `cancel_on_disconnect`. One reply at a time
-/// per session.
+/// Stores the user message and an assistant message with status `streaming`
+/// per assistant that answers (the session's voice, or each of
+/// `assistant_ids` in order), then generates the replies one after the
+/// other in a task of its own: a client that goes away does not stop them
+/// unless it asked for `cancel_on_disconnect`. One turn at a time per
+/// session.
 #[utoipa::path(
     post,
     path = "/api/v1/sessions/{session_id}/messages",
@@ -35,11 +37,13 @@ fn wants_event_stream(request: &HttpRequest) -> bool {
     params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
     request_body(content = SendMessageRequest, content_type = "application/json"),
     responses(
-        (status = 202, description = "The reply is being generated; watch `events_url`.", body = SendAccepted,
+        (status = 202, description = "The replies are being generated; watch `events_url`.", body = SendAccepted,
             headers(("Location" = String, description = "The session's history."))),
         (status = 200, description = sse::SEND_STREAM_DESCRIPTION,
             content_type = "text/event-stream", body = ref("#/components/schemas/ServerSentEvent"), example = json!(sse::SEND_STREAM_EXAMPLE)),
-        (status = 409, description = "A reply already streams in this session.", body = ApiError,
+        (status = 404, description = NOT_FOUND_IN_A_TURN, body = ApiError,
+            content_type = "application/problem+json"),
+        (status = 409, description = "A turn already runs in this session.", body = ApiError,
             content_type = "application/problem+json"),
     )
 )]
@@ -51,31 +55,96 @@ pub async fn send(
     JsonBody(body): JsonBody<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    crate::wire::check_assistants(body.assistant_ids.as_deref())?;
+    let assistants = body
+        .assistant_ids
+        .as_deref()
+        .map(assistant_ids)
+        .transpose()?;
     let Some(content) = body.content.or(body.message) else {
         return Err(ApiError::invalid("missing field `content`"));
     };
-    let outcome = service.send_message(&caller.0, id, content).await?;
-    if wants_event_stream(&request) {
-        return Ok(reply_stream(outcome, body.cancel_on_disconnect)
-            .respond_to(&request)
-            .map_into_boxed_body());
-    }
-    // `cancel_on_disconnect` ties a reply to a connection that streams it; a
-    // `202` has none (its client watches `events_url`), so it does not apply.
-    Ok(HttpResponse::Accepted()
-        .insert_header((header::LOCATION, format!("/api/v1/sessions/{id}/messages")))
-        .json(SendAccepted {
-            user_message: MessageBody::from(&outcome.user_message),
-            assistant_message: MessageBody::from(&outcome.assistant_message),
-            events_url: format!("/api/v1/sessions/{id}/events"),
-        }))
+    let outcome = service
+        .send_message_to(&caller.0, id, content, assistants)
+        .await?;
+    Ok(answer_turn(
+        &request,
+        outcome,
+        id,
+        body.cancel_on_disconnect,
+    ))
 }
 
-/// This turn's events, ending after the reply's final one.
-fn reply_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Responder {
+/// Let assistants speak next, with no new user message: a discussion.
+///
+/// Each of `assistant_ids` answers in order, seeing the conversation so far
+/// (this turn's earlier answers included). Answered as a send is: the
+/// turn's event stream with `Accept: text/event-stream`, else `202` with
+/// `user_message: null`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{session_id}/replies",
+    tag = "messages",
+    operation_id = "start_replies",
+    params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
+    request_body(content = RepliesRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The replies are being generated; watch `events_url`.", body = SendAccepted,
+            headers(("Location" = String, description = "The session's history."))),
+        (status = 200, description = sse::SEND_STREAM_DESCRIPTION,
+            content_type = "text/event-stream", body = ref("#/components/schemas/ServerSentEvent"), example = json!(sse::SEND_STREAM_EXAMPLE)),
+        (status = 404, description = NOT_FOUND_IN_A_TURN, body = ApiError,
+            content_type = "application/problem+json"),
+        (status = 409, description = "A turn already runs in this session.", body = ApiError,
+            content_type = "application/problem+json"),
+    )
+)]
+pub async fn replies(
+    service: web::Data<ChatService>,
+    caller: Caller,
+    request: HttpRequest,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<RepliesRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let assistants = assistant_ids(&body.assistant_ids)?;
+    let outcome = service.start_replies(&caller.0, id, assistants).await?;
+    Ok(answer_turn(
+        &request,
+        outcome,
+        id,
+        body.cancel_on_disconnect,
+    ))
+}
+
+const NOT_FOUND_IN_A_TURN: &str =
+    "There is no session with that id, or one of `assistant_ids` is not the caller's assistant.";
+
+/// The answer to a request that started a turn: its events, or a `202`.
+fn answer_turn(
+    request: &HttpRequest,
+    outcome: SendOutcome,
+    session: SessionId,
+    cancel_on_disconnect: bool,
+) -> HttpResponse {
+    if wants_event_stream(request) {
+        return turn_stream(outcome, cancel_on_disconnect)
+            .respond_to(request)
+            .map_into_boxed_body();
+    }
+    // `cancel_on_disconnect` ties a turn to a connection that streams it; a
+    // `202` has none (its client watches `events_url`), so it does not apply.
+    HttpResponse::Accepted()
+        .insert_header((
+            header::LOCATION,
+            format!("/api/v1/sessions/{session}/messages"),
+        ))
+        .json(SendAccepted::new(&outcome, session))
+}
+
+/// This turn's events, ending after its last reply's final one.
+fn turn_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Responder {
     // Dropping the stream (the client went away) drops the guard, which
-    // cancels the reply if it is still running.
+    // cancels the turn if it is still running.
     let guard = cancel_on_disconnect.then(|| outcome.cancel_on_drop());
     let events = outcome.events.into_stream().map(move |event| {
         let _ = &guard;

@@ -1,6 +1,7 @@
 //! The routes of the contract, one module per resource.
 
 mod account;
+mod assistants;
 mod compat;
 mod docs;
 mod health;
@@ -35,6 +36,9 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                         .route(web::get().to(messages::list)),
                 )
                 .service(
+                    web::resource("/{session_id}/replies").route(web::post().to(messages::replies)),
+                )
+                .service(
                     web::resource("/{session_id}/events").route(web::get().to(messages::events)),
                 )
                 .service(web::resource("/{session_id}/ws").route(web::get().to(socket::open)))
@@ -47,6 +51,20 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/{session_id}/summary").route(web::get().to(summary::summary)),
+                ),
+        )
+        .service(
+            web::scope("/api/v1/assistants")
+                .service(
+                    web::resource("")
+                        .route(web::post().to(assistants::create))
+                        .route(web::get().to(assistants::list)),
+                )
+                .service(
+                    web::resource("/{assistant_id}")
+                        .route(web::get().to(assistants::get))
+                        .route(web::patch().to(assistants::update))
+                        .route(web::delete().to(assistants::delete)),
                 ),
         )
         .service(web::resource("/api/v1/me").route(web::get().to(account::me)))

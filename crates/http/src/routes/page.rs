@@ -1,10 +1,13 @@
-//! The web chat page: `GET /` and its three assets, embedded in the binary.
+//! The web chat page: `GET /` and its assets, embedded in the binary.
 //!
 //! Plain HTML, CSS and JavaScript from `crates/http/static/`, no build step,
-//! nothing fetched from other hosts. The page links its assets with
-//! `?v=<hash of their content>`, so a browser may keep them for a year and
-//! still gets new ones the moment the binary changes; the page itself is
-//! revalidated on every load (`ETag`, `304 Not Modified`). A strict
+//! nothing fetched from other hosts. The page links its style and icon with
+//! `?v=<hash of every asset's content>` and its script, native ES modules,
+//! under `/assets/js/<that hash>/`: the modules import one another by
+//! relative paths, which so name the same version as the page did. A browser
+//! may keep every asset for a year and still gets new ones the moment the
+//! binary changes; the page itself is revalidated on every load (`ETag`,
+//! `304 Not Modified`). A strict
 //! `Content-Security-Policy` allows nothing but this origin: no inline script
 //! or style, no other host, no framing.
 
@@ -18,7 +21,25 @@ use actix_web::{HttpRequest, HttpResponse};
 use crate::ApiError;
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
-const APP_JS: &str = include_str!("../../static/app.js");
+/// The page's JavaScript modules, by file name; `main.js` is the entry point.
+const MODULES: [(&str, &str); 13] = [
+    ("api.js", include_str!("../../static/js/api.js")),
+    (
+        "assistants.js",
+        include_str!("../../static/js/assistants.js"),
+    ),
+    ("auth.js", include_str!("../../static/js/auth.js")),
+    ("chat.js", include_str!("../../static/js/chat.js")),
+    ("composer.js", include_str!("../../static/js/composer.js")),
+    ("dom.js", include_str!("../../static/js/dom.js")),
+    ("events.js", include_str!("../../static/js/events.js")),
+    ("http.js", include_str!("../../static/js/http.js")),
+    ("main.js", include_str!("../../static/js/main.js")),
+    ("messages.js", include_str!("../../static/js/messages.js")),
+    ("render.js", include_str!("../../static/js/render.js")),
+    ("sessions.js", include_str!("../../static/js/sessions.js")),
+    ("state.js", include_str!("../../static/js/state.js")),
+];
 const APP_CSS: &str = include_str!("../../static/app.css");
 const FAVICON_SVG: &str = include_str!("../../static/favicon.svg");
 
@@ -46,6 +67,11 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
             web::resource("/assets/{name}")
                 .route(web::get().to(asset))
                 .route(web::head().to(asset)),
+        )
+        .service(
+            web::resource("/assets/js/{version}/{name}")
+                .route(web::get().to(module))
+                .route(web::head().to(module)),
         );
 }
 
@@ -69,7 +95,7 @@ impl File {
 struct Files {
     version: String,
     index: File,
-    app_js: File,
+    modules: Vec<(&'static str, File)>,
     app_css: File,
     favicon: File,
 }
@@ -84,19 +110,27 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 fn files() -> &'static Files {
     static FILES: OnceLock<Files> = OnceLock::new();
     FILES.get_or_init(|| {
-        let app_js = File::new(
-            Bytes::from_static(APP_JS.as_bytes()),
-            "text/javascript; charset=utf-8",
-        );
+        let modules: Vec<_> = MODULES
+            .iter()
+            .map(|&(name, source)| {
+                let file = File::new(
+                    Bytes::from_static(source.as_bytes()),
+                    "text/javascript; charset=utf-8",
+                );
+                (name, file)
+            })
+            .collect();
         let app_css = File::new(
             Bytes::from_static(APP_CSS.as_bytes()),
             "text/css; charset=utf-8",
         );
         let favicon = File::new(Bytes::from_static(FAVICON_SVG.as_bytes()), "image/svg+xml");
-        let version = format!(
-            "{:016x}",
-            fnv1a(format!("{}{}{}", app_js.etag, app_css.etag, favicon.etag).as_bytes())
-        );
+        let etags: String = modules
+            .iter()
+            .map(|(_, file)| file.etag.as_str())
+            .chain([app_css.etag.as_str(), favicon.etag.as_str()])
+            .collect();
+        let version = format!("{:016x}", fnv1a(etags.as_bytes()));
         let index = File::new(
             Bytes::from(INDEX_HTML.replace(VERSION_PLACEHOLDER, &version)),
             "text/html; charset=utf-8",
@@ -104,7 +138,7 @@ fn files() -> &'static Files {
         Files {
             version,
             index,
-            app_js,
+            modules,
             app_css,
             favicon,
         }
@@ -162,7 +196,6 @@ async fn index(request: HttpRequest) -> HttpResponse {
 async fn asset(request: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let files = files();
     let file = match name.as_str() {
-        "app.js" => &files.app_js,
         "app.css" => &files.app_css,
         "favicon.svg" => &files.favicon,
         _ => return Err(ApiError::from_status(StatusCode::NOT_FOUND)),
@@ -178,6 +211,28 @@ async fn asset(request: HttpRequest, name: web::Path<String>) -> Result<HttpResp
         file,
         if current { IMMUTABLE } else { REVALIDATE },
     ))
+}
+
+/// A module of the version the page names is cached for good; one asked for
+/// by another version (a page from an older binary) gets today's, revalidated.
+async fn module(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let files = files();
+    let (version, name) = path.into_inner();
+    let file = files
+        .modules
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, file)| file)
+        .ok_or_else(|| ApiError::from_status(StatusCode::NOT_FOUND))?;
+    let cache_control = if version == files.version {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
+    Ok(serve(&request, file, cache_control))
 }
 
 #[cfg(test)]
@@ -215,11 +270,18 @@ mod tests {
             r#"id="stop""#,
             r#"id="new-session""#,
             r#"id="api-key""#,
+            r#"id="discuss""#,
+            r#"id="manage-assistants""#,
+            r#"id="assistants""#,
         ] {
             assert!(body.contains(hook), "the page lacks {hook}");
         }
         assert!(!body.contains(VERSION_PLACEHOLDER));
-        assert!(body.contains(&format!("/assets/app.js?v={}", files().version)));
+        let entry = format!(
+            r#"<script type="module" src="/assets/js/{}/main.js"></script>"#,
+            files().version
+        );
+        assert!(body.contains(&entry), "the page lacks {entry}");
         // Nothing inline, nothing from elsewhere.
         assert!(
             !body.contains("<script>") && !body.contains("<style") && !body.contains(" style=")
@@ -232,7 +294,6 @@ mod tests {
         let app = test::init_service(App::new().configure(register)).await;
         let version = &files().version;
         for (name, content_type) in [
-            ("app.js", "text/javascript; charset=utf-8"),
             ("app.css", "text/css; charset=utf-8"),
             ("favicon.svg", "image/svg+xml"),
         ] {
@@ -255,6 +316,95 @@ mod tests {
         assert_eq!(
             test::call_service(&app, unknown).await.status(),
             StatusCode::NOT_FOUND
+        );
+    }
+
+    /// What a module's static `import` and `export … from` lines name.
+    fn imports(source: &str) -> Vec<&str> {
+        source
+            .lines()
+            .map(str::trim_start)
+            .filter(|line| {
+                ["import ", "export ", "} from "]
+                    .iter()
+                    .any(|start| line.starts_with(start))
+            })
+            .filter_map(|line| {
+                line.split_once(" from '")
+                    .or_else(|| line.split_once("import '"))
+            })
+            .filter_map(|(_, rest)| rest.split_once('\''))
+            .map(|(specifier, _)| specifier)
+            .collect()
+    }
+
+    #[actix_web::test]
+    async fn every_module_is_served_as_javascript_and_cached_for_good_under_the_current_version() {
+        let app = test::init_service(App::new().configure(register)).await;
+        let version = &files().version;
+        for (name, _) in MODULES {
+            let uri = format!("/assets/js/{version}/{name}");
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(&uri).to_request()).await;
+            assert_eq!(response.status(), StatusCode::OK, "{name}");
+            assert_eq!(
+                header(&response, header::CONTENT_TYPE),
+                "text/javascript; charset=utf-8"
+            );
+            assert_eq!(header(&response, header::CACHE_CONTROL), IMMUTABLE);
+            assert_eq!(header(&response, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+            let policy = header(&response, header::CONTENT_SECURITY_POLICY).to_owned();
+            assert_eq!(policy, CONTENT_SECURITY_POLICY);
+            // A page of another binary asks for its own version: it is only revalidated.
+            let stale = format!("/assets/js/0000000000000000/{name}");
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(&stale).to_request()).await;
+            assert_eq!(response.status(), StatusCode::OK, "{name}");
+            assert_eq!(header(&response, header::CACHE_CONTROL), REVALIDATE);
+        }
+        for unknown in [
+            format!("/assets/js/{version}/secrets.js"),
+            format!("/assets/js/{version}/..%2Fapp.css"),
+            "/assets/app.js".to_owned(),
+        ] {
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(&unknown).to_request()).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{unknown}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn the_modules_import_only_one_another_and_the_page_preloads_them_all() {
+        let served: Vec<&str> = MODULES.iter().map(|(name, _)| *name).collect();
+        let mut imported = vec!["main.js"];
+        for (name, source) in MODULES {
+            for specifier in imports(source) {
+                let file = specifier.strip_prefix("./").unwrap_or_else(|| {
+                    panic!("{name} imports {specifier}: only relative paths keep the version")
+                });
+                assert!(
+                    served.contains(&file),
+                    "{name} imports {file}, which is not served"
+                );
+                imported.push(file);
+            }
+        }
+        for name in &served {
+            assert!(imported.contains(name), "no module imports {name}");
+        }
+        let index = &files().index.body;
+        let index = std::str::from_utf8(index).unwrap();
+        for name in served.iter().filter(|name| **name != "main.js") {
+            let preload = format!(
+                r#"<link rel="modulepreload" href="/assets/js/{}/{name}">"#,
+                files().version
+            );
+            assert!(index.contains(&preload), "the page does not preload {name}");
+        }
+        assert_eq!(
+            index.matches("modulepreload").count(),
+            served.len() - 1,
+            "the page preloads a module that is not served"
         );
     }
 

@@ -5,7 +5,8 @@ use colloquy_domain::{Session, SessionId};
 
 use crate::body::{parse_id, parse_limit, query, JsonBody, OptionalJsonBody};
 use crate::wire::{
-    CreateSessionRequest, PageBody, PatchSessionRequest, SessionBody, SessionPageQuery,
+    assistant_id, CreateSessionRequest, PageBody, PatchSessionRequest, SessionBody,
+    SessionPageQuery,
 };
 use crate::{ApiError, Caller};
 
@@ -19,6 +20,11 @@ pub(super) async fn create_session(
     caller: &Caller,
     body: CreateSessionRequest,
 ) -> Result<Session, ApiError> {
+    let assistant_id = body
+        .assistant_id
+        .as_deref()
+        .map(|raw| assistant_id(raw, "assistant_id"))
+        .transpose()?;
     Ok(service
         .create_session(
             &caller.0,
@@ -26,6 +32,7 @@ pub(super) async fn create_session(
                 title: body.title,
                 system_prompt: body.system_prompt,
                 model: body.model,
+                assistant_id,
             },
         )
         .await?)
@@ -38,6 +45,9 @@ pub(super) fn location(session: &Session) -> (header::HeaderName, String) {
 /// Create a session.
 ///
 /// Every field of the body may be left out, and so may the body itself.
+/// With `assistant_id`, that assistant answers messages that name none;
+/// the session's own `system_prompt` and `model`, when set, win over the
+/// assistant's (without `model`, the session takes the assistant's).
 #[utoipa::path(
     post,
     path = "/api/v1/sessions",
@@ -47,6 +57,8 @@ pub(super) fn location(session: &Session) -> (header::HeaderName, String) {
     responses(
         (status = 201, description = "The new session.", body = SessionBody,
             headers(("Location" = String, description = "The session's URL."))),
+        (status = 404, description = "`assistant_id` names none of the caller's assistants.",
+            body = ApiError, content_type = "application/problem+json"),
     )
 )]
 pub async fn create(
@@ -104,7 +116,9 @@ pub async fn get(
 
 /// Rename a session or change its settings.
 ///
-/// A field left out stays as it is; `null` clears `title` or `system_prompt`.
+/// A field left out stays as it is; `null` clears `title`, `system_prompt`
+/// or `assistant_id`. Setting `assistant_id` without `model` sets the
+/// session's model to the assistant's.
 #[utoipa::path(
     patch,
     path = "/api/v1/sessions/{session_id}",
@@ -112,7 +126,11 @@ pub async fn get(
     operation_id = "update_session",
     params(("session_id" = String, Path, format = "uuid", description = "The session's id.")),
     request_body(content = PatchSessionRequest, content_type = "application/json"),
-    responses((status = 200, description = "The session as it is now.", body = SessionBody))
+    responses(
+        (status = 200, description = "The session as it is now.", body = SessionBody),
+        (status = 404, description = "There is no session with that id, or `assistant_id` names \
+            none of the caller's assistants.", body = ApiError, content_type = "application/problem+json"),
+    )
 )]
 pub async fn update(
     service: web::Data<ChatService>,
@@ -121,10 +139,19 @@ pub async fn update(
     JsonBody(body): JsonBody<PatchSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
+    let assistant_id = body
+        .assistant_id
+        .map(|raw| {
+            raw.as_deref()
+                .map(|raw| assistant_id(raw, "assistant_id"))
+                .transpose()
+        })
+        .transpose()?;
     let patch = SessionPatch {
         title: body.title,
         system_prompt: body.system_prompt,
         model: body.model,
+        assistant_id,
     };
     let session = service.update_session(&caller.0, id, patch).await?;
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))

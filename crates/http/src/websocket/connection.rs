@@ -9,6 +9,7 @@ use tokio::time::{interval_at, sleep_until, timeout_at, Instant, MissedTickBehav
 
 use super::frames::{self, Request};
 use super::{Opened, WebSocketSettings};
+use crate::wire::assistant_ids as assistant_ids_of;
 use crate::{telemetry, ApiError};
 
 /// Why a socket ends, and so the close frame it gets.
@@ -171,11 +172,13 @@ impl Connection {
                 content,
                 assistant_ids,
             } => {
-                frames::check_assistants(assistant_ids.as_deref())?;
+                let assistants = assistant_ids.as_deref().map(assistant_ids_of).transpose()?;
                 // The turn's events reach this socket through its own
                 // subscription, like every other client's: the send's own
                 // stream of them is not needed.
-                let _outcome = service.send_message(&caller.0, *session, content).await?;
+                let _outcome = service
+                    .send_message_to(&caller.0, *session, content, assistants)
+                    .await?;
                 Ok(None)
             }
             Request::Cancel => {

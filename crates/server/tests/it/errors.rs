@@ -249,7 +249,8 @@ async fn unprocessable_content_is_422_and_never_stored() {
 }
 
 #[tokio::test]
-async fn a_send_naming_assistants_is_refused_never_answered_by_the_default_voice() {
+async fn a_send_naming_unknown_or_malformed_assistants_is_refused_never_answered_by_the_default_voice(
+) {
     let app = spawn_app().await;
     let session = app.new_session().await;
     let messages = format!("/api/v1/sessions/{session}/messages");

@@ -8,6 +8,7 @@ mod shared_redis;
 mod support;
 
 mod ask;
+mod assistants;
 mod auth;
 mod compat;
 mod context;

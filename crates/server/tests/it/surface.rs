@@ -12,7 +12,7 @@ use tokio::process::Command;
 use crate::support::{spawn_app, TestApp};
 
 /// Every route of the contract, as the OpenAPI document must list it.
-const CONTRACT_ROUTES: [(&str, &str); 21] = [
+const CONTRACT_ROUTES: [(&str, &str); 27] = [
     ("post", "/api/v1/sessions"),
     ("get", "/api/v1/sessions"),
     ("get", "/api/v1/sessions/{session_id}"),
@@ -22,8 +22,14 @@ const CONTRACT_ROUTES: [(&str, &str); 21] = [
     ("get", "/api/v1/sessions/{session_id}/messages"),
     ("get", "/api/v1/sessions/{session_id}/events"),
     ("get", "/api/v1/sessions/{session_id}/ws"),
+    ("post", "/api/v1/sessions/{session_id}/replies"),
     ("post", "/api/v1/sessions/{session_id}/cancel"),
     ("get", "/api/v1/sessions/{session_id}/summary"),
+    ("post", "/api/v1/assistants"),
+    ("get", "/api/v1/assistants"),
+    ("get", "/api/v1/assistants/{assistant_id}"),
+    ("patch", "/api/v1/assistants/{assistant_id}"),
+    ("delete", "/api/v1/assistants/{assistant_id}"),
     ("post", "/api/create_session"),
     ("post", "/api/chat/send/{session_id}"),
     ("get", "/api/chat/receive/{session_id}"),

@@ -27,8 +27,9 @@ use crate::support::{spawn_app, spawn_app_with, text_of, Sse, TestApp};
 const WORDS: &str =
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen";
 
-/// A WebSocket client of one session, reading frames as JSON.
-struct Socket {
+/// A WebSocket client of one session, reading frames as JSON (the
+/// assistants' tests use it too).
+pub(crate) struct Socket {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
@@ -40,7 +41,7 @@ fn ws_url(app: &TestApp, session: &str, query: &str) -> String {
 }
 
 impl Socket {
-    async fn open(app: &TestApp, session: &str, query: &str) -> Self {
+    pub(crate) async fn open(app: &TestApp, session: &str, query: &str) -> Self {
         Self::try_open(app, session, query, None)
             .await
             .unwrap_or_else(|refused| panic!("the socket opens, not {refused:?}"))
@@ -78,7 +79,7 @@ impl Socket {
         }
     }
 
-    async fn send(&mut self, frame: Value) {
+    pub(crate) async fn send(&mut self, frame: Value) {
         self.ws
             .send(Message::text(frame.to_string()))
             .await
@@ -113,7 +114,7 @@ impl Socket {
     }
 
     /// The next event, in the shape an SSE client parses it into.
-    async fn event(&mut self) -> Sse {
+    pub(crate) async fn event(&mut self) -> Sse {
         let frame = self.frame().await;
         as_event(frame)
     }
