@@ -1,4 +1,6 @@
-use crate::{AssistantId, MessageId, ModelName, Principal, SessionId, SystemPrompt, Timestamp, Title};
+use crate::{
+    AssistantId, MessageId, ModelName, Principal, SessionId, SystemPrompt, Timestamp, Title,
+};
 
 /// A conversation: its settings and how many messages it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

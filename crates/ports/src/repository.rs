@@ -285,8 +285,11 @@ pub trait ChatRepository: Send + Sync {
     ///
     /// # Errors
     /// As [`ChatRepository::create_session`].
-    async fn import_session(&self, session: &Session, messages: &[Message])
-        -> Result<(), RepoError>;
+    async fn import_session(
+        &self,
+        session: &Session,
+        messages: &[Message],
+    ) -> Result<(), RepoError>;
 
     /// Marks every message still `streaming` as `interrupted` (keeping its
     /// text), and returns how many there were. Run at start-up: no reply
