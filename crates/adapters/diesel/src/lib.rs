@@ -44,9 +44,11 @@ mod paging;
 mod postgres;
 mod rows;
 mod schema;
+mod search;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tree;
 
 pub use postgres::{is_postgres_url, migrate_postgres, printable_database_url, PostgresRepository};
 pub use sqlite::{ConnectionSettings, SqliteRepository};
