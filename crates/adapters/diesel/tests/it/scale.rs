@@ -87,7 +87,7 @@ async fn history_pages_stay_fast_at_100k_messages(backend: Backend) {
         let started = Instant::now();
         let recent = db
             .repo
-            .recent_messages(&alice(), session.id, PAGE)
+            .recent_messages(&alice(), session.id, None, PAGE)
             .await
             .unwrap();
         time("newest page (recent_messages)", started);
