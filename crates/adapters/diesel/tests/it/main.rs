@@ -18,5 +18,6 @@ mod sessions;
 mod speakers;
 mod storage;
 mod support;
+mod tree;
 mod upgrade;
 mod usage;
