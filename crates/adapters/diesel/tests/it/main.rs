@@ -14,6 +14,7 @@ mod messages;
 mod owners;
 mod postgres;
 mod scale;
+mod search;
 mod sessions;
 mod speakers;
 mod storage;
