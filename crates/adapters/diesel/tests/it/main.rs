@@ -9,6 +9,7 @@
 mod assistants;
 mod concurrency;
 mod connection;
+mod import;
 mod keys;
 mod messages;
 mod owners;
