@@ -7,6 +7,7 @@
 //! Without one they fail, saying so.
 
 mod assistants;
+mod branches_upgrade;
 mod concurrency;
 mod connection;
 mod import;
