@@ -327,18 +327,44 @@ mod tests {
         assert!(!leaf.contains("Seq Scan"), "{leaf}");
     }
 
-    /// A search asks the GIN index for the messages holding a word.
+    /// A search's second pass asks the GIN index for every message holding
+    /// the words; its first reads the newest messages along the primary key,
+    /// backwards, and stops after a fixed number.
     #[tokio::test]
-    async fn a_search_reads_the_full_text_index() {
-        let search = plan_on_history(
-            crate::postgres::search::SEARCH,
-            "'Zanzibar', 'StartSel=<', 'owner1', NULL, 21",
-        )
-        .await;
-        assert!(
-            search.contains("Bitmap Index Scan on messages_search"),
-            "{search}"
-        );
-        assert!(!search.contains("Seq Scan on messages"), "{search}");
+    async fn a_search_reads_the_newest_messages_then_the_full_text_index() {
+        use crate::postgres::search::{statement, Pass};
+        let cursor = "'00000000-0000-7000-9000-000000015000'";
+        for after in [false, true] {
+            let with_cursor = |parameters: &str| {
+                if after {
+                    format!("{parameters}, {cursor}")
+                } else {
+                    parameters.to_owned()
+                }
+            };
+            let all = plan_on_history(
+                &statement(Pass::All, after),
+                &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21"),
+            )
+            .await;
+            assert!(
+                all.contains("Bitmap Index Scan on messages_search"),
+                "{all}"
+            );
+            assert!(!all.contains("Seq Scan on messages"), "{all}");
+            let newest = plan_on_history(
+                &statement(Pass::Newest, after),
+                &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21, 1000"),
+            )
+            .await;
+            assert!(
+                newest.contains("Index Scan Backward using messages_pkey on messages"),
+                "{newest}"
+            );
+            assert!(!newest.contains("Bitmap"), "{newest}");
+            if after {
+                assert!(newest.contains("Index Cond: (id < "), "{newest}");
+            }
+        }
     }
 }
