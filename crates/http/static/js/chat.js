@@ -97,9 +97,10 @@ function apply(name, data, replayed) {
   if (name === 'session.updated') {
     putSession(data);
     // The session moved to another branch (switched in another tab, say):
-    // this one follows it.
+    // this one follows it. A head is always a leaf, so one on screen
+    // already is where this page is.
     const head = data.head_message_id;
-    if (data.id === state.current && head && head !== shownLeaf()) followHead(data.id, head);
+    if (data.id === state.current && head && !state.messages.has(head)) followHead(data.id, head);
     return;
   }
   state.stickToEnd = nearEnd();

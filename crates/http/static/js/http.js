@@ -11,18 +11,14 @@ export class ApiError extends Error {
 }
 
 /**
- * One request with `key` as its bearer credential ('' for none). `body` is
- * sent as JSON; a Blob (a file being imported) is sent as it is, so its
- * bytes reach the server unparsed. The answer is its JSON, or with
- * `as: 'file'` a `{ blob, filename }` for a download.
+ * One request with `key` as its bearer credential ('' for none), `body` (if
+ * any) sent as JSON. The answer is its JSON, or with `as: 'file'` a
+ * `{ blob, filename }` for a download.
  */
 export async function request(method, path, body, key, { as = 'json' } = {}) {
   const init = { method, headers: { Accept: as === 'json' ? 'application/json' : '*/*' } };
   if (key) init.headers.Authorization = `Bearer ${key}`;
-  if (body instanceof Blob) {
-    init.headers['Content-Type'] = 'application/json';
-    init.body = body;
-  } else if (body !== undefined) {
+  if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
