@@ -3,6 +3,7 @@
 // Nothing is lost either way: the earlier versions stay on branches of
 // their own (the server keeps every one), reached with "‹ 1 / 2 ›".
 import { api, messagePath, sessionPath } from './api.js';
+import { pickedAssistants } from './assistants.js';
 import { followHead } from './chat.js';
 import { requestTurn, updateComposer, whileSending } from './composer.js';
 import { el, els, sentence, showError } from './dom.js';
@@ -183,11 +184,15 @@ async function saveEdit() {
     return;
   }
   showEditProblem(editing, '');
+  // The question asked anew is answered as a new one would be: by the
+  // assistants picked above the composer, if any.
+  const assistantIds = pickedAssistants();
+  const body = assistantIds.length > 0 ? { content, assistant_ids: assistantIds } : { content };
   editing.save.disabled = true;
   try {
     await whileSending(async () => {
       try {
-        await requestTurn(session, `${messagePath(session, editing.id)}/edit`, { content });
+        await requestTurn(session, `${messagePath(session, editing.id)}/edit`, body);
         // The edited question took the old one's place, editor and all.
         if (state.editingMessage === editing) {
           state.editingMessage = null;
