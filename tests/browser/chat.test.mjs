@@ -1036,7 +1036,7 @@ test('a conversation branches, and chats are searched, exported and imported', {
   const server = new Server(await freePort(), { name: 'branches' });
   await server.start();
   t.after(() => server.stop('SIGKILL'));
-  const { page, step, pageErrors, consoleErrors } = await openTab(t, 'branches');
+  const { context, page, step, pageErrors, consoleErrors } = await openTab(t, 'branches');
   const patches = []; // the bodies of the PATCHes the page sent
   const branchReads = []; // the history requests that named a leaf
   page.on('request', (request) => {
@@ -1302,6 +1302,77 @@ test('a conversation branches, and chats are searched, exported and imported', {
     assert.equal((await server.api('GET', '/api/v1/sessions?limit=100')).body.data.length, count, 'nothing was imported');
     assert.equal(await page.locator('#session-list [data-session-id]').count(), count);
     assert.equal(await entry(page, chat).getAttribute('aria-current'), 'true', 'the chat on screen stays');
+  });
+
+  await step('a ChatGPT conversations.json becomes a chat per conversation; one that cannot be read is named', async () => {
+    const node = (parent, role, text, at) => ({
+      parent,
+      message: { author: { role }, content: { content_type: 'text', parts: [text] }, create_time: at },
+    });
+    const conversation = (title, question, answer, at) => ({
+      title,
+      create_time: at,
+      current_node: 'a',
+      mapping: { q: node(null, 'user', question, at), a: node('q', 'assistant', answer, at + 5) },
+    });
+    const conversations = [
+      conversation('Lisbon trams', 'Which tram goes to Belém?', 'Line 15 does.', 1_731_340_800),
+      conversation('Porto bridges', 'How many bridges cross the Douro in Porto?', 'Six.', 1_731_427_200),
+      { title: 'Broken', mapping: 'not a tree' },
+    ];
+    const { body: listed } = await server.api('GET', '/api/v1/sessions?limit=100');
+    const before = listed.data.map((s) => s.id);
+    await chooseFile(page, { name: 'conversations.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(conversations)) });
+    await page.locator('#banner', { hasText: '1 of the 3 conversations in “conversations.json” was not imported' }).waitFor();
+    const { body: after } = await server.api('GET', '/api/v1/sessions?limit=100');
+    const added = after.data.filter((s) => !before.includes(s.id));
+    assert.deepEqual(added.map((s) => s.title).sort(), ['Lisbon trams', 'Porto bridges']);
+    const trams = added.find((s) => s.title === 'Lisbon trams');
+    for (const session of added) await entry(page, session.id).waitFor();
+    // The first conversation of the file is the one selected.
+    assert.equal(await entry(page, trams.id).getAttribute('aria-current'), 'true');
+    await until(async () => (await rendered(page)).length === 2, 'its history is drawn');
+    assert.deepEqual(
+      (await rendered(page)).map((m) => [m.role, m.text]),
+      [
+        ['user', 'Which tram goes to Belém?'],
+        ['assistant', 'Line 15 does.'],
+      ],
+    );
+    await page.locator('#banner-close').click();
+  });
+
+  await step('another tab on the chat follows: a reply regenerated here streams there, a switch here shows there', async () => {
+    await entry(page, chat).locator('[data-action="select"]').click();
+    await branchShown(page, [question, second], 'the first chat is shown');
+    const other = await context.newPage();
+    other.on('pageerror', (error) => pageErrors.push(`the other tab: ${error.message}`));
+    await other.goto(`${server.url}/#${chat}`);
+    await branchShown(other, [question, second], 'the other tab shows the chat');
+    await other.locator('#connection[data-state="live"]').waitFor();
+    await recordAssistantStates(other);
+
+    await message(page, second).locator('[data-action="regenerate"]').click();
+    const fourth = await until(
+      () =>
+        page.evaluate((old) => {
+          const reply = document.querySelector('#message-list article[data-role="assistant"]');
+          return reply && reply.dataset.messageId !== old && reply.dataset.messageId;
+        }, second),
+      'a third reply takes its place',
+    );
+    await branchShown(page, [question, fourth], 'the third reply is written');
+    await branchShown(other, [question, fourth], 'the other tab shows it too');
+    assert.deepEqual(await switcher(other, fourth), { place: '3 / 3', attribute: '3 / 3', prev: true, next: false });
+    const streamed = (await other.evaluate(() => window.__states)).filter((s) => s.id === fourth && s.status === 'streaming' && s.text);
+    assert.ok(streamed.length >= 2, 'the other tab drew it as it streamed');
+    assert.equal((await rendered(other))[1].text, (await rendered(page))[1].text);
+
+    await versions(page, fourth).locator('[data-action="prev"]').click();
+    await branchShown(page, [question, second], 'the second reply is shown here');
+    await branchShown(other, [question, second], 'and there');
+    assert.deepEqual(await switcher(other, second), { place: '2 / 3', attribute: '2 / 3', prev: true, next: true });
+    await other.close();
   });
 
   await step('nothing went wrong inside the page', async () => {

@@ -150,7 +150,7 @@ async function importFile(file) {
     showError(importProblem(name, failure), failure.status === 413 ? undefined : failure);
   } else {
     const missed = conversations.length - imported.length;
-    showError(`${missed} of the ${conversations.length} conversations in ${name} were not imported`, failure);
+    showError(`${missed} of the ${conversations.length} conversations in ${name} ${missed === 1 ? 'was' : 'were'} not imported`, failure);
   }
 }
 
