@@ -6,6 +6,7 @@
 DROP INDEX messages_search;
 ALTER TABLE messages DROP COLUMN search_vector;
 DROP TEXT SEARCH CONFIGURATION colloquy_search;
+DROP INDEX messages_session_depth;
 DROP INDEX messages_session_parent_id;
 UPDATE sessions
 SET message_count = (SELECT count(*) FROM messages WHERE messages.session_id = sessions.id);

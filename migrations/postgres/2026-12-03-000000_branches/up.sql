@@ -45,6 +45,9 @@ UPDATE sessions SET message_count = 0 WHERE head_message_id IS NULL AND message_
 -- Children of a message and the roots of a session, oldest first; walking
 -- up is a lookup of the primary key.
 CREATE INDEX messages_session_parent_id ON messages (session_id, parent_id, id);
+-- A page of a branch where no other branch runs beside it (every message of
+-- its depths the only one) is a range of depths: no walk up the tree.
+CREATE INDEX messages_session_depth ON messages (session_id, depth);
 
 -- Full-text search. `colloquy_search` is `simple` (every word as it is
 -- written, lower-cased: every language works, with no stemming surprises),

@@ -6,6 +6,7 @@ DROP TRIGGER messages_search_update;
 DROP TRIGGER messages_search_delete;
 DROP TRIGGER messages_search_insert;
 DROP TABLE messages_search;
+DROP INDEX messages_session_depth;
 DROP INDEX messages_session_parent_id;
 UPDATE sessions
 SET message_count = (SELECT count(*) FROM messages WHERE messages.session_id = sessions.id);

@@ -55,6 +55,9 @@ UPDATE sessions SET message_count = 0 WHERE head_message_id IS NULL AND message_
 -- the walk down to a branch's newest leaf. Walking up, from a message to
 -- its parent, is a lookup of the primary key.
 CREATE INDEX messages_session_parent_id ON messages (session_id, parent_id, id);
+-- A page of a branch where no other branch runs beside it (every message of
+-- its depths the only one) is a range of depths: no walk up the tree.
+CREATE INDEX messages_session_depth ON messages (session_id, depth);
 
 -- Full-text search over the messages' text, without a second copy of it:
 -- an external-content FTS5 table that indexes `messages.content` by the

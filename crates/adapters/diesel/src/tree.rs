@@ -60,6 +60,31 @@ pub(crate) const WALK_UP: &str = concat!(
     " ORDER BY messages.depth"
 );
 
+/// The messages of session `$1` at depths `$2` to `$3`, by depth. When
+/// there is exactly one per depth, they are that part of every branch deep
+/// enough (a branch holds one message of each depth, and there is no other):
+/// the page of a branch no other runs beside, read as an index range
+/// instead of a walk up from its leaf, which would cost the whole distance
+/// from the leaf in a long conversation. See [`the_only_ones`].
+pub(crate) const BY_DEPTH: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE messages.session_id = $1 AND messages.depth >= $2",
+    " AND messages.depth <= $3 ORDER BY messages.depth, messages.id"
+);
+
+/// `rows` (from [`BY_DEPTH`] for depths `from..=to`) when each is the only
+/// message of its depth, so they are the branch's; `None` when another
+/// branch runs beside it there, and the branch must be walked.
+pub(crate) fn the_only_ones(rows: Vec<MessageRow>, from: i64, to: i64) -> Option<Vec<MessageRow>> {
+    let unique = i64::try_from(rows.len()).is_ok_and(|count| count == to - from + 1)
+        && rows
+            .iter()
+            .zip(from..)
+            .all(|(row, depth)| row.depth == depth);
+    unique.then_some(rows)
+}
+
 /// The newest leaf (a message without children, greatest id) of the
 /// subtree below `$1`, a message of session `$2` (`$1` itself when nothing
 /// follows it), with its depth. Walks down through the index of children,
@@ -239,6 +264,8 @@ pub(crate) fn imported(
 /// Which part of a branch a page is: what [`WALK_UP`] is bound with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
+    /// The shallowest message of the page.
+    pub shallowest: i64,
     /// How many messages to walk up from the leaf.
     pub steps: i64,
     /// The deepest message of the page.
@@ -257,8 +284,11 @@ impl Window {
         if steps <= 0 {
             return None;
         }
-        let deepest = floor.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX));
+        let deepest = floor
+            .saturating_add(i64::try_from(limit).unwrap_or(i64::MAX))
+            .min(leaf);
         Some(Self {
+            shallowest: floor + 1,
             steps,
             deepest,
             has_more: leaf > deepest,
@@ -268,6 +298,7 @@ impl Window {
     /// The newest `limit` messages of the branch: a walk of `limit` steps.
     pub(crate) fn newest(limit: usize) -> Self {
         Self {
+            shallowest: 0,
             steps: i64::try_from(limit).unwrap_or(i64::MAX),
             deepest: i64::MAX,
             has_more: false,
@@ -377,6 +408,30 @@ mod tests {
     }
 
     #[test]
+    fn a_range_of_depths_is_the_branch_only_when_each_depth_has_one_message() {
+        let session = SessionId::new();
+        let row = |depth: i64| {
+            let mut row = MessageRow::from_domain(&message(session, None), depth).unwrap();
+            row.depth = depth;
+            row
+        };
+        let alone: Vec<MessageRow> = (4..=7).map(row).collect();
+        assert_eq!(
+            tree_rows(the_only_ones(alone, 4, 7)),
+            Some(vec![4, 5, 6, 7])
+        );
+        // Two replies at depth 5: two branches run side by side there.
+        let forked = vec![row(4), row(5), row(5), row(6)];
+        assert_eq!(tree_rows(the_only_ones(forked, 4, 6)), None);
+        // A depth with no message at all (a branch too short): not the branch.
+        assert_eq!(tree_rows(the_only_ones(vec![row(4), row(6)], 4, 6)), None);
+    }
+
+    fn tree_rows(rows: Option<Vec<MessageRow>>) -> Option<Vec<i64>> {
+        rows.map(|rows| rows.iter().map(|row| row.depth).collect())
+    }
+
+    #[test]
     fn a_page_is_a_range_of_depths() {
         // A branch of ten (leaf at depth 9), pages of four.
         let first = Window::of(9, None, 4).unwrap();
@@ -387,7 +442,11 @@ mod tests {
             (6, 7, true)
         );
         let last = Window::of(9, Some(7), 4).unwrap();
-        assert_eq!((last.steps, last.deepest, last.has_more), (2, 11, false));
+        assert_eq!((last.steps, last.deepest, last.has_more), (2, 9, false));
+        assert_eq!(
+            (first.shallowest, second.shallowest, last.shallowest),
+            (0, 4, 8)
+        );
         assert_eq!(Window::of(9, Some(9), 4), None, "nothing after the leaf");
         assert_eq!(Window::of(2, Some(5), 4), None, "a cursor below the leaf");
         assert!(Window::of(0, None, 0).unwrap().has_more, "a page of none");

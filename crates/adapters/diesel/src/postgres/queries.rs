@@ -318,11 +318,14 @@ mod tests {
             .into_iter()
             .filter(|condition| condition.contains("(parent_id = "))
             .count();
-        assert_eq!(by_parent, 1, "each step looks its children up:\n{leaf}");
+        assert_eq!(
+            by_parent, 2,
+            "each step looks its children up, and each leaf's absence of them:\n{leaf}"
+        );
         assert_eq!(
             index_conditions(&leaf).len(),
-            2,
-            "the walk's start and steps, and no other read of the table:\n{leaf}"
+            3,
+            "the walk's start, its steps, the leaves' probes, and no other read of the table:\n{leaf}"
         );
         assert!(!leaf.contains("Seq Scan"), "{leaf}");
     }

@@ -172,6 +172,22 @@ async fn owned_head(
         .await?)
 }
 
+/// The page as a range of depths, when no other branch runs beside it
+/// there (see [`tree::BY_DEPTH`]).
+async fn by_depth(
+    connection: &mut AsyncPgConnection,
+    session: &str,
+    window: Window,
+) -> Result<Option<Vec<MessageRow>>, StoreError> {
+    let rows: Vec<MessageRow> = diesel::sql_query(tree::BY_DEPTH)
+        .bind::<Text, _>(session)
+        .bind::<BigInt, _>(window.shallowest)
+        .bind::<BigInt, _>(window.deepest)
+        .load(connection)
+        .await?;
+    Ok(tree::the_only_ones(rows, window.shallowest, window.deepest))
+}
+
 async fn walk(
     connection: &mut AsyncPgConnection,
     session: &str,
@@ -245,7 +261,10 @@ pub(super) async fn list_branch(
             let Some(window) = Window::of(leaf_depth, after, limit) else {
                 return Ok(empty());
             };
-            let rows = walk(connection, session, &leaf, window).await?;
+            let rows = match by_depth(connection, session, window).await? {
+                Some(rows) => rows,
+                None => walk(connection, session, &leaf, window).await?,
+            };
             let family = family(connection, session, &rows).await?;
             Ok(Page {
                 items: tree::with_siblings(rows, family)?,

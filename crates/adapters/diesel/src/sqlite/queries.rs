@@ -189,8 +189,9 @@ mod tests {
             [
                 "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (id=?)",
                 "SEARCH messages USING INDEX messages_session_parent_id (session_id=? AND parent_id=?)",
+                "SEARCH child USING COVERING INDEX messages_session_parent_id (session_id=? AND parent_id=?)",
             ],
-            "the walk's start, then each step's children; nothing else of the table:\n{leaf}"
+            "the walk's start, each step's children, then one probe per message for children of its own; nothing else of the table:\n{leaf}"
         );
     }
 

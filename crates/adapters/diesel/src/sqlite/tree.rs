@@ -120,6 +120,21 @@ fn owned_head(
         .first(connection)?)
 }
 
+/// The page as a range of depths, when no other branch runs beside it
+/// there (see [`tree::BY_DEPTH`]).
+fn by_depth(
+    connection: &mut SqliteConnection,
+    session: &str,
+    window: Window,
+) -> Result<Option<Vec<MessageRow>>, StoreError> {
+    let rows: Vec<MessageRow> = diesel::sql_query(tree::BY_DEPTH)
+        .bind::<Text, _>(session)
+        .bind::<BigInt, _>(window.shallowest)
+        .bind::<BigInt, _>(window.deepest)
+        .load(connection)?;
+    Ok(tree::the_only_ones(rows, window.shallowest, window.deepest))
+}
+
 fn walk(
     connection: &mut SqliteConnection,
     session: &str,
@@ -189,7 +204,10 @@ pub(super) fn list_branch(
         let Some(window) = Window::of(leaf_depth, after, limit) else {
             return Ok(empty());
         };
-        let rows = walk(connection, session, &leaf, window)?;
+        let rows = match by_depth(connection, session, window)? {
+            Some(rows) => rows,
+            None => walk(connection, session, &leaf, window)?,
+        };
         let family = family(connection, session, &rows)?;
         Ok(Page {
             items: tree::with_siblings(rows, family)?,

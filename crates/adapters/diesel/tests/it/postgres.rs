@@ -140,11 +140,12 @@ const TABLES: [&str; 5] = [
 
 /// The indexes the migrations name; the rest back primary keys and UNIQUEs,
 /// whose names differ between the two by design.
-const NAMED_INDEXES: [&str; 6] = [
+const NAMED_INDEXES: [&str; 7] = [
     "sessions_owner_id",
     "messages_session_id_id",
     "messages_streaming",
     "messages_session_parent_id",
+    "messages_session_depth",
     "assistants_owner_name",
     "assistants_owner_id",
 ];
