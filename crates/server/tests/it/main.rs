@@ -10,6 +10,7 @@ mod support;
 mod ask;
 mod assistants;
 mod auth;
+mod branches;
 mod compat;
 mod context;
 mod crash;

@@ -136,7 +136,9 @@ impl Sse {
 /// siblings, at its index).
 pub fn as_stored(listed: &Value) -> Value {
     let siblings = &listed["siblings"];
-    let index = siblings["index"].as_u64().expect("a listed message has siblings");
+    let index = siblings["index"]
+        .as_u64()
+        .expect("a listed message has siblings");
     let index = usize::try_from(index).unwrap();
     assert_eq!(
         siblings["ids"][index], listed["id"],
@@ -278,7 +280,11 @@ impl TestApp {
     /// The session's active branch, each message as events carry it
     /// (see [`as_stored`]).
     pub async fn history(&self, session: &str) -> Vec<Value> {
-        self.branch(session, None).await.iter().map(as_stored).collect()
+        self.branch(session, None)
+            .await
+            .iter()
+            .map(as_stored)
+            .collect()
     }
 
     /// The branch ending at `leaf` (the active one when `None`), each
