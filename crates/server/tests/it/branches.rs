@@ -126,10 +126,8 @@ async fn regenerating_twice_keeps_three_replies_side_by_side_and_one_can_switch_
         format!("/api/v1/sessions/{session}/events")
     );
     let third = id_of(&accepted["assistant_message"]);
-    assert_eq!(
-        ids(accepted["assistant_messages"].as_array().unwrap()),
-        [third.clone()]
-    );
+    let turn = accepted["assistant_messages"].as_array().unwrap();
+    assert_eq!((turn.len(), id_of(&turn[0])), (1, third.clone()));
     let stored = app.stored_final(&session, &third).await;
     assert_eq!(stored["content"], "Tram 15.");
 
