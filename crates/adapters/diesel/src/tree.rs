@@ -63,9 +63,8 @@ pub(crate) const WALK_UP: &str = concat!(
 /// The newest leaf (a message without children, greatest id) of the
 /// subtree below `$1`, a message of session `$2` (`$1` itself when nothing
 /// follows it), with its depth. Walks down through the index of children,
-/// the walk the outer loop as in [`WALK_UP`]. Every child of a message of
-/// the subtree is in the subtree, so its leaves are the messages no other
-/// one of it names as parent: the walk itself says which they are.
+/// the walk the outer loop as in [`WALK_UP`]. Its leaves are the messages
+/// of the subtree that no message names as parent.
 pub(crate) const NEWEST_LEAF: &str = concat!(
     "WITH RECURSIVE subtree (id, parent_id, depth) AS (",
     " SELECT id, parent_id, depth FROM messages WHERE id = $1 AND session_id = $2",
@@ -73,7 +72,11 @@ pub(crate) const NEWEST_LEAF: &str = concat!(
     " SELECT messages.id, messages.parent_id, messages.depth FROM subtree CROSS JOIN messages",
     " WHERE messages.session_id = $2 AND messages.parent_id = subtree.id",
     ") SELECT id, depth FROM subtree",
-    " WHERE NOT EXISTS (SELECT 1 FROM subtree AS below WHERE below.parent_id = subtree.id)",
+    // A leaf's children are looked up in the index of children, one probe
+    // each: looking for them in the walk's own rows would compare every
+    // pair of the subtree, quadratic in a long conversation.
+    " WHERE NOT EXISTS (SELECT 1 FROM messages AS child",
+    " WHERE child.session_id = $2 AND child.parent_id = subtree.id)",
     " ORDER BY id DESC LIMIT 1"
 );
 
