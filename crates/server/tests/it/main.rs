@@ -7,6 +7,7 @@ mod binary;
 mod shared_redis;
 mod support;
 
+mod archive;
 mod ask;
 mod assistants;
 mod auth;
