@@ -82,8 +82,29 @@ struct MessageIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = ColloquyImportUsage)]
 struct UsageIn {
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     prompt_tokens: u64,
+    #[schema(maximum = 9_223_372_036_854_775_807_u64)]
     completion_tokens: u64,
+}
+
+impl UsageIn {
+    /// The counts, which the store keeps as signed 64-bit integers.
+    fn checked(self, what: &str) -> Result<Usage, ApiError> {
+        let count = |value: u64, field: &str| {
+            if i64::try_from(value).is_ok() {
+                Ok(value)
+            } else {
+                Err(ApiError::bad_import(format!(
+                    "{what}: `usage.{field}` is {value}, more than a count can be"
+                )))
+            }
+        };
+        Ok(Usage {
+            prompt_tokens: count(self.prompt_tokens, "prompt_tokens")?,
+            completion_tokens: count(self.completion_tokens, "completion_tokens")?,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -191,10 +212,7 @@ fn message(raw: MessageIn, session_id: SessionId, what: &str) -> Result<Imported
         status,
         model: raw.model,
         finish_reason: raw.finish_reason,
-        usage: raw.usage.map(|usage| Usage {
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-        }),
+        usage: raw.usage.map(|usage| usage.checked(what)).transpose()?,
         error,
         tool_calls: raw
             .tool_calls
@@ -358,6 +376,10 @@ mod tests {
             (
                 json!({"error": {"code": "oops", "message": "m"}}),
                 "`error.code` is `oops`",
+            ),
+            (
+                json!({"usage": {"prompt_tokens": u64::MAX, "completion_tokens": 1}}),
+                "`usage.prompt_tokens` is 18446744073709551615",
             ),
         ] {
             let error = import(&message(fields)).unwrap_err();
