@@ -109,7 +109,9 @@ impl ChatService {
     ) -> Result<Session, ChatError> {
         let (session, messages) = self.plan_import(caller, imported)?;
         self.inner.repo.import_session(&session, &messages).await?;
-        Ok(session)
+        // The store places the head and counts its branch (`message_count`):
+        // the session as stored is the one to answer with.
+        Ok(self.inner.repo.get_session(caller, session.id).await?)
     }
 
     fn plan_import(
