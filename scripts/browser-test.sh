@@ -5,7 +5,9 @@
 # with API keys (COLLOQUY_AUTH=keys, its key made with `colloquy keys create`),
 # where the page must ask for the key, keep it for the tab and open its event
 # streams with stream tokens, then one where assistants are made in the page
-# and answer, each in turn, in the order picked. Installs what it needs when it is missing, builds
+# and answer, each in turn, in the order picked, then one where a conversation
+# branches (a reply regenerated, a question edited, versions switched) and
+# chats are searched, exported and imported. Installs what it needs when it is missing, builds
 # the binary, runs the test; exits non-zero when a step fails.
 #
 #   scripts/browser-test.sh               # the test; screenshots in tests/browser/output/

@@ -2,16 +2,20 @@
 // (through playwright-core) against the real `colloquy` binary, serving a
 // fresh SQLite file with the built-in offline model, which streams its reply
 // word by word at a pace a person can watch (about two seconds a reply).
-// Three times: against a server that authenticates nobody, against one with
-// API keys (`COLLOQUY_AUTH=keys`, keys made with `colloquy keys create`), and
-// against one where the user makes assistants and has them answer in turn.
+// Four times: against a server that authenticates nobody, against one with
+// API keys (`COLLOQUY_AUTH=keys`, keys made with `colloquy keys create`),
+// against one where the user makes assistants and has them answer in turn,
+// and against one where a conversation branches (a reply regenerated, a
+// question edited, versions stepped through) and chats are searched,
+// exported and imported.
 //
 //   node --test chat.test.mjs
 //
 // COLLOQUY_BIN (default target/debug/colloquy), CHROMIUM (default
 // /usr/bin/chromium) and SCREENSHOT (default tests/browser/output/screenshot.png)
 // can be set. The servers' logs (server-anonymous.log, server-keys.log,
-// server-assistants.log) and the screenshots are kept in tests/browser/output/.
+// server-assistants.log, server-branches.log) and the screenshots are kept in
+// tests/browser/output/.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -992,6 +996,383 @@ test('assistants are made in the page, answer in the order picked, and discuss',
     assert.equal(await message(page, replyId).getAttribute('data-assistant-name'), null);
     assert.equal(await message(page, replyId).locator('.author').textContent(), 'colloquy');
     assert.equal(sent[sent.length - 1].body.assistant_ids, undefined, 'the send names no assistant');
+  });
+
+  await step('nothing went wrong inside the page', async () => {
+    assert.deepEqual(pageErrors, [], 'no script errors');
+    assert.deepEqual(consoleErrors, [], 'no console errors');
+  });
+});
+
+// The branches of a conversation, search, export and import.
+const versions = (page, id) => message(page, id).locator('[data-siblings]');
+const hit = (page, id) => page.locator(`#hit-list [data-search-hit][data-message-id="${id}"]`);
+
+// Waits until the branch on screen is `ids`, in order, none of it streaming.
+async function branchShown(page, ids, what) {
+  await until(async () => {
+    const shown = await rendered(page);
+    return shown.length === ids.length && shown.every((m, i) => m.id === ids[i] && m.status !== 'streaming');
+  }, what, 30_000);
+}
+
+// The place a version switcher shows, and whether its buttons can be pressed.
+async function switcher(page, id) {
+  const nav = versions(page, id);
+  return {
+    place: (await nav.textContent()).trim(),
+    attribute: await nav.getAttribute('data-siblings'),
+    prev: await nav.locator('[data-action="prev"]').isEnabled(),
+    next: await nav.locator('[data-action="next"]').isEnabled(),
+  };
+}
+
+async function chooseFile(page, files) {
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('#import').click()]);
+  await chooser.setFiles(files);
+}
+
+test('a conversation branches, and chats are searched, exported and imported', { timeout: 240_000 }, async (t) => {
+  const server = new Server(await freePort(), { name: 'branches' });
+  await server.start();
+  t.after(() => server.stop('SIGKILL'));
+  const { context, page, step, pageErrors, consoleErrors } = await openTab(t, 'branches');
+  const patches = []; // the bodies of the PATCHes the page sent
+  const branchReads = []; // the history requests that named a leaf
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (request.method() === 'PATCH') patches.push(request.postDataJSON());
+    if (url.pathname.endsWith('/messages') && url.searchParams.get('leaf')) branchReads.push(url.searchParams.get('leaf'));
+  });
+  const session = async (id) => (await server.api('GET', `/api/v1/sessions/${id}`)).body;
+  const QUESTION = 'Tell me about lighthouses, please.';
+  const EDITED = 'Tell me about the sea instead.';
+  let chat;
+  let question; // the first question, and its two replies
+  let first;
+  let second;
+  let edited; // the question that replaced it, and its reply
+  let third;
+
+  await step('a reply is regenerated: the new one takes its place as "2 / 2"', async () => {
+    await page.goto(server.url);
+    await page.locator('#new-session').click();
+    await page.locator('#connection[data-state="live"]').waitFor();
+    chat = await page.locator('#session-list [data-session-id]').first().getAttribute('data-session-id');
+    await send(page, QUESTION);
+    first = await streamingReply(page);
+    await message(page, first).and(page.locator('[data-status="complete"]')).waitFor();
+    question = await page.locator('#message-list article[data-role="user"]').getAttribute('data-message-id');
+    assert.equal(await page.locator('#message-list [data-siblings]').count(), 0, 'a message without versions shows no switcher');
+    assert.equal(await message(page, question).locator('[data-action="regenerate"]').count(), 0, 'a question is edited, not regenerated');
+    assert.equal(await message(page, first).locator('[data-action="edit"]').count(), 0, 'a reply is regenerated, not edited');
+
+    await message(page, first).locator('[data-action="regenerate"]').click();
+    second = await until(
+      () =>
+        page.evaluate((old) => {
+          const replies = [...document.querySelectorAll('#message-list article[data-role="assistant"]')];
+          return replies.length === 1 && replies[0].dataset.messageId !== old && replies[0].dataset.messageId;
+        }, first),
+      'the new reply takes the old one\'s place',
+    );
+    assert.equal(await message(page, first).count(), 0, 'the old reply left the screen');
+    // While it is written nothing else can be reworked: the server takes one turn at a time.
+    const editWhileStreaming = await page.evaluate((id) => {
+      const reply = document.querySelector(`#message-list article[data-message-id="${id}"]`);
+      return reply.dataset.status === 'streaming' ? document.querySelector('[data-action="edit"]').disabled : 'already done';
+    }, second);
+    assert.notEqual(editWhileStreaming, false, 'editing waits while a reply is written');
+    await branchShown(page, [question, second], 'the new reply is written');
+    assert.deepEqual(await switcher(page, second), { place: '2 / 2', attribute: '2 / 2', prev: true, next: false });
+    assert.equal(await page.locator('#message-list [data-siblings]').count(), 1, 'the question has no other version');
+
+    const stored = await server.history(chat);
+    assert.deepEqual(stored.map((m) => m.id), [question, second]);
+    assert.equal(stored[1].parent_id, question);
+    assert.deepEqual(stored[1].siblings, { ids: [first, second], index: 1 });
+    assert.equal((await session(chat)).head_message_id, second);
+    assert.equal((await rendered(page))[1].text, stored[1].content);
+  });
+
+  await step('"‹" and "›" go from one version to the other, and the server keeps the choice', async () => {
+    await versions(page, second).locator('[data-action="prev"]').click();
+    await branchShown(page, [question, first], 'the first version is shown');
+    assert.deepEqual(await switcher(page, first), { place: '1 / 2', attribute: '1 / 2', prev: false, next: true });
+    assert.deepEqual(patches[patches.length - 1], { head_message_id: first });
+    assert.equal((await session(chat)).head_message_id, first);
+    assert.ok(
+      await page.evaluate((id) => document.activeElement.dataset.action === 'next' && document.activeElement.closest('article').dataset.messageId === id, first),
+      'the focus stays on the switcher, on the button that can still be pressed',
+    );
+    await page.screenshot({ path: join(OUTPUT, 'versions.png') });
+
+    await versions(page, first).locator('[data-action="next"]').click();
+    await branchShown(page, [question, second], 'the second version is shown again');
+    assert.deepEqual(await switcher(page, second), { place: '2 / 2', attribute: '2 / 2', prev: true, next: false });
+    assert.equal((await session(chat)).head_message_id, second);
+
+    // The history says the same after a reload.
+    await page.reload();
+    await branchShown(page, [question, second], 'the history is drawn');
+    assert.deepEqual(await switcher(page, second), { place: '2 / 2', attribute: '2 / 2', prev: true, next: false });
+    await page.locator('#connection[data-state="live"]').waitFor();
+  });
+
+  await step('a question is edited in place: Escape keeps it, Enter asks it anew on a branch of its own', async () => {
+    const editor = message(page, question).locator('.editor-text');
+    await message(page, question).locator('[data-action="edit"]').click();
+    await editor.waitFor();
+    assert.equal(await editor.inputValue(), QUESTION);
+    assert.ok(await editor.evaluate((box) => box === document.activeElement), 'the editor has the focus');
+    await editor.press('Escape');
+    await editor.waitFor({ state: 'detached' });
+    assert.equal((await rendered(page))[0].text, QUESTION, 'nothing changed');
+
+    await message(page, question).locator('[data-action="edit"]').click();
+    await editor.fill('   ');
+    await editor.press('Enter');
+    await message(page, question).locator('.form-problem', { hasText: 'cannot be empty' }).waitFor();
+    assert.equal(await editor.isVisible(), true, 'still editing');
+
+    await editor.fill(EDITED);
+    await editor.press('Enter');
+    edited = await until(
+      () =>
+        page.evaluate((text) => {
+          const user = [...document.querySelectorAll('#message-list article[data-role="user"]')];
+          return user.length === 1 && user[0].querySelector('.message-body').textContent === text && user[0].dataset.messageId;
+        }, EDITED),
+      'the edited question takes the old one\'s place',
+    );
+    assert.equal(await message(page, question).count(), 0, 'the old question left the screen');
+    third = await until(() => page.evaluate(() => document.querySelector('#message-list article[data-role="assistant"]')?.dataset.messageId), 'its reply appears');
+    assert.notEqual(third, second);
+    await branchShown(page, [edited, third], 'the reply to the edited question is written');
+    assert.deepEqual(await switcher(page, edited), { place: '2 / 2', attribute: '2 / 2', prev: true, next: false });
+    assert.equal(await versions(page, third).count(), 0, 'the new reply is the only one to its question');
+
+    const stored = await server.history(chat);
+    assert.deepEqual(stored.map((m) => [m.id, m.role, m.content === EDITED]), [
+      [edited, 'user', true],
+      [third, 'assistant', false],
+    ]);
+    assert.equal(stored[0].parent_id, null);
+    assert.deepEqual(stored[0].siblings, { ids: [question, edited], index: 1 });
+    assert.equal((await rendered(page))[1].text, stored[1].content);
+
+    // Back to the first question: its newest reply comes with it.
+    await versions(page, edited).locator('[data-action="prev"]').click();
+    await branchShown(page, [question, second], 'the first question\'s branch is shown');
+    assert.deepEqual(await switcher(page, question), { place: '1 / 2', attribute: '1 / 2', prev: false, next: true });
+    assert.deepEqual(await switcher(page, second), { place: '2 / 2', attribute: '2 / 2', prev: true, next: false });
+    await versions(page, question).locator('[data-action="next"]').click();
+    await branchShown(page, [edited, third], 'the edited question\'s branch is shown again');
+    assert.equal((await session(chat)).head_message_id, third);
+  });
+
+  let elsewhere;
+  let markup;
+  await step('a search finds messages of every chat and branch, and opens one on its own branch', async () => {
+    // Another chat, whose message has markup in it.
+    ({ body: elsewhere } = await server.api('POST', '/api/v1/sessions', { title: 'Harbour notes' }));
+    const attack = '<img src=x onerror="window.__pwned=1"> Lighthouses at night';
+    const { status, body: accepted } = await server.api('POST', `/api/v1/sessions/${elsewhere.id}/messages`, { content: attack });
+    assert.equal(status, 202);
+    markup = accepted.user_message.id;
+    await until(async () => (await server.history(elsewhere.id)).every((m) => m.status !== 'streaming'), 'its reply is written');
+    // And an empty one on screen, made in the page: the search leads away from it.
+    await page.locator('#new-session').click();
+    await until(async () => (await page.locator('#session-list [data-session-id]').count()) === 2, 'the new chat is listed');
+    await page.locator('#welcome').waitFor();
+
+    await page.locator('#search').fill('lighthouses');
+    await hit(page, question).waitFor();
+    assert.equal(await page.locator('#session-list').isVisible(), false, 'the results take the list\'s place');
+    const found = await page.locator('#hit-list [data-search-hit]').evaluateAll((hits) => hits.map((h) => h.dataset.messageId));
+    for (const id of [question, first, second, markup]) assert.ok(found.includes(id), `${id} is found on whatever branch it is`);
+    assert.ok(!found.includes(edited) && !found.includes(third), 'what does not match is not found');
+    const { body: api } = await server.api('GET', '/api/v1/search?q=lighthouses&limit=20');
+    assert.deepEqual(found, api.data.map((h) => h.message_id), 'in the order the server gave, newest first');
+    assert.match(await hit(page, question).locator('.hit-title').textContent(), /./);
+    assert.deepEqual(await hit(page, question).locator('mark').allTextContents(), ['lighthouses']);
+    // Markup in a message is shown as text, never run.
+    assert.equal(await page.locator('#hit-list img').count(), 0);
+    assert.ok((await hit(page, markup).textContent()).includes('<img src=x'));
+    assert.equal(await hit(page, markup).locator('.hit-title').textContent(), 'Harbour notes');
+    assert.deepEqual(await hit(page, markup).locator('mark').allTextContents(), ['Lighthouses']);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    await page.screenshot({ path: join(OUTPUT, 'search.png') });
+
+    // The first question is on a branch the chat has left: opening it switches there.
+    const patched = patches.length;
+    await hit(page, question).click();
+    await branchShown(page, [question, second], 'the branch holding the question is shown');
+    assert.equal(await page.evaluate(() => location.hash), `#${chat}`);
+    assert.deepEqual(patches.slice(patched), [{ head_message_id: question }]);
+    assert.ok(branchReads.includes(second), 'the branch ending at the new head was read');
+    assert.equal((await session(chat)).head_message_id, second, 'the head moved to the newest reply below it');
+    await until(async () => (await message(page, question).getAttribute('class')).includes('highlighted'), 'the message is marked');
+    assert.ok(await message(page, question).isVisible());
+    assert.equal(await hit(page, question).getAttribute('aria-current'), 'true');
+
+    // A message on the branch shown is only scrolled to.
+    await hit(page, markup).click();
+    await branchShown(page, (await server.history(elsewhere.id)).map((m) => m.id), 'the other chat is shown');
+    await until(async () => (await message(page, markup).getAttribute('class')).includes('highlighted'), 'its message is marked');
+    await hit(page, second).click();
+    await branchShown(page, [question, second], 'back to the first chat');
+    await until(async () => (await message(page, second).getAttribute('class')).includes('highlighted'), 'the reply is marked');
+    assert.equal(patches.length, patched + 1, 'no switch was needed');
+
+    await page.locator('#search').press('Escape');
+    assert.equal(await page.locator('#search').inputValue(), '');
+    await page.locator('#session-list').waitFor();
+    assert.equal(await entry(page, chat).getAttribute('aria-current'), 'true');
+  });
+
+  let exported;
+  let exportFile; // { name, mimeType, buffer } of the downloaded export
+  await step('the chat is exported as JSON, every branch of it', async () => {
+    await page.locator('#export-toggle').click();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export-json').click()]);
+    assert.match(download.suggestedFilename(), /\.json$/);
+    exportFile = { name: download.suggestedFilename(), mimeType: 'application/json', buffer: readFileSync(await download.path()) };
+    exported = JSON.parse(exportFile.buffer.toString('utf8'));
+    assert.equal(exported.format, 'colloquy.v1');
+    assert.equal(exported.session.id, chat);
+    assert.deepEqual(
+      exported.messages.map((m) => m.id).sort(),
+      [question, first, second, edited, third].sort(),
+      'every branch is in it',
+    );
+    const { body: direct } = await server.api('GET', `/api/v1/sessions/${chat}/export?format=json`);
+    assert.deepEqual(exported, direct, 'the file is what the server exported');
+    assert.equal(await page.locator('#export-menu').isVisible(), false, 'the menu closed');
+  });
+
+  await step('the JSON export is imported: a new chat, selected, showing the same messages', async () => {
+    const shown = await rendered(page);
+    const before = await page.locator('#session-list [data-session-id]').count();
+    await chooseFile(page, exportFile);
+    await until(async () => (await page.locator('#session-list [data-session-id]').count()) === before + 1, 'the new chat is listed');
+    const imported = await until(async () => {
+      const hash = (await page.evaluate(() => location.hash)).slice(1);
+      return hash && hash !== chat && hash;
+    }, 'the new chat is selected');
+    assert.equal(await entry(page, imported).getAttribute('aria-current'), 'true');
+    await until(async () => (await rendered(page)).length === shown.length, 'its history is drawn');
+    const now = await rendered(page);
+    assert.deepEqual(
+      now.map((m) => [m.role, m.status, m.text]),
+      shown.map((m) => [m.role, m.status, m.text]),
+    );
+    assert.ok(now.every((m, i) => m.id !== shown[i].id), 'with new ids');
+    assert.deepEqual(await switcher(page, now[1].id), { place: '2 / 2', attribute: '2 / 2', prev: true, next: false });
+    const { body: copy } = await server.api('GET', `/api/v1/sessions/${imported}/export?format=json`);
+    const texts = (messages) => messages.map((m) => `${m.role}: ${m.content}`).sort();
+    assert.deepEqual(texts(copy.messages), texts(exported.messages), 'every branch came along');
+    assert.equal(copy.session.title, exported.session.title);
+  });
+
+  await step('the Markdown export downloads the branch on screen as a transcript', async () => {
+    await entry(page, chat).locator('[data-action="select"]').click();
+    await branchShown(page, [question, second], 'the first chat is shown');
+    await page.locator('#export-toggle').click();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#export-markdown').click()]);
+    assert.match(download.suggestedFilename(), /\.md$/);
+    const markdown = readFileSync(await download.path(), 'utf8');
+    assert.ok(markdown.includes(QUESTION), 'the question on screen is in it');
+    assert.ok(!markdown.includes(EDITED), 'the other branch is not');
+    assert.ok(markdown.includes('offline model'), 'with its reply');
+  });
+
+  await step('a file that is not an export is refused in plain words, and adds no chat', async () => {
+    const { body: listed } = await server.api('GET', '/api/v1/sessions?limit=100');
+    const count = listed.data.length;
+    await chooseFile(page, { name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from('these are not JSON') });
+    await page.locator('#banner', { hasText: '“notes.json” is not a JSON file' }).waitFor();
+    await page.locator('#banner-close').click();
+
+    await chooseFile(page, { name: 'other.json', mimeType: 'application/json', buffer: Buffer.from('{"hello": "world"}') });
+    await page.locator('#banner', { hasText: '“other.json” is not an export colloquy can read' }).waitFor();
+    assert.doesNotMatch(await page.locator('#banner').textContent(), /[{}<>]/, 'no JSON, no markup');
+    await page.locator('#banner-close').click();
+
+    assert.equal((await server.api('GET', '/api/v1/sessions?limit=100')).body.data.length, count, 'nothing was imported');
+    assert.equal(await page.locator('#session-list [data-session-id]').count(), count);
+    assert.equal(await entry(page, chat).getAttribute('aria-current'), 'true', 'the chat on screen stays');
+  });
+
+  await step('a ChatGPT conversations.json becomes a chat per conversation; one that cannot be read is named', async () => {
+    const node = (parent, role, text, at) => ({
+      parent,
+      message: { author: { role }, content: { content_type: 'text', parts: [text] }, create_time: at },
+    });
+    const conversation = (title, question, answer, at) => ({
+      title,
+      create_time: at,
+      current_node: 'a',
+      mapping: { q: node(null, 'user', question, at), a: node('q', 'assistant', answer, at + 5) },
+    });
+    const conversations = [
+      conversation('Lisbon trams', 'Which tram goes to Belém?', 'Line 15 does.', 1_731_340_800),
+      conversation('Porto bridges', 'How many bridges cross the Douro in Porto?', 'Six.', 1_731_427_200),
+      { title: 'Broken', mapping: 'not a tree' },
+    ];
+    const { body: listed } = await server.api('GET', '/api/v1/sessions?limit=100');
+    const before = listed.data.map((s) => s.id);
+    await chooseFile(page, { name: 'conversations.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(conversations)) });
+    await page.locator('#banner', { hasText: '1 of the 3 conversations in “conversations.json” was not imported' }).waitFor();
+    const { body: after } = await server.api('GET', '/api/v1/sessions?limit=100');
+    const added = after.data.filter((s) => !before.includes(s.id));
+    assert.deepEqual(added.map((s) => s.title).sort(), ['Lisbon trams', 'Porto bridges']);
+    const trams = added.find((s) => s.title === 'Lisbon trams');
+    for (const session of added) await entry(page, session.id).waitFor();
+    // The first conversation of the file is the one selected.
+    assert.equal(await entry(page, trams.id).getAttribute('aria-current'), 'true');
+    await until(async () => (await rendered(page)).length === 2, 'its history is drawn');
+    assert.deepEqual(
+      (await rendered(page)).map((m) => [m.role, m.text]),
+      [
+        ['user', 'Which tram goes to Belém?'],
+        ['assistant', 'Line 15 does.'],
+      ],
+    );
+    await page.locator('#banner-close').click();
+  });
+
+  await step('another tab on the chat follows: a reply regenerated here streams there, a switch here shows there', async () => {
+    await entry(page, chat).locator('[data-action="select"]').click();
+    await branchShown(page, [question, second], 'the first chat is shown');
+    const other = await context.newPage();
+    other.on('pageerror', (error) => pageErrors.push(`the other tab: ${error.message}`));
+    await other.goto(`${server.url}/#${chat}`);
+    await branchShown(other, [question, second], 'the other tab shows the chat');
+    await other.locator('#connection[data-state="live"]').waitFor();
+    await recordAssistantStates(other);
+
+    await message(page, second).locator('[data-action="regenerate"]').click();
+    const fourth = await until(
+      () =>
+        page.evaluate((old) => {
+          const reply = document.querySelector('#message-list article[data-role="assistant"]');
+          return reply && reply.dataset.messageId !== old && reply.dataset.messageId;
+        }, second),
+      'a third reply takes its place',
+    );
+    await branchShown(page, [question, fourth], 'the third reply is written');
+    await branchShown(other, [question, fourth], 'the other tab shows it too');
+    assert.deepEqual(await switcher(other, fourth), { place: '3 / 3', attribute: '3 / 3', prev: true, next: false });
+    const streamed = (await other.evaluate(() => window.__states)).filter((s) => s.id === fourth && s.status === 'streaming' && s.text);
+    assert.ok(streamed.length >= 2, 'the other tab drew it as it streamed');
+    assert.equal((await rendered(other))[1].text, (await rendered(page))[1].text);
+
+    await versions(page, fourth).locator('[data-action="prev"]').click();
+    await branchShown(page, [question, second], 'the second reply is shown here');
+    await branchShown(other, [question, second], 'and there');
+    assert.deepEqual(await switcher(other, second), { place: '2 / 3', attribute: '2 / 3', prev: true, next: true });
+    await other.close();
   });
 
   await step('nothing went wrong inside the page', async () => {

@@ -10,6 +10,18 @@ pub enum ChatError {
     SessionNotFound,
     #[error("there is no assistant with that id")]
     AssistantNotFound,
+    #[error("there is no message with that id in this session")]
+    MessageNotFound,
+    /// Regenerating a question or editing an answer: the message is of the
+    /// other role.
+    #[error("{0}")]
+    WrongRole(String),
+    /// A search query with no word to look for, or too many.
+    #[error("{0}")]
+    BadQuery(String),
+    /// An import that is not a conversation colloquy can store.
+    #[error("{0}")]
+    BadImport(String),
     /// The caller has an assistant of that name already.
     #[error("you have an assistant named `{0}` already; assistant names are unique")]
     AssistantNameTaken(String),

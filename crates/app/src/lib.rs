@@ -15,8 +15,10 @@
 //! **Invariant:** a reply runs in a task of its own, never tied to the HTTP
 //! request that asked for it; the request only watches its events.
 
+mod archive;
 mod ask;
 mod assistants;
+mod branches;
 mod config;
 mod error;
 mod prompt;
@@ -35,6 +37,10 @@ mod turn;
 mod upstream;
 mod usage;
 
+pub use archive::{
+    Exported, ImportedConversation, ImportedMessage, MAX_IMPORTED_CHARS, MAX_IMPORTED_MESSAGES,
+    MAX_QUERY_CHARS, MAX_QUERY_TERMS,
+};
 pub use ask::ask;
 pub use assistants::{AssistantPatch, NewAssistant};
 pub use colloquy_ports::{EventKind, Resync, ResyncReason, SessionEvent};

@@ -9,8 +9,8 @@ use colloquy_domain::{
     SystemPrompt, Timestamp, Title, Usage,
 };
 use colloquy_ports::{
-    AssistantStore, ChatRepository, EventKind, EventLog, Held, LimitError, Limiter, Limits,
-    LlmClient, LlmError, Page, ReplyClaim, SessionChanges, StartAt, UsageLedger,
+    AssistantStore, BranchMessage, ChatRepository, EventKind, EventLog, Held, LimitError, Limiter,
+    Limits, LlmClient, LlmError, Page, ReplyClaim, RepoError, SessionChanges, StartAt, UsageLedger,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -45,6 +45,9 @@ pub struct SessionPatch {
     /// Setting a default assistant also sets the session's model to the
     /// assistant's, unless `model` is given too; clearing it keeps the model.
     pub assistant_id: Option<Option<AssistantId>>,
+    /// Switches the active branch: to this message, or the newest message
+    /// below it.
+    pub head_message_id: Option<MessageId>,
 }
 
 /// What a readiness probe finds once the store answered.
@@ -280,11 +283,26 @@ impl ChatService {
         };
         // Only the fields the patch names are written: a title the model
         // is choosing meanwhile, or another patch, is not undone.
-        let session = self
-            .inner
-            .repo
-            .update_session(caller, id, &changes, Timestamp::now())
-            .await?;
+        let repo = &self.inner.repo;
+        let session = match patch.head_message_id {
+            None => {
+                repo.update_session(caller, id, &changes, Timestamp::now())
+                    .await?
+            }
+            Some(to) => {
+                if changes != SessionChanges::default() {
+                    repo.update_session(caller, id, &changes, Timestamp::now())
+                        .await?;
+                }
+                match repo.switch_branch(caller, id, to, Timestamp::now()).await {
+                    Err(RepoError::NotFound) => {
+                        repo.get_session(caller, id).await?;
+                        return Err(ChatError::MessageNotFound);
+                    }
+                    switched => switched?,
+                }
+            }
+        };
         self.publish(id, EventKind::SessionUpdated(session.clone()))
             .await;
         Ok(session)
@@ -406,20 +424,33 @@ impl ChatService {
         }
     }
 
+    /// The branch ending at `leaf` (the active one when `None`), oldest
+    /// first, a page after `after`, each message with its siblings.
+    ///
     /// # Errors
-    /// [`ChatError::SessionNotFound`].
-    pub async fn list_messages(
+    /// [`ChatError::SessionNotFound`]; [`ChatError::MessageNotFound`] when
+    /// `leaf` is not one of the session's messages.
+    pub async fn history(
         &self,
         caller: &Principal,
         session: SessionId,
+        leaf: Option<MessageId>,
         limit: usize,
         after: Option<MessageId>,
-    ) -> Result<Page<Message>, ChatError> {
-        Ok(self
+    ) -> Result<Page<BranchMessage>, ChatError> {
+        match self
             .inner
             .repo
-            .list_messages(caller, session, limit, after)
-            .await?)
+            .list_branch(caller, session, leaf, limit, after)
+            .await
+        {
+            Err(RepoError::NotFound) if leaf.is_some() => {
+                // Which one is missing decides the answer.
+                self.inner.repo.get_session(caller, session).await?;
+                Err(ChatError::MessageNotFound)
+            }
+            page => Ok(page?),
+        }
     }
 
     /// The session's summary: counts and usage from the store, prose from the
@@ -454,7 +485,7 @@ impl ChatService {
         // misses the cache asks the model, the others then find its answer.
         let _turn = self.inner.summaries.turn(session_id).await;
         let session = self.inner.repo.get_session(caller, session_id).await?;
-        let messages = self.all_messages(caller, session_id).await?;
+        let messages = self.active_branch(caller, session_id).await?;
         let fingerprint = summary::fingerprint(&session, &messages);
         if let Some(cached) = self.inner.summaries.get(session_id, fingerprint) {
             return Ok(cached);
@@ -499,8 +530,30 @@ impl ChatService {
         Ok(summary)
     }
 
-    /// Every message of a session, oldest first, a page at a time.
-    async fn all_messages(
+    /// The session's active branch, oldest first, a page at a time.
+    pub(crate) async fn active_branch(
+        &self,
+        caller: &Principal,
+        session: SessionId,
+    ) -> Result<Vec<Message>, ChatError> {
+        const PAGE: usize = 1_000;
+        let mut messages: Vec<Message> = Vec::new();
+        loop {
+            let after = messages.last().map(|message| message.id);
+            let page = self
+                .inner
+                .repo
+                .list_branch(caller, session, None, PAGE, after)
+                .await?;
+            messages.extend(page.items.into_iter().map(|listed| listed.message));
+            if !page.has_more {
+                return Ok(messages);
+            }
+        }
+    }
+
+    /// Every message of the session on every branch, oldest first.
+    pub(crate) async fn every_message(
         &self,
         caller: &Principal,
         session: SessionId,

@@ -152,11 +152,39 @@ impl Voice {
     }
 }
 
+/// Where a turn joins the session's tree of messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Joins {
+    /// After the newest message of the active branch: a send, a discussion.
+    Head,
+    /// Under this message, or as a new root with `None`: a regenerated
+    /// reply (under its question) or an edited question (under the
+    /// message it followed).
+    Under(Option<MessageId>),
+}
+
+/// What a turn is asked to be.
+pub(crate) struct TurnRequest {
+    pub(crate) session_id: SessionId,
+    /// The new question; `None` for a regenerated reply or a discussion.
+    pub(crate) user_message: Option<Message>,
+    /// Who answers, in order; `None` for the session's voice.
+    pub(crate) named: Option<Vec<Assistant>>,
+    pub(crate) joins: Joins,
+}
+
 /// A turn as it was stored: the session, the history before it, who
 /// answers, and its messages.
 struct StoredTurn {
     session: Session,
+    /// The branch before the turn, oldest first; its turns may be left out
+    /// of a request when the context budget is short.
     history: Arc<[Message]>,
+    /// What every reply of the turn hears whatever the budget, before the
+    /// turn's own messages: a turn with no new question (a regenerated
+    /// reply, a discussion) answers the branch's last question, which
+    /// goes with the answers that followed it.
+    answering: Vec<Message>,
     voices: Vec<Voice>,
     replies: Vec<Message>,
 }
@@ -204,8 +232,13 @@ impl ChatService {
             None => None,
         };
         let user_message = Message::user(session_id, content);
-        self.start_turn(caller, session_id, Some(user_message), named)
-            .await
+        let request = TurnRequest {
+            session_id,
+            user_message: Some(user_message),
+            named,
+            joins: Joins::Head,
+        };
+        self.start_turn(caller, request).await
     }
 
     /// Makes `assistants` speak next with no new message: a discussion.
@@ -221,10 +254,16 @@ impl ChatService {
     ) -> Result<SendOutcome, ChatError> {
         self.refuse_when_shutting_down()?;
         let named = self.named_assistants(caller, &assistants).await?;
-        self.start_turn(caller, session_id, None, Some(named)).await
+        let request = TurnRequest {
+            session_id,
+            user_message: None,
+            named: Some(named),
+            joins: Joins::Head,
+        };
+        self.start_turn(caller, request).await
     }
 
-    fn refuse_when_shutting_down(&self) -> Result<(), ChatError> {
+    pub(crate) fn refuse_when_shutting_down(&self) -> Result<(), ChatError> {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             Err(ChatError::ShuttingDown)
         } else {
@@ -233,7 +272,7 @@ impl ChatService {
     }
 
     /// The caller's assistants `ids` names, in that order.
-    async fn named_assistants(
+    pub(crate) async fn named_assistants(
         &self,
         caller: &Principal,
         ids: &[AssistantId],
@@ -258,13 +297,12 @@ impl ChatService {
 
     /// Claims the session's slot and runs the turn in a task of its own,
     /// returning once it is stored.
-    async fn start_turn(
+    pub(crate) async fn start_turn(
         &self,
         caller: &Principal,
-        session_id: SessionId,
-        user_message: Option<Message>,
-        named: Option<Vec<Assistant>>,
+        request: TurnRequest,
     ) -> Result<SendOutcome, ChatError> {
+        let session_id = request.session_id;
         self.inner.allowance.check(caller).await?;
         // Held by the turn's task until its last reply has ended.
         let place = self.inner.limiter.acquire(Held::Reply, caller).await?;
@@ -290,9 +328,7 @@ impl ChatService {
         let service = self.clone();
         let owner = caller.clone();
         self.inner.replies.spawn(async move {
-            service
-                .run_turn(owner, claim, session_id, user_message, named, started)
-                .await;
+            service.run_turn(owner, claim, request, started).await;
             drop(place);
         });
         outcome.await.unwrap_or_else(|_| {
@@ -308,11 +344,15 @@ impl ChatService {
         self,
         owner: Principal,
         claim: Box<dyn ReplyClaim>,
-        session_id: SessionId,
-        user_message: Option<Message>,
-        named: Option<Vec<Assistant>>,
+        request: TurnRequest,
         started: oneshot::Sender<Result<SendOutcome, ChatError>>,
     ) {
+        let TurnRequest {
+            session_id,
+            mut user_message,
+            named,
+            joins,
+        } = request;
         let first_reply = claim.message_id();
         let placeholder = Message::streaming_reply(session_id, &self.inner.config.default_model);
         let mut guard = ReplyGuard::new(
@@ -326,14 +366,16 @@ impl ChatService {
             .store_turn(
                 &owner,
                 session_id,
-                user_message.as_ref(),
+                user_message.as_mut(),
                 first_reply,
                 named,
+                joins,
             )
             .await;
         let StoredTurn {
             session,
             history,
+            answering,
             voices,
             replies,
         } = match stored {
@@ -350,8 +392,10 @@ impl ChatService {
             }
         };
         guard.mark_stored(replies.clone());
+        // Only a session's first question names it; an edited one does not.
         let title = user_message
             .as_ref()
+            .filter(|_| matches!(joins, Joins::Head))
             .and_then(|question| self.title_job(&session, &history, question));
 
         match self
@@ -393,7 +437,7 @@ impl ChatService {
             flush_interval: self.inner.config.flush_interval,
             shutdown: self.inner.shutdown.clone(),
         };
-        let mut turn_so_far: Vec<Message> = user_message.into_iter().collect();
+        let mut turn_so_far: Vec<Message> = answering.into_iter().chain(user_message).collect();
         let mut title = title;
         for voice in &voices {
             let Some(request) = self
@@ -429,22 +473,51 @@ impl ChatService {
         }
     }
 
-    /// Reads the session and its recent history (concurrently: two short
-    /// reads cost one round trip's latency, not two), decides who answers,
-    /// then stores the turn's messages in one transaction.
+    /// Reads the session and the branch the turn joins (concurrently: two
+    /// short reads cost one round trip's latency, not two), decides who
+    /// answers, then stores the turn's messages in one transaction, each
+    /// under the one before it: the question under the branch's last
+    /// message, the first reply under the question, each next reply under
+    /// the one before, so every reply's branch holds what it heard.
     async fn store_turn(
         &self,
         owner: &Principal,
         session_id: SessionId,
-        user: Option<&Message>,
+        user: Option<&mut Message>,
         first_reply: MessageId,
         named: Option<Vec<Assistant>>,
+        joins: Joins,
     ) -> Result<StoredTurn, ChatError> {
         let repo = &self.inner.repo;
-        let (mut session, history) = futures::try_join!(
-            repo.get_session(owner, session_id),
-            repo.recent_messages(owner, session_id, self.inner.config.history_limit),
-        )?;
+        let limit = self.inner.config.history_limit;
+        let (mut session, mut history) = match joins {
+            Joins::Under(None) => (repo.get_session(owner, session_id).await?, Vec::new()),
+            Joins::Head => futures::try_join!(
+                repo.get_session(owner, session_id),
+                repo.recent_messages(owner, session_id, None, limit),
+            )?,
+            Joins::Under(Some(leaf)) => futures::try_join!(
+                repo.get_session(owner, session_id),
+                repo.recent_messages(owner, session_id, Some(leaf), limit),
+            )?,
+        };
+        let mut parent = match joins {
+            // The history read is the branch as it ends now.
+            Joins::Head => history
+                .last()
+                .map(|message| message.id)
+                .or(session.head_message_id),
+            Joins::Under(parent) => parent,
+        };
+        let answering = if user.is_none() {
+            let question = history
+                .iter()
+                .rposition(|message| message.role == Role::User)
+                .unwrap_or(history.len());
+            history.split_off(question)
+        } else {
+            Vec::new()
+        };
         let voices = match named {
             Some(named) => named.into_iter().map(Voice::Named).collect(),
             None => vec![self.session_voice(owner, &session).await?],
@@ -452,25 +525,31 @@ impl ChatService {
         if let Some(model) = &self.inner.config.reply_model {
             session.model = model.clone();
         }
+        let mut messages: Vec<Message> = Vec::with_capacity(voices.len() + 1);
+        if let Some(user) = user {
+            user.parent_id = parent;
+            parent = Some(user.id);
+            messages.push(user.clone());
+        }
         let reply_model = self.inner.config.reply_model.as_ref();
-        let replies: Vec<Message> = voices
-            .iter()
-            .enumerate()
-            .map(|(index, voice)| {
-                let model = reply_model.unwrap_or_else(|| voice.model(&session));
-                let speaker = voice.assistant().map(Assistant::speaker);
-                let mut reply = Message::streaming_reply_by(session_id, model, speaker);
-                if index == 0 {
-                    reply.id = first_reply;
-                }
-                reply
-            })
-            .collect();
-        let messages: Vec<Message> = user.into_iter().cloned().chain(replies.clone()).collect();
+        let mut replies: Vec<Message> = Vec::with_capacity(voices.len());
+        for (index, voice) in voices.iter().enumerate() {
+            let model = reply_model.unwrap_or_else(|| voice.model(&session));
+            let speaker = voice.assistant().map(Assistant::speaker);
+            let mut reply = Message::streaming_reply_by(session_id, model, speaker);
+            if index == 0 {
+                reply.id = first_reply;
+            }
+            reply.parent_id = parent;
+            parent = Some(reply.id);
+            replies.push(reply);
+        }
+        messages.extend(replies.iter().cloned());
         repo.append_messages(owner, &messages).await?;
         Ok(StoredTurn {
             session,
             history: history.into(),
+            answering,
             voices,
             replies,
         })

@@ -10,6 +10,7 @@ mod client;
 mod load;
 mod report;
 mod scenarios;
+mod search;
 mod server;
 mod shared;
 mod upstream;
@@ -95,6 +96,15 @@ enum Scenario {
         /// Sessions they are spread over (default: one each).
         #[arg(long)]
         sessions: Option<usize>,
+    },
+    /// `GET /api/v1/search` latency by the number of stored messages: a
+    /// common word, a rare one, two words.
+    Search {
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        sizes: Vec<usize>,
+        /// Timed searches per query.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
     },
     /// `GET …/messages` latency, first and last page, by session size.
     History {
@@ -182,7 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     } else {
         let Some(scenario) = cli.scenario else {
             anyhow::bail!(
-                "name a scenario (streams, replicas, throughput, idle, history) or pass --smoke; see --help"
+                "name a scenario (streams, replicas, throughput, idle, history, search) or pass --smoke; see --help"
             );
         };
         match scenario {
@@ -224,6 +234,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                     scenarios::idle(&env, subscribers, sessions.unwrap_or(subscribers)).await?;
                 report::idle(&idle);
                 results.insert("idle".to_owned(), json!(idle));
+            }
+            Scenario::Search { sizes, requests } => {
+                let rows = search::search(&env, &sizes, requests.max(1)).await?;
+                report::search(&rows);
+                results.insert("search".to_owned(), json!(rows));
             }
             Scenario::History {
                 sizes,
@@ -299,6 +314,11 @@ async fn smoke(env: &Env, results: &mut serde_json::Map<String, Value>) -> anyho
     let rows = scenarios::history(env, &[100, 2_000], 20, 100).await?;
     report::history(&rows);
     results.insert("history".to_owned(), json!(rows));
+
+    eprintln!("smoke: search");
+    let rows = search::search(env, &[300, 1_500], 20).await?;
+    report::search(&rows);
+    results.insert("search".to_owned(), json!(rows));
     eprintln!("smoke: {}", if ok { "ok" } else { "FAILED" });
     Ok(ok)
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::load::{LoadReport, Summary};
 use crate::scenarios::{Added, Comparison, HistoryRow, Idle, Throughput};
+use crate::search::SearchRow;
 use crate::shared::{Level, ModeRun};
 
 /// What the figures were measured on.
@@ -162,6 +163,22 @@ pub fn history(rows: &[HistoryRow]) {
             row.limit,
             percentiles(&row.first_page),
             percentiles(&row.last_page)
+        ));
+    }
+    out(&table);
+}
+
+pub fn search(rows: &[SearchRow]) {
+    let mut table = String::from(
+        "\n| messages stored | `q=apple` (1 in 10) p50/p99/p99.9 ms | rare word (1 message) | `q=apple banana` (1 in 30) |\n|---|---|---|---|\n",
+    );
+    for row in rows {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            row.messages,
+            percentiles(&row.common),
+            percentiles(&row.rare),
+            percentiles(&row.both)
         ));
     }
     out(&table);

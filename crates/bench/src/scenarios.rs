@@ -89,7 +89,7 @@ impl Comparison {
 }
 
 /// A scratch directory with colloquy's database in it.
-fn scratch() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+pub(crate) fn scratch() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
     let dir = tempfile::Builder::new()
         .prefix("colloquy-bench-")
         .tempdir()?;
@@ -99,7 +99,7 @@ fn scratch() -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
 
 /// colloquy on the SQLite file `database` in the scratch directory `dir`,
 /// relaying to `upstream`, with the in-process event log.
-async fn sqlite_server(
+pub(crate) async fn sqlite_server(
     env: &Env,
     dir: &tempfile::TempDir,
     database: &Path,
@@ -553,6 +553,7 @@ async fn seed(
         let session = Session::new(Principal::anonymous(), None, None, model.clone());
         repo.create_session(&session).await?;
         let mut ids = Vec::with_capacity(size);
+        let mut parent = None;
         // Appended in batches: one transaction of 100,000 rows is fine for
         // SQLite but holds every row in memory at once.
         for batch_start in (0..size).step_by(5_000) {
@@ -566,6 +567,9 @@ async fn seed(
                     message.content = content.into_inner();
                     message.finish(MessageStatus::Complete, None);
                 }
+                // One branch: each message follows the one before.
+                message.parent_id = parent;
+                parent = Some(message.id);
                 ids.push(message.id.to_string());
                 batch.push(message);
             }

@@ -156,6 +156,10 @@ pub struct ToolCall {
 pub struct Message {
     pub id: MessageId,
     pub session_id: SessionId,
+    /// The message this one follows in its branch; `None` for the first.
+    /// A session's messages form a tree: regenerating a reply or editing a
+    /// question adds a sibling, and nothing is ever overwritten.
+    pub parent_id: Option<MessageId>,
     pub role: Role,
     pub content: String,
     pub status: MessageStatus,
@@ -180,6 +184,7 @@ impl Message {
         Self {
             id: MessageId::new(),
             session_id,
+            parent_id: None,
             role: Role::User,
             content: content.into_inner(),
             status: MessageStatus::Complete,
@@ -200,6 +205,7 @@ impl Message {
         Self {
             id: MessageId::new(),
             session_id,
+            parent_id: None,
             role: Role::Assistant,
             content: String::new(),
             status: MessageStatus::Streaming,

@@ -1,4 +1,6 @@
-use crate::{AssistantId, ModelName, Principal, SessionId, SystemPrompt, Timestamp, Title};
+use crate::{
+    AssistantId, MessageId, ModelName, Principal, SessionId, SystemPrompt, Timestamp, Title,
+};
 
 /// A conversation: its settings and how many messages it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +17,11 @@ pub struct Session {
     pub assistant_id: Option<AssistantId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The newest message of the active branch: history, the context sent
+    /// to the model and the export follow the branch that ends here.
+    /// `None` while the session is empty.
+    pub head_message_id: Option<MessageId>,
+    /// How many messages the active branch holds (not every branch).
     pub message_count: u64,
 }
 
@@ -37,6 +44,7 @@ impl Session {
             assistant_id: None,
             created_at: now,
             updated_at: now,
+            head_message_id: None,
             message_count: 0,
         }
     }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
-use actix_web::web::Bytes;
-use actix_web::{FromRequest, HttpRequest};
+use actix_web::web::{Bytes, PayloadConfig, ServiceConfig};
+use actix_web::{FromRequest, HttpRequest, Resource};
 use colloquy_domain::ParseIdError;
 use serde::de::DeserializeOwned;
 
@@ -29,6 +29,64 @@ pub type OptionalJsonBody<T> = JsonBody<T, true>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BodyTimeout(pub(crate) Duration);
 
+/// A JSON body not parsed yet, for a route that parses it off the reactor
+/// (an import, which may be large): the same checks as [`JsonBody`] (a
+/// body, within the route's limit, sent as JSON), then its bytes.
+#[derive(Debug)]
+pub struct JsonBytes(pub Bytes);
+
+/// The most bytes a route's body may hold: [`crate::MAX_BODY_BYTES`], or
+/// what [`with_body_limit`] gave its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BodyLimit(usize);
+
+/// `resource` with bodies of up to `bytes` (its `413` says so), instead of
+/// the app's [`crate::MAX_BODY_BYTES`].
+pub(crate) fn with_body_limit(resource: Resource, bytes: usize) -> Resource {
+    resource
+        .app_data(PayloadConfig::new(bytes))
+        .app_data(BodyLimit(bytes))
+}
+
+/// The app's limit of bodies, for every route that sets none of its own.
+pub(crate) fn default_body_limit(config: &mut ServiceConfig) {
+    config
+        .app_data(PayloadConfig::new(crate::MAX_BODY_BYTES))
+        .app_data(BodyLimit(crate::MAX_BODY_BYTES));
+}
+
+/// Reads a body that is to be JSON: `None` when there is none (nothing but
+/// white space), else its bytes once its `Content-Type` says JSON.
+async fn read_json_body(
+    request: HttpRequest,
+    bytes: BytesFuture,
+) -> Result<Option<Bytes>, ApiError> {
+    let timeout = request.app_data::<BodyTimeout>().copied();
+    let bytes = match timeout {
+        Some(BodyTimeout(limit)) => actix_web::rt::time::timeout(limit, bytes)
+            .await
+            .map_err(|_| body_too_slow(limit))?,
+        None => bytes.await,
+    };
+    let bytes = bytes.map_err(|error| {
+        if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+            let limit = request
+                .app_data::<BodyLimit>()
+                .map_or(crate::MAX_BODY_BYTES, |limit| limit.0);
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {error}"))
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    check_json_content_type(&request)?;
+    Ok(Some(bytes))
+}
+
+type BytesFuture = <Bytes as FromRequest>::Future;
+
 impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest
     for JsonBody<T, OPTIONAL>
 {
@@ -36,32 +94,30 @@ impl<T: DeserializeOwned + Default + 'static, const OPTIONAL: bool> FromRequest
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = Bytes::from_request(request, payload);
         let request = request.clone();
-        let bytes = Bytes::from_request(&request, payload);
-        let timeout = request.app_data::<BodyTimeout>().copied();
         Box::pin(async move {
-            let bytes = match timeout {
-                Some(BodyTimeout(limit)) => actix_web::rt::time::timeout(limit, bytes)
-                    .await
-                    .map_err(|_| body_too_slow(limit))?,
-                None => bytes.await,
-            };
-            let bytes = bytes.map_err(|error| {
-                if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::payload_too_large()
-                } else {
-                    ApiError::bad_request(format!("could not read the request body: {error}"))
-                }
-            })?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return if OPTIONAL {
-                    Ok(Self(T::default()))
-                } else {
-                    Err(ApiError::invalid("a JSON body is required"))
-                };
+            match read_json_body(request, bytes).await? {
+                Some(bytes) => parse_json(&bytes, "the body").map(Self),
+                None if OPTIONAL => Ok(Self(T::default())),
+                None => Err(ApiError::invalid("a JSON body is required")),
             }
-            check_json_content_type(&request)?;
-            parse_json(&bytes, "the body").map(Self)
+        })
+    }
+}
+
+impl FromRequest for JsonBytes {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = Bytes::from_request(request, payload);
+        let request = request.clone();
+        Box::pin(async move {
+            read_json_body(request, bytes)
+                .await?
+                .map(Self)
+                .ok_or_else(|| ApiError::invalid("a JSON body is required"))
         })
     }
 }

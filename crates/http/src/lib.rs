@@ -10,6 +10,7 @@
 //! (`origin`), CORS (`cors`), the metrics token and the body deadline.
 //! Nothing here decides anything about chats: that is the app crate's job.
 
+mod archive;
 mod body;
 mod caller;
 mod cors;
@@ -39,6 +40,11 @@ pub use websocket::WebSocketSettings;
 /// Largest request body accepted, as the contract says.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Largest import accepted (`POST /api/v1/sessions/import`): a long
+/// conversation exported with every branch is far larger than any message,
+/// yet still bounded, as it is read whole before anything is stored.
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+
 /// Registers every route on an actix `App` sharing `service`, each request
 /// authenticated by `authenticator` (event streams also by `stream_tokens`),
 /// the metrics token and the body deadline as `edges` says.
@@ -59,7 +65,7 @@ pub fn configure(
             .app_data(web::Data::new(service))
             .app_data(caller::auth_data(authenticator))
             .app_data(caller::tokens_data(stream_tokens))
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .configure(body::default_body_limit)
             .configure(|config| edges.register(config))
             .configure(routes::register);
     }

@@ -120,6 +120,17 @@ impl ApiError {
         )
     }
 
+    /// `422` for a well-formed body that is not a conversation colloquy can
+    /// import; `detail` says what is wrong with it.
+    pub fn bad_import(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-import",
+            "Not an importable conversation",
+            detail,
+        )
+    }
+
     /// The `Retry-After` of this answer, in seconds: when a limit frees up
     /// (`429`), or a few seconds for a server that is busy or stopping (`503`).
     pub(crate) fn retry_after(&self) -> Option<u64> {
@@ -136,15 +147,24 @@ impl ApiError {
         )
     }
 
-    pub fn payload_too_large() -> Self {
+    /// `413` for a body over `limit` bytes: the route's own limit, which
+    /// is [`crate::MAX_BODY_BYTES`] unless it takes larger bodies (imports).
+    pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
             "Payload too large",
-            format!(
-                "request bodies are limited to {} bytes",
-                crate::MAX_BODY_BYTES
-            ),
+            format!("this route's request bodies are limited to {limit} bytes"),
+        )
+    }
+
+    /// `404` for a message id that names none of the session's messages.
+    pub fn message_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "message-not-found",
+            "Message not found",
+            ChatError::MessageNotFound.to_string(),
         )
     }
 
@@ -168,7 +188,7 @@ impl ApiError {
         let detail = match status {
             StatusCode::NOT_FOUND => "no route matches this path".to_owned(),
             StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method".to_owned(),
-            StatusCode::PAYLOAD_TOO_LARGE => return Self::payload_too_large(),
+            StatusCode::PAYLOAD_TOO_LARGE => return Self::payload_too_large(crate::MAX_BODY_BYTES),
             _ => title.to_lowercase(),
         };
         let slug = title.to_lowercase().replace(' ', "-");
@@ -234,6 +254,20 @@ impl From<ChatError> for ApiError {
             ChatError::Invalid(invalid) => Self::invalid(invalid.to_string()),
             ChatError::SessionNotFound => Self::session_not_found(),
             ChatError::AssistantNotFound => Self::assistant_not_found(),
+            ChatError::MessageNotFound => Self::message_not_found(),
+            ChatError::WrongRole(detail) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong-role",
+                "Wrong role",
+                detail,
+            ),
+            ChatError::BadQuery(detail) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-query",
+                "Invalid search query",
+                detail,
+            ),
+            ChatError::BadImport(detail) => Self::bad_import(detail),
             ChatError::AssistantNameTaken(_) => Self::new(
                 StatusCode::CONFLICT,
                 "assistant-name-taken",

@@ -2,7 +2,9 @@
 //! them field by field and are built with `From`. Assistants' are in
 //! `wire/assistants.rs`.
 
+mod archive;
 mod assistants;
+mod branches;
 
 use std::time::SystemTime;
 
@@ -14,11 +16,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{IntoParams, ToSchema};
 
+pub use archive::{ExportBody, ExportQuery, SearchHitBody, SearchQuery, EXPORT_FORMAT};
 pub(crate) use assistants::assistant_ids;
 pub use assistants::{
     assistant_id, AssistantBody, AssistantPageQuery, CreateAssistantRequest, PatchAssistantRequest,
     RepliesRequest,
 };
+pub use branches::{message_id, EditMessageRequest, ListedMessageBody, RegenerateRequest};
 
 pub fn rfc3339(time: Timestamp) -> String {
     humantime::format_rfc3339_micros(time.to_system_time().max(SystemTime::UNIX_EPOCH)).to_string()
@@ -65,6 +69,12 @@ pub struct SessionBody {
     pub created_at: String,
     #[schema(format = DateTime, example = "2026-11-23T10:15:30.123456Z")]
     pub updated_at: String,
+    /// The newest message of the active branch, which history, the
+    /// context sent to the model and the Markdown export follow; `null`
+    /// while the session is empty.
+    #[schema(required = true, format = "uuid")]
+    pub head_message_id: Option<String>,
+    /// How many messages the active branch holds (not every branch).
     #[schema(example = 2)]
     pub message_count: u64,
 }
@@ -85,6 +95,7 @@ impl From<&Session> for SessionBody {
             assistant_id: session.assistant_id.map(|id| id.to_string()),
             created_at: rfc3339(session.created_at),
             updated_at: rfc3339(session.updated_at),
+            head_message_id: session.head_message_id.map(|id| id.to_string()),
             message_count: session.message_count,
         }
     }
@@ -156,6 +167,11 @@ pub struct MessageBody {
     pub id: String,
     #[schema(format = "uuid")]
     pub session_id: String,
+    /// The message this one follows; `null` for the first. Regenerating
+    /// a reply or editing a question adds a message beside the old one,
+    /// under the same parent.
+    #[schema(required = true, format = "uuid")]
+    pub parent_id: Option<String>,
     #[schema(schema_with = role_schema)]
     pub role: &'static str,
     #[schema(example = "hey who are you?")]
@@ -192,6 +208,7 @@ impl From<&Message> for MessageBody {
         Self {
             id: message.id.to_string(),
             session_id: message.session_id.to_string(),
+            parent_id: message.parent_id.map(|id| id.to_string()),
             role: message.role.as_str(),
             content: message.content.clone(),
             status: message.status.as_str(),
@@ -325,6 +342,11 @@ pub struct PatchSessionRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(format = "uuid")]
     pub assistant_id: Option<Option<String>>,
+    /// Switches the active branch: to this message of the session, or to
+    /// the newest message below it. A session always has a branch, so
+    /// `null` leaves it as it is.
+    #[schema(format = "uuid")]
+    pub head_message_id: Option<String>,
 }
 
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
@@ -366,10 +388,14 @@ pub struct SessionPageQuery {
     pub after: Option<String>,
 }
 
-/// `GET /api/v1/sessions/{id}/messages?limit=&after=`.
+/// `GET /api/v1/sessions/{id}/messages?leaf=&limit=&after=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MessagePageQuery {
+    /// The last message of the branch to list; the session's head (its
+    /// active branch) when left out.
+    #[param(value_type = Option<String>, format = "uuid")]
+    pub leaf: Option<String>,
     /// How many messages to return, oldest first.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 1000)]
     pub limit: Option<String>,

@@ -28,7 +28,8 @@ pub use llm::{
     ResponseFormat, ToolCallDelta, ToolCallRequest, ToolSpec,
 };
 pub use repository::{
-    AssistantChanges, AssistantStore, ChatRepository, Page, RepoError, SessionChanges, StoredEnd,
+    AssistantChanges, AssistantStore, BranchMessage, ChatRepository, Page, RepoError, SearchHit,
+    SessionChanges, Siblings, StoredEnd,
 };
 pub use sweep::{ExpiredLeases, ExpiredReply, SweepClaim};
 pub use usage::UsageLedger;

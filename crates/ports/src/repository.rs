@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use colloquy_domain::{
     Assistant, AssistantId, AssistantName, Instructions, Message, MessageId, ModelName, Principal,
-    Session, SessionId, SystemPrompt, Timestamp, Title,
+    Role, Session, SessionId, SystemPrompt, Timestamp, Title,
 };
 
 /// One page of a listing, and whether more follow it.
@@ -31,6 +31,33 @@ pub struct AssistantChanges {
     pub instructions: Option<Option<Instructions>>,
     pub model: Option<ModelName>,
     pub tools: Option<Vec<String>>,
+}
+
+/// The messages that share a message's parent (its own included), oldest
+/// first, and its place among them: what lets a client show "2 / 3".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Siblings {
+    pub ids: Vec<MessageId>,
+    pub index: usize,
+}
+
+/// A message of a branch, with its siblings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchMessage {
+    pub message: Message,
+    pub siblings: Siblings,
+}
+
+/// One message that matched a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub session_id: SessionId,
+    pub session_title: Option<Title>,
+    pub message_id: MessageId,
+    pub role: Role,
+    pub created_at: Timestamp,
+    /// The matching part of the text, each hit between `«` and `»`.
+    pub snippet: String,
 }
 
 /// A reply as [`ChatRepository::interrupt_turn`] left it.
@@ -138,9 +165,12 @@ pub trait ChatRepository: Send + Sync {
     /// [`ChatRepository::create_session`].
     async fn delete_session(&self, owner: &Principal, id: SessionId) -> Result<(), RepoError>;
 
-    /// Appends messages of one session, in order, in a single transaction, and
-    /// bumps the session's `message_count` and `updated_at`. When this returns
-    /// `Ok`, the messages are durable.
+    /// Appends messages of one session, in order, in a single transaction,
+    /// each under its `parent_id` (which must be a message of the session
+    /// stored before, or one earlier in `messages`), and makes the last one
+    /// the session's head: its `message_count` becomes the length of that
+    /// branch, `updated_at` moves. When this returns `Ok`, the messages are
+    /// durable.
     ///
     /// # Errors
     /// [`RepoError::NotFound`] when the session does not exist (nothing is
@@ -163,7 +193,8 @@ pub trait ChatRepository: Send + Sync {
     /// [`ChatRepository::create_session`].
     async fn update_message(&self, owner: &Principal, message: &Message) -> Result<(), RepoError>;
 
-    /// Up to `limit` messages of a session, oldest first, after the message `after`.
+    /// Up to `limit` messages of a session on every branch, oldest first (by
+    /// id), after the message `after`: the whole tree, for an export.
     ///
     /// # Errors
     /// [`RepoError::NotFound`] when there is no such session; otherwise as
@@ -176,17 +207,89 @@ pub trait ChatRepository: Send + Sync {
         after: Option<MessageId>,
     ) -> Result<Page<Message>, RepoError>;
 
-    /// The newest `limit` messages of a session, returned oldest first: the
-    /// history a reply is built on, without reading a long session whole.
+    /// Up to `limit` messages of the branch that ends at `leaf` (the
+    /// session's head when `None`), oldest first, after the message `after`
+    /// of that branch, each with its siblings: a session's history.
     ///
     /// # Errors
-    /// As [`ChatRepository::list_messages`].
+    /// [`RepoError::NotFound`] when there is no such session, or `leaf` is
+    /// not one of its messages; otherwise as [`ChatRepository::create_session`].
+    async fn list_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        leaf: Option<MessageId>,
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<BranchMessage>, RepoError>;
+
+    /// The newest `limit` messages of the branch that ends at `leaf` (the
+    /// session's head when `None`), returned oldest first: the history a
+    /// reply is built on, without reading a long session whole.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::list_branch`].
     async fn recent_messages(
         &self,
         owner: &Principal,
         session: SessionId,
+        leaf: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>, RepoError>;
+
+    /// One message of a session.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when the session or the message (in that
+    /// session) does not exist; otherwise as [`ChatRepository::create_session`].
+    async fn get_message(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        id: MessageId,
+    ) -> Result<Message, RepoError>;
+
+    /// Makes the newest leaf below `to` (`to` itself when nothing follows
+    /// it) the session's head, with `updated_at = at`, and returns the
+    /// session as stored afterwards.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when the session does not exist or `to` is
+    /// not one of its messages; otherwise as [`ChatRepository::create_session`].
+    async fn switch_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        to: MessageId,
+        at: Timestamp,
+    ) -> Result<Session, RepoError>;
+
+    /// The owner's messages, on every branch of every session it has, whose
+    /// text holds every one of `terms` (full-text: words, not substrings;
+    /// case and accents ignored), newest first, after the message `after`.
+    /// `terms` are plain words, never query syntax: the store quotes them.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::create_session`].
+    async fn search_messages(
+        &self,
+        owner: &Principal,
+        terms: &[String],
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<SearchHit>, RepoError>;
+
+    /// Stores a new session (owned by `session.owner`, its head and count as
+    /// given) with all its messages, parents before children, in one
+    /// transaction: nothing is stored when anything fails.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::create_session`].
+    async fn import_session(
+        &self,
+        session: &Session,
+        messages: &[Message],
+    ) -> Result<(), RepoError>;
 
     /// Marks every message still `streaming` as `interrupted` (keeping its
     /// text), and returns how many there were. Run at start-up: no reply

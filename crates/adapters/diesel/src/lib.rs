@@ -38,15 +38,32 @@
 //! session or message is [`RepoError::NotFound`](colloquy_ports::RepoError::NotFound),
 //! exactly like one that does not exist. Assistants are scoped the same
 //! way, by `assistants.owner`.
+//!
+//! **Invariant:** a session's messages form a tree (`tree.rs`): each row
+//! keeps its parent and its depth on its branch, written once in the
+//! transaction that stores it, with a parent of the same session stored
+//! before it; a session's head is the newest message of its active branch,
+//! and its `message_count` that branch's length (the head's depth + 1),
+//! set in the same transaction. Branches are read by walking up from their
+//! leaf through the primary key, so the newest `n` messages of a branch
+//! cost `n` lookups however long the session is.
+//!
+//! **Invariant:** the full-text index follows every write in the writing
+//! statement itself (SQLite: triggers on `messages`, the cascade of a
+//! session's delete included; PostgreSQL: a generated column), so a search
+//! never finds a deleted message or an old text, and finds a streaming
+//! reply by the text flushed so far (`search.rs` and each backend's).
 
 mod error;
 mod paging;
 mod postgres;
 mod rows;
 mod schema;
+mod search;
 mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod tree;
 
 pub use postgres::{is_postgres_url, migrate_postgres, printable_database_url, PostgresRepository};
 pub use sqlite::{ConnectionSettings, SqliteRepository};

@@ -2,6 +2,11 @@
 //! which hold the same columns in the same types. Written by hand (the
 //! migrations are the source of truth); the integration tests run every
 //! query against both migrated schemas, so a drift between them fails there.
+//!
+//! What full-text search keeps is each backend's own and not here: SQLite's
+//! FTS5 table `messages_search`, PostgreSQL's generated column
+//! `messages.search_vector`. Only raw SQL (`sqlite/search.rs`,
+//! `postgres/search.rs`) reads them.
 
 diesel::table! {
     sessions (id) {
@@ -14,6 +19,7 @@ diesel::table! {
         updated_at -> BigInt,
         message_count -> BigInt,
         assistant_id -> Nullable<Text>,
+        head_message_id -> Nullable<Text>,
     }
 }
 
@@ -35,6 +41,9 @@ diesel::table! {
         completed_at -> Nullable<BigInt>,
         assistant_id -> Nullable<Text>,
         assistant_name -> Nullable<Text>,
+        parent_id -> Nullable<Text>,
+        /// 0 for a root, its parent's + 1 otherwise.
+        depth -> BigInt,
     }
 }
 

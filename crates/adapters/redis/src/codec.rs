@@ -142,6 +142,10 @@ enum StoredEvent<'a> {
 struct StoredMessage<'a> {
     id: String,
     session_id: String,
+    /// Absent from events written before messages formed a tree, and for
+    /// the first message of a branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent_id: Option<String>,
     role: Cow<'a, str>,
     #[serde(borrow)]
     content: Cow<'a, str>,
@@ -209,6 +213,10 @@ struct StoredSession<'a> {
     assistant_id: Option<String>,
     created_at: i64,
     updated_at: i64,
+    /// Absent from events written before messages formed a tree, and for
+    /// an empty session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head_message_id: Option<String>,
     message_count: u64,
 }
 
@@ -220,6 +228,7 @@ impl<'a> From<&'a Message> for StoredMessage<'a> {
         let Message {
             id,
             session_id,
+            parent_id,
             role,
             content,
             status,
@@ -235,6 +244,7 @@ impl<'a> From<&'a Message> for StoredMessage<'a> {
         Self {
             id: id.to_string(),
             session_id: session_id.to_string(),
+            parent_id: parent_id.map(|id| id.to_string()),
             role: Cow::Borrowed(role.as_str()),
             content: Cow::Borrowed(content),
             status: Cow::Borrowed(status.as_str()),
@@ -271,6 +281,7 @@ impl StoredMessage<'_> {
         Ok(Message {
             id: message_id_from(&self.id)?,
             session_id: session_id_from(&self.session_id)?,
+            parent_id: self.parent_id.as_deref().map(message_id_from).transpose()?,
             role: Role::parse(&self.role).ok_or_else(|| unknown("role", &self.role))?,
             content: self.content.into_owned(),
             status: MessageStatus::parse(&self.status)
@@ -353,6 +364,7 @@ impl<'a> From<&'a Session> for StoredSession<'a> {
             assistant_id,
             created_at,
             updated_at,
+            head_message_id,
             message_count,
         } = session;
         Self {
@@ -366,6 +378,7 @@ impl<'a> From<&'a Session> for StoredSession<'a> {
             assistant_id: assistant_id.map(|id| id.to_string()),
             created_at: created_at.as_micros(),
             updated_at: updated_at.as_micros(),
+            head_message_id: head_message_id.map(|id| id.to_string()),
             message_count: *message_count,
         }
     }
@@ -395,6 +408,11 @@ impl StoredSession<'_> {
                 .transpose()?,
             created_at: Timestamp::from_micros(self.created_at),
             updated_at: Timestamp::from_micros(self.updated_at),
+            head_message_id: self
+                .head_message_id
+                .as_deref()
+                .map(message_id_from)
+                .transpose()?,
             message_count: self.message_count,
         })
     }
@@ -480,6 +498,7 @@ mod tests {
             session.title = Some(Title::parse("Trip to Oslo").unwrap());
             session.system_prompt = Some(SystemPrompt::parse("Be brief.\nVery.").unwrap());
             session.assistant_id = Some(AssistantId::new());
+            session.head_message_id = Some(MessageId::new());
             session.message_count = 7;
         }
         session
@@ -511,6 +530,7 @@ mod tests {
             EventKind::MessageCompleted(full_message()),
             EventKind::MessageCompleted(Message {
                 speaker: Some(speaker()),
+                parent_id: Some(MessageId::new()),
                 ..full_message()
             }),
             EventKind::MessageToolCall {
@@ -656,6 +676,7 @@ mod tests {
         assert_eq!(message.id, message_id);
         assert_eq!(message.content, "Done.");
         assert_eq!(message.speaker, None);
+        assert_eq!(message.parent_id, None);
         let updated = format!(
             r#"{{"kind":"session_updated","session":{{"id":"{session_id}","owner":"alice","title":"Old","model":"gpt-4o-mini","created_at":1,"updated_at":2,"message_count":4}}}}"#
         );
@@ -666,6 +687,45 @@ mod tests {
         assert_eq!(session.id, session_id);
         assert_eq!(session.message_count, 4);
         assert_eq!(session.assistant_id, None);
+        assert_eq!(session.head_message_id, None);
+    }
+
+    #[test]
+    fn a_messages_parent_and_a_sessions_head_are_written_out() {
+        let parent = MessageId::new();
+        let message = Message {
+            parent_id: Some(parent),
+            ..user_message()
+        };
+        let text = String::from_utf8(encode(&EventKind::MessageCreated(message.clone())).unwrap())
+            .unwrap();
+        assert!(
+            text.contains(&format!(r#""parent_id":"{parent}""#)),
+            "{text}"
+        );
+        assert_eq!(
+            decode(text.as_bytes()).unwrap(),
+            Entry::Event(EventKind::MessageCreated(message))
+        );
+        let root =
+            String::from_utf8(encode(&EventKind::MessageCreated(user_message())).unwrap()).unwrap();
+        assert!(!root.contains("parent_id"), "absent for a root: {root}");
+
+        let session = session(true);
+        let head = session.head_message_id.unwrap();
+        let text = String::from_utf8(encode(&EventKind::SessionUpdated(session.clone())).unwrap())
+            .unwrap();
+        assert!(
+            text.contains(&format!(r#""head_message_id":"{head}""#)),
+            "{text}"
+        );
+        let empty =
+            String::from_utf8(encode(&EventKind::SessionUpdated(self::session(false))).unwrap())
+                .unwrap();
+        assert!(
+            !empty.contains("head_message_id"),
+            "absent when empty: {empty}"
+        );
     }
 
     #[test]
@@ -684,6 +744,14 @@ mod tests {
             ),
             format!(
                 r#"{{"kind":"session_updated","session":{{"id":"{0}","owner":"alice","model":"m","assistant_id":"nobody","created_at":1,"updated_at":2,"message_count":0}}}}"#,
+                SessionId::new()
+            ),
+            format!(
+                r#"{{"kind":"message_created","message":{{"id":"{0}","session_id":"{0}","parent_id":"nobody","role":"user","content":"","status":"complete","created_at":0}}}}"#,
+                MessageId::new()
+            ),
+            format!(
+                r#"{{"kind":"session_updated","session":{{"id":"{0}","owner":"alice","model":"m","head_message_id":"nobody","created_at":1,"updated_at":2,"message_count":1}}}}"#,
                 SessionId::new()
             ),
         ];

@@ -15,7 +15,7 @@ async fn the_newest_whole_turns_that_fit_are_sent_after_the_system_prompt() {
         .returning(move |_, _| Ok(known.clone()));
     let id = session.id;
     let model = session.model.clone();
-    repo.expect_recent_messages().returning(move |_, _, _| {
+    repo.expect_recent_messages().returning(move |_, _, _, _| {
         let mut history = Vec::new();
         for turn in 1..=5 {
             let words = format!("turn {turn} ") + &"apple ".repeat(40);

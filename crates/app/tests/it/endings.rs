@@ -75,7 +75,7 @@ fn repo_updating(
     repo.expect_get_session()
         .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _, _| Ok(Vec::new()));
+        .returning(|_, _, _, _| Ok(Vec::new()));
     repo.expect_append_messages().returning(|_, _| Ok(()));
     let writes: Writes = Arc::default();
     let accepted = Arc::clone(&writes);
@@ -288,12 +288,8 @@ fn repo_with_one_answer(
     let mut answer = colloquy_domain::Message::streaming_reply(session.id, &session.model);
     answer.content = text.into();
     answer.finish(MessageStatus::Complete, None);
-    repo.expect_list_messages().returning(move |_, _, _, _| {
-        Ok(colloquy_ports::Page {
-            items: vec![answer.clone()],
-            has_more: false,
-        })
-    });
+    repo.expect_list_branch()
+        .returning(move |_, _, _, _, _| Ok(crate::support::branch_page(vec![answer.clone()])));
     repo
 }
 

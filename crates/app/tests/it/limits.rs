@@ -352,11 +352,8 @@ async fn a_summary_is_billed_and_refused_once_the_days_tokens_are_spent() {
         answered.content = "Something to summarize.".into();
         answered.finish(colloquy_domain::MessageStatus::Complete, None);
         let (mut repo, _) = repo_with(&session);
-        repo.expect_list_messages().returning(move |_, _, _, _| {
-            Ok(colloquy_ports::Page {
-                items: vec![answered.clone()],
-                has_more: false,
-            })
+        repo.expect_list_branch().returning(move |_, _, _, _, _| {
+            Ok(crate::support::branch_page(vec![answered.clone()]))
         });
         let mut config = config();
         config.limits = limits(0, 0, 100);

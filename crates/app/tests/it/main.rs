@@ -7,6 +7,7 @@ mod endings;
 mod limits;
 mod model;
 mod replies;
+mod reworking;
 mod sending;
 mod sessions;
 mod summaries;

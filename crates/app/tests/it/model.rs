@@ -19,7 +19,7 @@
 //! `COLLOQUY_MODEL_CASES=<n>` runs `n` cases instead of the default 64.
 
 mod clients;
-mod fakes;
+pub(crate) mod fakes;
 mod reference;
 
 use std::collections::HashMap;

@@ -219,7 +219,7 @@ async fn a_busy_store_gets_more_tries_at_the_final_write() {
     repo.expect_get_session()
         .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _, _| Ok(Vec::new()));
+        .returning(|_, _, _, _| Ok(Vec::new()));
     repo.expect_append_messages().returning(|_, _| Ok(()));
     let refusals = Arc::new(AtomicU32::new(0));
     let refused = Arc::clone(&refusals);

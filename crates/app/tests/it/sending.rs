@@ -17,7 +17,7 @@ async fn the_user_message_is_stored_before_the_model_is_called() {
     repo.expect_get_session()
         .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _, _| Ok(Vec::new()));
+        .returning(|_, _, _, _| Ok(Vec::new()));
     repo.expect_append_messages()
         .withf(|_, messages| {
             messages.len() == 2
@@ -70,7 +70,7 @@ async fn the_model_gets_the_system_prompt_history_and_new_message() {
     repo.expect_get_session()
         .returning(move |_, _| Ok(known.clone()));
     let earlier = session.id;
-    repo.expect_recent_messages().returning(move |_, _, _| {
+    repo.expect_recent_messages().returning(move |_, _, _, _| {
         let question =
             colloquy_domain::MessageContent::parse("first question".into(), 100).unwrap();
         let mut answer = colloquy_domain::Message::streaming_reply(

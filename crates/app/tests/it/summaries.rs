@@ -2,9 +2,7 @@
 
 use colloquy_app::{ChatError, ChatService, MessageCounts};
 use colloquy_domain::{Message, MessageContent, MessageStatus, Session, Usage};
-use colloquy_ports::{
-    LlmError, MockChatRepository, MockLlmClient, Page, PromptRole, ResponseFormat,
-};
+use colloquy_ports::{LlmError, MockChatRepository, MockLlmClient, PromptRole, ResponseFormat};
 use serde_json::Value;
 
 use crate::support::{config, scripted, session, text_stream};
@@ -36,12 +34,8 @@ fn summarizing(session: &Session, messages: Vec<Message>, llm: MockLlmClient) ->
     let known = session.clone();
     repo.expect_get_session()
         .returning(move |_, _| Ok(known.clone()));
-    repo.expect_list_messages().returning(move |_, _, _, _| {
-        Ok(Page {
-            items: messages.clone(),
-            has_more: false,
-        })
-    });
+    repo.expect_list_branch()
+        .returning(move |_, _, _, _, _| Ok(crate::support::branch_page(messages.clone())));
     crate::support::service_with(repo, llm, config())
 }
 

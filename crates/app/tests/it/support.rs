@@ -11,8 +11,9 @@ use colloquy_domain::{
 };
 use colloquy_inprocess::{InProcessEventLog, InProcessLimiter, LogLimits};
 use colloquy_ports::{
-    AssistantChanges, AssistantStore, ChatChunk, ChatRepository, ChatStream, Completion, EventLog,
-    LlmClient, LlmError, MockChatRepository, MockLlmClient, Page, RepoError, UsageLedger,
+    AssistantChanges, AssistantStore, BranchMessage, ChatChunk, ChatRepository, ChatStream,
+    Completion, EventLog, LlmClient, LlmError, MockChatRepository, MockLlmClient, Page, RepoError,
+    Siblings, UsageLedger,
 };
 use futures::StreamExt;
 
@@ -54,7 +55,7 @@ pub fn repo_with(session: &Session) -> (MockChatRepository, Writes) {
     repo.expect_get_session()
         .returning(move |_, _| Ok(known.clone()));
     repo.expect_recent_messages()
-        .returning(|_, _, _| Ok(Vec::new()));
+        .returning(|_, _, _, _| Ok(Vec::new()));
     let appended = Arc::clone(&writes);
     repo.expect_append_messages().returning(move |_, messages| {
         appended.lock().unwrap().extend(messages.iter().cloned());
@@ -444,4 +445,21 @@ pub fn text_stream_with_usage(pieces: &[&str], prompt: u64, completion: u64) -> 
         }),
     })));
     futures::stream::iter(items).boxed()
+}
+
+/// `messages` as one page of a branch, each an only child.
+pub fn branch_page(messages: Vec<Message>) -> Page<BranchMessage> {
+    Page {
+        items: messages
+            .into_iter()
+            .map(|message| BranchMessage {
+                siblings: Siblings {
+                    ids: vec![message.id],
+                    index: 0,
+                },
+                message,
+            })
+            .collect(),
+        has_more: false,
+    }
 }

@@ -16,7 +16,9 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{Content, Header, OpenApi as Document, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema};
 
-use super::{account, assistants, compat, health, messages, sessions, socket, summary};
+use super::{
+    account, archive, assistants, branches, compat, health, messages, sessions, socket, summary,
+};
 use crate::problem::PROBLEM_JSON;
 use crate::{sse, telemetry, ApiError};
 
@@ -36,6 +38,8 @@ const STREAM_TOKEN: &str = "stream_token";
     paths(
         sessions::create, sessions::list, sessions::get, sessions::update, sessions::delete,
         messages::send, messages::replies, messages::list, messages::events, socket::open, messages::cancel, messages::stream_token, summary::summary,
+        branches::regenerate, branches::edit,
+        archive::search, archive::export, archive::import,
         assistants::create, assistants::list, assistants::get, assistants::update, assistants::delete,
         account::me, account::models,
         compat::create_session,
@@ -45,6 +49,8 @@ const STREAM_TOKEN: &str = "stream_token";
     tags(
         (name = "sessions", description = "Chats and their settings."),
         (name = "messages", description = "Sending, discussions between assistants, history, live events (SSE or WebSocket), cancelling."),
+        (name = "branches", description = "Reworking a conversation: a regenerated reply or an edited question becomes a new branch beside the old one (switch with `PATCH …/sessions/{id}` `{\"head_message_id\"}`)."),
+        (name = "archive", description = "Full-text search over the caller's messages; a session's export (JSON with every branch, or Markdown) and the import of one, or of a ChatGPT conversation."),
         (name = "assistants", description = "Named voices with their own instructions, model and tools, several of which may answer in one turn."),
         (name = "account", description = "Who is asking: the principal, its limits and usage, the models offered."),
         (name = "compatibility", description = "The original assignment's routes; each shares its handler with an `/api/v1` route."),
@@ -125,11 +131,15 @@ fn request_id_header() -> RefOr<Header> {
 }
 
 /// Operations whose body may be left out entirely.
-const OPTIONAL_BODIES: [&str; 2] = ["create_session", "compat_create_session"];
+const OPTIONAL_BODIES: [&str; 3] = [
+    "create_session",
+    "compat_create_session",
+    "regenerate_message",
+];
 
 /// A path or query parameter or a header is text: an `Option` makes it
-/// optional, never JSON `null`. Every `session_id` and `assistant_id` is a
-/// UUID, whoever annotated the route.
+/// optional, never JSON `null`. Every `session_id`, `assistant_id` and
+/// `message_id` is a UUID, whoever annotated the route.
 fn tighten_parameters(operation: &mut Operation) {
     for parameter in operation.parameters.iter_mut().flatten() {
         let RefOr::T(parameter) = parameter else {
@@ -156,7 +166,7 @@ fn tighten_parameters(operation: &mut Operation) {
 }
 
 /// The path parameters that are ids of the contract's resources.
-const ID_PARAMETERS: [&str; 2] = ["session_id", "assistant_id"];
+const ID_PARAMETERS: [&str; 3] = ["session_id", "assistant_id", "message_id"];
 
 /// The contract's error table, applied to what an operation takes.
 fn add_problems(path: &str, operation: &mut Operation) {
@@ -268,6 +278,10 @@ fn problem_description(path: &str, status: u16) -> &'static str {
     match status {
         404 if path.contains("{assistant_id}") => {
             "There is no assistant with that id (another principal's looks the same)."
+        }
+        404 if path.contains("{message_id}") => {
+            "There is no session with that id (another principal's looks the same), or no \
+             message `message_id` in it."
         }
         400 => "A malformed JSON body, id or query parameter.",
         401 => "No, malformed, expired or revoked credentials (`WWW-Authenticate: Bearer`), when the server requires them.",
@@ -667,5 +681,147 @@ mod tests {
             send[0]["required"].as_array().is_none_or(Vec::is_empty),
             "`content` or `message`, as the anyOf says, never both: {send}"
         );
+    }
+
+    #[test]
+    fn branches_search_export_and_import_are_documented() {
+        let json: serde_json::Value = serde_json::from_str(document()).unwrap();
+        let paths = &json["paths"];
+        let schemas = &json["components"]["schemas"];
+        let regenerate = "/api/v1/sessions/{session_id}/messages/{message_id}/regenerate";
+        let edit = "/api/v1/sessions/{session_id}/messages/{message_id}/edit";
+        for path in [regenerate, edit] {
+            let operation = &paths[path]["post"];
+            for status in ["202", "404", "409", "422"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{path} {status}"
+                );
+            }
+            assert!(
+                operation["responses"]["200"]["content"]
+                    .get("text/event-stream")
+                    .is_some(),
+                "{path} streams like a send"
+            );
+            assert_eq!(
+                operation["responses"]["202"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/SendAccepted"
+            );
+            assert_eq!(operation["parameters"][1]["name"], "message_id");
+            assert_eq!(operation["parameters"][1]["schema"]["format"], "uuid");
+            assert!(operation["responses"]["404"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("message_id"));
+        }
+        assert_eq!(
+            paths[regenerate]["post"]["requestBody"]["required"], false,
+            "a regenerate may come without a body"
+        );
+        assert_eq!(paths[edit]["post"]["requestBody"]["required"], true);
+        assert_eq!(
+            schemas["EditMessageRequest"]["required"],
+            serde_json::json!(["content"])
+        );
+
+        let history = &paths["/api/v1/sessions/{session_id}/messages"]["get"];
+        let names: Vec<&str> = history["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|parameter| parameter["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"leaf"), "{names:?}");
+        assert_eq!(
+            history["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/PageBody_ListedMessage"
+        );
+        // A generic page inlines its items: a Message, and its siblings.
+        let listed = &schemas["PageBody_ListedMessage"]["properties"]["data"]["items"];
+        assert_eq!(listed["allOf"][0]["$ref"], "#/components/schemas/Message");
+        assert_eq!(
+            listed["allOf"][1]["required"],
+            serde_json::json!(["siblings"])
+        );
+        assert_eq!(
+            listed["allOf"][1]["properties"]["siblings"]["$ref"],
+            "#/components/schemas/Siblings"
+        );
+        assert_eq!(
+            schemas["Siblings"]["required"],
+            serde_json::json!(["ids", "index"])
+        );
+        let required = |schema: &str| schemas[schema]["required"].as_array().unwrap().clone();
+        assert!(required("Message").contains(&"parent_id".into()));
+        assert!(required("Session").contains(&"head_message_id".into()));
+        assert!(schemas["PatchSessionRequest"]["properties"]["head_message_id"].is_object());
+
+        let search = &paths["/api/v1/search"]["get"];
+        let q = &search["parameters"][0];
+        assert_eq!(
+            (q["name"].as_str(), q["required"].as_bool()),
+            (Some("q"), Some(true))
+        );
+        assert!(search["responses"]["422"].is_object());
+        for field in [
+            "session_id",
+            "session_title",
+            "message_id",
+            "role",
+            "created_at",
+            "snippet",
+        ] {
+            assert!(
+                required("SearchHit").contains(&field.into()),
+                "SearchHit.{field}"
+            );
+        }
+
+        let export = &paths["/api/v1/sessions/{session_id}/export"]["get"];
+        let content = &export["responses"]["200"]["content"];
+        assert_eq!(
+            content["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Export"
+        );
+        assert!(content.get("text/markdown; charset=utf-8").is_some());
+        assert!(export["responses"]["200"]["headers"]["Content-Disposition"].is_object());
+        assert!(export["responses"]["422"].is_object(), "an unknown format");
+        assert_eq!(export["parameters"][1]["name"], "format");
+        assert_eq!(
+            required("Export"),
+            ["format", "session", "messages"].map(serde_json::Value::from)
+        );
+
+        let import = &paths["/api/v1/sessions/import"]["post"];
+        assert_eq!(
+            import["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ImportRequest"
+        );
+        let formats: Vec<&str> = schemas["ImportRequest"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|format| format["$ref"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                "#/components/schemas/ColloquyImport",
+                "#/components/schemas/ChatGptConversation"
+            ]
+        );
+        assert_eq!(
+            schemas["ChatGptConversation"]["properties"]["mapping"]["additionalProperties"]["$ref"],
+            "#/components/schemas/ChatGptNode"
+        );
+        for status in ["201", "400", "413", "415", "422"] {
+            assert!(import["responses"][status].is_object(), "import {status}");
+        }
+        assert!(import["responses"]["413"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("16 MiB"));
+        assert!(import["responses"]["201"]["headers"]["Location"].is_object());
     }
 }

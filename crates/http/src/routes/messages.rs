@@ -1,15 +1,15 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, Responder};
 use colloquy_app::{ChatService, SendOutcome};
-use colloquy_domain::{MessageId, SessionId};
+use colloquy_domain::SessionId;
 use futures::StreamExt;
 
 use super::sessions::session_id;
-use crate::body::{parse_id, parse_limit, query, JsonBody};
+use crate::body::{parse_limit, query, JsonBody};
 use crate::caller::{stream_caller, Tokens};
 use crate::wire::{
-    assistant_ids, rfc3339, CancelBody, EventsQuery, MessageBody, MessagePageQuery, PageBody,
-    RepliesRequest, SendAccepted, SendMessageRequest, StreamTokenBody,
+    assistant_ids, message_id, rfc3339, CancelBody, EventsQuery, ListedMessageBody,
+    MessagePageQuery, PageBody, RepliesRequest, SendAccepted, SendMessageRequest, StreamTokenBody,
 };
 use crate::{sse, ApiError, Caller};
 
@@ -119,8 +119,9 @@ pub async fn replies(
 const NOT_FOUND_IN_A_TURN: &str =
     "There is no session with that id, or one of `assistant_ids` is not the caller's assistant.";
 
-/// The answer to a request that started a turn: its events, or a `202`.
-fn answer_turn(
+/// The answer to a request that started a turn (a send, a discussion, a
+/// regenerated reply, an edited question): its events, or a `202`.
+pub(super) fn answer_turn(
     request: &HttpRequest,
     outcome: SendOutcome,
     session: SessionId,
@@ -153,14 +154,24 @@ fn turn_stream(outcome: SendOutcome, cancel_on_disconnect: bool) -> impl Respond
     sse::respond(events)
 }
 
-/// A session's history, oldest first.
+/// A session's history: one branch, oldest first.
+///
+/// The active branch (ending at the session's `head_message_id`), or with
+/// `leaf` the branch ending at that message. Each message carries its
+/// `siblings`: the messages sharing its parent (other replies to the same
+/// question, other versions of the same question), so a client can show
+/// "2 / 3" and switch with `PATCH …/sessions/{id}` `{"head_message_id"}`.
 #[utoipa::path(
     get,
     path = "/api/v1/sessions/{session_id}/messages",
     tag = "messages",
     operation_id = "list_messages",
     params(("session_id" = String, Path, format = "uuid", description = "The session's id."), MessagePageQuery),
-    responses((status = 200, description = "A page of messages.", body = PageBody<MessageBody>))
+    responses(
+        (status = 200, description = "A page of the branch's messages.", body = PageBody<ListedMessageBody>),
+        (status = 404, description = "There is no session with that id, or `leaf` is not one of its messages.",
+            body = ApiError, content_type = "application/problem+json"),
+    )
 )]
 pub async fn list(
     service: web::Data<ChatService>,
@@ -171,14 +182,19 @@ pub async fn list(
     let id = session_id(&path)?;
     let query: MessagePageQuery = query(&request)?;
     let limit = parse_limit(query.limit.as_deref(), 1000, 1000)?;
+    let leaf = query
+        .leaf
+        .as_deref()
+        .map(|raw| message_id(raw, "leaf"))
+        .transpose()?;
     let after = query
         .after
         .as_deref()
-        .map(|raw| parse_id(raw, MessageId::parse, "after"))
+        .map(|raw| message_id(raw, "after"))
         .transpose()?;
-    let page = service.list_messages(&caller.0, id, limit, after).await?;
+    let page = service.history(&caller.0, id, leaf, limit, after).await?;
     Ok(HttpResponse::Ok().json(PageBody {
-        data: page.items.iter().map(MessageBody::from).collect(),
+        data: page.items.iter().map(ListedMessageBody::from).collect(),
         has_more: page.has_more,
     }))
 }

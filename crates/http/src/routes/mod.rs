@@ -1,7 +1,9 @@
 //! The routes of the contract, one module per resource.
 
 mod account;
+mod archive;
 mod assistants;
+mod branches;
 mod compat;
 mod docs;
 mod health;
@@ -13,7 +15,8 @@ mod summary;
 
 use actix_web::{web, HttpResponse};
 
-use crate::ApiError;
+use crate::body::with_body_limit;
+use crate::{ApiError, MAX_IMPORT_BYTES};
 
 pub(crate) fn register(config: &mut web::ServiceConfig) {
     config
@@ -24,6 +27,11 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                         .route(web::post().to(sessions::create))
                         .route(web::get().to(sessions::list)),
                 )
+                // Before `/{session_id}`, which would take `import` for an id.
+                .service(with_body_limit(
+                    web::resource("/import").route(web::post().to(archive::import)),
+                    MAX_IMPORT_BYTES,
+                ))
                 .service(
                     web::resource("/{session_id}")
                         .route(web::get().to(sessions::get))
@@ -34,6 +42,17 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                     web::resource("/{session_id}/messages")
                         .route(web::post().to(messages::send))
                         .route(web::get().to(messages::list)),
+                )
+                .service(
+                    web::resource("/{session_id}/messages/{message_id}/regenerate")
+                        .route(web::post().to(branches::regenerate)),
+                )
+                .service(
+                    web::resource("/{session_id}/messages/{message_id}/edit")
+                        .route(web::post().to(branches::edit)),
+                )
+                .service(
+                    web::resource("/{session_id}/export").route(web::get().to(archive::export)),
                 )
                 .service(
                     web::resource("/{session_id}/replies").route(web::post().to(messages::replies)),
@@ -67,6 +86,7 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
                         .route(web::delete().to(assistants::delete)),
                 ),
         )
+        .service(web::resource("/api/v1/search").route(web::get().to(archive::search)))
         .service(web::resource("/api/v1/me").route(web::get().to(account::me)))
         .service(web::resource("/api/v1/models").route(web::get().to(account::models)))
         .service(web::resource("/healthz").route(web::get().to(health::live)))

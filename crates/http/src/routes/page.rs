@@ -22,13 +22,15 @@ use crate::ApiError;
 
 const INDEX_HTML: &str = include_str!("../../static/index.html");
 /// The page's JavaScript modules, by file name; `main.js` is the entry point.
-const MODULES: [(&str, &str); 13] = [
+const MODULES: [(&str, &str); 16] = [
     ("api.js", include_str!("../../static/js/api.js")),
+    ("archive.js", include_str!("../../static/js/archive.js")),
     (
         "assistants.js",
         include_str!("../../static/js/assistants.js"),
     ),
     ("auth.js", include_str!("../../static/js/auth.js")),
+    ("branches.js", include_str!("../../static/js/branches.js")),
     ("chat.js", include_str!("../../static/js/chat.js")),
     ("composer.js", include_str!("../../static/js/composer.js")),
     ("dom.js", include_str!("../../static/js/dom.js")),
@@ -37,6 +39,7 @@ const MODULES: [(&str, &str); 13] = [
     ("main.js", include_str!("../../static/js/main.js")),
     ("messages.js", include_str!("../../static/js/messages.js")),
     ("render.js", include_str!("../../static/js/render.js")),
+    ("search.js", include_str!("../../static/js/search.js")),
     ("sessions.js", include_str!("../../static/js/sessions.js")),
     ("state.js", include_str!("../../static/js/state.js")),
 ];
@@ -273,6 +276,7 @@ mod tests {
             r#"id="discuss""#,
             r#"id="manage-assistants""#,
             r#"id="assistants""#,
+            r#"id="search""#,
         ] {
             assert!(body.contains(hook), "the page lacks {hook}");
         }

@@ -5,7 +5,7 @@ use colloquy_domain::{Session, SessionId};
 
 use crate::body::{parse_id, parse_limit, query, JsonBody, OptionalJsonBody};
 use crate::wire::{
-    assistant_id, CreateSessionRequest, PageBody, PatchSessionRequest, SessionBody,
+    assistant_id, message_id, CreateSessionRequest, PageBody, PatchSessionRequest, SessionBody,
     SessionPageQuery,
 };
 use crate::{ApiError, Caller};
@@ -114,11 +114,13 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))
 }
 
-/// Rename a session or change its settings.
+/// Rename a session, change its settings, or switch its branch.
 ///
 /// A field left out stays as it is; `null` clears `title`, `system_prompt`
 /// or `assistant_id`. Setting `assistant_id` without `model` sets the
-/// session's model to the assistant's.
+/// session's model to the assistant's. `head_message_id` makes the branch
+/// through that message the active one (ending at the newest message below
+/// it); watchers of the session get `session.updated`.
 #[utoipa::path(
     patch,
     path = "/api/v1/sessions/{session_id}",
@@ -128,8 +130,9 @@ pub async fn get(
     request_body(content = PatchSessionRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The session as it is now.", body = SessionBody),
-        (status = 404, description = "There is no session with that id, or `assistant_id` names \
-            none of the caller's assistants.", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "There is no session with that id, `assistant_id` names \
+            none of the caller's assistants, or `head_message_id` none of the session's messages.",
+            body = ApiError, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
@@ -147,11 +150,17 @@ pub async fn update(
                 .transpose()
         })
         .transpose()?;
+    let head_message_id = body
+        .head_message_id
+        .as_deref()
+        .map(|raw| message_id(raw, "head_message_id"))
+        .transpose()?;
     let patch = SessionPatch {
         title: body.title,
         system_prompt: body.system_prompt,
         model: body.model,
         assistant_id,
+        head_message_id,
     };
     let session = service.update_session(&caller.0, id, patch).await?;
     Ok(HttpResponse::Ok().json(SessionBody::from(&session)))

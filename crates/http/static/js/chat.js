@@ -4,7 +4,7 @@ import { API, api, sessionPath } from './api.js';
 import { els, showError } from './dom.js';
 import { updateComposer } from './composer.js';
 import { closeEvents, openEvents } from './events.js';
-import { applyChange, clearMessages, loadHistory, nearEnd, putMessage, scrollToEnd } from './messages.js';
+import { applyChange, clearMessages, joinBranch, loadHistory, nearEnd, putMessage, scrollToEnd, showBranch, shownLeaf } from './messages.js';
 import { bumpCount, dropSession, findSession, putSession, renderSessions, renderTitle } from './sessions.js';
 import { state } from './state.js';
 
@@ -72,32 +72,108 @@ export async function select(id) {
   if (ticket !== state.selecting) return;
   for (const message of messages) putMessage(message);
   state.ready = true;
-  for (const [name, data] of state.queue.splice(0)) apply(name, data);
+  replayQueue();
   scrollToEnd(true);
   updateComposer();
 }
 
 function receive(name, data) {
-  if (state.ready) apply(name, data);
+  if (state.ready) apply(name, data, false);
   else state.queue.push([name, data]);
 }
 
-function apply(name, data) {
+// Applies the events that waited while the history was read, in order,
+// until one of them has another branch read (`followHead`): the rest wait
+// for that. An event that asked for its branch is applied again once that
+// is shown (`requeued`), and cannot ask again.
+function replayQueue() {
+  while (state.ready && state.queue.length > 0) {
+    const [name, data, requeued] = state.queue.shift();
+    apply(name, data, Boolean(requeued));
+  }
+}
+
+function apply(name, data, replayed) {
   if (name === 'session.updated') {
     putSession(data);
+    // The session moved to another branch (switched in another tab, say):
+    // this one follows it. A head is always a leaf, so one on screen
+    // already is where this page is.
+    const head = data.head_message_id;
+    if (data.id === state.current && head && !state.messages.has(head)) followHead(data.id, head);
     return;
   }
   state.stickToEnd = nearEnd();
-  if (name === 'message.created' || name === 'message.completed' || name === 'message.failed') {
+  if (name === 'message.created') {
     if (data.session_id !== state.current) return;
-    const isNew = putMessage(data);
-    if (isNew && name === 'message.created') bumpCount(data.session_id);
+    const placed = joinBranch(data);
+    if (placed === 'joined') bumpCount(data.session_id);
+    if (placed === 'unplaced' && !replayed) {
+      // It follows a message this page does not show: the branch ending at
+      // it is read, and this event applied again on top of it.
+      followHead(data.session_id, data.id);
+      state.queue.unshift([name, data, true]);
+    }
+  } else if (name === 'message.completed' || name === 'message.failed') {
+    if (data.session_id !== state.current) return;
+    // A reply on a branch this page does not show stays off screen.
+    if (state.messages.has(data.id) || data.parent_id === undefined || data.parent_id === shownLeaf()) joinBranch(data);
   } else {
     applyChange(name, data);
   }
   scrollToEnd(false);
   state.stickToEnd = false;
   updateComposer();
+}
+
+let following = null; // the branch being put on screen: { id, ticket, leaf, again, running }
+
+/**
+ * Puts on screen the branch of session `id` ending at message `leaf` (the
+ * active branch with none), and settles once it is shown. The events that
+ * arrive meanwhile wait, and are applied on top of it, as when a chat is
+ * selected. Asked again while a branch is read, the newest wish wins.
+ */
+export function followHead(id, leaf) {
+  if (id !== state.current) return Promise.resolve();
+  if (following && following.id === id && following.ticket === state.selecting) {
+    following.leaf = leaf;
+    following.again = true;
+    state.ready = false;
+    return following.running;
+  }
+  // The chat's history is being read already (it was just selected, or
+  // events were missed): that read finds the session as it is now.
+  if (!state.ready) return Promise.resolve();
+  const current = { id, ticket: state.selecting, leaf, again: true };
+  following = current;
+  state.ready = false;
+  updateComposer();
+  current.running = readBranches(current).finally(() => {
+    if (following === current) following = null;
+  });
+  return current.running;
+}
+
+async function readBranches(current) {
+  while (current.again) {
+    current.again = false;
+    let messages = null;
+    try {
+      messages = await loadHistory(current.id, current.leaf);
+    } catch (error) {
+      showError('The chat could not be brought up to date', error);
+    }
+    if (current.ticket !== state.selecting) return; // another chat was selected: its own load goes on
+    if (current.again) continue; // a newer wish came meanwhile: only its answer counts
+    state.stickToEnd = nearEnd();
+    if (messages) showBranch(messages, true);
+    state.ready = true;
+    replayQueue();
+    scrollToEnd(false);
+    state.stickToEnd = false;
+    updateComposer();
+  }
 }
 
 // After a reconnection the server may have restarted (a reply it was
@@ -113,11 +189,23 @@ async function resync() {
     return;
   }
   if (id !== state.current) return;
-  for (const stored of messages) {
-    const shown = state.messages.get(stored.id);
+  const stored = new Set(messages.map((message) => message.id));
+  const leaf = messages.length > 0 ? messages[messages.length - 1].id : '';
+  // A message missing on either side (only newer ones may be missing from
+  // a read made a moment ago): the session is on another branch now, or
+  // events were lost with the server. The branch is read again, events
+  // held back meanwhile.
+  const moved =
+    messages.some((message) => !state.messages.has(message.id)) ||
+    [...state.messages.keys()].some((shownId) => shownId < leaf && !stored.has(shownId));
+  if (moved) {
+    followHead(id);
+    return;
+  }
+  for (const message of messages) {
     // A reply this page saw streaming but the store has settled (the server
     // stopped meanwhile, say) takes the stored state; the rest is as shown.
-    if (!shown || (shown.status === 'streaming' && stored.status !== 'streaming')) putMessage(stored);
+    if (state.messages.get(message.id).status === 'streaming' && message.status !== 'streaming') putMessage(message);
   }
   updateComposer();
 }
@@ -135,9 +223,9 @@ async function reloadAfterResync(id) {
     // Keep what is shown; the next resync or reconnection tries again.
   }
   if (id !== state.current) return;
-  for (const stored of messages) putMessage(stored);
+  if (messages.length > 0) showBranch(messages, false);
   state.ready = true;
-  for (const [name, data] of state.queue.splice(0)) apply(name, data);
+  replayQueue();
   scrollToEnd(false);
   updateComposer();
 }

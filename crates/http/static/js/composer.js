@@ -4,7 +4,7 @@ import { api, sessionPath } from './api.js';
 import { assistantsOffered, loadAssistants, namesOf, pickedAssistants } from './assistants.js';
 import { els, hideBanner, showError } from './dom.js';
 import { opened } from './events.js';
-import { isStreaming, showAccepted } from './messages.js';
+import { isStreaming, lockActions, showAccepted } from './messages.js';
 import { state } from './state.js';
 
 const PLACEHOLDER = 'Message colloquy…';
@@ -46,6 +46,7 @@ export function updateComposer() {
       : `${names} speak next, without a new message from you`;
   els.composer.placeholder = names ? `Message ${names}…` : PLACEHOLDER;
   els.welcome.hidden = state.messages.size > 0;
+  lockActions();
 }
 
 function autosize() {
@@ -54,76 +55,81 @@ function autosize() {
   box.style.height = `${Math.min(box.scrollHeight, 240)}px`;
 }
 
-// The messages a send or a discussion was answered with: the user message
-// (none for a discussion), then one assistant message per answering voice.
-function answeredWith(accepted) {
-  const replies = accepted.assistant_messages || [accepted.assistant_message];
-  return [accepted.user_message, ...replies].filter(Boolean);
-}
-
 // An assistant named in a request that failed may be gone (deleted in
 // another tab): the chips are brought up to date.
 function refreshIfAssistantsNamed(error, assistantIds) {
   if (assistantIds.length > 0 && (error.status === 404 || error.status === 422)) loadAssistants().catch(() => {});
 }
 
-async function submit() {
-  const content = els.composer.value;
-  if (state.sending || !content.trim()) return;
+/**
+ * Runs `work` (which asks for a turn) unless one is being asked for or a
+ * reply is still being written (the server takes one turn at a time): the
+ * buttons say so meanwhile. Resolves to false when `work` did not run.
+ */
+export async function whileSending(work) {
+  if (state.sending) return false;
   if (isStreaming()) {
     showError('A reply is still being written: wait for it, or stop it first');
-    return;
+    return false;
   }
-  const assistantIds = pickedAssistants();
   state.sending = true;
   updateComposer();
   try {
-    let id = state.current;
-    if (!id) {
-      id = (await startChat()).id;
-    }
-    // Make sure the events are flowing before the reply starts.
-    await opened();
-    const body = assistantIds.length > 0 ? { content, assistant_ids: assistantIds } : { content };
-    const accepted = await api('POST', `${sessionPath(id)}/messages`, body);
-    if (els.composer.value === content) {
-      els.composer.value = '';
-      autosize();
-    }
-    hideBanner();
-    showAccepted(id, answeredWith(accepted));
-  } catch (error) {
-    showError('Your message was not sent', error);
-    refreshIfAssistantsNamed(error, assistantIds);
+    await work();
+    return true;
   } finally {
     state.sending = false;
     updateComposer();
   }
 }
 
+/**
+ * Asks session `id` for a turn (a send, a discussion, a regeneration, an
+ * edit): POSTs `body` to `path` once the chat's events flow, then shows the
+ * messages the turn was answered with; they stream in over the events.
+ * Throws the server's refusal.
+ */
+export async function requestTurn(id, path, body) {
+  // Make sure the events are flowing before the reply starts.
+  await opened();
+  const accepted = await api('POST', path, body);
+  hideBanner();
+  showAccepted(id, accepted);
+}
+
+async function submit() {
+  const content = els.composer.value;
+  if (!content.trim()) return;
+  const assistantIds = pickedAssistants();
+  const body = assistantIds.length > 0 ? { content, assistant_ids: assistantIds } : { content };
+  await whileSending(async () => {
+    try {
+      const id = state.current || (await startChat()).id;
+      await requestTurn(id, `${sessionPath(id)}/messages`, body);
+      if (els.composer.value === content) {
+        els.composer.value = '';
+        autosize();
+      }
+    } catch (error) {
+      showError('Your message was not sent', error);
+      refreshIfAssistantsNamed(error, assistantIds);
+    }
+  });
+}
+
 // The picked assistants speak next, with no new message: a discussion.
 async function discuss() {
   const id = state.current;
   const assistantIds = pickedAssistants();
-  if (state.sending || !id || assistantIds.length === 0) return;
-  if (isStreaming()) {
-    showError('A reply is still being written: wait for it, or stop it first');
-    return;
-  }
-  state.sending = true;
-  updateComposer();
-  try {
-    await opened();
-    const accepted = await api('POST', `${sessionPath(id)}/replies`, { assistant_ids: assistantIds });
-    hideBanner();
-    showAccepted(id, answeredWith(accepted));
-  } catch (error) {
-    showError('The discussion did not start', error);
-    refreshIfAssistantsNamed(error, assistantIds);
-  } finally {
-    state.sending = false;
-    updateComposer();
-  }
+  if (!id || assistantIds.length === 0) return;
+  await whileSending(async () => {
+    try {
+      await requestTurn(id, `${sessionPath(id)}/replies`, { assistant_ids: assistantIds });
+    } catch (error) {
+      showError('The discussion did not start', error);
+      refreshIfAssistantsNamed(error, assistantIds);
+    }
+  });
 }
 
 async function stopReply() {

@@ -2,6 +2,11 @@
 // dependency. This one wires the page's controls to the modules that do the
 // work, and starts it.
 //
+// A session's messages form a tree: the page shows one branch, where a
+// reply can be regenerated, a question edited, and each message's versions
+// stepped through (branches.js, messages.js). Every chat can be searched
+// (search.js), exported and imported (archive.js).
+//
 // One EventSource per page, on the selected session's events (events.js):
 // replies are rendered from message.created / message.delta /
 // message.completed / message.failed / message.reset / message.tool_call /
@@ -12,12 +17,15 @@
 // A server with authentication on gets the API key the page asks for when it
 // answers 401 (auth.js); the event stream opens with a stream token.
 import { api, sessionPath } from './api.js';
+import { initArchive } from './archive.js';
 import { initAssistants, loadAssistants } from './assistants.js';
 import { forgetKey, showKeyStatus, tryKey } from './auth.js';
+import { initBranches } from './branches.js';
 import { closeSidebar, createSession, deleteSession, renameSession, select, showNoSession } from './chat.js';
 import { initComposer, updateComposer } from './composer.js';
 import { els, hideBanner, showError } from './dom.js';
 import { copyCode } from './render.js';
+import { initSearch } from './search.js';
 import { findSession, loadMoreSessions, loadSessions, putSession, renderSessions } from './sessions.js';
 import { state } from './state.js';
 
@@ -25,6 +33,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 initComposer(createSession);
 initAssistants(updateComposer);
+initBranches();
+initSearch();
+initArchive();
 
 els.newSession.addEventListener('click', async () => {
   els.newSession.disabled = true;

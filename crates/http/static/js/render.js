@@ -29,8 +29,11 @@ export function authorOf(message) {
 /**
  * Draws `message` into `view`. `waiting`: a reply of this turn that has not
  * begun, because an earlier one of the same turn is still being written.
+ * `locked`: its actions are shown disabled (a reply is being written, or
+ * another branch is being put on screen). `editor`: the form it is being
+ * edited in, shown in place of its text.
  */
-export function drawMessage(view, message, waiting) {
+export function drawMessage(view, message, { waiting = false, locked = false, editor = null } = {}) {
   view.dataset.role = message.role;
   view.dataset.status = message.status;
   view.dataset.messageId = message.id;
@@ -80,7 +83,69 @@ export function drawMessage(view, message, waiting) {
     const note = message.content ? 'Stopped. The text so far is kept.' : 'Stopped before it began.';
     parts.push(el('div', 'message-note', note));
   }
+  if (editor) {
+    body.hidden = true;
+    parts.push(editor);
+  } else {
+    const actions = messageActions(message, locked);
+    if (actions) parts.push(actions);
+  }
   view.replaceChildren(...parts);
+}
+
+// What can be done with a message: regenerate a reply, edit a question, and
+// go to another version of it (a sibling) when it has some. A reply being
+// written can only show where it stands among its versions.
+function messageActions(message, locked) {
+  const row = el('div', 'message-actions');
+  const siblings = message.siblings;
+  if (siblings && Array.isArray(siblings.ids) && siblings.ids.length > 1) {
+    row.append(siblingSwitcher(siblings, locked));
+  }
+  if (message.status !== 'streaming') {
+    if (message.role === 'assistant') {
+      row.append(actionButton('regenerate', 'regenerate', 'Regenerate', 'Ask for another reply; this one stays as an earlier version', locked));
+    } else if (message.role === 'user') {
+      row.append(actionButton('edit', 'pencil', 'Edit', 'Edit this message and ask again; the original stays as an earlier version', locked));
+    }
+  }
+  return row.childElementCount > 0 ? row : null;
+}
+
+// "2 / 3" between buttons to the previous and the next version.
+function siblingSwitcher({ ids, index }, locked) {
+  const place = `${index + 1} / ${ids.length}`;
+  const nav = el('nav', 'siblings');
+  nav.dataset.siblings = place;
+  nav.setAttribute('aria-label', `Version ${index + 1} of ${ids.length}`);
+  const prev = switchButton('prev', 'left', 'Previous version', index <= 0, locked);
+  const next = switchButton('next', 'right', 'Next version', index >= ids.length - 1, locked);
+  nav.append(prev, el('span', 'siblings-place', place), next);
+  return nav;
+}
+
+function switchButton(action, iconName, label, atEnd, locked) {
+  const button = el('button', 'icon-button small');
+  button.type = 'button';
+  button.dataset.action = action;
+  button.dataset.lockable = '';
+  if (atEnd) button.dataset.end = 'true';
+  button.disabled = atEnd || locked;
+  button.title = label;
+  button.setAttribute('aria-label', label);
+  button.append(icon(iconName));
+  return button;
+}
+
+function actionButton(action, iconName, text, title, locked) {
+  const button = el('button', 'message-action');
+  button.type = 'button';
+  button.dataset.action = action;
+  button.dataset.lockable = '';
+  button.disabled = locked;
+  button.title = title;
+  button.append(icon(iconName), el('span', null, text));
+  return button;
 }
 
 function typingDots() {

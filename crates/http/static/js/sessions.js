@@ -158,5 +158,6 @@ export function renderTitle() {
   els.title.textContent = title;
   els.model.textContent = session ? session.model : '';
   els.model.title = session ? `New messages use the model ${session.model}` : '';
+  els.exportBox.hidden = !state.current;
   document.title = state.current ? `${title} · colloquy` : 'colloquy';
 }

@@ -15,7 +15,7 @@ use crate::support::{spawn_app_with, SseReader, TestApp};
 
 const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
 
-async fn keyed() -> TestApp {
+pub(crate) async fn keyed() -> TestApp {
     spawn_app_with(&[("COLLOQUY_AUTH", "keys")]).await
 }
 
@@ -25,7 +25,7 @@ fn key_store(app: &TestApp) -> Arc<SqliteRepository> {
     Arc::new(SqliteRepository::connect(&path.display().to_string(), 1).unwrap())
 }
 
-async fn new_key(app: &TestApp, principal: &str) -> String {
+pub(crate) async fn new_key(app: &TestApp, principal: &str) -> String {
     let store = key_store(app);
     ApiKeys::issue(store.as_ref(), Principal::parse(principal).unwrap(), None)
         .await

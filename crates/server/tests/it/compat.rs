@@ -4,7 +4,7 @@
 use colloquy_fake_upstream::Behaviour;
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, text_of, SseReader};
+use crate::support::{as_stored, spawn_app, text_of, SseReader};
 
 #[tokio::test]
 async fn the_assignments_routes_create_send_receive_and_read_history() {
@@ -68,7 +68,11 @@ async fn the_assignments_routes_create_send_receive_and_read_history() {
     let messages = history["data"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["content"], "hello?");
-    assert_eq!(&messages[1], last, "the stored reply is the one received");
+    assert_eq!(
+        &as_stored(&messages[1]),
+        last,
+        "the stored reply is the one received"
+    );
     assert_eq!(history["has_more"], false);
 }
 

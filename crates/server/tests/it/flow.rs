@@ -267,7 +267,7 @@ async fn history_pages_with_after_and_limit() {
         app.fake.push(Behaviour::text(format!("answer {turn}")));
         app.chat(&session, &format!("question {turn}")).await;
     }
-    let all = app.history(&session).await;
+    let all = app.branch(&session, None).await;
     let page: Value = app
         .http
         .get(app.url(&format!(

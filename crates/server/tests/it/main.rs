@@ -7,9 +7,11 @@ mod binary;
 mod shared_redis;
 mod support;
 
+mod archive;
 mod ask;
 mod assistants;
 mod auth;
+mod branches;
 mod compat;
 mod context;
 mod crash;

@@ -131,6 +131,24 @@ impl Sse {
     }
 }
 
+/// A listed message as events and `202`s carry it: without the `siblings`
+/// only a listing has, which it checks first (the message is among its
+/// siblings, at its index).
+pub fn as_stored(listed: &Value) -> Value {
+    let siblings = &listed["siblings"];
+    let index = siblings["index"]
+        .as_u64()
+        .expect("a listed message has siblings");
+    let index = usize::try_from(index).unwrap();
+    assert_eq!(
+        siblings["ids"][index], listed["id"],
+        "a message is at its index among its siblings: {listed}"
+    );
+    let mut stored = listed.clone();
+    stored.as_object_mut().unwrap().remove("siblings");
+    stored
+}
+
 /// Reads a `text/event-stream` response into events, as a browser would,
 /// until `stop` says so or the stream ends.
 pub struct SseReader {
@@ -259,13 +277,24 @@ impl TestApp {
         (events, last)
     }
 
+    /// The session's active branch, each message as events carry it
+    /// (see [`as_stored`]).
     pub async fn history(&self, session: &str) -> Vec<Value> {
-        let response = self
-            .http
-            .get(self.url(&format!("/api/v1/sessions/{session}/messages")))
-            .send()
+        self.branch(session, None)
             .await
-            .unwrap();
+            .iter()
+            .map(as_stored)
+            .collect()
+    }
+
+    /// The branch ending at `leaf` (the active one when `None`), each
+    /// message as listed, with its `siblings`.
+    pub async fn branch(&self, session: &str, leaf: Option<&str>) -> Vec<Value> {
+        let mut url = self.url(&format!("/api/v1/sessions/{session}/messages"));
+        if let Some(leaf) = leaf {
+            url.push_str(&format!("?leaf={leaf}"));
+        }
+        let response = self.http.get(url).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let page: Value = response.json().await.unwrap();
         page["data"].as_array().unwrap().clone()

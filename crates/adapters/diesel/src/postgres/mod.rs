@@ -38,6 +38,8 @@ mod keys;
 mod migrations;
 mod queries;
 mod repository;
+pub(crate) mod search;
+mod tree;
 mod usage;
 
 pub(crate) use errors::is_transient;

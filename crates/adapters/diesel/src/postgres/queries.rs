@@ -71,16 +71,6 @@ pub(crate) fn message_page(session: String, after: Option<String>, fetch: i64) -
     query
 }
 
-/// A session's newest `limit` messages, newest first.
-pub(crate) fn newest_messages(session: String, limit: i64) -> MessageQuery {
-    messages::table
-        .select(MessageRow::as_select())
-        .filter(messages::session_id.eq(session))
-        .order(messages::id.desc())
-        .limit(limit)
-        .into_boxed()
-}
-
 /// Marks streaming replies interrupted. The status is a literal, as on
 /// SQLite, so the planner can prove the partial index `messages_streaming`
 /// applies without knowing a parameter's value.
@@ -110,14 +100,21 @@ mod tests {
     /// sort would win, and what is asked is whether the index alone can
     /// serve the query, in its order.
     async fn plan(sql: &str, parameters: &str) -> String {
+        plan_with(
+            "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off;",
+            sql,
+            parameters,
+        )
+        .await
+    }
+
+    /// [`plan`], with `settings` instead of its own.
+    async fn plan_with(settings: &str, sql: &str, parameters: &str) -> String {
         let database = TestDatabase::create().await;
         crate::migrate_postgres(database.url()).await.unwrap();
         let client = database.client().await;
         client
-            .batch_execute(&format!(
-                "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off; \
-                 PREPARE measured AS {sql}"
-            ))
+            .batch_execute(&format!("{settings} PREPARE measured AS {sql}"))
             .await
             .unwrap();
         client
@@ -154,8 +151,6 @@ mod tests {
             next.contains("(id > 'm'"),
             "the cursor bounds the range:\n{next}"
         );
-        let newest = plan(&sql_of(&newest_messages("s".into(), 50)), "'s', 50").await;
-        assert_reads_in_order(&newest, "Index Scan Backward using messages_session_id_id");
     }
 
     #[tokio::test]
@@ -222,5 +217,157 @@ mod tests {
     async fn listing_streaming_replies_reads_only_the_partial_index() {
         let plan = plan(STREAMING_REPLIES, "0, 10").await;
         assert!(plan.contains("messages_streaming"), "{plan}");
+    }
+
+    /// Every index condition of a plan, one per line.
+    fn index_conditions(plan: &str) -> Vec<&str> {
+        plan.lines()
+            .filter_map(|line| line.trim().strip_prefix("Index Cond: "))
+            .collect()
+    }
+
+    /// The server's plan for `sql` run with `parameters`, on a database
+    /// with enough messages (and statistics about them) for the planner to
+    /// choose as it would in production, where an empty table is read
+    /// whole: 50 sessions of 5 owners, each a branch of 400 messages (the
+    /// message `…9000-{n}` is the `n / 50`-th of session `…8000-{n % 50 + 1}`),
+    /// every thousandth of them holding the word "zanzibar".
+    async fn plan_on_history(sql: &str, parameters: &str) -> String {
+        let database = TestDatabase::create().await;
+        crate::migrate_postgres(database.url()).await.unwrap();
+        let client = database.client().await;
+        client
+            .batch_execute(
+                "INSERT INTO sessions (id, owner, model, created_at, updated_at) \
+                 SELECT format('00000000-0000-7000-8000-%s', lpad(n::text, 12, '0')), \
+                        'owner' || (n % 5), 'm', 0, 0 \
+                 FROM generate_series(1, 50) AS n; \
+                 INSERT INTO messages (id, session_id, parent_id, depth, role, content, status, \
+                                       created_at) \
+                 SELECT format('00000000-0000-7000-9000-%s', lpad(n::text, 12, '0')), \
+                        format('00000000-0000-7000-8000-%s', lpad((n % 50 + 1)::text, 12, '0')), \
+                        CASE WHEN n >= 50 \
+                            THEN format('00000000-0000-7000-9000-%s', lpad((n - 50)::text, 12, '0')) \
+                        END, \
+                        n / 50, 'user', \
+                        'an ordinary message, number ' || n \
+                            || CASE WHEN n % 1000 = 0 THEN ' zanzibar' ELSE '' END, \
+                        'complete', 0 \
+                 FROM generate_series(0, 19999) AS n;",
+            )
+            .await
+            .unwrap();
+        // Also moves what GIN queued on insert into the index proper, as
+        // autovacuum does.
+        client
+            .batch_execute("VACUUM ANALYZE sessions")
+            .await
+            .unwrap();
+        client
+            .batch_execute("VACUUM ANALYZE messages")
+            .await
+            .unwrap();
+        client
+            .batch_execute(&format!("PREPARE measured AS {sql}"))
+            .await
+            .unwrap();
+        client
+            .query(&format!("EXPLAIN EXECUTE measured ({parameters})"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Each step of a walk up a branch, and the rows read back, are
+    /// lookups of one message by its id: what a walk of `limit` steps
+    /// costs does not depend on how long the session is.
+    #[tokio::test]
+    async fn walking_up_a_branch_looks_up_one_message_per_step() {
+        let walk = plan_on_history(
+            crate::tree::WALK_UP,
+            "'00000000-0000-7000-9000-000000019999', '00000000-0000-7000-8000-000000000050', \
+             10, 1000",
+        )
+        .await;
+        let conditions = index_conditions(&walk);
+        assert_eq!(
+            conditions.len(),
+            3,
+            "the anchor, each step, the rows:\n{walk}"
+        );
+        assert!(
+            conditions
+                .iter()
+                .all(|condition| condition.contains("(id = ")),
+            "every read is of one id, none a range of the session:\n{walk}"
+        );
+        assert!(!walk.contains("Seq Scan"), "{walk}");
+    }
+
+    #[tokio::test]
+    async fn the_newest_leaf_is_found_through_the_index_of_children() {
+        let leaf = plan_on_history(
+            crate::tree::NEWEST_LEAF,
+            "'00000000-0000-7000-9000-000000019000', '00000000-0000-7000-8000-000000000001'",
+        )
+        .await;
+        let by_parent = index_conditions(&leaf)
+            .into_iter()
+            .filter(|condition| condition.contains("(parent_id = "))
+            .count();
+        assert_eq!(
+            by_parent, 2,
+            "each step looks its children up, and each leaf's absence of them:\n{leaf}"
+        );
+        assert_eq!(
+            index_conditions(&leaf).len(),
+            3,
+            "the walk's start, its steps, the leaves' probes, and no other read of the table:\n{leaf}"
+        );
+        assert!(!leaf.contains("Seq Scan"), "{leaf}");
+    }
+
+    /// A search's second pass asks the GIN index for every message holding
+    /// the words; its first reads the newest messages along the primary key,
+    /// backwards, and stops after a fixed number.
+    #[tokio::test]
+    async fn a_search_reads_the_newest_messages_then_the_full_text_index() {
+        use crate::postgres::search::{statement, Pass};
+        let cursor = "'00000000-0000-7000-9000-000000015000'";
+        for after in [false, true] {
+            let with_cursor = |parameters: &str| {
+                if after {
+                    format!("{parameters}, {cursor}")
+                } else {
+                    parameters.to_owned()
+                }
+            };
+            let all = plan_on_history(
+                &statement(Pass::All, after),
+                &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21"),
+            )
+            .await;
+            assert!(
+                all.contains("Bitmap Index Scan on messages_search"),
+                "{all}"
+            );
+            assert!(!all.contains("Seq Scan on messages"), "{all}");
+            let newest = plan_on_history(
+                &statement(Pass::Newest, after),
+                &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21, 1000"),
+            )
+            .await;
+            assert!(
+                newest.contains("Index Scan Backward using messages_pkey on messages"),
+                "{newest}"
+            );
+            assert!(!newest.contains("Bitmap"), "{newest}");
+            if after {
+                assert!(newest.contains("Index Cond: (id < "), "{newest}");
+            }
+        }
     }
 }

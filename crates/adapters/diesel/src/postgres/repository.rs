@@ -9,7 +9,9 @@ use colloquy_domain::{
     ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session, SessionId, Timestamp,
     Title,
 };
-use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
+use colloquy_ports::{
+    BranchMessage, ChatRepository, Page, RepoError, SearchHit, SessionChanges, StoredEnd,
+};
 use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text};
@@ -20,14 +22,17 @@ use futures::FutureExt as _;
 
 use super::connection::{PgPool, Target};
 use super::errors::{connection_lost, statement_never_ran};
+use super::search as full_text;
+use super::tree as branches;
 use super::{migrations, queries};
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
 use crate::rows::{
     stored_turn, InterruptedChanges, MessageChanges, MessageRow, SessionChangeset, SessionRow,
-    StreamingReplyRow, INSERT_CHUNK, INTERRUPTED_MESSAGE,
+    StreamingReplyRow, INTERRUPTED_MESSAGE,
 };
 use crate::schema::{messages, sessions};
+use crate::search;
 
 /// The longest a call may take, waiting for a connection included, before
 /// it is abandoned as [`RepoError::Unavailable`]: longer than the server's
@@ -407,76 +412,19 @@ impl ChatRepository for PostgresRepository {
         messages: &[Message],
     ) -> Result<(), RepoError> {
         let operation = "append_messages";
-        let Some(first) = messages.first() else {
-            return Ok(());
+        let session = match crate::tree::session_of(messages) {
+            Ok(Some(session)) => session.to_string(),
+            Ok(None) => return Ok(()),
+            Err(error) => return Err(error.into_repo_error(Backend::Postgres, operation)),
         };
-        let session = first.session_id;
-        if let Some(stray) = messages
-            .iter()
-            .find(|message| message.session_id != session)
-        {
-            return Err(StoreError::Invalid(format!(
-                "messages of two sessions ({session} and {}) in one append",
-                stray.session_id
-            ))
-            .into_repo_error(Backend::Postgres, operation));
-        }
-        let rows = messages
-            .iter()
-            .map(MessageRow::from_domain)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| error.into_repo_error(Backend::Postgres, operation))?;
-        let rows = Arc::new(rows);
-        let added = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let messages = Arc::new(messages.to_vec());
         let owner = owner.as_str().to_owned();
-        let session = session.to_string();
-        let now = Timestamp::now().as_micros();
+        let now = Timestamp::now();
         let work = work(move |connection| {
-            let (owner, session, rows) = (owner.clone(), session.clone(), Arc::clone(&rows));
-            async move {
-                let mut reached_commit = false;
-                let outcome = connection
-                    .transaction::<_, StoreError, _>(async |connection| {
-                        // Updating the session first both checks that the
-                        // owner has it and locks its row, so a concurrent
-                        // delete waits for these inserts or they for it.
-                        let owned = sessions::table
-                            .find(&session)
-                            .filter(sessions::owner.eq(&owner));
-                        let updated = diesel::update(owned)
-                            .set((
-                                sessions::message_count.eq(sessions::message_count + added),
-                                // Never backwards, should the clock step back.
-                                sessions::updated_at.eq(sql::<BigInt>("GREATEST(updated_at, ")
-                                    .bind::<BigInt, _>(now)
-                                    .sql(")")),
-                            ))
-                            .execute(connection)
-                            .await?;
-                        if updated == 0 {
-                            return Err(StoreError::NotFound);
-                        }
-                        for chunk in rows.chunks(INSERT_CHUNK) {
-                            diesel::insert_into(messages::table)
-                                .values(chunk)
-                                .execute(connection)
-                                .await?;
-                        }
-                        reached_commit = true;
-                        Ok(())
-                    })
-                    .await;
-                match outcome {
-                    // Whatever the error says (the failed ROLLBACK's, after
-                    // a lost connection, replaces the statement's), no
-                    // COMMIT was sent: nothing of the append was stored.
-                    Err(StoreError::Diesel(error)) if !reached_commit => {
-                        Err(StoreError::NotCommitted(error))
-                    }
-                    other => other,
-                }
-            }
-            .boxed()
+            let (owner, session, messages) =
+                (owner.clone(), session.clone(), Arc::clone(&messages));
+            async move { branches::append(connection, &owner, &session, &messages, now).await }
+                .boxed()
         });
         self.run(operation, OnLostConnection::Fail, work).await
     }
@@ -571,39 +519,140 @@ impl ChatRepository for PostgresRepository {
             .await
     }
 
+    async fn list_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        leaf: Option<MessageId>,
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<BranchMessage>, RepoError> {
+        let owner = owner.as_str().to_owned();
+        let session = session.to_string();
+        let leaf = leaf.map(|id| id.to_string());
+        let after = after.map(|id| id.to_string());
+        let work = work(move |connection| {
+            let (owner, session, leaf, after) =
+                (owner.clone(), session.clone(), leaf.clone(), after.clone());
+            async move {
+                branches::list_branch(
+                    connection,
+                    &owner,
+                    &session,
+                    leaf.as_deref(),
+                    limit,
+                    after.as_deref(),
+                )
+                .await
+            }
+            .boxed()
+        });
+        self.run("list_branch", OnLostConnection::Retry, work).await
+    }
+
     async fn recent_messages(
         &self,
         owner: &Principal,
         session: SessionId,
+        leaf: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>, RepoError> {
         let owner = owner.as_str().to_owned();
         let session = session.to_string();
-        let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
+        let leaf = leaf.map(|id| id.to_string());
         let work = work(move |connection| {
-            let (owner, session) = (owner.clone(), session.clone());
-            let query = queries::newest_messages(session.clone(), fetch);
+            let (owner, session, leaf) = (owner.clone(), session.clone(), leaf.clone());
             async move {
-                connection
-                    .build_transaction()
-                    .repeatable_read()
-                    .read_only()
-                    .run::<_, StoreError, _>(async |connection| {
-                        if !session_exists(connection, &owner, &session).await? {
-                            return Err(StoreError::NotFound);
-                        }
-                        let rows: Vec<MessageRow> = query.load(connection).await?;
-                        // Read newest first to stop after `limit`; return oldest first.
-                        rows.into_iter()
-                            .rev()
-                            .map(MessageRow::into_domain)
-                            .collect()
-                    })
-                    .await
+                branches::recent(connection, &owner, &session, leaf.as_deref(), limit).await
             }
             .boxed()
         });
         self.run("recent_messages", OnLostConnection::Retry, work)
+            .await
+    }
+
+    async fn get_message(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        id: MessageId,
+    ) -> Result<Message, RepoError> {
+        let (owner, session, id) = (
+            owner.as_str().to_owned(),
+            session.to_string(),
+            id.to_string(),
+        );
+        let work = work(move |connection| {
+            let (owner, session, id) = (owner.clone(), session.clone(), id.clone());
+            async move { branches::get_message(connection, &owner, &session, &id).await }.boxed()
+        });
+        self.run("get_message", OnLostConnection::Retry, work).await
+    }
+
+    async fn switch_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        to: MessageId,
+        at: Timestamp,
+    ) -> Result<Session, RepoError> {
+        let (owner, session, to) = (
+            owner.as_str().to_owned(),
+            session.to_string(),
+            to.to_string(),
+        );
+        let work = work(move |connection| {
+            let (owner, session, to) = (owner.clone(), session.clone(), to.clone());
+            async move { branches::switch_branch(connection, &owner, &session, &to, at).await }
+                .boxed()
+        });
+        // Setting the head to the newest leaf below `to` again finds the
+        // same leaf, or a newer one that came meanwhile: either is right.
+        self.run("switch_branch", OnLostConnection::Retry, work)
+            .await
+    }
+
+    async fn search_messages(
+        &self,
+        owner: &Principal,
+        terms: &[String],
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<SearchHit>, RepoError> {
+        let Some(terms) = search::wanted(terms) else {
+            return Ok(Page {
+                items: Vec::new(),
+                has_more: false,
+            });
+        };
+        let terms: Arc<Vec<String>> = Arc::new(terms.into_iter().map(str::to_owned).collect());
+        let owner = owner.as_str().to_owned();
+        let after = after.map(|id| id.to_string());
+        let work = work(move |connection| {
+            let (owner, terms, after) = (owner.clone(), Arc::clone(&terms), after.clone());
+            async move {
+                full_text::search(connection, &owner, &terms, limit, after.as_deref()).await
+            }
+            .boxed()
+        });
+        self.run("search_messages", OnLostConnection::Retry, work)
+            .await
+    }
+
+    async fn import_session(
+        &self,
+        session: &Session,
+        messages: &[Message],
+    ) -> Result<(), RepoError> {
+        let imported = Arc::new((session.clone(), messages.to_vec()));
+        let work = work(move |connection| {
+            let imported = Arc::clone(&imported);
+            async move { branches::import(connection, &imported.0, &imported.1).await }.boxed()
+        });
+        // A second attempt after a first that committed would fail on the
+        // session's id: only a transaction that never reached COMMIT is
+        // made again.
+        self.run("import_session", OnLostConnection::Fail, work)
             .await
     }
 

@@ -27,6 +27,7 @@ pub(crate) struct SessionRow {
     pub updated_at: i64,
     pub message_count: i64,
     pub assistant_id: Option<String>,
+    pub head_message_id: Option<String>,
 }
 
 /// The stored form of a [`SessionChanges`]: an outer `None` leaves its
@@ -42,7 +43,9 @@ pub(crate) struct SessionChangeset {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+/// A message as stored. `QueryableByName` too, for the recursive queries
+/// that walk a branch (raw SQL: see `tree.rs`).
+#[derive(Debug, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(
     table_name = messages,
     check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg)
@@ -65,6 +68,10 @@ pub(crate) struct MessageRow {
     /// Who wrote it ([`Speaker`]): both or neither.
     pub assistant_id: Option<String>,
     pub assistant_name: Option<String>,
+    pub parent_id: Option<String>,
+    /// Its place on its branch, which the store computes from its parent:
+    /// not a domain field.
+    pub depth: i64,
 }
 
 /// What `update_message` may change; as for sessions, `None` clears. Who
@@ -98,8 +105,15 @@ struct StoredToolCall {
 
 impl SessionRow {
     /// The row for a session about to be created. `message_count` starts at
-    /// zero whatever the value says: it counts stored messages, and there are none yet.
+    /// zero and there is no head, whatever the value says: both describe
+    /// stored messages, and there are none yet.
     pub(crate) fn new_session(session: &Session) -> Self {
+        Self::imported(session, None, 0)
+    }
+
+    /// The row for a session created with its messages: `head` and
+    /// `message_count` as the store placed them.
+    pub(crate) fn imported(session: &Session, head: Option<String>, message_count: i64) -> Self {
         Self {
             id: session.id.to_string(),
             owner: session.owner.as_str().to_owned(),
@@ -108,8 +122,9 @@ impl SessionRow {
             model: session.model.as_str().to_owned(),
             created_at: session.created_at.as_micros(),
             updated_at: session.updated_at.as_micros(),
-            message_count: 0,
+            message_count,
             assistant_id: session.assistant_id.map(|id| id.to_string()),
+            head_message_id: head,
         }
     }
 
@@ -139,6 +154,12 @@ impl SessionRow {
             .map(AssistantId::parse)
             .transpose()
             .map_err(|error| corrupt(error.to_string()))?;
+        let head_message_id = self
+            .head_message_id
+            .as_deref()
+            .map(MessageId::parse)
+            .transpose()
+            .map_err(|error| corrupt(error.to_string()))?;
         Ok(Session {
             id,
             owner,
@@ -148,6 +169,7 @@ impl SessionRow {
             assistant_id,
             created_at: Timestamp::from_micros(self.created_at),
             updated_at: Timestamp::from_micros(self.updated_at),
+            head_message_id,
             message_count,
         })
     }
@@ -224,7 +246,8 @@ impl MutableFields {
 }
 
 impl MessageRow {
-    pub(crate) fn from_domain(message: &Message) -> Result<Self, StoreError> {
+    /// The row of `message`, at `depth` on its branch.
+    pub(crate) fn from_domain(message: &Message, depth: i64) -> Result<Self, StoreError> {
         let fields = MutableFields::of(message)?;
         Ok(Self {
             id: message.id.to_string(),
@@ -249,6 +272,8 @@ impl MessageRow {
                 .speaker
                 .as_ref()
                 .map(|speaker| storable(&speaker.name)),
+            parent_id: message.parent_id.map(|id| id.to_string()),
+            depth,
         })
     }
 
@@ -258,6 +283,12 @@ impl MessageRow {
         let id = MessageId::parse(&self.id).map_err(|error| corrupt(error.to_string()))?;
         let session_id =
             SessionId::parse(&self.session_id).map_err(|error| corrupt(error.to_string()))?;
+        let parent_id = self
+            .parent_id
+            .as_deref()
+            .map(MessageId::parse)
+            .transpose()
+            .map_err(|error| corrupt(error.to_string()))?;
         let role = Role::parse(&self.role)
             .ok_or_else(|| corrupt(format!("unknown role `{}`", self.role)))?;
         let status = MessageStatus::parse(&self.status)
@@ -310,6 +341,7 @@ impl MessageRow {
         Ok(Message {
             id,
             session_id,
+            parent_id,
             role,
             content: self.content,
             status,

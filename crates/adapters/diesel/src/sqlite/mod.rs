@@ -14,6 +14,8 @@ mod migrations;
 mod pool;
 mod queries;
 mod repository;
+pub(crate) mod search;
+mod tree;
 mod usage;
 
 pub(crate) use errors::is_contention;

@@ -70,16 +70,6 @@ pub(crate) fn message_page(session: String, after: Option<String>, fetch: i64) -
     query
 }
 
-/// A session's newest `limit` messages, newest first.
-pub(crate) fn newest_messages(session: String, limit: i64) -> MessageQuery {
-    messages::table
-        .select(MessageRow::as_select())
-        .filter(messages::session_id.eq(session))
-        .order(messages::id.desc())
-        .limit(limit)
-        .into_boxed()
-}
-
 /// Marks streaming replies interrupted. Raw SQL because the status must be a
 /// literal: SQLite only picks the partial index `messages_streaming` when the
 /// query's WHERE visibly implies the index's, and a bound parameter does not.
@@ -163,8 +153,68 @@ mod tests {
             next.contains("id>?"),
             "the cursor bounds the range:\n{next}"
         );
-        let newest = plan(&mut connection, &sql_of(&newest_messages("s".into(), 50)));
-        assert_searches(&newest, "messages_session_id_id");
+    }
+
+    /// Each step of a walk up a branch, and the rows read back, are
+    /// lookups of one message by its primary key: what a walk of `limit`
+    /// steps costs does not depend on how long the session is.
+    #[test]
+    fn walking_up_a_branch_looks_up_one_message_per_step() {
+        let mut connection = migrated();
+        let walk = plan(&mut connection, crate::tree::WALK_UP);
+        let reads: Vec<&str> = walk
+            .lines()
+            .filter(|step| step.contains(" messages"))
+            .collect();
+        assert_eq!(reads.len(), 3, "the anchor, each step, the rows:\n{walk}");
+        for read in reads {
+            assert!(
+                read.starts_with("SEARCH messages USING INDEX sqlite_autoindex_messages_1 (id=?)"),
+                "a lookup by id, not a scan of the session:\n{walk}"
+            );
+        }
+        assert!(!walk.contains("SCAN messages"), "{walk}");
+    }
+
+    #[test]
+    fn the_newest_leaf_is_found_through_the_index_of_children() {
+        let mut connection = migrated();
+        let leaf = plan(&mut connection, crate::tree::NEWEST_LEAF);
+        let reads: Vec<&str> = leaf
+            .lines()
+            .filter(|step| step.contains(" messages"))
+            .collect();
+        assert_eq!(
+            reads,
+            [
+                "SEARCH messages USING INDEX sqlite_autoindex_messages_1 (id=?)",
+                "SEARCH messages USING INDEX messages_session_parent_id (session_id=? AND parent_id=?)",
+                "SEARCH child USING COVERING INDEX messages_session_parent_id (session_id=? AND parent_id=?)",
+            ],
+            "the walk's start, each step's children, then one probe per message for children of its own; nothing else of the table:\n{leaf}"
+        );
+    }
+
+    /// A search reads the FTS5 index, newest row first as it is stored, and
+    /// stops after a page: no sort of every match.
+    #[test]
+    fn a_search_reads_the_full_text_index_in_its_own_order() {
+        let mut connection = migrated();
+        let search = plan(&mut connection, crate::sqlite::search::SEARCH);
+        assert!(
+            search.contains("SCAN messages_search VIRTUAL TABLE INDEX"),
+            "{search}"
+        );
+        assert!(
+            search.contains("SEARCH messages USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{search}"
+        );
+        assert!(!search.contains("TEMP B-TREE"), "no sort step:\n{search}");
+        let cursor = plan(&mut connection, crate::sqlite::search::CURSOR);
+        assert!(
+            cursor.contains("SEARCH messages USING") && cursor.contains("(id<?)"),
+            "{cursor}"
+        );
     }
 
     #[test]

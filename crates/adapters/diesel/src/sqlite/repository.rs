@@ -7,7 +7,9 @@ use colloquy_domain::{
     ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session, SessionId, Timestamp,
     Title,
 };
-use colloquy_ports::{ChatRepository, Page, RepoError, SessionChanges, StoredEnd};
+use colloquy_ports::{
+    BranchMessage, ChatRepository, Page, RepoError, SearchHit, SessionChanges, StoredEnd,
+};
 use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -16,13 +18,16 @@ use super::location::Location;
 use super::migrations;
 use super::pool::{self, ConnectionSettings, SqlitePool};
 use super::queries;
+use super::search as full_text;
+use super::tree as branches;
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
 use crate::rows::{
     stored_turn, InterruptedChanges, MessageChanges, MessageRow, SessionChangeset, SessionRow,
-    StreamingReplyRow, INSERT_CHUNK, INTERRUPTED_MESSAGE,
+    StreamingReplyRow, INTERRUPTED_MESSAGE,
 };
 use crate::schema::{messages, sessions};
+use crate::{search, tree};
 
 /// Sessions and messages in one SQLite database, reached through a pool of
 /// connections.
@@ -140,7 +145,7 @@ impl SqliteRepository {
 }
 
 /// Whether `owner` has a session with this id, inside the caller's transaction.
-fn session_exists(
+pub(super) fn session_exists(
     connection: &mut SqliteConnection,
     owner: &str,
     id: &str,
@@ -283,55 +288,17 @@ impl ChatRepository for SqliteRepository {
         owner: &Principal,
         messages: &[Message],
     ) -> Result<(), RepoError> {
-        let Some(first) = messages.first() else {
-            return Ok(());
+        let operation = "append_messages";
+        let session = match tree::session_of(messages) {
+            Ok(Some(session)) => session.to_string(),
+            Ok(None) => return Ok(()),
+            Err(error) => return Err(error.into_repo_error(Backend::Sqlite, operation)),
         };
-        let session = first.session_id;
-        if let Some(stray) = messages
-            .iter()
-            .find(|message| message.session_id != session)
-        {
-            return Err(StoreError::Invalid(format!(
-                "messages of two sessions ({session} and {}) in one append",
-                stray.session_id
-            ))
-            .into_repo_error(Backend::Sqlite, "append_messages"));
-        }
-        let rows = messages
-            .iter()
-            .map(MessageRow::from_domain)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| error.into_repo_error(Backend::Sqlite, "append_messages"))?;
-        let added = i64::try_from(rows.len()).unwrap_or(i64::MAX);
         let owner = owner.as_str().to_owned();
-        let session = session.to_string();
-        let now = Timestamp::now().as_micros();
-        self.run("append_messages", move |connection| {
-            connection.immediate_transaction(|connection| {
-                // Updating the session first both checks that the owner has
-                // it and takes the write lock before anything is inserted.
-                let owned = sessions::table
-                    .find(&session)
-                    .filter(sessions::owner.eq(&owner));
-                let updated = diesel::update(owned)
-                    .set((
-                        sessions::message_count.eq(sessions::message_count + added),
-                        // Never backwards, should the clock step back.
-                        sessions::updated_at.eq(sql::<BigInt>("MAX(updated_at, ")
-                            .bind::<BigInt, _>(now)
-                            .sql(")")),
-                    ))
-                    .execute(connection)?;
-                if updated == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                for chunk in rows.chunks(INSERT_CHUNK) {
-                    diesel::insert_into(messages::table)
-                        .values(chunk)
-                        .execute(connection)?;
-                }
-                Ok(())
-            })
+        let messages = messages.to_vec();
+        let now = Timestamp::now();
+        self.run(operation, move |connection| {
+            branches::append(connection, &owner, &session, &messages, now)
         })
         .await
     }
@@ -402,28 +369,106 @@ impl ChatRepository for SqliteRepository {
         .await
     }
 
+    async fn list_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        leaf: Option<MessageId>,
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<BranchMessage>, RepoError> {
+        let owner = owner.as_str().to_owned();
+        let session = session.to_string();
+        let leaf = leaf.map(|id| id.to_string());
+        let after = after.map(|id| id.to_string());
+        self.run("list_branch", move |connection| {
+            branches::list_branch(connection, &owner, &session, leaf, limit, after)
+        })
+        .await
+    }
+
     async fn recent_messages(
         &self,
         owner: &Principal,
         session: SessionId,
+        leaf: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>, RepoError> {
         let owner = owner.as_str().to_owned();
         let session = session.to_string();
-        let query =
-            queries::newest_messages(session.clone(), i64::try_from(limit).unwrap_or(i64::MAX));
+        let leaf = leaf.map(|id| id.to_string());
         self.run("recent_messages", move |connection| {
-            connection.transaction(|connection| {
-                if !session_exists(connection, &owner, &session)? {
-                    return Err(StoreError::NotFound);
-                }
-                let rows: Vec<MessageRow> = query.load(connection)?;
-                // Read newest first to stop after `limit`; return oldest first.
-                rows.into_iter()
-                    .rev()
-                    .map(MessageRow::into_domain)
-                    .collect()
-            })
+            branches::recent(connection, &owner, &session, leaf, limit)
+        })
+        .await
+    }
+
+    async fn get_message(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        id: MessageId,
+    ) -> Result<Message, RepoError> {
+        let (owner, session, id) = (
+            owner.as_str().to_owned(),
+            session.to_string(),
+            id.to_string(),
+        );
+        self.run("get_message", move |connection| {
+            branches::get_message(connection, &owner, &session, &id)
+        })
+        .await
+    }
+
+    async fn switch_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        to: MessageId,
+        at: Timestamp,
+    ) -> Result<Session, RepoError> {
+        let (owner, session, to) = (
+            owner.as_str().to_owned(),
+            session.to_string(),
+            to.to_string(),
+        );
+        self.run("switch_branch", move |connection| {
+            branches::switch_branch(connection, &owner, &session, &to, at)
+        })
+        .await
+    }
+
+    async fn search_messages(
+        &self,
+        owner: &Principal,
+        terms: &[String],
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<SearchHit>, RepoError> {
+        let Some(terms) = search::wanted(terms) else {
+            return Ok(Page {
+                items: Vec::new(),
+                has_more: false,
+            });
+        };
+        let terms: Vec<String> = terms.into_iter().map(str::to_owned).collect();
+        let owner = owner.as_str().to_owned();
+        let after = after.map(|id| id.to_string());
+        self.run("search_messages", move |connection| {
+            let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+            full_text::search(connection, &owner, &terms, limit, after.as_deref())
+        })
+        .await
+    }
+
+    async fn import_session(
+        &self,
+        session: &Session,
+        messages: &[Message],
+    ) -> Result<(), RepoError> {
+        let (session, messages) = (session.clone(), messages.to_vec());
+        self.run("import_session", move |connection| {
+            branches::import(connection, &session, &messages)
         })
         .await
     }

@@ -9,8 +9,8 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use tokio::sync::Notify;
 
 use crate::support::{
-    alice, all_messages, on_both_backends, stored_session, streaming_reply, untitled_session,
-    user_message, Backend, TestDb,
+    alice, all_messages, chain, on_both_backends, stored_session, streaming_reply,
+    untitled_session, user_message, Backend, TestDb,
 };
 
 const TASKS: usize = 8;
@@ -26,11 +26,15 @@ async fn concurrent_writers_and_readers_all_succeed(backend: Backend) {
     let writers = (0..TASKS).map(|task| {
         let repo = db.repo.clone();
         tokio::spawn(async move {
+            // Each task grows a branch of its own: every exchange follows
+            // the task's previous one.
+            let mut last = None;
             for round in 0..ROUNDS {
                 let question = user_message(shared.id, &format!("task {task} round {round}"));
-                let mut reply = streaming_reply(shared.id);
-                repo.append_messages(&alice(), &[question, reply.clone()])
-                    .await?;
+                let exchange = chain(last, vec![question, streaming_reply(shared.id)]);
+                let mut reply = exchange[1].clone();
+                last = Some(reply.id);
+                repo.append_messages(&alice(), &exchange).await?;
                 reply.content = format!("answer {task}/{round}");
                 reply.finish(MessageStatus::Complete, None);
                 repo.update_message(&alice(), &reply).await?;
@@ -48,7 +52,11 @@ async fn concurrent_writers_and_readers_all_succeed(backend: Backend) {
 
     let expected = TASKS * ROUNDS * 2;
     let session = db.repo.get_session(&alice(), shared.id).await.unwrap();
-    assert_eq!(session.message_count, u64::try_from(expected).unwrap());
+    assert_eq!(
+        session.message_count,
+        u64::try_from(ROUNDS * 2).unwrap(),
+        "the length of the branch appended last, as long as every other"
+    );
     let messages = all_messages(&*db.repo, shared.id, 64).await;
     assert_eq!(messages.len(), expected);
     assert!(

@@ -199,7 +199,12 @@ async fn the_api_keys_migration_reverts_and_reapplies() {
     let db = TestDb::new(Backend::Sqlite).await;
     let mut connection = db.sqlite();
     // The migrations that came after this one go first, newest first.
-    for expected in ["20261202000000", "20261201000002", "20261201000001"] {
+    for expected in [
+        "20261203000000",
+        "20261202000000",
+        "20261201000002",
+        "20261201000001",
+    ] {
         let reverted = connection
             .revert_last_migration(MIGRATIONS)
             .unwrap()
@@ -215,7 +220,8 @@ async fn the_api_keys_migration_reverts_and_reapplies() {
         [
             "2026-12-01-000001_api_keys",
             "2026-12-01-000002_daily_usage",
-            "2026-12-02-000000_assistants"
+            "2026-12-02-000000_assistants",
+            "2026-12-03-000000_branches"
         ]
     );
 }

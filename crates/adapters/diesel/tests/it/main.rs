@@ -7,16 +7,20 @@
 //! Without one they fail, saying so.
 
 mod assistants;
+mod branches_upgrade;
 mod concurrency;
 mod connection;
+mod import;
 mod keys;
 mod messages;
 mod owners;
 mod postgres;
 mod scale;
+mod search;
 mod sessions;
 mod speakers;
 mod storage;
 mod support;
+mod tree;
 mod upgrade;
 mod usage;

@@ -4,8 +4,8 @@ use colloquy_domain::{
 use colloquy_ports::{RepoError, SessionChanges};
 
 use crate::support::{
-    alice, all_messages, assert_user, finished_reply, micros_now, new_session, on_both_backends,
-    stored_session, streaming_reply, user_message, Backend, TestDb,
+    alice, all_messages, assert_user, chain, finished_reply, micros_now, new_session,
+    on_both_backends, reply_to, stored_session, streaming_reply, user_message, Backend, TestDb,
 };
 
 async fn appended_messages_read_back_whole(backend: Backend) {
@@ -32,27 +32,28 @@ async fn appending_bumps_the_count_and_the_update_time(backend: Backend) {
     let session = stored_session(&*db.repo).await;
 
     let before = micros_now();
-    db.repo
-        .append_messages(
-            &alice(),
-            &[user_message(session.id, "1"), streaming_reply(session.id)],
-        )
-        .await
-        .unwrap();
+    let two = chain(
+        None,
+        vec![user_message(session.id, "1"), streaming_reply(session.id)],
+    );
+    db.repo.append_messages(&alice(), &two).await.unwrap();
     let after_two = db.repo.get_session(&alice(), session.id).await.unwrap();
     assert_eq!(after_two.message_count, 2);
+    assert_eq!(after_two.head_message_id, Some(two[1].id));
     assert!(
         after_two.updated_at.as_micros() >= before,
         "updated_at moves to now"
     );
     assert_eq!(after_two.created_at, session.created_at);
 
+    let third = reply_to(&two[1], user_message(session.id, "3"));
     db.repo
-        .append_messages(&alice(), &[user_message(session.id, "3")])
+        .append_messages(&alice(), std::slice::from_ref(&third))
         .await
         .unwrap();
     let after_three = db.repo.get_session(&alice(), session.id).await.unwrap();
     assert_eq!(after_three.message_count, 3);
+    assert_eq!(after_three.head_message_id, Some(third.id));
     assert!(after_three.updated_at >= after_two.updated_at);
 }
 
@@ -175,9 +176,12 @@ async fn appending_nothing_changes_nothing(backend: Backend) {
 
 /// Seven messages in one session, appended in two batches.
 async fn seven_messages(db: &TestDb, session: SessionId) -> Vec<Message> {
-    let messages: Vec<Message> = (1..=7)
-        .map(|n| user_message(session, &format!("m{n}")))
-        .collect();
+    let messages = chain(
+        None,
+        (1..=7)
+            .map(|n| user_message(session, &format!("m{n}")))
+            .collect(),
+    );
     db.repo
         .append_messages(&alice(), &messages[..3])
         .await
@@ -316,7 +320,7 @@ async fn listing_an_unknown_session_is_not_found(backend: Backend) {
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
     let error = db
         .repo
-        .recent_messages(&alice(), SessionId::new(), 10)
+        .recent_messages(&alice(), SessionId::new(), None, 10)
         .await
         .unwrap_err();
     assert!(matches!(error, RepoError::NotFound), "{error:?}");
@@ -333,7 +337,7 @@ async fn an_empty_session_lists_nothing(backend: Backend) {
     assert!(page.items.is_empty() && !page.has_more);
     assert!(db
         .repo
-        .recent_messages(&alice(), session.id, 10)
+        .recent_messages(&alice(), session.id, None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -351,28 +355,28 @@ async fn recent_messages_are_the_newest_returned_oldest_first(backend: Backend) 
 
     assert_eq!(
         db.repo
-            .recent_messages(&alice(), session.id, 3)
+            .recent_messages(&alice(), session.id, None, 3)
             .await
             .unwrap(),
         m[4..]
     );
     assert_eq!(
         db.repo
-            .recent_messages(&alice(), session.id, 7)
+            .recent_messages(&alice(), session.id, None, 7)
             .await
             .unwrap(),
         m
     );
     assert_eq!(
         db.repo
-            .recent_messages(&alice(), session.id, 100)
+            .recent_messages(&alice(), session.id, None, 100)
             .await
             .unwrap(),
         m
     );
     assert!(db
         .repo
-        .recent_messages(&alice(), session.id, 0)
+        .recent_messages(&alice(), session.id, None, 0)
         .await
         .unwrap()
         .is_empty());
@@ -382,7 +386,7 @@ async fn updating_a_reply_replaces_its_mutable_fields(backend: Backend) {
     let db = TestDb::new(backend).await;
     let session = stored_session(&*db.repo).await;
     let question = user_message(session.id, "hi");
-    let mut reply = streaming_reply(session.id);
+    let mut reply = reply_to(&question, streaming_reply(session.id));
     db.repo
         .append_messages(&alice(), &[question.clone(), reply.clone()])
         .await

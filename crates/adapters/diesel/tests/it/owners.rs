@@ -10,8 +10,8 @@ use diesel::sql_types::BigInt;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness as _};
 
 use crate::support::{
-    alice, all_messages, bob, new_session, on_both_backends, stored_session, streaming_reply,
-    untitled_session, user_message, Backend, Store, TestDb,
+    alice, all_messages, bob, chain, new_session, on_both_backends, stored_session,
+    streaming_reply, untitled_session, user_message, Backend, Store, TestDb,
 };
 
 /// The same migrations the repository embeds, so that a test can stop
@@ -43,10 +43,13 @@ struct Count {
 /// as stored.
 async fn alices_exchange(db: &TestDb) -> (Session, Vec<colloquy_domain::Message>) {
     let session = stored_session(&*db.repo).await;
-    let messages = vec![
-        user_message(session.id, "mine"),
-        streaming_reply(session.id),
-    ];
+    let messages = chain(
+        None,
+        vec![
+            user_message(session.id, "mine"),
+            streaming_reply(session.id),
+        ],
+    );
     db.repo.append_messages(&alice(), &messages).await.unwrap();
     let session = db.repo.get_session(&alice(), session.id).await.unwrap();
     (session, messages)
@@ -242,10 +245,10 @@ async fn another_principal_cannot_read_a_sessions_messages(backend: Backend) {
             .list_messages(&bob(), session.id, 10, Some(messages[0].id))
             .await,
     );
-    assert_not_found(db.repo.recent_messages(&bob(), session.id, 10).await);
+    assert_not_found(db.repo.recent_messages(&bob(), session.id, None, 10).await);
     assert_eq!(
         db.repo
-            .recent_messages(&alice(), session.id, 10)
+            .recent_messages(&alice(), session.id, None, 10)
             .await
             .unwrap(),
         messages
@@ -344,6 +347,7 @@ fn the_owner_migration_reverts_and_reapplies() {
 
     // The migrations that came after this one go first, newest first.
     for expected in [
+        "20261203000000",
         "20261202000000",
         "20261201000002",
         "20261201000001",
@@ -364,7 +368,8 @@ fn the_owner_migration_reverts_and_reapplies() {
             "2026-12-01-000000_session_owners",
             "2026-12-01-000001_api_keys",
             "2026-12-01-000002_daily_usage",
-            "2026-12-02-000000_assistants"
+            "2026-12-02-000000_assistants",
+            "2026-12-03-000000_branches"
         ]
     );
     let mut connection = SqliteConnection::establish(path.to_str().unwrap()).unwrap();

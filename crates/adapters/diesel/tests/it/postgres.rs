@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use colloquy_diesel::testing::TestDatabase;
 use colloquy_diesel::{migrate_postgres, PostgresRepository};
-use colloquy_domain::{Timestamp, Title, Usage, UtcDay};
+use colloquy_domain::{Message, Timestamp, Title, Usage, UtcDay};
 use colloquy_ports::{ChatRepository, RepoError, SessionChanges, UsageLedger};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -24,13 +24,14 @@ use crate::support::{
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../../migrations/postgres");
 const INIT: &str = "2026-12-01-220000_init";
 const ASSISTANTS: &str = "2026-12-02-000000_assistants";
+const BRANCHES: &str = "2026-12-03-000000_branches";
 
 #[tokio::test]
 async fn migrate_applies_each_migration_once() {
     let database = TestDatabase::create().await;
     assert_eq!(
         migrate_postgres(database.url()).await.unwrap(),
-        [INIT, ASSISTANTS]
+        [INIT, ASSISTANTS, BRANCHES]
     );
     assert!(migrate_postgres(database.url()).await.unwrap().is_empty());
 
@@ -56,7 +57,11 @@ async fn replicas_migrating_a_fresh_database_at_once_apply_each_migration_once()
     for replica in replicas {
         applied.extend(replica.await.unwrap().expect("no replica fails"));
     }
-    assert_eq!(applied, [INIT, ASSISTANTS], "exactly one replica migrated");
+    assert_eq!(
+        applied,
+        [INIT, ASSISTANTS, BRANCHES],
+        "exactly one replica migrated"
+    );
 }
 
 /// The down migrations undo the up ones, newest first, and the up ones run
@@ -68,7 +73,7 @@ async fn the_schema_reverts_and_reapplies() {
     let url = db.postgres().url().to_owned();
     let reverted = tokio::task::spawn_blocking(move || {
         let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).unwrap();
-        (0..2)
+        (0..3)
             .map(|_| {
                 connection
                     .revert_last_migration(MIGRATIONS)
@@ -79,13 +84,16 @@ async fn the_schema_reverts_and_reapplies() {
     })
     .await
     .unwrap();
-    assert_eq!(reverted, ["20261202000000", "20261201220000"]);
+    assert_eq!(
+        reverted,
+        ["20261203000000", "20261202000000", "20261201220000"]
+    );
     let error = db.try_execute("SELECT id FROM sessions").await.unwrap_err();
     assert!(error.contains("does not exist"), "{error}");
 
     assert_eq!(
         migrate_postgres(db.postgres().url()).await.unwrap(),
-        [INIT, ASSISTANTS]
+        [INIT, ASSISTANTS, BRANCHES]
     );
     assert!(matches!(
         db.repo.get_session(&alice(), session.id).await,
@@ -132,13 +140,19 @@ const TABLES: [&str; 5] = [
 
 /// The indexes the migrations name; the rest back primary keys and UNIQUEs,
 /// whose names differ between the two by design.
-const NAMED_INDEXES: [&str; 5] = [
+const NAMED_INDEXES: [&str; 7] = [
     "sessions_owner_id",
     "messages_session_id_id",
     "messages_streaming",
+    "messages_session_parent_id",
+    "messages_session_depth",
     "assistants_owner_name",
     "assistants_owner_id",
 ];
+
+/// What each backend keeps for full-text search, its own way: SQLite's FTS5
+/// table, PostgreSQL's generated column and its GIN index, of this name.
+const SEARCH: &str = "messages_search";
 
 async fn sqlite_schema() -> (BTreeSet<Column>, BTreeSet<String>) {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -173,6 +187,18 @@ async fn sqlite_schema() -> (BTreeSet<Column>, BTreeSet<String>) {
     )
     .load(&mut connection)
     .unwrap();
+    let search: Vec<IndexName> = diesel::sql_query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts5%'",
+    )
+    .load(&mut connection)
+    .unwrap();
+    assert_eq!(
+        search
+            .iter()
+            .map(|table| table.name.as_str())
+            .collect::<Vec<_>>(),
+        [SEARCH]
+    );
     (
         columns,
         indexes.into_iter().map(|index| index.name).collect(),
@@ -199,13 +225,22 @@ async fn postgres_schema() -> (BTreeSet<Column>, BTreeSet<String>) {
                 "text" => "text",
                 "bigint" => "integer",
                 "bytea" => "bytes",
+                "tsvector" => "words",
                 other => panic!("an unexpected PostgreSQL type {other}"),
             }
             .to_owned(),
             not_null: row.get::<_, String>(3) == "NO",
         })
         .collect();
-    let indexes = client
+    let mut columns: BTreeSet<Column> = columns;
+    let search_vector = Column {
+        table: "messages".to_owned(),
+        name: "search_vector".to_owned(),
+        kind: "words".to_owned(),
+        not_null: false,
+    };
+    assert!(columns.remove(&search_vector), "{columns:#?}");
+    let mut indexes: BTreeSet<String> = client
         .query(
             "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' \
              AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'",
@@ -216,17 +251,19 @@ async fn postgres_schema() -> (BTreeSet<Column>, BTreeSet<String>) {
         .iter()
         .map(|row| row.get(0))
         .collect();
+    assert!(indexes.remove(SEARCH), "{indexes:#?}");
     (columns, indexes)
 }
 
 /// The two migration histories must end in the same logical schema: the
 /// same tables, columns, column kinds, NULL rules and named indexes, since
-/// one set of Diesel row types reads and writes both.
+/// one set of Diesel row types reads and writes both. Only what search
+/// keeps differs, as each backend does it.
 #[tokio::test]
 async fn the_schema_is_sqlites_table_for_table_and_column_for_column() {
     let (sqlite_columns, sqlite_indexes) = sqlite_schema().await;
     let (postgres_columns, postgres_indexes) = postgres_schema().await;
-    assert_eq!(sqlite_columns.len(), 44, "{sqlite_columns:#?}");
+    assert_eq!(sqlite_columns.len(), 47, "{sqlite_columns:#?}");
     assert_eq!(
         sqlite_columns
             .symmetric_difference(&postgres_columns)
@@ -269,15 +306,19 @@ async fn connections_the_server_closed_are_replaced_before_the_next_call() {
     let session = new_session();
     repo.create_session(&session).await.unwrap();
 
+    let mut last = None;
     for round in 0..3 {
         warm_up(&repo).await;
         let terminated = database.terminate_connections().await;
         assert!(terminated >= 1, "round {round}: nothing to terminate");
 
         repo.get_session(&alice(), session.id).await.unwrap();
-        repo.append_messages(&alice(), &[user_message(session.id, "still here?")])
-            .await
-            .unwrap();
+        let next = Message {
+            parent_id: last,
+            ..user_message(session.id, "still here?")
+        };
+        last = Some(next.id);
+        repo.append_messages(&alice(), &[next]).await.unwrap();
         repo.add_usage(
             &alice(),
             UtcDay::from_days_since_epoch(20_788),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use colloquy_domain::Message;
 
-use crate::support::{alice, stored_session, user_message, Backend, TestDb};
+use crate::support::{alice, chain, stored_session, user_message, Backend, TestDb};
 
 const MESSAGES: usize = 100_000;
 const BATCH: usize = 1_000;
@@ -40,18 +40,24 @@ async fn history_pages_stay_fast_at_100k_messages(backend: Backend) {
 
     let started = Instant::now();
     let mut middle = None;
+    // One branch, 100k long: each message follows the one before.
+    let mut last = None;
     for batch in 0..MESSAGES / BATCH {
-        let messages: Vec<Message> = (0..BATCH)
-            .map(|n| {
-                user_message(
-                    session.id,
-                    &format!(
-                        "message {} with some text to make it realistic",
-                        batch * BATCH + n
-                    ),
-                )
-            })
-            .collect();
+        let messages = chain(
+            last,
+            (0..BATCH)
+                .map(|n| {
+                    user_message(
+                        session.id,
+                        &format!(
+                            "message {} with some text to make it realistic",
+                            batch * BATCH + n
+                        ),
+                    )
+                })
+                .collect(),
+        );
+        last = messages.last().map(|message| message.id);
         if batch == MESSAGES / BATCH / 2 {
             middle = Some(messages[0].id);
         }
@@ -87,7 +93,7 @@ async fn history_pages_stay_fast_at_100k_messages(backend: Backend) {
         let started = Instant::now();
         let recent = db
             .repo
-            .recent_messages(&alice(), session.id, PAGE)
+            .recent_messages(&alice(), session.id, None, PAGE)
             .await
             .unwrap();
         time("newest page (recent_messages)", started);
@@ -98,10 +104,44 @@ async fn history_pages_stay_fast_at_100k_messages(backend: Backend) {
         time("get_session", started);
 
         let started = Instant::now();
-        db.repo
-            .append_messages(&alice(), &[user_message(session.id, "one more")])
+        let page = db
+            .repo
+            .list_branch(&alice(), session.id, None, PAGE, middle)
             .await
             .unwrap();
+        time("branch page from the middle", started);
+        assert!(page.has_more);
+
+        let started = Instant::now();
+        let found = db
+            .repo
+            .search_messages(
+                &alice(),
+                &["message".to_owned(), "77777".to_owned()],
+                20,
+                None,
+            )
+            .await
+            .unwrap();
+        time("search, one hit", started);
+        assert_eq!(found.items.len(), 1);
+
+        let started = Instant::now();
+        let found = db
+            .repo
+            .search_messages(&alice(), &["realistic".to_owned()], 20, None)
+            .await
+            .unwrap();
+        time("search, 100k hits, a page", started);
+        assert!(found.has_more);
+
+        let started = Instant::now();
+        let next = Message {
+            parent_id: last,
+            ..user_message(session.id, "one more")
+        };
+        last = Some(next.id);
+        db.repo.append_messages(&alice(), &[next]).await.unwrap();
         time("append one message", started);
 
         let started = Instant::now();

@@ -2,8 +2,8 @@ use colloquy_domain::{ModelName, Session, SessionId, SystemPrompt, Timestamp, Ti
 use colloquy_ports::{RepoError, SessionChanges};
 
 use crate::support::{
-    alice, new_session, on_both_backends, stored_session, untitled_session, user_message, Backend,
-    TestDb,
+    alice, chain, new_session, on_both_backends, stored_session, untitled_session, user_message,
+    Backend, TestDb,
 };
 
 async fn a_created_session_reads_back_whole(backend: Backend) {
@@ -191,10 +191,13 @@ fn prompt(text: &str) -> SystemPrompt {
 async fn update_replaces_settings_and_keeps_the_message_count(backend: Backend) {
     let db = TestDb::new(backend).await;
     let session = stored_session(&*db.repo).await;
-    let messages = [
-        user_message(session.id, "one"),
-        user_message(session.id, "two"),
-    ];
+    let messages = chain(
+        None,
+        vec![
+            user_message(session.id, "one"),
+            user_message(session.id, "two"),
+        ],
+    );
     db.repo.append_messages(&alice(), &messages).await.unwrap();
 
     let changes = SessionChanges {

@@ -5,7 +5,7 @@ use colloquy_domain::{AssistantId, Message, Session, Speaker, Timestamp};
 use colloquy_ports::SessionChanges;
 
 use crate::support::{
-    alice, all_messages, bob, finished_reply, new_assistant, new_session, on_both_backends,
+    alice, all_messages, bob, chain, finished_reply, new_assistant, new_session, on_both_backends,
     stored_assistant, stored_session, streaming_reply, user_message, Backend, Store, TestDb,
 };
 
@@ -111,18 +111,22 @@ async fn who_wrote_a_message_round_trips_through_every_read(backend: Backend) {
     let default_voice = finished_reply(session.id);
     let mut streaming = streaming_reply(session.id);
     streaming.speaker = Some(speaker.clone());
-    let written = [
-        question.clone(),
-        answer.clone(),
-        default_voice.clone(),
-        streaming.clone(),
-    ];
+    let written = chain(
+        None,
+        vec![
+            question.clone(),
+            answer.clone(),
+            default_voice.clone(),
+            streaming.clone(),
+        ],
+    );
+    streaming.parent_id = written[3].parent_id;
     db.repo.append_messages(&alice(), &written).await.unwrap();
 
     assert_eq!(all_messages(&*db.repo, session.id, 2).await, written);
     assert_eq!(
         db.repo
-            .recent_messages(&alice(), session.id, 3)
+            .recent_messages(&alice(), session.id, None, 3)
             .await
             .unwrap(),
         written[1..]

@@ -157,7 +157,7 @@ async fn a_corrupt_message_row_is_an_error_not_a_panic(backend: Backend) {
         );
         assert_corrupt(
             db.repo
-                .recent_messages(&alice(), session.id, 10)
+                .recent_messages(&alice(), session.id, None, 10)
                 .await
                 .unwrap_err(),
             detail,

@@ -14,8 +14,8 @@ use colloquy_diesel::testing::{tokio_postgres, TestDatabase};
 use colloquy_diesel::{PostgresRepository, SqliteRepository};
 use colloquy_domain::{
     Assistant, AssistantName, ErrorCode, Instructions, Message, MessageContent, MessageError,
-    MessageStatus, ModelName, Principal, Role, Session, SessionId, SystemPrompt, Timestamp, Title,
-    ToolCall, Usage,
+    MessageId, MessageStatus, ModelName, Principal, Role, Session, SessionId, SystemPrompt,
+    Timestamp, Title, ToolCall, Usage,
 };
 use colloquy_ports::{ApiKeyStore, AssistantStore, ChatRepository, UsageLedger};
 use diesel::connection::SimpleConnection as _;
@@ -409,4 +409,21 @@ pub fn assert_user(message: &Message, text: &str) {
 
 pub fn micros_now() -> i64 {
     Timestamp::now().as_micros()
+}
+
+/// `messages` made one branch, in their order: each follows the one before
+/// it, and the first follows `after` (a root when `None`).
+pub fn chain(after: Option<MessageId>, mut messages: Vec<Message>) -> Vec<Message> {
+    let mut parent = after;
+    for message in &mut messages {
+        message.parent_id = parent;
+        parent = Some(message.id);
+    }
+    messages
+}
+
+/// A message of `session` that follows `parent`.
+pub fn reply_to(parent: &Message, mut message: Message) -> Message {
+    message.parent_id = Some(parent.id);
+    message
 }

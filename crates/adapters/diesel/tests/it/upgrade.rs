@@ -1,6 +1,7 @@
 //! The assistants' migration on a database that holds history already, on
 //! both backends: upgrading keeps every session and message as it was,
-//! and reverting it keeps them too.
+//! and reverting it keeps them too. What it takes to hold a database at an
+//! older migration, for this and later migrations' tests.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,21 +20,22 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use tempfile::TempDir;
 
 use crate::support::{
-    alice, model, new_assistant, new_session, on_both_backends, Backend, Store, POOL_SIZE,
+    alice, chain, model, new_assistant, new_session, on_both_backends, Backend, Store, POOL_SIZE,
 };
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../../migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../../migrations/postgres");
 const ASSISTANTS: &str = "2026-12-02-000000_assistants";
+pub const BRANCHES: &str = "2026-12-03-000000_branches";
 
 /// A database no repository has opened yet, so no migration ran on it.
-enum Place {
+pub enum Place {
     Sqlite { path: PathBuf, _dir: TempDir },
     Postgres(TestDatabase),
 }
 
 impl Place {
-    async fn new(backend: Backend) -> Self {
+    pub async fn new(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -46,7 +48,7 @@ impl Place {
 
     /// Runs `change` with a migration harness on this database, on the
     /// blocking pool (PostgreSQL's harness blocks on a runtime of its own).
-    async fn migrations<T: Send + 'static>(
+    pub async fn migrations<T: Send + 'static>(
         &self,
         change: impl FnOnce(&mut dyn Harness) -> T + Send + 'static,
     ) -> T {
@@ -73,7 +75,7 @@ impl Place {
         }
     }
 
-    async fn execute(&self, sql: String) {
+    pub async fn execute(&self, sql: String) {
         match self {
             Self::Sqlite { path, .. } => SqliteConnection::establish(path.to_str().unwrap())
                 .unwrap()
@@ -89,7 +91,7 @@ impl Place {
     }
 
     /// The repository, which applies what is pending as any server start does.
-    async fn open(&self) -> Arc<dyn Store> {
+    pub async fn open(&self) -> Arc<dyn Store> {
         match self {
             Self::Sqlite { path, .. } => {
                 Arc::new(SqliteRepository::connect(path.to_str().unwrap(), POOL_SIZE).unwrap())
@@ -103,7 +105,7 @@ impl Place {
     }
 
     /// Applies what is pending, as `colloquy migrate` does, and names it.
-    async fn migrate(&self) -> Vec<String> {
+    pub async fn migrate(&self) -> Vec<String> {
         match self {
             Self::Sqlite { path, .. } => colloquy_diesel::migrate(path.to_str().unwrap()).unwrap(),
             Self::Postgres(database) => colloquy_diesel::migrate_postgres(database.url())
@@ -114,9 +116,9 @@ impl Place {
 }
 
 /// What these tests do with migrations, on either backend's connection.
-trait Harness {
-    /// Runs every migration older than the assistants' one.
-    fn run_those_before_assistants(&mut self);
+pub trait Harness {
+    /// Runs every migration older than the one named `name`.
+    fn run_those_before(&mut self, name: &str);
     /// Reverts the newest migration and names its version.
     fn revert_last(&mut self) -> String;
 }
@@ -124,27 +126,25 @@ trait Harness {
 struct SqliteHarness<'c>(&'c mut SqliteConnection);
 struct PostgresHarness<'c>(&'c mut AsyncConnectionWrapper<AsyncPgConnection>);
 
-fn run_before_assistants<DB: diesel::backend::Backend>(
+fn run_before<DB: diesel::backend::Backend>(
     harness: &mut impl MigrationHarness<DB>,
     migrations: EmbeddedMigrations,
+    name: &str,
 ) {
     let pending = harness.pending_migrations(migrations).unwrap();
     let older: Vec<_> = pending
         .iter()
-        .take_while(|migration| migration.name().to_string() != ASSISTANTS)
+        .take_while(|migration| migration.name().to_string() != name)
         .collect();
-    assert!(
-        older.len() < pending.len(),
-        "the assistants' migration exists"
-    );
+    assert!(older.len() < pending.len(), "the migration {name} exists");
     for migration in older {
         harness.run_migration(migration.as_ref()).unwrap();
     }
 }
 
 impl Harness for SqliteHarness<'_> {
-    fn run_those_before_assistants(&mut self) {
-        run_before_assistants(self.0, SQLITE);
+    fn run_those_before(&mut self, name: &str) {
+        run_before(self.0, SQLITE, name);
     }
 
     fn revert_last(&mut self) -> String {
@@ -153,8 +153,8 @@ impl Harness for SqliteHarness<'_> {
 }
 
 impl Harness for PostgresHarness<'_> {
-    fn run_those_before_assistants(&mut self) {
-        run_before_assistants(self.0, POSTGRES);
+    fn run_those_before(&mut self, name: &str) {
+        run_before(self.0, POSTGRES, name);
     }
 
     fn revert_last(&mut self) -> String {
@@ -205,7 +205,9 @@ fn old_history() -> (Session, Vec<Message>) {
     (session, vec![question, answer, streaming])
 }
 
-fn insert_sql(session: &Session, messages: &[Message]) -> String {
+/// The statements that store `session` and `messages` with the columns
+/// every migration before assistants had.
+pub fn insert_sql(session: &Session, messages: &[Message]) -> String {
     let optional = |text: Option<&str>| text.map_or_else(|| "NULL".to_owned(), literal);
     let number = |value: Option<i64>| value.map_or_else(|| "NULL".to_owned(), |n| n.to_string());
     let mut sql = format!(
@@ -273,14 +275,20 @@ fn insert_sql(session: &Session, messages: &[Message]) -> String {
 async fn history_from_before_assistants_survives_the_upgrade(backend: Backend) {
     let place = Place::new(backend).await;
     place
-        .migrations(|harness| harness.run_those_before_assistants())
+        .migrations(|harness| harness.run_those_before(ASSISTANTS))
         .await;
     let (session, messages) = old_history();
     place.execute(insert_sql(&session, &messages)).await;
 
     let applied = place.migrate().await;
-    assert_eq!(applied.first().map(String::as_str), Some(ASSISTANTS));
+    assert_eq!(applied, [ASSISTANTS, BRANCHES]);
     let repo = place.open().await;
+    // The branches' migration, which follows, makes them one chain.
+    let session = Session {
+        head_message_id: Some(messages[2].id),
+        ..session
+    };
+    let messages = chain(None, messages);
 
     assert_eq!(
         repo.get_session(&alice(), session.id).await.unwrap(),
@@ -345,9 +353,11 @@ async fn the_assistants_migration_reverts_and_reapplies(backend: Backend) {
         .unwrap();
     drop(repo);
 
-    let reverted = place.migrations(|harness| harness.revert_last()).await;
-    assert_eq!(reverted, "20261202000000");
-    assert_eq!(place.migrate().await, [ASSISTANTS]);
+    let reverted = place
+        .migrations(|harness| [harness.revert_last(), harness.revert_last()])
+        .await;
+    assert_eq!(reverted, ["20261203000000", "20261202000000"]);
+    assert_eq!(place.migrate().await, [ASSISTANTS, BRANCHES]);
 
     let repo = place.open().await;
     assert!(repo
@@ -359,6 +369,7 @@ async fn the_assistants_migration_reverts_and_reapplies(backend: Backend) {
     let read = repo.get_session(&alice(), session.id).await.unwrap();
     assert_eq!(read.assistant_id, None);
     assert_eq!(read.message_count, 1);
+    assert_eq!(read.head_message_id, Some(reply.id));
     let history = repo
         .list_messages(&alice(), session.id, 10, None)
         .await

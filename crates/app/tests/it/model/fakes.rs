@@ -13,8 +13,8 @@ use colloquy_domain::{
     SessionId, Timestamp, Title,
 };
 use colloquy_ports::{
-    ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient, LlmError, Page,
-    PromptRole, RepoError, SessionChanges, StoredEnd,
+    BranchMessage, ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient,
+    LlmError, Page, PromptRole, RepoError, SearchHit, SessionChanges, Siblings, StoredEnd,
 };
 use futures::Stream;
 
@@ -85,8 +85,31 @@ impl Store {
 
     fn counted(&self, id: SessionId) -> Result<Session, RepoError> {
         let mut session = self.sessions.get(&id).cloned().ok_or(RepoError::NotFound)?;
-        session.message_count = self.messages.get(&id).map_or(0, |m| m.len() as u64);
+        session.message_count = self.branch(id, session.head_message_id)?.len() as u64;
         Ok(session)
+    }
+
+    /// The branch ending at `leaf` (the head when `None`), oldest first.
+    fn branch(&self, id: SessionId, leaf: Option<MessageId>) -> Result<Vec<Message>, RepoError> {
+        let session = self.sessions.get(&id).ok_or(RepoError::NotFound)?;
+        let messages = self.messages.get(&id).ok_or(RepoError::NotFound)?;
+        let Some(mut at) = leaf.or(session.head_message_id) else {
+            return Ok(Vec::new());
+        };
+        let mut branch = Vec::new();
+        loop {
+            let message = messages
+                .iter()
+                .find(|m| m.id == at)
+                .ok_or(RepoError::NotFound)?;
+            branch.push(message.clone());
+            match message.parent_id {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        branch.reverse();
+        Ok(branch)
     }
 }
 
@@ -249,6 +272,7 @@ impl ChatRepository for FakeRepo {
             .extend(messages.iter().cloned());
         if let Some(session) = store.sessions.get_mut(&session_id) {
             session.updated_at = Timestamp::now();
+            session.head_message_id = messages.last().map(|m| m.id);
         }
         Ok(())
     }
@@ -306,17 +330,158 @@ impl ChatRepository for FakeRepo {
         Ok(Page { items, has_more })
     }
 
+    async fn list_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        leaf: Option<MessageId>,
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<BranchMessage>, RepoError> {
+        round_trip().await;
+        let store = lock(&self.store);
+        store.owned_by(owner, session)?;
+        let branch = store.branch(session, leaf)?;
+        let start = after
+            .and_then(|after| branch.iter().position(|m| m.id == after))
+            .map_or(0, |at| at + 1);
+        let all = store.messages.get(&session).ok_or(RepoError::NotFound)?;
+        let mut items: Vec<BranchMessage> = branch[start..]
+            .iter()
+            .map(|message| {
+                let ids: Vec<MessageId> = all
+                    .iter()
+                    .filter(|m| m.parent_id == message.parent_id)
+                    .map(|m| m.id)
+                    .collect();
+                let index = ids.iter().position(|id| *id == message.id).unwrap_or(0);
+                BranchMessage {
+                    message: message.clone(),
+                    siblings: Siblings { ids, index },
+                }
+            })
+            .collect();
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, has_more })
+    }
+
     async fn recent_messages(
         &self,
         owner: &Principal,
         session: SessionId,
+        leaf: Option<MessageId>,
         limit: usize,
     ) -> Result<Vec<Message>, RepoError> {
         round_trip().await;
         let store = lock(&self.store);
         store.owned_by(owner, session)?;
+        let branch = store.branch(session, leaf)?;
+        Ok(branch[branch.len().saturating_sub(limit)..].to_vec())
+    }
+
+    async fn get_message(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        id: MessageId,
+    ) -> Result<Message, RepoError> {
+        round_trip().await;
+        let store = lock(&self.store);
+        store.owned_by(owner, session)?;
+        store
+            .messages
+            .get(&session)
+            .and_then(|messages| messages.iter().find(|m| m.id == id))
+            .cloned()
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn switch_branch(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        to: MessageId,
+        at: Timestamp,
+    ) -> Result<Session, RepoError> {
+        round_trip().await;
+        let mut store = lock(&self.store);
+        store.owned_by(owner, session)?;
         let messages = store.messages.get(&session).ok_or(RepoError::NotFound)?;
-        Ok(messages[messages.len().saturating_sub(limit)..].to_vec())
+        if !messages.iter().any(|m| m.id == to) {
+            return Err(RepoError::NotFound);
+        }
+        // The newest leaf below `to`: walk down to every descendant.
+        let mut below = vec![to];
+        let mut leaf = to;
+        while let Some(at) = below.pop() {
+            let children: Vec<MessageId> = messages
+                .iter()
+                .filter(|m| m.parent_id == Some(at))
+                .map(|m| m.id)
+                .collect();
+            if children.is_empty() && (leaf == to || at > leaf) {
+                leaf = at;
+            }
+            below.extend(children);
+        }
+        let stored = store
+            .sessions
+            .get_mut(&session)
+            .ok_or(RepoError::NotFound)?;
+        stored.head_message_id = Some(leaf);
+        stored.updated_at = at;
+        store.counted(session)
+    }
+
+    async fn search_messages(
+        &self,
+        owner: &Principal,
+        terms: &[String],
+        limit: usize,
+        after: Option<MessageId>,
+    ) -> Result<Page<SearchHit>, RepoError> {
+        round_trip().await;
+        let store = lock(&self.store);
+        let mut items: Vec<SearchHit> = store
+            .sessions
+            .values()
+            .filter(|session| session.owner == *owner)
+            .flat_map(|session| {
+                store.messages[&session.id]
+                    .iter()
+                    .map(move |m| (session, m))
+            })
+            .filter(|(_, m)| after.is_none_or(|after| m.id < after))
+            .filter(|(_, m)| {
+                let text = m.content.to_lowercase();
+                terms.iter().all(|term| text.contains(&term.to_lowercase()))
+            })
+            .map(|(session, m)| SearchHit {
+                session_id: session.id,
+                session_title: session.title.clone(),
+                message_id: m.id,
+                role: m.role,
+                created_at: m.created_at,
+                snippet: m.content.clone(),
+            })
+            .collect();
+        items.sort_by_key(|hit| std::cmp::Reverse(hit.message_id));
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, has_more })
+    }
+
+    async fn import_session(
+        &self,
+        session: &Session,
+        messages: &[Message],
+    ) -> Result<(), RepoError> {
+        round_trip().await;
+        let mut store = lock(&self.store);
+        store.sessions.insert(session.id, session.clone());
+        store.messages.insert(session.id, messages.to_vec());
+        Ok(())
     }
 
     async fn interrupt_streaming(&self) -> Result<u64, RepoError> {

@@ -24,7 +24,7 @@ const MODELS: (&str, &str) = ("COLLOQUY_MODELS", "fake-model,poet-model,critic-m
 
 /// A request to `app` as `bearer` (none: anonymous), with a JSON body when
 /// given: its status and its JSON body (`Null` when it has none).
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -50,7 +50,7 @@ async fn call(
 }
 
 /// Creates an assistant (anonymously), asserting the `201`.
-async fn create_assistant(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn create_assistant(app: &TestApp, body: Value) -> Value {
     let (status, assistant) =
         call(app, Method::POST, "/api/v1/assistants", None, Some(&body)).await;
     assert_eq!(status, StatusCode::CREATED, "{assistant}");
@@ -72,12 +72,12 @@ async fn poet_and_critic(app: &TestApp) -> (String, String) {
     (id_of(&poet), id_of(&critic))
 }
 
-fn id_of(resource: &Value) -> String {
+pub(crate) fn id_of(resource: &Value) -> String {
     resource["id"].as_str().unwrap().to_owned()
 }
 
 /// Asserts `body` is the problem `slug` with `status`.
-fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, slug: &str) {
+pub(crate) fn assert_problem(status: StatusCode, body: &Value, expected: StatusCode, slug: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["status"], expected.as_u16(), "{body}");
     assert_eq!(

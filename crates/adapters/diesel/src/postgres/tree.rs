@@ -1,0 +1,361 @@
+//! The tree of a session's messages on PostgreSQL: appending under parents,
+//! reading a branch, switching branch, importing a whole session. The
+//! placing and the recursive SQL are shared with SQLite (`crate::tree`);
+//! here are the transactions around them.
+//!
+//! Every write that reads the tree first locks its session's row (`FOR
+//! UPDATE`, owner-scoped): appends, switches and deletes of one session
+//! take turns, so what a write read of the tree (a parent's depth, the
+//! leaves below a message) is still true when it writes. Reads run in one
+//! REPEATABLE READ, READ ONLY transaction, so every query of a page sees
+//! the same tree.
+
+use colloquy_domain::{Message, Session, Timestamp};
+use colloquy_ports::{BranchMessage, Page};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+
+use crate::error::StoreError;
+use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
+use crate::schema::{messages, sessions};
+use crate::tree::{self, FamilyRow, PlacedRow, Window};
+
+/// The outcome of a write's transaction, with a failure that happened
+/// before COMMIT was sent (`reached_commit` is false) reported as
+/// [`StoreError::NotCommitted`]: whatever the error says (the failed
+/// ROLLBACK's, after a lost connection, replaces the statement's), nothing
+/// of the write was stored, so it may be made again.
+fn unless_committed<T>(
+    outcome: Result<T, StoreError>,
+    reached_commit: bool,
+) -> Result<T, StoreError> {
+    match outcome {
+        Err(StoreError::Diesel(error)) if !reached_commit => Err(StoreError::NotCommitted(error)),
+        other => other,
+    }
+}
+
+/// Locks `owner`'s session's row until the transaction ends.
+async fn lock_session(
+    connection: &mut AsyncPgConnection,
+    owner: &str,
+    session: &str,
+) -> Result<(), StoreError> {
+    sessions::table
+        .find(session)
+        .filter(sessions::owner.eq(owner))
+        .select(sessions::id)
+        .for_update()
+        .first::<String>(connection)
+        .await?;
+    Ok(())
+}
+
+/// See [`ChatRepository::append_messages`](colloquy_ports::ChatRepository::append_messages).
+pub(super) async fn append(
+    connection: &mut AsyncPgConnection,
+    owner: &str,
+    session: &str,
+    messages: &[Message],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut reached_commit = false;
+    let outcome = connection
+        .transaction::<_, StoreError, _>(async |connection| {
+            // Locking the session first both checks that the owner has it and
+            // makes a concurrent delete wait for these inserts, or them for it.
+            lock_session(connection, owner, session).await?;
+            let stored = depths(connection, session, tree::outside_parents(messages)).await?;
+            let Some(placed) = tree::place(messages, &stored)? else {
+                reached_commit = true;
+                return Ok(());
+            };
+            insert(connection, &placed.rows).await?;
+            let owned = sessions::table
+                .find(session)
+                .filter(sessions::owner.eq(owner));
+            diesel::update(owned)
+                .set((
+                    sessions::head_message_id.eq(&placed.head),
+                    sessions::message_count.eq(placed.length),
+                    // Never backwards, should the clock step back.
+                    sessions::updated_at.eq(sql::<BigInt>("GREATEST(updated_at, ")
+                        .bind::<BigInt, _>(now.as_micros())
+                        .sql(")")),
+                ))
+                .execute(connection)
+                .await?;
+            reached_commit = true;
+            Ok(())
+        })
+        .await;
+    unless_committed(outcome, reached_commit)
+}
+
+/// See [`ChatRepository::import_session`](colloquy_ports::ChatRepository::import_session).
+pub(super) async fn import(
+    connection: &mut AsyncPgConnection,
+    session: &Session,
+    messages: &[Message],
+) -> Result<(), StoreError> {
+    let (session, rows) = tree::imported(session, messages)?;
+    let mut reached_commit = false;
+    let outcome = connection
+        .transaction::<_, StoreError, _>(async |connection| {
+            diesel::insert_into(sessions::table)
+                .values(&session)
+                .execute(connection)
+                .await?;
+            insert(connection, &rows).await?;
+            reached_commit = true;
+            Ok(())
+        })
+        .await;
+    unless_committed(outcome, reached_commit)
+}
+
+async fn insert(connection: &mut AsyncPgConnection, rows: &[MessageRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        diesel::insert_into(messages::table)
+            .values(chunk)
+            .execute(connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The depths of those of `ids` that are messages of `session`.
+async fn depths(
+    connection: &mut AsyncPgConnection,
+    session: &str,
+    ids: Vec<String>,
+) -> Result<Vec<PlacedRow>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(messages::table
+        .filter(messages::session_id.eq(session))
+        .filter(messages::id.eq_any(ids))
+        .select((messages::id, messages::depth))
+        .load(connection)
+        .await?)
+}
+
+/// The depth of `message`, which must be one of `session`'s.
+async fn depth_of(
+    connection: &mut AsyncPgConnection,
+    session: &str,
+    message: &str,
+) -> Result<i64, StoreError> {
+    Ok(messages::table
+        .find(message)
+        .filter(messages::session_id.eq(session))
+        .select(messages::depth)
+        .first(connection)
+        .await?)
+}
+
+/// The head of `owner`'s session: `Ok(None)` while it is empty, `NotFound`
+/// when the owner has no such session.
+async fn owned_head(
+    connection: &mut AsyncPgConnection,
+    owner: &str,
+    session: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sessions::table
+        .find(session)
+        .filter(sessions::owner.eq(owner))
+        .select(sessions::head_message_id)
+        .first(connection)
+        .await?)
+}
+
+/// The page as a range of depths, when no other branch runs beside it
+/// there (see [`tree::BY_DEPTH`]).
+async fn by_depth(
+    connection: &mut AsyncPgConnection,
+    session: &str,
+    window: Window,
+) -> Result<Option<Vec<MessageRow>>, StoreError> {
+    let rows: Vec<MessageRow> = diesel::sql_query(tree::BY_DEPTH)
+        .bind::<Text, _>(session)
+        .bind::<BigInt, _>(window.shallowest)
+        .bind::<BigInt, _>(window.deepest)
+        .load(connection)
+        .await?;
+    Ok(tree::the_only_ones(rows, window.shallowest, window.deepest))
+}
+
+async fn walk(
+    connection: &mut AsyncPgConnection,
+    session: &str,
+    leaf: &str,
+    window: Window,
+) -> Result<Vec<MessageRow>, StoreError> {
+    Ok(diesel::sql_query(tree::WALK_UP)
+        .bind::<Text, _>(leaf)
+        .bind::<Text, _>(session)
+        .bind::<BigInt, _>(window.steps)
+        .bind::<BigInt, _>(window.deepest)
+        .load(connection)
+        .await?)
+}
+
+/// The children of every parent of `rows`, and the session's roots when
+/// `rows` holds one, oldest first: one query for the siblings of a page.
+async fn family(
+    connection: &mut AsyncPgConnection,
+    session: &str,
+    rows: &[MessageRow],
+) -> Result<Vec<FamilyRow>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (parents, has_root) = tree::parents_of(rows);
+    let query = messages::table
+        .filter(messages::session_id.eq(session.to_owned()))
+        .select((messages::id, messages::parent_id))
+        .order(messages::id.asc())
+        .into_boxed();
+    let query = if has_root {
+        query.filter(
+            messages::parent_id
+                .eq_any(parents)
+                .or(messages::parent_id.is_null()),
+        )
+    } else {
+        query.filter(messages::parent_id.eq_any(parents))
+    };
+    Ok(query.load(connection).await?)
+}
+
+/// See [`ChatRepository::list_branch`](colloquy_ports::ChatRepository::list_branch).
+pub(super) async fn list_branch(
+    connection: &mut AsyncPgConnection,
+    owner: &str,
+    session: &str,
+    leaf: Option<&str>,
+    limit: usize,
+    after: Option<&str>,
+) -> Result<Page<BranchMessage>, StoreError> {
+    let empty = || Page {
+        items: Vec::new(),
+        has_more: false,
+    };
+    connection
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run::<_, StoreError, _>(async |connection| {
+            let head = owned_head(connection, owner, session).await?;
+            let Some(leaf) = leaf.map(str::to_owned).or(head) else {
+                return Ok(empty());
+            };
+            let leaf_depth = depth_of(connection, session, &leaf).await?;
+            let after = match after {
+                Some(after) => Some(depth_of(connection, session, after).await?),
+                None => None,
+            };
+            let Some(window) = Window::of(leaf_depth, after, limit) else {
+                return Ok(empty());
+            };
+            let rows = match by_depth(connection, session, window).await? {
+                Some(rows) => rows,
+                None => walk(connection, session, &leaf, window).await?,
+            };
+            let family = family(connection, session, &rows).await?;
+            Ok(Page {
+                items: tree::with_siblings(rows, family)?,
+                has_more: window.has_more,
+            })
+        })
+        .await
+}
+
+/// See [`ChatRepository::recent_messages`](colloquy_ports::ChatRepository::recent_messages).
+pub(super) async fn recent(
+    connection: &mut AsyncPgConnection,
+    owner: &str,
+    session: &str,
+    leaf: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Message>, StoreError> {
+    connection
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run::<_, StoreError, _>(async |connection| {
+            let head = owned_head(connection, owner, session).await?;
+            let Some(leaf) = leaf.map(str::to_owned).or(head) else {
+                return Ok(Vec::new());
+            };
+            if limit == 0 {
+                // Nothing to read, but a leaf that is not the session's is
+                // still not found.
+                depth_of(connection, session, &leaf).await?;
+                return Ok(Vec::new());
+            }
+            let rows = walk(connection, session, &leaf, Window::newest(limit)).await?;
+            if rows.is_empty() {
+                return Err(StoreError::NotFound);
+            }
+            rows.into_iter().map(MessageRow::into_domain).collect()
+        })
+        .await
+}
+
+/// See [`ChatRepository::get_message`](colloquy_ports::ChatRepository::get_message).
+pub(super) async fn get_message(
+    connection: &mut AsyncPgConnection,
+    owner: &str,
+    session: &str,
+    id: &str,
+) -> Result<Message, StoreError> {
+    let owned_session = sessions::table
+        .filter(sessions::id.eq(session))
+        .filter(sessions::owner.eq(owner))
+        .select(sessions::id);
+    messages::table
+        .find(id)
+        .filter(messages::session_id.eq(session))
+        .filter(messages::session_id.eq_any(owned_session))
+        .select(MessageRow::as_select())
+        .first(connection)
+        .await?
+        .into_domain()
+}
+
+/// See [`ChatRepository::switch_branch`](colloquy_ports::ChatRepository::switch_branch).
+pub(super) async fn switch_branch(
+    connection: &mut AsyncPgConnection,
+    owner: &str,
+    session: &str,
+    to: &str,
+    at: Timestamp,
+) -> Result<Session, StoreError> {
+    connection
+        .transaction::<_, StoreError, _>(async |connection| {
+            lock_session(connection, owner, session).await?;
+            let leaf: PlacedRow = diesel::sql_query(tree::NEWEST_LEAF)
+                .bind::<Text, _>(to)
+                .bind::<Text, _>(session)
+                .get_result(connection)
+                .await?;
+            let owned = sessions::table
+                .find(session)
+                .filter(sessions::owner.eq(owner));
+            diesel::update(owned)
+                .set((
+                    sessions::head_message_id.eq(&leaf.id),
+                    sessions::message_count.eq(leaf.depth + 1),
+                    sessions::updated_at.eq(at.as_micros()),
+                ))
+                .returning(SessionRow::as_returning())
+                .get_result(connection)
+                .await?
+                .into_domain()
+        })
+        .await
+}

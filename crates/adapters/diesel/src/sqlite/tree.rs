@@ -1,0 +1,295 @@
+//! The tree of a session's messages on SQLite: appending under parents,
+//! reading a branch, switching branch, importing a whole session. The
+//! placing and the recursive SQL are shared with PostgreSQL (`crate::tree`);
+//! here are the transactions around them.
+//!
+//! Every write holds the database's write lock from its first statement
+//! (`BEGIN IMMEDIATE`), so what it reads of the tree (a parent's depth, the
+//! leaves below a message) is still true when it writes.
+
+use colloquy_domain::{Message, Session, Timestamp};
+use colloquy_ports::{BranchMessage, Page};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use super::repository::session_exists;
+use crate::error::StoreError;
+use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
+use crate::schema::{messages, sessions};
+use crate::tree::{self, FamilyRow, PlacedRow, Window};
+
+/// See [`ChatRepository::append_messages`](colloquy_ports::ChatRepository::append_messages).
+pub(super) fn append(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    session: &str,
+    messages: &[Message],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    connection.immediate_transaction(|connection| {
+        if !session_exists(connection, owner, session)? {
+            return Err(StoreError::NotFound);
+        }
+        let stored = depths(connection, session, tree::outside_parents(messages))?;
+        let Some(placed) = tree::place(messages, &stored)? else {
+            return Ok(());
+        };
+        insert(connection, &placed.rows)?;
+        let owned = sessions::table
+            .find(session)
+            .filter(sessions::owner.eq(owner));
+        diesel::update(owned)
+            .set((
+                sessions::head_message_id.eq(&placed.head),
+                sessions::message_count.eq(placed.length),
+                // Never backwards, should the clock step back.
+                sessions::updated_at.eq(sql::<BigInt>("MAX(updated_at, ")
+                    .bind::<BigInt, _>(now.as_micros())
+                    .sql(")")),
+            ))
+            .execute(connection)?;
+        Ok(())
+    })
+}
+
+/// See [`ChatRepository::import_session`](colloquy_ports::ChatRepository::import_session).
+pub(super) fn import(
+    connection: &mut SqliteConnection,
+    session: &Session,
+    messages: &[Message],
+) -> Result<(), StoreError> {
+    let (session, rows) = tree::imported(session, messages)?;
+    connection.immediate_transaction(|connection| {
+        diesel::insert_into(sessions::table)
+            .values(&session)
+            .execute(connection)?;
+        insert(connection, &rows)
+    })
+}
+
+fn insert(connection: &mut SqliteConnection, rows: &[MessageRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        diesel::insert_into(messages::table)
+            .values(chunk)
+            .execute(connection)?;
+    }
+    Ok(())
+}
+
+/// The depths of those of `ids` that are messages of `session`.
+fn depths(
+    connection: &mut SqliteConnection,
+    session: &str,
+    ids: Vec<String>,
+) -> Result<Vec<PlacedRow>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(messages::table
+        .filter(messages::session_id.eq(session))
+        .filter(messages::id.eq_any(ids))
+        .select((messages::id, messages::depth))
+        .load(connection)?)
+}
+
+/// The depth of `message`, which must be one of `session`'s.
+fn depth_of(
+    connection: &mut SqliteConnection,
+    session: &str,
+    message: &str,
+) -> Result<i64, StoreError> {
+    Ok(messages::table
+        .find(message)
+        .filter(messages::session_id.eq(session))
+        .select(messages::depth)
+        .first(connection)?)
+}
+
+/// The head of `owner`'s session: `Ok(None)` while it is empty, `NotFound`
+/// when the owner has no such session.
+fn owned_head(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    session: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(sessions::table
+        .find(session)
+        .filter(sessions::owner.eq(owner))
+        .select(sessions::head_message_id)
+        .first(connection)?)
+}
+
+/// The page as a range of depths, when no other branch runs beside it
+/// there (see [`tree::BY_DEPTH`]).
+fn by_depth(
+    connection: &mut SqliteConnection,
+    session: &str,
+    window: Window,
+) -> Result<Option<Vec<MessageRow>>, StoreError> {
+    let rows: Vec<MessageRow> = diesel::sql_query(tree::BY_DEPTH)
+        .bind::<Text, _>(session)
+        .bind::<BigInt, _>(window.shallowest)
+        .bind::<BigInt, _>(window.deepest)
+        .load(connection)?;
+    Ok(tree::the_only_ones(rows, window.shallowest, window.deepest))
+}
+
+fn walk(
+    connection: &mut SqliteConnection,
+    session: &str,
+    leaf: &str,
+    window: Window,
+) -> Result<Vec<MessageRow>, StoreError> {
+    Ok(diesel::sql_query(tree::WALK_UP)
+        .bind::<Text, _>(leaf)
+        .bind::<Text, _>(session)
+        .bind::<BigInt, _>(window.steps)
+        .bind::<BigInt, _>(window.deepest)
+        .load(connection)?)
+}
+
+/// The children of every parent of `rows`, and the session's roots when
+/// `rows` holds one, oldest first: one query for the siblings of a page.
+fn family(
+    connection: &mut SqliteConnection,
+    session: &str,
+    rows: &[MessageRow],
+) -> Result<Vec<FamilyRow>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (parents, has_root) = tree::parents_of(rows);
+    let query = messages::table
+        .filter(messages::session_id.eq(session))
+        .select((messages::id, messages::parent_id))
+        .order(messages::id.asc())
+        .into_boxed();
+    let query = if has_root {
+        query.filter(
+            messages::parent_id
+                .eq_any(parents)
+                .or(messages::parent_id.is_null()),
+        )
+    } else {
+        query.filter(messages::parent_id.eq_any(parents))
+    };
+    Ok(query.load(connection)?)
+}
+
+/// See [`ChatRepository::list_branch`](colloquy_ports::ChatRepository::list_branch).
+pub(super) fn list_branch(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    session: &str,
+    leaf: Option<String>,
+    limit: usize,
+    after: Option<String>,
+) -> Result<Page<BranchMessage>, StoreError> {
+    let empty = || Page {
+        items: Vec::new(),
+        has_more: false,
+    };
+    // One read transaction: the owner's check, the cursor's place and the
+    // walk see the same tree.
+    connection.transaction(|connection| {
+        let head = owned_head(connection, owner, session)?;
+        let Some(leaf) = leaf.or(head) else {
+            return Ok(empty());
+        };
+        let leaf_depth = depth_of(connection, session, &leaf)?;
+        let after = after
+            .map(|after| depth_of(connection, session, &after))
+            .transpose()?;
+        let Some(window) = Window::of(leaf_depth, after, limit) else {
+            return Ok(empty());
+        };
+        let rows = match by_depth(connection, session, window)? {
+            Some(rows) => rows,
+            None => walk(connection, session, &leaf, window)?,
+        };
+        let family = family(connection, session, &rows)?;
+        Ok(Page {
+            items: tree::with_siblings(rows, family)?,
+            has_more: window.has_more,
+        })
+    })
+}
+
+/// See [`ChatRepository::recent_messages`](colloquy_ports::ChatRepository::recent_messages).
+pub(super) fn recent(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    session: &str,
+    leaf: Option<String>,
+    limit: usize,
+) -> Result<Vec<Message>, StoreError> {
+    connection.transaction(|connection| {
+        let head = owned_head(connection, owner, session)?;
+        let Some(leaf) = leaf.or(head) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            // Nothing to read, but a leaf that is not the session's is
+            // still not found.
+            depth_of(connection, session, &leaf)?;
+            return Ok(Vec::new());
+        }
+        let rows = walk(connection, session, &leaf, Window::newest(limit))?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        rows.into_iter().map(MessageRow::into_domain).collect()
+    })
+}
+
+/// See [`ChatRepository::get_message`](colloquy_ports::ChatRepository::get_message).
+pub(super) fn get_message(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    session: &str,
+    id: &str,
+) -> Result<Message, StoreError> {
+    let owned_session = sessions::table
+        .filter(sessions::id.eq(session))
+        .filter(sessions::owner.eq(owner))
+        .select(sessions::id);
+    messages::table
+        .find(id)
+        .filter(messages::session_id.eq(session))
+        .filter(messages::session_id.eq_any(owned_session))
+        .select(MessageRow::as_select())
+        .first(connection)?
+        .into_domain()
+}
+
+/// See [`ChatRepository::switch_branch`](colloquy_ports::ChatRepository::switch_branch).
+pub(super) fn switch_branch(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    session: &str,
+    to: &str,
+    at: Timestamp,
+) -> Result<Session, StoreError> {
+    connection.immediate_transaction(|connection| {
+        if !session_exists(connection, owner, session)? {
+            return Err(StoreError::NotFound);
+        }
+        let leaf: PlacedRow = diesel::sql_query(tree::NEWEST_LEAF)
+            .bind::<Text, _>(to)
+            .bind::<Text, _>(session)
+            .get_result(connection)?;
+        let owned = sessions::table
+            .find(session)
+            .filter(sessions::owner.eq(owner));
+        diesel::update(owned)
+            .set((
+                sessions::head_message_id.eq(&leaf.id),
+                sessions::message_count.eq(leaf.depth + 1),
+                sessions::updated_at.eq(at.as_micros()),
+            ))
+            .returning(SessionRow::as_returning())
+            .get_result(connection)?
+            .into_domain()
+    })
+}

@@ -1,0 +1,16 @@
+-- Every branch but nothing of any message is forgotten: the search column,
+-- the tree's columns and the heads go; every message stays, and a
+-- session's messages read as one list again, in id order. `message_count`
+-- counts them all again. The unaccent extension stays: something else may
+-- use it.
+DROP INDEX messages_search;
+ALTER TABLE messages DROP COLUMN search_vector;
+DROP TEXT SEARCH CONFIGURATION colloquy_search;
+DROP INDEX messages_session_depth;
+DROP INDEX messages_session_parent_id;
+UPDATE sessions
+SET message_count = (SELECT count(*) FROM messages WHERE messages.session_id = sessions.id);
+ALTER TABLE sessions DROP COLUMN head_message_id;
+ALTER TABLE messages
+    DROP COLUMN depth,
+    DROP COLUMN parent_id;
