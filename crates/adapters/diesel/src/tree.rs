@@ -321,11 +321,13 @@ pub(crate) fn parents_of(rows: &[MessageRow]) -> (Vec<String>, bool) {
 
 /// A page of a branch with the siblings of each message: `family` holds
 /// every child of the parents [`parents_of`] named (and the roots, when it
-/// said so), oldest first.
+/// said so), in any order.
 pub(crate) fn with_siblings(
     rows: Vec<MessageRow>,
-    family: Vec<FamilyRow>,
+    mut family: Vec<FamilyRow>,
 ) -> Result<Vec<BranchMessage>, StoreError> {
+    // Ids are UUID v7 in one text form: their order is their age.
+    family.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     let mut children: HashMap<Option<String>, Vec<String>> = HashMap::new();
     for member in family {
         children

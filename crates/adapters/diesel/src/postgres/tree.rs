@@ -204,7 +204,10 @@ async fn walk(
 }
 
 /// The children of every parent of `rows`, and the session's roots when
-/// `rows` holds one, oldest first: one query for the siblings of a page.
+/// `rows` holds one: one query for the siblings of a page (two with roots).
+/// Unordered, so that the planner looks each parent's children up rather
+/// than reading the session in id order ([`tree::with_siblings`] orders
+/// them), as on SQLite.
 async fn family(
     connection: &mut AsyncPgConnection,
     session: &str,
@@ -214,21 +217,23 @@ async fn family(
         return Ok(Vec::new());
     }
     let (parents, has_root) = tree::parents_of(rows);
-    let query = messages::table
+    let mut family: Vec<FamilyRow> = messages::table
         .filter(messages::session_id.eq(session.to_owned()))
+        .filter(messages::parent_id.eq_any(parents))
         .select((messages::id, messages::parent_id))
-        .order(messages::id.asc())
-        .into_boxed();
-    let query = if has_root {
-        query.filter(
-            messages::parent_id
-                .eq_any(parents)
-                .or(messages::parent_id.is_null()),
-        )
-    } else {
-        query.filter(messages::parent_id.eq_any(parents))
-    };
-    Ok(query.load(connection).await?)
+        .load(connection)
+        .await?;
+    if has_root {
+        family.extend(
+            messages::table
+                .filter(messages::session_id.eq(session.to_owned()))
+                .filter(messages::parent_id.is_null())
+                .select((messages::id, messages::parent_id))
+                .load::<FamilyRow>(connection)
+                .await?,
+        );
+    }
+    Ok(family)
 }
 
 /// See [`ChatRepository::list_branch`](colloquy_ports::ChatRepository::list_branch).

@@ -150,7 +150,10 @@ fn walk(
 }
 
 /// The children of every parent of `rows`, and the session's roots when
-/// `rows` holds one, oldest first: one query for the siblings of a page.
+/// `rows` holds one: one query for the siblings of a page (two with roots).
+/// Unordered: an `ORDER BY id` here makes SQLite read the session in id
+/// order and filter it, every message of a long conversation, instead of
+/// looking each parent's children up ([`tree::with_siblings`] orders them).
 fn family(
     connection: &mut SqliteConnection,
     session: &str,
@@ -160,21 +163,21 @@ fn family(
         return Ok(Vec::new());
     }
     let (parents, has_root) = tree::parents_of(rows);
-    let query = messages::table
+    let mut family: Vec<FamilyRow> = messages::table
         .filter(messages::session_id.eq(session))
+        .filter(messages::parent_id.eq_any(parents))
         .select((messages::id, messages::parent_id))
-        .order(messages::id.asc())
-        .into_boxed();
-    let query = if has_root {
-        query.filter(
-            messages::parent_id
-                .eq_any(parents)
-                .or(messages::parent_id.is_null()),
-        )
-    } else {
-        query.filter(messages::parent_id.eq_any(parents))
-    };
-    Ok(query.load(connection)?)
+        .load(connection)?;
+    if has_root {
+        family.extend(
+            messages::table
+                .filter(messages::session_id.eq(session))
+                .filter(messages::parent_id.is_null())
+                .select((messages::id, messages::parent_id))
+                .load::<FamilyRow>(connection)?,
+        );
+    }
+    Ok(family)
 }
 
 /// See [`ChatRepository::list_branch`](colloquy_ports::ChatRepository::list_branch).
