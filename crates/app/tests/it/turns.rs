@@ -21,7 +21,7 @@ use futures::StreamExt;
 
 use crate::support::{
     config, endless_stream, repo_with, scripted, service_with_assistants, session, text_stream,
-    MemoryAssistants, Writes,
+    MemoryAssistants, Requests, Writes,
 };
 
 /// A config that lets assistants name any model, and offers the built-in tools.
@@ -111,29 +111,44 @@ fn created(events: &[EventKind]) -> Vec<Message> {
         .collect()
 }
 
-#[tokio::test]
-async fn two_assistants_answer_in_order_and_the_second_hears_the_first_by_name() {
+/// A Poet and a Critic (of `models`), a model that answers `answers` in
+/// order, and `content` sent to both.
+async fn turn_of_two(
+    answers: Vec<ChatStream>,
+    models: [&str; 2],
+    content: &str,
+) -> (World, Requests, [Assistant; 2], colloquy_app::SendOutcome) {
     let session = session();
     let (repo, writes) = repo_with(&session);
-    let (llm, requests) = scripted(vec![
-        text_stream(&["Roses ", "are red"]),
-        text_stream(&["Derivative."]),
-    ]);
+    let (llm, requests) = scripted(answers);
     let world = world(repo, writes, llm, session);
     let owner = &world.session.owner;
-    let poet = assistant(&world.service, owner, "Poet", "poet-model").await;
-    let critic = assistant(&world.service, owner, "Critic", "critic-model").await;
-
-    let mut sent = world
+    let poet = assistant(&world.service, owner, "Poet", models[0]).await;
+    let critic = assistant(&world.service, owner, "Critic", models[1]).await;
+    let sent = world
         .service
         .send_message_to(
             owner,
             world.session.id,
-            "write me a line".into(),
+            content.into(),
             Some(vec![poet.id, critic.id]),
         )
         .await
         .unwrap();
+    (world, requests, [poet, critic], sent)
+}
+
+#[tokio::test]
+async fn two_assistants_answer_in_order_and_the_second_hears_the_first_by_name() {
+    let (world, requests, _, mut sent) = turn_of_two(
+        vec![
+            text_stream(&["Roses ", "are red"]),
+            text_stream(&["Derivative."]),
+        ],
+        ["poet-model", "critic-model"],
+        "write me a line",
+    )
+    .await;
     assert_eq!(sent.assistant_messages.len(), 2);
     let events = whole_turn(&mut sent.events).await;
 
@@ -196,24 +211,10 @@ async fn two_assistants_answer_in_order_and_the_second_hears_the_first_by_name()
 
 #[tokio::test]
 async fn a_cancel_stops_the_rest_of_the_turn() {
-    let session = session();
-    let (repo, writes) = repo_with(&session);
     // One scripted answer: asking for the second would fail the test.
-    let (llm, _) = scripted(vec![endless_stream(&["Ro"])]);
-    let world = world(repo, writes, llm, session);
+    let (world, _, [_, critic], mut sent) =
+        turn_of_two(vec![endless_stream(&["Ro"])], ["m", "m"], "go").await;
     let owner = &world.session.owner;
-    let poet = assistant(&world.service, owner, "Poet", "m").await;
-    let critic = assistant(&world.service, owner, "Critic", "m").await;
-    let mut sent = world
-        .service
-        .send_message_to(
-            owner,
-            world.session.id,
-            "go".into(),
-            Some(vec![poet.id, critic.id]),
-        )
-        .await
-        .unwrap();
     let mut events = Vec::new();
     while let Some(event) = sent.events.next().await {
         let delta = matches!(event.kind, EventKind::MessageDelta { .. });
@@ -246,28 +247,17 @@ async fn a_cancel_stops_the_rest_of_the_turn() {
 
 #[tokio::test]
 async fn a_failed_reply_does_not_silence_the_next_assistant() {
-    let session = session();
-    let (repo, writes) = repo_with(&session);
     let rejected: ChatStream = futures::stream::iter(vec![Err(LlmError::Rejected {
         status: 404,
         message: "no such model".into(),
     })])
     .boxed();
-    let (llm, requests) = scripted(vec![rejected, text_stream(&["Still here."])]);
-    let world = world(repo, writes, llm, session);
-    let owner = &world.session.owner;
-    let poet = assistant(&world.service, owner, "Poet", "gone-model").await;
-    let critic = assistant(&world.service, owner, "Critic", "m").await;
-    let mut sent = world
-        .service
-        .send_message_to(
-            owner,
-            world.session.id,
-            "go".into(),
-            Some(vec![poet.id, critic.id]),
-        )
-        .await
-        .unwrap();
+    let (_world, requests, _, mut sent) = turn_of_two(
+        vec![rejected, text_stream(&["Still here."])],
+        ["gone-model", "m"],
+        "go",
+    )
+    .await;
     let ended = finals(&whole_turn(&mut sent.events).await);
 
     assert_eq!(ended[0].status, MessageStatus::Failed);
@@ -278,27 +268,11 @@ async fn a_failed_reply_does_not_silence_the_next_assistant() {
 
 #[tokio::test]
 async fn a_turn_whose_task_dies_ends_every_reply_failed() {
-    let session = session();
-    let (repo, writes) = repo_with(&session);
     let panicking: ChatStream = futures::stream::once(async {
         panic!("the model client broke");
     })
     .boxed();
-    let (llm, _) = scripted(vec![panicking]);
-    let world = world(repo, writes, llm, session);
-    let owner = &world.session.owner;
-    let poet = assistant(&world.service, owner, "Poet", "m").await;
-    let critic = assistant(&world.service, owner, "Critic", "m").await;
-    let mut sent = world
-        .service
-        .send_message_to(
-            owner,
-            world.session.id,
-            "go".into(),
-            Some(vec![poet.id, critic.id]),
-        )
-        .await
-        .unwrap();
+    let (world, _, _, mut sent) = turn_of_two(vec![panicking], ["m", "m"], "go").await;
     let ended = finals(&whole_turn(&mut sent.events).await);
 
     assert_eq!(ended.len(), 2);
