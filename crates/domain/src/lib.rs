@@ -5,10 +5,12 @@
 //! built through their `parse` functions, so a value of one of these types is
 //! valid by construction and no other layer re-checks it.
 //!
-//! **Invariant:** this crate depends on nothing but `std` and `uuid`: no I/O,
-//! no async runtime, no serde, no framework.
+//! **Invariant:** this crate depends on nothing but `std`, `uuid` and `sha2`
+//! (the conversation chain's hash): no I/O, no async runtime, no serde, no
+//! framework.
 
 mod assistant;
+mod chain;
 mod ids;
 mod message;
 mod principal;
@@ -17,6 +19,7 @@ mod time;
 mod values;
 
 pub use assistant::{Assistant, AssistantName, Instructions, Speaker};
+pub use chain::ConversationChain;
 pub use ids::{ApiKeyId, AssistantId, MessageId, ParseIdError, SessionId};
 pub use message::{ErrorCode, Message, MessageError, MessageStatus, Role, ToolCall, Usage};
 pub use principal::Principal;

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use colloquy_domain::{
-    Assistant, AssistantId, AssistantName, Instructions, Message, MessageId, ModelName, Principal,
-    Role, Session, SessionId, SystemPrompt, Timestamp, Title,
+    Assistant, AssistantId, AssistantName, ConversationChain, Instructions, Message, MessageId,
+    ModelName, Principal, Role, Session, SessionId, SystemPrompt, Timestamp, Title,
 };
 
 /// One page of a listing, and whether more follow it.
@@ -278,6 +278,44 @@ pub trait ChatRepository: Send + Sync {
         limit: usize,
         after: Option<MessageId>,
     ) -> Result<Page<SearchHit>, RepoError>;
+
+    /// The owner's newest message whose conversation chain (the roles and
+    /// texts of its branch from the first message to it, see
+    /// [`ConversationChain`]) is `chain`, in a session whose system prompt
+    /// is `system_prompt` (`None`: a session with none). One indexed lookup:
+    /// its cost does not grow with the number of stored messages.
+    ///
+    /// Every message has its chain stored once its text is final (a user
+    /// message at once, a reply when it ends, however it ends); a reply
+    /// still `streaming` is never found.
+    ///
+    /// # Errors
+    /// As [`ChatRepository::create_session`].
+    async fn find_by_chain(
+        &self,
+        owner: &Principal,
+        chain: ConversationChain,
+        system_prompt: Option<&str>,
+    ) -> Result<Option<Message>, RepoError>;
+
+    /// Stores the results a client returned for tool calls that a reply
+    /// made and colloquy did not run (tools the client defined, through
+    /// the OpenAI-compatible routes): each `(call id, result)` sets the
+    /// `result` of the message's call with that id, when it has none yet.
+    /// The message is otherwise final and stays as it is. Returns the
+    /// message as stored afterwards.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when the session or the message (in that
+    /// session) does not exist, or it has no call with one of the ids;
+    /// otherwise as [`ChatRepository::create_session`].
+    async fn record_tool_results(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        message: MessageId,
+        results: &[(String, String)],
+    ) -> Result<Message, RepoError>;
 
     /// Stores a new session (owned by `session.owner`, its head and count as
     /// given) with all its messages, parents before children, in one
