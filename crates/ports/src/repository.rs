@@ -295,7 +295,7 @@ pub trait ChatRepository: Send + Sync {
         &self,
         owner: &Principal,
         chain: ConversationChain,
-        system_prompt: Option<&str>,
+        system_prompt: Option<String>,
     ) -> Result<Option<Message>, RepoError>;
 
     /// Stores the results a client returned for tool calls that a reply
