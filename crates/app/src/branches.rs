@@ -7,7 +7,7 @@ use colloquy_domain::{
 };
 use colloquy_ports::RepoError;
 
-use crate::turn::{Joins, TurnRequest};
+use crate::turn::{Answerers, Joins, TurnRequest};
 use crate::{ChatError, ChatService, SendOutcome};
 
 impl ChatService {
@@ -48,7 +48,7 @@ impl ChatService {
         let request = TurnRequest {
             session_id,
             user_message: None,
-            named,
+            answerers: named.map_or(Answerers::Session, Answerers::Named),
             joins: Joins::Under(target.parent_id),
         };
         self.start_turn(caller, request).await
@@ -87,7 +87,7 @@ impl ChatService {
         let request = TurnRequest {
             session_id,
             user_message: Some(question),
-            named,
+            answerers: named.map_or(Answerers::Session, Answerers::Named),
             joins: Joins::Under(target.parent_id),
         };
         self.start_turn(caller, request).await

@@ -22,6 +22,9 @@ pub enum ChatError {
     /// An import that is not a conversation colloquy can store.
     #[error("{0}")]
     BadImport(String),
+    /// A Chat Completions request whose conversation adds nothing to answer.
+    #[error("{0}")]
+    BadConversation(String),
     /// The caller has an assistant of that name already.
     #[error("you have an assistant named `{0}` already; assistant names are unique")]
     AssistantNameTaken(String),

@@ -19,6 +19,7 @@ mod archive;
 mod ask;
 mod assistants;
 mod branches;
+mod completions;
 mod config;
 mod error;
 mod prompt;
@@ -44,6 +45,7 @@ pub use archive::{
 pub use ask::ask;
 pub use assistants::{AssistantPatch, NewAssistant};
 pub use colloquy_ports::{EventKind, Resync, ResyncReason, SessionEvent};
+pub use completions::{CompletionMessage, CompletionRequest, CompletionStarted, Recorded};
 pub use config::{ChatConfig, LlmPolicy, ModelAllowlist, DEFAULT_SYSTEM_PROMPT};
 pub use error::ChatError;
 pub use reply::MAX_TOOL_ROUNDS;

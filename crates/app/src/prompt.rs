@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use colloquy_domain::{AssistantId, Message, Role, SessionId};
-use colloquy_ports::{ChatRequest, PromptMessage, PromptRole, ToolSpec};
+use colloquy_domain::{AssistantId, Message, MessageStatus, Role, SessionId, ToolCall};
+use colloquy_ports::{ChatRequest, PromptMessage, PromptRole, ToolCallRequest, ToolSpec};
 
 use crate::tokens::{TokenCounter, TOKENS_PER_REPLY};
 
@@ -52,7 +52,7 @@ pub(crate) fn build_request(prompt: &Prompt) -> ChatRequest {
     let turn: Vec<PromptMessage> = prompt
         .turn
         .iter()
-        .filter_map(|message| as_prompt_message(message, prompt.speaker))
+        .flat_map(|message| as_prompt_messages(message, prompt.speaker))
         .collect();
     let tools_cost: usize = prompt
         .tools
@@ -86,7 +86,12 @@ pub(crate) fn build_request(prompt: &Prompt) -> ChatRequest {
         );
     }
 
-    let mut messages = vec![system];
+    // An empty system prompt sends none: a client of the OpenAI-compatible
+    // routes that sent no system message gets none added.
+    let mut messages: Vec<PromptMessage> = Some(system)
+        .filter(|system| !system.content.is_empty())
+        .into_iter()
+        .collect();
     messages.extend(turns[turns.len() - kept..].iter().flatten().cloned());
     messages.extend(turn);
     let mut request = ChatRequest::new(prompt.model.clone(), messages);
@@ -98,15 +103,53 @@ pub(crate) fn build_request(prompt: &Prompt) -> ChatRequest {
 fn turns(history: &[Message], speaker: Option<AssistantId>) -> Vec<Vec<PromptMessage>> {
     let mut turns: Vec<Vec<PromptMessage>> = Vec::new();
     for message in history {
-        let Some(prompt) = as_prompt_message(message, speaker) else {
+        let prompt = as_prompt_messages(message, speaker);
+        if prompt.is_empty() {
             continue;
-        };
+        }
         match (message.role, turns.last_mut()) {
-            (Role::Assistant, Some(turn)) => turn.push(prompt),
-            _ => turns.push(vec![prompt]),
+            (Role::Assistant, Some(turn)) => turn.extend(prompt),
+            _ => turns.push(prompt),
         }
     }
     turns
+}
+
+/// `message` as the prompt's messages: one, or none for an empty reply, or
+/// for a reply that ended on calls of tools its client runs (through the
+/// OpenAI-compatible routes) the assistant turn that made them and a tool
+/// turn per result the client returned, so the next reply carries on from
+/// them. A reply's calls to colloquy's own tools are not resent: their
+/// results are already in its words.
+fn as_prompt_messages(message: &Message, speaker: Option<AssistantId>) -> Vec<PromptMessage> {
+    let answered: Vec<&ToolCall> = message
+        .tool_calls
+        .iter()
+        .filter(|call| call.result.is_some())
+        .collect();
+    let ended_on_client_calls = message.role == Role::Assistant
+        && message.finish_reason.as_deref() == Some("tool_calls")
+        && message.status == MessageStatus::Complete
+        && !answered.is_empty();
+    if !ended_on_client_calls {
+        return as_prompt_message(message, speaker).into_iter().collect();
+    }
+    let mut asked = PromptMessage::new(PromptRole::Assistant, message.content.clone());
+    asked.tool_calls = answered
+        .iter()
+        .map(|call| ToolCallRequest {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+        })
+        .collect();
+    let results = answered.into_iter().map(|call| {
+        let mut result =
+            PromptMessage::new(PromptRole::Tool, call.result.clone().unwrap_or_default());
+        result.tool_call_id = Some(call.id.clone());
+        result
+    });
+    std::iter::once(asked).chain(results).collect()
 }
 
 /// `message` as the voice `speaker` reads it: its own replies as its own,

@@ -12,6 +12,8 @@
 //! records each call in the message and publishes it, sends the results back
 //! and asks again: at most [`MAX_TOOL_ROUNDS`] rounds of tool calls, then one
 //! last request that offers no tools, so the model has to answer in words.
+//! Tools a client defined (through the OpenAI-compatible routes) are the
+//! client's to run: the reply ends on their calls ([`ToolUse::Client`]).
 //! However many rounds it takes, each assistant answering the user's message
 //! writes one assistant message, holding the text of every round and every
 //! call in order, and
@@ -40,6 +42,18 @@ use crate::titles::{TitleJob, Titler};
 use crate::tools::{reply_to_model, ToolRegistry};
 use crate::upstream::{generate, Attempt, RetryBudget, Sink, Stop, StopReason};
 use crate::{telemetry, LlmPolicy};
+
+/// Who runs the tools a reply calls.
+#[derive(Debug, Clone)]
+pub(crate) enum ToolUse {
+    /// colloquy does, these (the voice's).
+    Run(ToolRegistry),
+    /// The client does: tools it defined in a request to the
+    /// OpenAI-compatible routes. The reply ends on the calls (finish reason
+    /// `tool_calls`), stored with no result; the client sends the results
+    /// in its next request.
+    Client,
+}
 
 /// Rounds of tool calls a reply may make before it must answer in words.
 pub const MAX_TOOL_ROUNDS: usize = 4;
@@ -333,7 +347,7 @@ impl ReplyDriver {
         &self,
         guard: &mut ReplyGuard,
         mut request: ChatRequest,
-        tools: &ToolRegistry,
+        tools: &ToolUse,
     ) {
         let outcome = self.converse(guard, &mut request, tools).await;
         let message = &mut guard.message;
@@ -394,7 +408,7 @@ impl ReplyDriver {
         &self,
         guard: &mut ReplyGuard,
         request: &mut ChatRequest,
-        tools: &ToolRegistry,
+        tools: &ToolUse,
     ) -> Outcome {
         let mut rounds = 0;
         let mut usage: Option<Usage> = None;
@@ -439,6 +453,15 @@ impl ReplyDriver {
             if calls.is_empty() {
                 return Outcome::Finished(completion);
             }
+            let tools = match tools {
+                ToolUse::Run(registry) => registry,
+                ToolUse::Client => {
+                    for call in calls {
+                        self.record(message, for_the_client(call)).await;
+                    }
+                    return Outcome::Finished(completion);
+                }
+            };
             if rounds == MAX_TOOL_ROUNDS {
                 for call in calls {
                     self.record(message, not_run(call)).await;
@@ -549,6 +572,18 @@ fn separated(message: &Message, round_start: usize, text: String) -> String {
         format!("\n\n{}", text.trim_start())
     } else {
         text
+    }
+}
+
+/// A call of a tool the client runs: kept with no result, for the client
+/// to answer in its next request.
+fn for_the_client(call: ToolCallRequest) -> ToolCall {
+    ToolCall {
+        id: call.id,
+        name: call.name,
+        arguments: call.arguments,
+        result: None,
+        error: None,
     }
 }
 

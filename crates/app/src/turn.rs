@@ -20,11 +20,11 @@ use colloquy_domain::{
     Assistant, AssistantId, Message, MessageContent, MessageId, MessageStatus, ModelName,
     Principal, Role, Session, SessionId,
 };
-use colloquy_ports::{EventKind, EventLog, Held, ReplyClaim, RepoError, StartAt};
+use colloquy_ports::{EventKind, EventLog, Held, ReplyClaim, RepoError, StartAt, ToolSpec};
 use tokio::sync::oneshot;
 
 use crate::prompt::{build_request, Prompt};
-use crate::reply::{shutdown_error, ReplyDriver, ReplyGuard};
+use crate::reply::{shutdown_error, ReplyDriver, ReplyGuard, ToolUse};
 use crate::streams::{ReplyEvents, Subscription};
 use crate::titles::TitleJob;
 use crate::tools::ToolRegistry;
@@ -113,12 +113,40 @@ enum Voice {
     /// instructions, model and tools; the session's system prompt only
     /// when the assistant has no instructions.
     Named(Assistant),
+    /// A request to the OpenAI-compatible routes: what it asked for.
+    Client(ClientVoice),
+}
+
+/// What a request to the OpenAI-compatible routes asks of its reply,
+/// within the service's limits.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientVoice {
+    /// The request's system message; `None` leaves the session's own (and
+    /// none at all when the session has none: nothing is added).
+    pub(crate) system_prompt: Option<String>,
+    pub(crate) model: ModelName,
+    /// Tools the client defined and runs itself.
+    pub(crate) tools: Vec<ToolSpec>,
+    pub(crate) temperature: Option<f32>,
+    /// At most the service's own limit.
+    pub(crate) max_tokens: Option<u32>,
+}
+
+/// Who answers a turn.
+#[derive(Debug, Clone)]
+pub(crate) enum Answerers {
+    /// The session's own voice.
+    Session,
+    /// These assistants, in order.
+    Named(Vec<Assistant>),
+    /// The client of an OpenAI-compatible request.
+    Client(ClientVoice),
 }
 
 impl Voice {
     fn assistant(&self) -> Option<&Assistant> {
         match self {
-            Self::Default => None,
+            Self::Default | Self::Client(_) => None,
             Self::OfTheSession(assistant) | Self::Named(assistant) => Some(assistant),
         }
     }
@@ -127,6 +155,7 @@ impl Voice {
         match self {
             Self::Default | Self::OfTheSession(_) => &session.model,
             Self::Named(assistant) => &assistant.model,
+            Self::Client(client) => &client.model,
         }
     }
 
@@ -140,15 +169,28 @@ impl Voice {
             Self::Default => session_prompt,
             Self::OfTheSession(_) => session_prompt.or(instructions),
             Self::Named(_) => instructions.or(session_prompt),
+            // A gateway adds nothing the client did not send.
+            Self::Client(client) => {
+                return client
+                    .system_prompt
+                    .as_deref()
+                    .or(session_prompt)
+                    .unwrap_or("")
+            }
         };
         chosen.unwrap_or(default)
     }
 
-    fn tools(&self, configured: &ToolRegistry) -> ToolRegistry {
-        match self.assistant() {
-            None => configured.clone(),
-            Some(assistant) => configured.only(&assistant.tools),
-        }
+    /// The tools the reply is offered, and who runs them.
+    fn tools(&self, configured: &ToolRegistry) -> (Vec<ToolSpec>, ToolUse) {
+        let registry = match self {
+            Self::Client(client) => return (client.tools.clone(), ToolUse::Client),
+            Self::Default => configured.clone(),
+            Self::OfTheSession(assistant) | Self::Named(assistant) => {
+                configured.only(&assistant.tools)
+            }
+        };
+        (registry.specs(), ToolUse::Run(registry))
     }
 }
 
@@ -168,8 +210,7 @@ pub(crate) struct TurnRequest {
     pub(crate) session_id: SessionId,
     /// The new question; `None` for a regenerated reply or a discussion.
     pub(crate) user_message: Option<Message>,
-    /// Who answers, in order; `None` for the session's voice.
-    pub(crate) named: Option<Vec<Assistant>>,
+    pub(crate) answerers: Answerers,
     pub(crate) joins: Joins,
 }
 
@@ -227,15 +268,15 @@ impl ChatService {
     ) -> Result<SendOutcome, ChatError> {
         self.refuse_when_shutting_down()?;
         let content = MessageContent::parse(content, self.inner.config.max_message_chars)?;
-        let named = match assistants {
-            Some(ids) => Some(self.named_assistants(caller, &ids).await?),
-            None => None,
+        let answerers = match assistants {
+            Some(ids) => Answerers::Named(self.named_assistants(caller, &ids).await?),
+            None => Answerers::Session,
         };
         let user_message = Message::user(session_id, content);
         let request = TurnRequest {
             session_id,
             user_message: Some(user_message),
-            named,
+            answerers,
             joins: Joins::Head,
         };
         self.start_turn(caller, request).await
@@ -257,7 +298,7 @@ impl ChatService {
         let request = TurnRequest {
             session_id,
             user_message: None,
-            named: Some(named),
+            answerers: Answerers::Named(named),
             joins: Joins::Head,
         };
         self.start_turn(caller, request).await
@@ -350,7 +391,7 @@ impl ChatService {
         let TurnRequest {
             session_id,
             mut user_message,
-            named,
+            answerers,
             joins,
         } = request;
         let first_reply = claim.message_id();
@@ -368,7 +409,7 @@ impl ChatService {
                 session_id,
                 user_message.as_mut(),
                 first_reply,
-                named,
+                answerers,
                 joins,
             )
             .await;
@@ -447,7 +488,7 @@ impl ChatService {
                 // Dropping the guard stores the rest `failed` and frees the slot.
                 return;
             };
-            let tools = voice.tools(&self.inner.config.tools);
+            let (_, tools) = voice.tools(&self.inner.config.tools);
             driver.reply(&mut guard, request, &tools).await;
             let stopped = match guard.message.status {
                 MessageStatus::Cancelled => Some((MessageStatus::Cancelled, None)),
@@ -485,7 +526,7 @@ impl ChatService {
         session_id: SessionId,
         user: Option<&mut Message>,
         first_reply: MessageId,
-        named: Option<Vec<Assistant>>,
+        answerers: Answerers,
         joins: Joins,
     ) -> Result<StoredTurn, ChatError> {
         let repo = &self.inner.repo;
@@ -518,9 +559,10 @@ impl ChatService {
         } else {
             Vec::new()
         };
-        let voices = match named {
-            Some(named) => named.into_iter().map(Voice::Named).collect(),
-            None => vec![self.session_voice(owner, &session).await?],
+        let voices = match answerers {
+            Answerers::Named(named) => named.into_iter().map(Voice::Named).collect(),
+            Answerers::Session => vec![self.session_voice(owner, &session).await?],
+            Answerers::Client(client) => vec![Voice::Client(client)],
         };
         if let Some(model) = &self.inner.config.reply_model {
             session.model = model.clone();
@@ -636,11 +678,19 @@ impl ChatService {
             history: Arc::clone(history),
             turn: turn_so_far.to_vec(),
             context_tokens: config.context_tokens,
-            tools: voice.tools(&config.tools).specs(),
+            tools: voice.tools(&config.tools).0,
+        };
+        let (max_tokens, temperature) = match voice {
+            Voice::Client(client) => (
+                at_most(client.max_tokens, config.max_reply_tokens),
+                client.temperature,
+            ),
+            _ => (config.max_reply_tokens, None),
         };
         match tokio::task::spawn_blocking(move || build_request(&prompt)).await {
             Ok(mut request) => {
-                request.max_tokens = config.max_reply_tokens;
+                request.max_tokens = max_tokens;
+                request.temperature = temperature;
                 Some(request)
             }
             Err(error) => {
@@ -668,5 +718,13 @@ impl ChatService {
                 question: question.content.clone(),
             }
         })
+    }
+}
+
+/// The smaller of two limits, either of which may be absent.
+fn at_most(asked: Option<u32>, allowed: Option<u32>) -> Option<u32> {
+    match (asked, allowed) {
+        (Some(asked), Some(allowed)) => Some(asked.min(allowed)),
+        (asked, allowed) => asked.or(allowed),
     }
 }

@@ -48,9 +48,9 @@ impl ConversationChain {
     /// The chain of a whole conversation, oldest message first; `None` for
     /// an empty one.
     pub fn of<'a>(messages: impl IntoIterator<Item = (Role, &'a str)>) -> Option<Self> {
-        messages
-            .into_iter()
-            .fold(None, |chain, (role, text)| Some(Self::extend(chain, role, text)))
+        messages.into_iter().fold(None, |chain, (role, text)| {
+            Some(Self::extend(chain, role, text))
+        })
     }
 
     /// A chain as it was stored.

@@ -67,7 +67,7 @@ pub enum ResponseFormat {
 }
 
 /// One request for a completion.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<PromptMessage>,
@@ -76,6 +76,8 @@ pub struct ChatRequest {
     /// Most tokens the completion may have; a reply cut there finishes with
     /// `finish_reason` `length`. `None` leaves it to the upstream.
     pub max_tokens: Option<u32>,
+    /// The sampling temperature (0 to 2); `None` leaves it to the upstream.
+    pub temperature: Option<f32>,
 }
 
 impl ChatRequest {
@@ -87,6 +89,7 @@ impl ChatRequest {
             tools: Vec::new(),
             response_format: None,
             max_tokens: None,
+            temperature: None,
         }
     }
 }

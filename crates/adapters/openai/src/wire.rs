@@ -23,6 +23,8 @@ pub(crate) struct RequestBody<'a> {
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,6 +127,7 @@ impl<'a> RequestBody<'a> {
                 .transpose()?,
             max_tokens,
             max_completion_tokens,
+            temperature: request.temperature,
         })
     }
 }

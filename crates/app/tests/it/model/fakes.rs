@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use colloquy_domain::{
-    ErrorCode, Message, MessageError, MessageId, MessageStatus, Principal, Role, Session,
-    SessionId, Timestamp, Title,
+    ConversationChain, ErrorCode, Message, MessageError, MessageId, MessageStatus, Principal, Role,
+    Session, SessionId, Timestamp, Title,
 };
 use colloquy_ports::{
     BranchMessage, ChatChunk, ChatRepository, ChatRequest, ChatStream, Completion, LlmClient,
@@ -470,6 +470,63 @@ impl ChatRepository for FakeRepo {
         let has_more = items.len() > limit;
         items.truncate(limit);
         Ok(Page { items, has_more })
+    }
+
+    async fn find_by_chain(
+        &self,
+        owner: &Principal,
+        chain: ConversationChain,
+        system_prompt: Option<String>,
+    ) -> Result<Option<Message>, RepoError> {
+        round_trip().await;
+        let store = lock(&self.store);
+        let mut newest: Option<Message> = None;
+        for (session_id, messages) in &store.messages {
+            let session = &store.sessions[session_id];
+            if store.owned_by(owner, *session_id).is_err()
+                || session.system_prompt.as_ref().map(|p| p.as_str()) != system_prompt.as_deref()
+            {
+                continue;
+            }
+            // The fake walks every branch: the real stores look the chain up.
+            for message in messages.iter().filter(|m| m.status.is_final()) {
+                let branch = store.branch(*session_id, Some(message.id))?;
+                let its_chain =
+                    ConversationChain::of(branch.iter().map(|m| (m.role, m.content.as_str())));
+                let newer = newest.as_ref().is_none_or(|n| n.id < message.id);
+                if its_chain == Some(chain) && newer {
+                    newest = Some(message.clone());
+                }
+            }
+        }
+        Ok(newest)
+    }
+
+    async fn record_tool_results(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        message: MessageId,
+        results: &[(String, String)],
+    ) -> Result<Message, RepoError> {
+        round_trip().await;
+        let mut store = lock(&self.store);
+        store.owned_by(owner, session)?;
+        let stored = store
+            .messages
+            .get_mut(&session)
+            .and_then(|messages| messages.iter_mut().find(|m| m.id == message))
+            .ok_or(RepoError::NotFound)?;
+        let mut calls = stored.tool_calls.clone();
+        for (id, result) in results {
+            let call = calls
+                .iter_mut()
+                .find(|call| &call.id == id)
+                .ok_or(RepoError::NotFound)?;
+            call.result.get_or_insert_with(|| result.clone());
+        }
+        stored.tool_calls = calls;
+        Ok(stored.clone())
     }
 
     async fn import_session(
