@@ -358,13 +358,12 @@ fn no_calls_to_answer() -> ChatError {
 fn imported(index: usize, message: &CompletionMessage, model: &ModelName) -> ImportedMessage {
     let now = Timestamp::now();
     let reply = message.role == Role::Assistant;
-    let finish_reason = reply.then(|| {
-        if message.tool_calls.is_empty() {
-            "stop"
-        } else {
-            "tool_calls"
-        }
-    });
+    let finish_reason = if message.tool_calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    let finish_reason = reply.then_some(finish_reason);
     ImportedMessage {
         key: index.to_string(),
         parent: index.checked_sub(1).map(|parent| parent.to_string()),

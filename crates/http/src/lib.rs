@@ -15,6 +15,7 @@ mod body;
 mod caller;
 mod cors;
 mod edges;
+mod openai;
 mod origin;
 mod problem;
 mod routes;

@@ -133,6 +133,24 @@ impl ApiError {
 
     /// The `Retry-After` of this answer, in seconds: when a limit frees up
     /// (`429`), or a few seconds for a server that is busy or stopping (`503`).
+    /// The kind of problem: the last part of its `type` URI.
+    pub(crate) fn slug(&self) -> &str {
+        self.kind.rsplit(':').next().unwrap_or(&self.kind)
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// On a `429`: which limit was reached.
+    pub(crate) fn limit(&self) -> Option<&'static str> {
+        self.limit
+    }
+
     pub(crate) fn retry_after(&self) -> Option<u64> {
         self.retry_after
             .or((self.status == StatusCode::SERVICE_UNAVAILABLE).then_some(5))
@@ -268,6 +286,12 @@ impl From<ChatError> for ApiError {
                 detail,
             ),
             ChatError::BadImport(detail) => Self::bad_import(detail),
+            ChatError::BadConversation(detail) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-conversation",
+                "Nothing to answer",
+                detail,
+            ),
             ChatError::AssistantNameTaken(_) => Self::new(
                 StatusCode::CONFLICT,
                 "assistant-name-taken",
@@ -361,11 +385,16 @@ impl From<ChatError> for ApiError {
 /// oversized body…) into problem+json, leaving ours as they are.
 pub(crate) fn bare_errors_as_problems<B: 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|response: ServiceResponse<B>| {
-        let already_problem = response
+        // A JSON error is one of the OpenAI-compatible routes', already in
+        // OpenAI's shape (`openai::errors`).
+        let already_rendered = response
             .headers()
             .get(header::CONTENT_TYPE)
-            .is_some_and(|value| value == HeaderValue::from_static(PROBLEM_JSON));
-        if already_problem {
+            .is_some_and(|value| {
+                value == HeaderValue::from_static(PROBLEM_JSON)
+                    || value == HeaderValue::from_static("application/json")
+            });
+        if already_rendered {
             return Ok(ErrorHandlerResponse::Response(
                 response.map_into_left_body(),
             ));

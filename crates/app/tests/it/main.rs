@@ -2,6 +2,7 @@
 
 mod support;
 
+mod completions;
 mod context;
 mod endings;
 mod limits;

@@ -93,6 +93,7 @@ pub(crate) fn register(config: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").route(web::get().to(health::ready)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .configure(compat::register)
+        .configure(crate::openai::register)
         .configure(docs::register)
         .configure(page::register)
         .default_service(web::to(not_found));
