@@ -286,12 +286,14 @@ fn text_of(content: ContentIn, param: Option<String>) -> Result<String, OpenAiEr
                             param,
                         ))
                     }
-                    (kind, _) => return Err(OpenAiError::invalid(
-                        format!(
+                    (kind, _) => {
+                        return Err(OpenAiError::invalid(
+                            format!(
                             "content parts of type `{kind}` are not supported here; only `text` is"
                         ),
-                        param,
-                    )),
+                            param,
+                        ))
+                    }
                 }
             }
             Ok(text)
