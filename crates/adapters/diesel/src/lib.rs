@@ -54,6 +54,7 @@
 //! never finds a deleted message or an old text, and finds a streaming
 //! reply by the text flushed so far (`search.rs` and each backend's).
 
+mod chains;
 mod error;
 mod paging;
 mod postgres;

@@ -44,6 +44,9 @@ diesel::table! {
         parent_id -> Nullable<Text>,
         /// 0 for a root, its parent's + 1 otherwise.
         depth -> BigInt,
+        /// The conversation chain up to this message (`ConversationChain`);
+        /// NULL until its text is final. See `chains.rs`.
+        chain -> Nullable<BigInt>,
     }
 }
 

@@ -32,6 +32,7 @@
 //! READ, READ ONLY transaction, so both see the same snapshot.
 
 mod assistants;
+mod chains;
 mod connection;
 mod errors;
 mod keys;

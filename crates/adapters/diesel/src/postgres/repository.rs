@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use colloquy_domain::{
-    ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session, SessionId, Timestamp,
-    Title,
+    ConversationChain, ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session,
+    SessionId, Timestamp, Title,
 };
 use colloquy_ports::{
     BranchMessage, ChatRepository, Page, RepoError, SearchHit, SessionChanges, StoredEnd,
@@ -20,6 +20,7 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
 
+use super::chains;
 use super::connection::{PgPool, Target};
 use super::errors::{connection_lost, statement_never_ran};
 use super::search as full_text;
@@ -114,10 +115,18 @@ impl PostgresRepository {
         if !applied.is_empty() {
             tracing::info!(database = %target, migrations = ?applied, "applied PostgreSQL migrations");
         }
-        Ok(Self {
+        let repository = Self {
             pool,
             target: Arc::new(target),
-        })
+        };
+        let work = work(|connection| chains::fill_every_session(connection).boxed());
+        let filled = repository
+            .run("fill_chains", OnLostConnection::Retry, work)
+            .await?;
+        if filled > 0 {
+            tracing::info!(database = %repository.target, sessions = filled, "stored the conversation chains of messages stored before");
+        }
+        Ok(repository)
     }
 
     /// Applies the migrations this build knows and the database lacks, and
@@ -434,6 +443,7 @@ impl ChatRepository for PostgresRepository {
         let id = message.id.to_string();
         let session = message.session_id.to_string();
         let completed_at = message.completed_at.map(Timestamp::as_micros);
+        let is_final = message.status.is_final();
         let changes = Arc::new(
             MessageChanges::of(message)
                 .map_err(|error| error.into_repo_error(Backend::Postgres, "update_message"))?,
@@ -454,7 +464,7 @@ impl ChatRepository for PostgresRepository {
                     .select(sessions::id);
                 let target = messages::table
                     .filter(messages::id.eq(id))
-                    .filter(messages::session_id.eq(session))
+                    .filter(messages::session_id.eq(session.clone()))
                     .filter(messages::session_id.eq_any(owned_session))
                     // A final state, once stored, stays (see the port) —
                     // but this very write, made again after a lost answer,
@@ -464,14 +474,30 @@ impl ChatRepository for PostgresRepository {
                             .eq(MessageStatus::Streaming.as_str())
                             .or(messages::completed_at.eq(completed_at)),
                     );
-                let updated = diesel::update(target)
-                    .set(&*changes)
-                    .execute(connection)
-                    .await?;
-                if updated == 0 {
-                    return Err(StoreError::NotFound);
+                if !is_final {
+                    // A flush of a streaming reply: one statement, no transaction.
+                    let updated = diesel::update(target)
+                        .set(&*changes)
+                        .execute(connection)
+                        .await?;
+                    return if updated == 0 {
+                        Err(StoreError::NotFound)
+                    } else {
+                        Ok(())
+                    };
                 }
-                Ok(())
+                connection
+                    .transaction::<_, StoreError, _>(async |connection| {
+                        let updated = diesel::update(target)
+                            .set(&*changes)
+                            .execute(connection)
+                            .await?;
+                        if updated == 0 {
+                            return Err(StoreError::NotFound);
+                        }
+                        chains::fill(connection, &session).await
+                    })
+                    .await
             }
             .boxed()
         });
@@ -639,6 +665,54 @@ impl ChatRepository for PostgresRepository {
             .await
     }
 
+    async fn find_by_chain(
+        &self,
+        owner: &Principal,
+        chain: ConversationChain,
+        system_prompt: Option<String>,
+    ) -> Result<Option<Message>, RepoError> {
+        let owner = owner.as_str().to_owned();
+        let work = work(move |connection| {
+            let (owner, system_prompt) = (owner.clone(), system_prompt.clone());
+            async move {
+                chains::find(connection, &owner, chain.stored(), system_prompt.as_deref()).await
+            }
+            .boxed()
+        });
+        self.run("find_by_chain", OnLostConnection::Retry, work)
+            .await
+    }
+
+    async fn record_tool_results(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        message: MessageId,
+        results: &[(String, String)],
+    ) -> Result<Message, RepoError> {
+        let (owner, session, message) = (
+            owner.as_str().to_owned(),
+            session.to_string(),
+            message.to_string(),
+        );
+        let results = Arc::new(results.to_vec());
+        let work = work(move |connection| {
+            let (owner, session, message, results) = (
+                owner.clone(),
+                session.clone(),
+                message.clone(),
+                Arc::clone(&results),
+            );
+            async move {
+                chains::record_tool_results(connection, &owner, &session, &message, &results).await
+            }
+            .boxed()
+        });
+        // Setting a result that is set already changes nothing: safe to repeat.
+        self.run("record_tool_results", OnLostConnection::Retry, work)
+            .await
+    }
+
     async fn import_session(
         &self,
         session: &Session,
@@ -660,12 +734,14 @@ impl ChatRepository for PostgresRepository {
         let now = Timestamp::now().as_micros();
         let work = work(move |connection| {
             async move {
-                Ok(diesel::sql_query(queries::INTERRUPT_STREAMING)
+                let interrupted = diesel::sql_query(queries::INTERRUPT_STREAMING)
                     .bind::<Text, _>(ErrorCode::Interrupted.as_str())
                     .bind::<Text, _>(INTERRUPTED_MESSAGE)
                     .bind::<BigInt, _>(now)
                     .execute(connection)
-                    .await?)
+                    .await?;
+                chains::fill_every_session(connection).await?;
+                Ok(interrupted)
             }
             .boxed()
         });
@@ -705,6 +781,7 @@ impl ChatRepository for PostgresRepository {
                         let turn = queries::turn_replies(session.clone(), first.clone())
                             .load(connection)
                             .await?;
+                        chains::fill(connection, &session).await?;
                         // An error rolls the update back: a turn that is
                         // gone changes nothing.
                         stored_turn(turn, &changed, &first)

@@ -17,6 +17,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 
+use super::chains;
 use crate::error::StoreError;
 use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
 use crate::schema::{messages, sessions};
@@ -73,6 +74,7 @@ pub(super) async fn append(
                 return Ok(());
             };
             insert(connection, &placed.rows).await?;
+            chains::fill(connection, session).await?;
             let owned = sessions::table
                 .find(session)
                 .filter(sessions::owner.eq(owner));
@@ -109,6 +111,7 @@ pub(super) async fn import(
                 .execute(connection)
                 .await?;
             insert(connection, &rows).await?;
+            chains::fill(connection, &session.id).await?;
             reached_commit = true;
             Ok(())
         })

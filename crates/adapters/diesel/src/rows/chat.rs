@@ -374,6 +374,31 @@ impl MessageChanges {
     }
 }
 
+/// A message's `tool_calls` column with the results a client returned: each
+/// `(call id, result)` sets that call's result unless it has one already
+/// (a result, once stored, stays).
+///
+/// # Errors
+/// [`StoreError::NotFound`] when the message has no call with one of the
+/// ids, [`StoreError::Corrupt`] when the stored column cannot be read.
+pub(crate) fn with_tool_results(
+    tool_calls: Option<&str>,
+    results: &[(String, String)],
+) -> Result<Option<String>, StoreError> {
+    let mut calls = decode_tool_calls(tool_calls)
+        .map_err(|error| StoreError::Corrupt(format!("unreadable tool calls: {error}")))?;
+    for (id, result) in results {
+        let call = calls
+            .iter_mut()
+            .find(|call| &call.id == id)
+            .ok_or(StoreError::NotFound)?;
+        if call.result.is_none() {
+            call.result = Some(result.clone());
+        }
+    }
+    encode_tool_calls(&calls)
+}
+
 /// NULL for no tool calls, so that the common case stores nothing.
 fn encode_tool_calls(calls: &[ToolCall]) -> Result<Option<String>, StoreError> {
     if calls.is_empty() {

@@ -13,7 +13,7 @@ mod usage;
 
 pub(crate) use assistants::{AssistantChangeset, AssistantRow};
 pub(crate) use chat::{
-    MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow,
+    with_tool_results, MessageChanges, MessageRow, SessionChangeset, SessionRow, StreamingReplyRow,
 };
 pub(crate) use keys::ApiKeyRow;
 pub(crate) use turns::{stored_turn, InterruptedChanges};

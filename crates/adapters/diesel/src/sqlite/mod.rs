@@ -7,6 +7,7 @@
 //! (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing.
 
 mod assistants;
+mod chains;
 mod errors;
 mod keys;
 mod location;

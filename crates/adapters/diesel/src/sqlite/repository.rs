@@ -4,8 +4,8 @@ use std::fmt;
 
 use async_trait::async_trait;
 use colloquy_domain::{
-    ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session, SessionId, Timestamp,
-    Title,
+    ConversationChain, ErrorCode, Message, MessageId, MessageStatus, Principal, Role, Session,
+    SessionId, Timestamp, Title,
 };
 use colloquy_ports::{
     BranchMessage, ChatRepository, Page, RepoError, SearchHit, SessionChanges, StoredEnd,
@@ -14,6 +14,7 @@ use diesel::dsl::{exists, sql};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
+use super::chains;
 use super::location::Location;
 use super::migrations;
 use super::pool::{self, ConnectionSettings, SqlitePool};
@@ -86,6 +87,15 @@ impl SqliteRepository {
         };
         if !applied.is_empty() {
             tracing::info!(database = %location, migrations = ?applied, "applied SQLite migrations");
+        }
+        let filled = pool
+            .get()?
+            .immediate_transaction(chains::fill_every_session)
+            .map_err(|error| {
+                anyhow::Error::new(error.into_repo_error(Backend::Sqlite, "fill_chains"))
+            })?;
+        if filled > 0 {
+            tracing::info!(database = %location, sessions = filled, "stored the conversation chains of messages stored before");
         }
         Ok(Self { pool, location })
     }
@@ -308,6 +318,7 @@ impl ChatRepository for SqliteRepository {
         let id = message.id.to_string();
         let session = message.session_id.to_string();
         let completed_at = message.completed_at.map(Timestamp::as_micros);
+        let is_final = message.status.is_final();
         let changes = MessageChanges::of(message)
             .map_err(|error| error.into_repo_error(Backend::Sqlite, "update_message"))?;
         self.run("update_message", move |connection| {
@@ -333,6 +344,9 @@ impl ChatRepository for SqliteRepository {
                 let updated = diesel::update(target).set(&changes).execute(connection)?;
                 if updated == 0 {
                     return Err(StoreError::NotFound);
+                }
+                if is_final {
+                    chains::fill(connection, &session)?;
                 }
                 Ok(())
             })
@@ -461,6 +475,38 @@ impl ChatRepository for SqliteRepository {
         .await
     }
 
+    async fn find_by_chain(
+        &self,
+        owner: &Principal,
+        chain: ConversationChain,
+        system_prompt: Option<String>,
+    ) -> Result<Option<Message>, RepoError> {
+        let owner = owner.as_str().to_owned();
+        self.run("find_by_chain", move |connection| {
+            chains::find(connection, &owner, chain.stored(), system_prompt.as_deref())
+        })
+        .await
+    }
+
+    async fn record_tool_results(
+        &self,
+        owner: &Principal,
+        session: SessionId,
+        message: MessageId,
+        results: &[(String, String)],
+    ) -> Result<Message, RepoError> {
+        let (owner, session, message) = (
+            owner.as_str().to_owned(),
+            session.to_string(),
+            message.to_string(),
+        );
+        let results = results.to_vec();
+        self.run("record_tool_results", move |connection| {
+            chains::record_tool_results(connection, &owner, &session, &message, &results)
+        })
+        .await
+    }
+
     async fn import_session(
         &self,
         session: &Session,
@@ -478,11 +524,13 @@ impl ChatRepository for SqliteRepository {
         let interrupted = self
             .run("interrupt_streaming", move |connection| {
                 connection.immediate_transaction(|connection| {
-                    Ok(diesel::sql_query(queries::INTERRUPT_STREAMING)
+                    let interrupted = diesel::sql_query(queries::INTERRUPT_STREAMING)
                         .bind::<Text, _>(ErrorCode::Interrupted.as_str())
                         .bind::<Text, _>(INTERRUPTED_MESSAGE)
                         .bind::<BigInt, _>(now)
-                        .execute(connection)?)
+                        .execute(connection)?;
+                    chains::fill_every_session(connection)?;
+                    Ok(interrupted)
                 })
             })
             .await?;
@@ -511,6 +559,7 @@ impl ChatRepository for SqliteRepository {
                     .get_results(connection)?;
                 let turn =
                     queries::turn_replies(session.clone(), first.clone()).load(connection)?;
+                chains::fill(connection, &session)?;
                 // An error rolls the update back: a turn that is gone
                 // changes nothing.
                 stored_turn(turn, &changed, &first)

@@ -13,6 +13,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
+use super::chains;
 use super::repository::session_exists;
 use crate::error::StoreError;
 use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
@@ -36,6 +37,7 @@ pub(super) fn append(
             return Ok(());
         };
         insert(connection, &placed.rows)?;
+        chains::fill(connection, session)?;
         let owned = sessions::table
             .find(session)
             .filter(sessions::owner.eq(owner));
@@ -64,7 +66,8 @@ pub(super) fn import(
         diesel::insert_into(sessions::table)
             .values(&session)
             .execute(connection)?;
-        insert(connection, &rows)
+        insert(connection, &rows)?;
+        chains::fill(connection, &session.id)
     })
 }
 

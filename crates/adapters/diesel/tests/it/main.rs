@@ -8,6 +8,7 @@
 
 mod assistants;
 mod branches_upgrade;
+mod chains;
 mod concurrency;
 mod connection;
 mod import;
