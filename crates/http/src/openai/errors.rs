@@ -15,7 +15,7 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
@@ -23,6 +23,9 @@ use colloquy_domain::{ErrorCode, MessageError};
 use serde::Serialize;
 
 use crate::ApiError;
+
+/// `X-Colloquy-Session`, `X-Colloquy-Recorded`, `X-Colloquy-Message`.
+pub(super) type RecordedHeaders = [(HeaderName, HeaderValue); 3];
 
 /// An error of the `/v1` routes, rendered in OpenAI's shape.
 #[derive(Debug, Clone)]
@@ -34,6 +37,10 @@ pub(crate) struct OpenAiError {
     /// The request field at fault, as OpenAI names it (`messages[2].content`).
     pub(super) param: Option<String>,
     retry_after: Option<u64>,
+    /// Where the failed exchange is recorded (`X-Colloquy-Session`…), for
+    /// an error that comes after the turn was stored. Boxed: an error is
+    /// the `Err` of every parse step, and should stay small.
+    recorded: Option<Box<RecordedHeaders>>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +69,7 @@ impl OpenAiError {
             code: None,
             param,
             retry_after: None,
+            recorded: None,
         }
     }
 
@@ -92,6 +100,7 @@ impl OpenAiError {
             code: error.map(|error| error.code.as_str().to_owned()),
             param: None,
             retry_after: None,
+            recorded: None,
         }
     }
 
@@ -123,7 +132,15 @@ impl OpenAiError {
             code: Some(code.to_owned()),
             param: None,
             retry_after: None,
+            recorded: None,
         }
+    }
+
+    /// The same error, answered with the headers that say where its
+    /// exchange is recorded: the client can read the failed reply there.
+    pub(super) fn recorded_in(mut self, headers: RecordedHeaders) -> Self {
+        self.recorded = Some(Box::new(headers));
+        self
     }
 
     pub(super) fn body(&self) -> Body<'_> {
@@ -168,6 +185,7 @@ impl From<ApiError> for OpenAiError {
             code: Some(code),
             param: None,
             retry_after: problem.retry_after(),
+            recorded: None,
         }
     }
 }
@@ -193,6 +211,9 @@ impl ResponseError for OpenAiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        for pair in self.recorded.iter().flat_map(|headers| headers.iter()) {
+            response.insert_header(pair.clone());
         }
         response.json(Envelope { error: self.body() })
     }
