@@ -2,12 +2,13 @@
 # Runs every test of colloquy — the README's test command, and what .ci/run
 # runs after the formatting and lint checks:
 #   1. the Rust tests of every crate (unit, adapters, the whole server over
-#      real HTTP against a fake upstream, the real binary killed mid-reply);
+#      real HTTP against a fake upstream, OpenAI's Python SDK against it, the
+#      real binary killed mid-reply);
 #   2. the API fuzzed against its own OpenAPI document (schemathesis);
 #   3. the web chat page in headless Chromium against the real binary;
 #   4. a few seconds of every benchmark scenario, so the benchmark cannot rot
 #      (it fails on errors or altered replies, never on latency).
-# Steps 2 and 3 install what they need (a Python venv under target/, Debian's
+# Steps 1 to 3 install what they need (Python venvs under target/, Debian's
 # chromium and npm's playwright-core) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
