@@ -43,9 +43,7 @@ pub struct FacadeLevel {
 
 impl FacadeLevel {
     pub fn is_clean(&self) -> bool {
-        self.comparison.is_clean()
-            && self.comparison.colloquy.turns > 0
-            && self.readback.is_clean()
+        self.comparison.is_clean() && self.comparison.colloquy.turns > 0 && self.readback.is_clean()
     }
 }
 
@@ -218,9 +216,8 @@ async fn read_back(
         };
         // The branch that ends at the conversation's last reply: what the
         // client resent, plus that reply.
-        let url = format!(
-            "{base_url}/api/v1/sessions/{session}/messages?leaf={last_reply}&limit=1000"
-        );
+        let url =
+            format!("{base_url}/api/v1/sessions/{session}/messages?leaf={last_reply}&limit=1000");
         let response = client.http().get(&url).send().await?;
         if !response.status().is_success() {
             readback.altered += conversation.exchanges.len() as u64;
@@ -314,11 +311,143 @@ fn compare_stored(conversation: &Conversation, stored: &[Value], readback: &mut 
 /// A stored message, short enough for a sample.
 fn brief(message: &Value) -> String {
     let content = message["content"].as_str().unwrap_or_default();
-    let end = content.char_indices().nth(60).map_or(content.len(), |(end, _)| end);
+    let end = content
+        .char_indices()
+        .nth(60)
+        .map_or(content.len(), |(end, _)| end);
     format!(
         "{} {} {:?}",
         message["role"].as_str().unwrap_or("?"),
         message["status"].as_str().unwrap_or("?"),
         &content[..end]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::client::{Exchange, Recording};
+    use crate::load::ConversationTurn;
+
+    /// A conversation of `turns` exchanges, each recorded in `sessions[i]`.
+    fn conversation(sessions: &[&str]) -> Conversation {
+        let mut conversation = Conversation::default();
+        for (index, session) in sessions.iter().enumerate() {
+            conversation.exchanges.push(Exchange {
+                prompt: format!("question {index}"),
+                reply: format!("answer {index}"),
+            });
+            conversation.turns.push(ConversationTurn {
+                ttft: Some(Duration::from_millis(1)),
+                counted: true,
+                recording: Some(Recording {
+                    session: (*session).to_owned(),
+                    how: if index == 0 { "started" } else { "continued" }.to_owned(),
+                    message: format!("reply {index}"),
+                }),
+            });
+        }
+        conversation
+    }
+
+    /// The branch colloquy would list for `conversation`, stored intact.
+    fn stored(conversation: &Conversation) -> Vec<Value> {
+        conversation
+            .exchanges
+            .iter()
+            .flat_map(|exchange| {
+                [
+                    json!({ "role": "user", "status": "complete", "content": exchange.prompt }),
+                    json!({ "role": "assistant", "status": "complete", "content": exchange.reply }),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_conversation_stored_as_it_streamed_is_intact() {
+        let conversation = conversation(&["s", "s", "s"]);
+        let mut readback = Readback::default();
+        compare_stored(&conversation, &stored(&conversation), &mut readback);
+        assert_eq!((readback.replies_intact, readback.altered), (3, 0));
+    }
+
+    #[test]
+    fn a_stored_reply_that_differs_or_is_unfinished_is_altered() {
+        let conversation = conversation(&["s", "s", "s"]);
+        let mut messages = stored(&conversation);
+        messages[1]["content"] = json!("answer 0, changed");
+        messages[5]["status"] = json!("streaming");
+        let mut readback = Readback::default();
+        compare_stored(&conversation, &messages, &mut readback);
+        assert_eq!((readback.replies_intact, readback.altered), (1, 2));
+        assert_eq!(readback.samples.len(), 2);
+    }
+
+    #[test]
+    fn a_stored_branch_longer_or_shorter_than_the_conversation_is_altered() {
+        let conversation = conversation(&["s", "s"]);
+        let mut longer = stored(&conversation);
+        longer.push(json!({ "role": "user", "status": "complete", "content": "extra" }));
+        let mut readback = Readback::default();
+        compare_stored(&conversation, &longer, &mut readback);
+        assert_eq!((readback.replies_intact, readback.altered), (2, 1));
+
+        let mut readback = Readback::default();
+        compare_stored(&conversation, &stored(&conversation)[..3], &mut readback);
+        // The second reply is missing, and the length is wrong.
+        assert_eq!((readback.replies_intact, readback.altered), (1, 2));
+    }
+
+    #[test]
+    fn a_conversation_recorded_in_two_sessions_is_split() {
+        let mut readback = Readback::default();
+        assert_eq!(
+            one_session(&conversation(&["a", "a", "a"]), &mut readback),
+            Some("a".to_owned())
+        );
+        assert_eq!(readback.split, 0);
+        assert_eq!(
+            one_session(&conversation(&["a", "b", "a"]), &mut readback),
+            None
+        );
+        assert_eq!(readback.split, 1);
+    }
+
+    #[test]
+    fn a_later_turn_not_recorded_as_continued_is_misrecorded() {
+        let mut conversation = conversation(&["a", "a", "a"]);
+        let mut readback = Readback::default();
+        check_recordings(&conversation, &mut readback);
+        assert_eq!(readback.misrecorded, 0);
+        if let Some(recording) = conversation.turns[2].recording.as_mut() {
+            recording.how = "branched".to_owned();
+        }
+        conversation.turns[1].recording = None;
+        check_recordings(&conversation, &mut readback);
+        assert_eq!(readback.misrecorded, 2);
+    }
+
+    #[test]
+    fn first_and_later_turns_are_timed_apart_and_only_when_measured() {
+        let mut direct = conversation(&["-", "-"]);
+        direct.turns[1].ttft = Some(Duration::from_millis(2));
+        let mut facade = conversation(&["a", "a", "a"]);
+        facade.turns[0].ttft = Some(Duration::from_millis(5));
+        facade.turns[1].ttft = Some(Duration::from_millis(7));
+        facade.turns[2].counted = false;
+        let first = ttft_of_turns(
+            std::slice::from_ref(&direct),
+            std::slice::from_ref(&facade),
+            |i| i == 0,
+        );
+        assert_eq!((first.direct.count, first.facade.count), (1, 1));
+        // Three significant figures: within a few microseconds.
+        assert!((first.added.p50_us - 4_000).abs() < 10, "{:?}", first.added);
+        let later = ttft_of_turns(&[direct], &[facade], |i| i > 0);
+        assert_eq!((later.direct.count, later.facade.count), (1, 1));
+        assert!((later.added.p50_us - 5_000).abs() < 10, "{:?}", later.added);
+    }
 }
