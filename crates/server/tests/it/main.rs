@@ -23,6 +23,7 @@ mod keys;
 mod limits;
 mod load;
 mod lossless;
+mod openai_sdk;
 mod postgres;
 mod replicas;
 mod secrets;
