@@ -15,7 +15,7 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError};
@@ -34,6 +34,9 @@ pub(crate) struct OpenAiError {
     /// The request field at fault, as OpenAI names it (`messages[2].content`).
     pub(super) param: Option<String>,
     retry_after: Option<u64>,
+    /// Where the failed exchange is recorded (`X-Colloquy-Session`…), for
+    /// an error that comes after the turn was stored.
+    recorded: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -62,6 +65,7 @@ impl OpenAiError {
             code: None,
             param,
             retry_after: None,
+            recorded: Vec::new(),
         }
     }
 
@@ -92,6 +96,7 @@ impl OpenAiError {
             code: error.map(|error| error.code.as_str().to_owned()),
             param: None,
             retry_after: None,
+            recorded: Vec::new(),
         }
     }
 
@@ -123,7 +128,18 @@ impl OpenAiError {
             code: Some(code.to_owned()),
             param: None,
             retry_after: None,
+            recorded: Vec::new(),
         }
+    }
+
+    /// The same error, answered with the headers that say where its
+    /// exchange is recorded: the client can read the failed reply there.
+    pub(super) fn recorded_in(
+        mut self,
+        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) -> Self {
+        self.recorded.extend(headers);
+        self
     }
 
     pub(super) fn body(&self) -> Body<'_> {
@@ -168,6 +184,7 @@ impl From<ApiError> for OpenAiError {
             code: Some(code),
             param: None,
             retry_after: problem.retry_after(),
+            recorded: Vec::new(),
         }
     }
 }
@@ -193,6 +210,9 @@ impl ResponseError for OpenAiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        for pair in &self.recorded {
+            response.insert_header(pair.clone());
         }
         response.json(Envelope { error: self.body() })
     }

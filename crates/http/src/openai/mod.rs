@@ -127,14 +127,15 @@ fn header_of(started: &CompletionStarted) -> Header {
 async fn whole(started: CompletionStarted) -> Result<HttpResponse, OpenAiError> {
     let header = header_of(&started);
     let reply_id = started.outcome.assistant_message().id;
+    let recorded_in = recorded(&started);
     let mut response = HttpResponse::Ok();
-    for pair in recorded(&started) {
+    for pair in recorded_in.clone() {
         response.insert_header(pair);
     }
     let mut events = started.outcome.events;
     let reply = loop {
         let Some(event) = events.next().await else {
-            return Err(OpenAiError::stream_lost());
+            return Err(OpenAiError::stream_lost().recorded_in(recorded_in));
         };
         match &event.kind {
             EventKind::MessageCompleted(message) | EventKind::MessageFailed(message)
@@ -146,7 +147,7 @@ async fn whole(started: CompletionStarted) -> Result<HttpResponse, OpenAiError> 
         }
     };
     if reply.error.is_some() {
-        return Err(OpenAiError::reply_failed(reply.error.as_ref()));
+        return Err(OpenAiError::reply_failed(reply.error.as_ref()).recorded_in(recorded_in));
     }
     Ok(response.json(Completion::of(&header, &reply)))
 }
@@ -166,11 +167,13 @@ async fn streamed(
     let mut first: VecDeque<Line> = VecDeque::from([relay.opening()]);
     while !relay.sent_anything() && !relay.ended() {
         let Some(event) = events.next().await else {
-            return Err(OpenAiError::stream_lost());
+            return Err(OpenAiError::stream_lost().recorded_in(started_headers));
         };
         if let EventKind::MessageFailed(message) = &event.kind {
             if message.id == reply_id && nothing_generated(message) {
-                return Err(OpenAiError::reply_failed(message.error.as_ref()));
+                return Err(
+                    OpenAiError::reply_failed(message.error.as_ref()).recorded_in(started_headers)
+                );
             }
         }
         first.extend(relay.on(&event.kind));

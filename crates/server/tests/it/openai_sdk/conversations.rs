@@ -13,7 +13,8 @@ use crate::support::spawn_app;
 #[tokio::test]
 async fn a_whole_completion_is_the_upstreams_reply_and_is_recorded() {
     let app = spawn_app().await;
-    app.fake.push(Behaviour::text("Hello from the fake upstream."));
+    app.fake
+        .push(Behaviour::text("Hello from the fake upstream."));
 
     let answer = sdk(&app, "complete", &["Say hello"]).await;
 
@@ -73,9 +74,16 @@ async fn a_streamed_completion_arrives_chunk_by_chunk_and_ends_with_its_usage() 
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let contents = chunks
         .iter()
-        .filter(|chunk| chunk["choices"][0]["delta"]["content"].as_str().is_some_and(|text| !text.is_empty()))
+        .filter(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|text| !text.is_empty())
+        })
         .count();
-    assert_eq!(contents, 4, "a chunk a word, as the upstream sent them: {chunks:#?}");
+    assert_eq!(
+        contents, 4,
+        "a chunk a word, as the upstream sent them: {chunks:#?}"
+    );
 
     let (usage_chunk, choice_chunks) = chunks.split_last().unwrap();
     let finishes: Vec<&Value> = choice_chunks
@@ -84,7 +92,9 @@ async fn a_streamed_completion_arrives_chunk_by_chunk_and_ends_with_its_usage() 
         .collect();
     assert_eq!(finishes.last().copied(), Some(&json!("stop")));
     assert!(
-        finishes[..finishes.len() - 1].iter().all(|reason| reason.is_null()),
+        finishes[..finishes.len() - 1]
+            .iter()
+            .all(|reason| reason.is_null()),
         "only the last choice chunk finishes: {finishes:?}"
     );
     assert_eq!(usage_chunk["choices"], json!([]), "{usage_chunk}");
@@ -104,7 +114,12 @@ async fn a_streamed_completion_arrives_chunk_by_chunk_and_ends_with_its_usage() 
 #[tokio::test]
 async fn a_stateless_client_resending_its_history_grows_one_session() {
     let app = spawn_app().await;
-    let questions = ["First question", "Second question", "Third question", "Fourth question"];
+    let questions = [
+        "First question",
+        "Second question",
+        "Third question",
+        "Fourth question",
+    ];
 
     // The fake echoes each last user message: "Echo: …".
     let answer = sdk(&app, "stateless", &questions).await;
@@ -152,7 +167,12 @@ async fn a_stateless_client_resending_its_history_grows_one_session() {
 async fn resending_an_earlier_turn_with_another_question_branches_the_session() {
     let app = spawn_app().await;
 
-    let answer = sdk(&app, "diverge", &["Where is Paris?", "And Rome?", "And Madrid?"]).await;
+    let answer = sdk(
+        &app,
+        "diverge",
+        &["Where is Paris?", "And Rome?", "And Madrid?"],
+    )
+    .await;
 
     let turns = answer["turns"].as_array().unwrap();
     let recorded: Vec<(String, String)> = turns.iter().map(recorded).collect();
@@ -172,7 +192,11 @@ async fn resending_an_earlier_turn_with_another_question_branches_the_session() 
         ])
     );
     let forks = active[2]["siblings"]["ids"].as_array().unwrap();
-    assert_eq!(forks.len(), 2, "two questions after the first reply: {active:#?}");
+    assert_eq!(
+        forks.len(),
+        2,
+        "two questions after the first reply: {active:#?}"
+    );
 
     let old_reply = turns[1]["x-colloquy-message"].as_str().unwrap();
     let old = app.branch(session, Some(old_reply)).await;
@@ -191,7 +215,10 @@ async fn resending_an_earlier_turn_with_another_question_branches_the_session() 
 #[tokio::test]
 async fn a_session_named_by_header_or_metadata_is_continued_with_its_own_history() {
     let app = spawn_app().await;
-    let session = app.new_session().await;
+    let created = app
+        .create_session(json!({"system_prompt": "The session's own prompt."}))
+        .await;
+    let session = created["id"].as_str().unwrap().to_owned();
     app.chat(&session, "Asked natively").await;
 
     let answer = sdk(&app, "named", &[&session, "Via the header", "Via metadata"]).await;
@@ -214,10 +241,11 @@ async fn a_session_named_by_header_or_metadata_is_continued_with_its_own_history
     ]);
     assert_eq!(said(&app.history(&session).await), expected);
 
-    // The request held only the new question; the upstream heard the
-    // session's history before it.
+    // The request held only the new question and no system message; the
+    // upstream heard the session's own prompt and history before it.
     let last = app.fake.requests().pop().unwrap();
     let heard = last.messages();
     assert_eq!(heard[0]["role"], "system");
+    assert_eq!(heard[0]["content"], "The session's own prompt.");
     assert_eq!(said(&heard[1..]), expected[..expected.len() - 1]);
 }

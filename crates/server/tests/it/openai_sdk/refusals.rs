@@ -9,7 +9,10 @@ use crate::support::spawn_app_with;
 
 fn refused<'a>(answer: &'a Value, case: &str) -> &'a Value {
     let refusal = &answer["refused"][case];
-    assert!(!refusal["class"].is_null(), "{case} was not refused: {answer}");
+    assert!(
+        !refusal["class"].is_null(),
+        "{case} was not refused: {answer}"
+    );
     refusal
 }
 

@@ -58,7 +58,11 @@ fn read_out(chunks: &[Value]) -> (String, Vec<Value>, Value) {
     let mut finish = Value::Null;
     for choice in chunks.iter().filter_map(|chunk| chunk["choices"].get(0)) {
         text.push_str(choice["delta"]["content"].as_str().unwrap_or_default());
-        for fragment in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        for fragment in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let index = usize::try_from(fragment["index"].as_u64().unwrap()).unwrap();
             if calls.len() <= index {
                 calls.push(serde_json::json!({"id": fragment["id"], "name": "", "arguments": ""}));
@@ -120,7 +124,11 @@ async fn streamed_chunks_through_colloquy_have_the_upstreams_shape() {
             kinds(upstream),
             "{case}: the kinds of chunk, in order\ncolloquy: {colloquy:#?}\nupstream: {upstream:#?}"
         );
-        assert_eq!(read_out(colloquy), read_out(upstream), "{case}: what a client reads");
+        assert_eq!(
+            read_out(colloquy),
+            read_out(upstream),
+            "{case}: what a client reads"
+        );
     }
     let (read, _, finish) = read_out(compared["text"]["colloquy"].as_array().unwrap());
     assert_eq!(read, text);
