@@ -36,8 +36,13 @@ pub(crate) struct OpenAiError {
     retry_after: Option<u64>,
     /// Where the failed exchange is recorded (`X-Colloquy-Session`…), for
     /// an error that comes after the turn was stored.
-    recorded: Vec<(HeaderName, HeaderValue)>,
+    /// Boxed: most errors have none, and the error stays small.
+    recorded: Option<Box<RecordedHeaders>>,
 }
+
+/// The headers that say where an exchange is recorded.
+#[derive(Debug, Clone)]
+struct RecordedHeaders(Vec<(HeaderName, HeaderValue)>);
 
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -65,7 +70,7 @@ impl OpenAiError {
             code: None,
             param,
             retry_after: None,
-            recorded: Vec::new(),
+            recorded: None,
         }
     }
 
@@ -96,7 +101,7 @@ impl OpenAiError {
             code: error.map(|error| error.code.as_str().to_owned()),
             param: None,
             retry_after: None,
-            recorded: Vec::new(),
+            recorded: None,
         }
     }
 
@@ -128,7 +133,7 @@ impl OpenAiError {
             code: Some(code.to_owned()),
             param: None,
             retry_after: None,
-            recorded: Vec::new(),
+            recorded: None,
         }
     }
 
@@ -138,7 +143,7 @@ impl OpenAiError {
         mut self,
         headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
     ) -> Self {
-        self.recorded.extend(headers);
+        self.recorded = Some(Box::new(RecordedHeaders(headers.into_iter().collect())));
         self
     }
 
@@ -184,7 +189,7 @@ impl From<ApiError> for OpenAiError {
             code: Some(code),
             param: None,
             retry_after: problem.retry_after(),
-            recorded: Vec::new(),
+            recorded: None,
         }
     }
 }
@@ -211,7 +216,7 @@ impl ResponseError for OpenAiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        for pair in &self.recorded {
+        for pair in self.recorded.iter().flat_map(|recorded| recorded.0.iter()) {
             response.insert_header(pair.clone());
         }
         response.json(Envelope { error: self.body() })
