@@ -3,7 +3,9 @@
 //!
 //! The same code talks to colloquy and to the fake upstream directly; only
 //! the request and the way a delta is found in an event differ, so that
-//! "colloquy minus direct" measures the relay and nothing else.
+//! "colloquy minus direct" measures the relay and nothing else. colloquy's
+//! OpenAI-compatible facade is spoken to exactly as the fake is: one Chat
+//! Completions client for both.
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -23,6 +25,9 @@ pub enum Target {
     /// The fake upstream itself: `POST /v1/chat/completions` with
     /// `"stream": true`, OpenAI chunks.
     Direct { base_url: String },
+    /// colloquy's OpenAI-compatible facade (`base_url` ends in `/v1`):
+    /// the very request and chunks of `Direct`, to another server.
+    Facade { base_url: String },
 }
 
 impl Target {
@@ -30,7 +35,50 @@ impl Target {
         match self {
             Self::Colloquy { .. } => "colloquy",
             Self::Direct { .. } => "direct",
+            Self::Facade { .. } => "facade",
         }
+    }
+
+    /// The OpenAI base URL of a Chat Completions target.
+    const fn openai_base_url(&self) -> Option<&String> {
+        match self {
+            Self::Colloquy { .. } => None,
+            Self::Direct { base_url } | Self::Facade { base_url } => Some(base_url),
+        }
+    }
+}
+
+/// One finished exchange of a stateless client's conversation: resent,
+/// with every one before it, in each later request.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub prompt: String,
+    pub reply: String,
+}
+
+/// Where the facade says it recorded a turn (its `X-Colloquy-*` headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    pub session: String,
+    /// `started`, `continued` or `branched`.
+    pub how: String,
+    /// The reply's message id.
+    pub message: String,
+}
+
+impl Recording {
+    fn of(headers: &reqwest::header::HeaderMap) -> Option<Self> {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        Some(Self {
+            session: header("x-colloquy-session")?,
+            how: header("x-colloquy-recorded").unwrap_or_default(),
+            message: header("x-colloquy-message").unwrap_or_default(),
+        })
     }
 }
 
@@ -51,6 +99,8 @@ pub struct Turn {
     pub reply_id: Option<String>,
     /// When each delta arrived, in order (watchers are compared with it).
     pub delta_times: Vec<Instant>,
+    /// The facade only: where it recorded the turn.
+    pub recording: Option<Recording>,
 }
 
 /// A benchmark client: one connection pool, reused by every turn.
@@ -93,36 +143,37 @@ impl Client {
         Ok(response.json::<Created>().await?.id)
     }
 
-    /// Sends one message (colloquy: into `session`) and reads its reply to
-    /// the end.
+    /// Sends one message (colloquy: into `session`; a Chat Completions
+    /// target: after the `earlier` exchanges) and reads its reply to the end.
     pub async fn turn(
         &self,
         target: &Target,
         session: Option<&str>,
+        earlier: &[Exchange],
         prompt: &str,
     ) -> anyhow::Result<Turn> {
-        let request = match (target, session) {
-            (Target::Colloquy { base_url }, Some(session)) => self
+        let request = match (target.openai_base_url(), target, session) {
+            (Some(base_url), _, _) => self
+                .http
+                .post(format!("{base_url}/chat/completions"))
+                .json(&chat_request(earlier, prompt)),
+            (None, Target::Colloquy { base_url }, Some(session)) => self
                 .http
                 .post(format!("{base_url}/api/v1/sessions/{session}/messages"))
                 .json(&json!({ "content": prompt })),
-            (Target::Colloquy { .. }, None) => bail!("a colloquy turn needs a session"),
-            (Target::Direct { base_url }, _) => self
-                .http
-                .post(format!("{base_url}/chat/completions"))
-                .json(&json!({
-                    "model": "fake-model",
-                    "stream": true,
-                    "stream_options": { "include_usage": true },
-                    "messages": [{ "role": "user", "content": prompt }],
-                })),
+            (None, _, _) => bail!("a colloquy turn needs a session"),
         };
         let started = Instant::now();
         let response = request.header(ACCEPT, "text/event-stream").send().await?;
         if !response.status().is_success() {
-            bail!("the send answered {}", response.status());
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            bail!("the send answered {status}: {}", truncate(&body, 200));
         }
-        let mut turn = Turn::default();
+        let mut turn = Turn {
+            recording: Recording::of(response.headers()),
+            ..Turn::default()
+        };
         let mut last_delta: Option<Instant> = None;
         let mut parser = SseParser::default();
         let mut body = response.bytes_stream();
@@ -158,6 +209,29 @@ impl Client {
     }
 }
 
+/// A streamed Chat Completions request: the conversation so far, then
+/// `prompt`.
+fn chat_request(earlier: &[Exchange], prompt: &str) -> serde_json::Value {
+    let mut messages = Vec::with_capacity(earlier.len() * 2 + 1);
+    for exchange in earlier {
+        messages.push(json!({ "role": "user", "content": exchange.prompt }));
+        messages.push(json!({ "role": "assistant", "content": exchange.reply }));
+    }
+    messages.push(json!({ "role": "user", "content": prompt }));
+    json!({
+        "model": "fake-model",
+        "stream": true,
+        "stream_options": { "include_usage": true },
+        "messages": messages,
+    })
+}
+
+fn truncate(text: &str, chars: usize) -> &str {
+    text.char_indices()
+        .nth(chars)
+        .map_or(text, |(end, _)| &text[..end])
+}
+
 /// What an event means to a turn.
 enum Step<'a> {
     /// The next piece of text, with colloquy's reply id.
@@ -191,6 +265,9 @@ pub struct FinalMessage {
 struct Chunk<'a> {
     #[serde(borrow, default)]
     choices: Option<Vec<Choice<'a>>>,
+    /// An error after the stream began (HTTP 200 was already sent).
+    #[serde(default)]
+    error: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -228,7 +305,7 @@ fn read_event<'a>(target: &Target, event: &Event<'a>) -> anyhow::Result<Step<'a>
             "message.reset" => bail!("the reply was reset (the relay retried the upstream)"),
             _ => Ok(Step::Other),
         },
-        Target::Direct { .. } => {
+        Target::Direct { .. } | Target::Facade { .. } => {
             if event.data.is_empty() {
                 return Ok(Step::Other);
             }
@@ -236,6 +313,9 @@ fn read_event<'a>(target: &Target, event: &Event<'a>) -> anyhow::Result<Step<'a>
                 return Ok(Step::Done(None));
             }
             let chunk: Chunk<'a> = serde_json::from_str(event.data).context("an upstream chunk")?;
+            if let Some(error) = chunk.error {
+                bail!("the stream ended with an error: {error}");
+            }
             let content = chunk
                 .choices
                 .and_then(|choices| choices.into_iter().next())

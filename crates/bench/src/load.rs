@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::client::{Client, Target, Turn};
+use crate::client::{Client, Exchange, Recording, Target, Turn};
 use crate::watch::{Awaited, Watcher};
 
 /// How long a watcher may take to see a reply end after its sender did.
@@ -36,6 +36,32 @@ pub struct LoadPlan {
     /// the next target after its sender's, whose view of each reply is
     /// compared with the sender's.
     pub watch: bool,
+    /// Chat Completions targets only: each client is a stateless one that
+    /// resends its whole conversation every turn (a new conversation after
+    /// `turns_per_session` turns), and every conversation is kept in the
+    /// report to be checked afterwards.
+    pub resend_history: bool,
+}
+
+/// What one turn of a kept conversation got, beside its [`Exchange`].
+#[derive(Debug, Clone)]
+pub struct ConversationTurn {
+    pub ttft: Option<Duration>,
+    /// Started inside the measured window.
+    pub counted: bool,
+    /// The facade only: where it said it recorded the turn.
+    pub recording: Option<Recording>,
+}
+
+/// A stateless client's conversation, as it went.
+#[derive(Debug, Clone, Default)]
+pub struct Conversation {
+    /// Every finished turn, oldest first: what the next request resends.
+    pub exchanges: Vec<Exchange>,
+    /// The same turns' figures, in the same order.
+    pub turns: Vec<ConversationTurn>,
+    /// A turn failed, and the client left the conversation there.
+    pub broken: bool,
 }
 
 /// Percentiles of one measure, in microseconds.
@@ -96,6 +122,10 @@ pub struct LoadReport {
     /// Server CPU per delta relayed, in microseconds (the run's CPU divided
     /// by every delta of every turn, warm-up included).
     pub server_cpu_us_per_delta: Option<f64>,
+    /// With `resend_history`: every conversation, warm-up included, for
+    /// the checks made after the run (too many to belong in the JSON).
+    #[serde(skip)]
+    pub conversations: Vec<Conversation>,
 }
 
 impl LoadReport {
@@ -146,6 +176,7 @@ struct Recorder {
     watch_missed: u64,
     watch_altered: u64,
     watch_resyncs: u64,
+    conversations: Vec<Conversation>,
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -177,6 +208,7 @@ impl Recorder {
             watch_missed: 0,
             watch_altered: 0,
             watch_resyncs: 0,
+            conversations: Vec::new(),
         }
     }
 
@@ -313,7 +345,7 @@ pub async fn run(client: &Client, targets: &[Target], plan: &LoadPlan) -> LoadRe
     for task in tasks {
         let _ = task.await;
     }
-    let recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
     let measured = plan.duration.as_secs_f64();
     LoadReport {
         target: targets[0].label(),
@@ -334,6 +366,7 @@ pub async fn run(client: &Client, targets: &[Target], plan: &LoadPlan) -> LoadRe
         rss_end_kib: None,
         server_cores: None,
         server_cpu_us_per_delta: None,
+        conversations: std::mem::take(&mut recorder.conversations),
     }
 }
 
@@ -353,10 +386,25 @@ async fn client_loop(
     let mut watcher: Option<Watcher> = None;
     let mut turns_in_session = 0;
     let mut sequence = 0_u64;
+    let mut conversation = Conversation::default();
+    let keep = |conversation: &mut Conversation| {
+        let ended = std::mem::take(conversation);
+        if plan.resend_history && !ended.turns.is_empty() {
+            recorder
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .conversations
+                .push(ended);
+        }
+    };
     loop {
         let turn_start = Instant::now();
         if turn_start >= window_end {
+            keep(&mut conversation);
             return;
+        }
+        if conversation.exchanges.len() >= plan.turns_per_session {
+            keep(&mut conversation);
         }
         if let Target::Colloquy { base_url } = target {
             if session.is_none() || turns_in_session >= plan.turns_per_session {
@@ -379,10 +427,28 @@ async fn client_loop(
         let prompt = format!("client {index} message {sequence}: tell me something");
         // Only the turn is timed, not the session it may have needed.
         let turn_start = Instant::now();
-        let outcome = client.turn(target, session.as_deref(), &prompt).await;
+        let earlier: &[Exchange] = if plan.resend_history {
+            &conversation.exchanges
+        } else {
+            &[]
+        };
+        let outcome = client
+            .turn(target, session.as_deref(), earlier, &prompt)
+            .await;
         let counted = turn_start >= window_start && turn_start < window_end;
         match outcome {
-            Ok(turn) => {
+            Ok(mut turn) => {
+                if plan.resend_history {
+                    conversation.turns.push(ConversationTurn {
+                        ttft: turn.ttft,
+                        counted,
+                        recording: turn.recording.take(),
+                    });
+                    conversation.exchanges.push(Exchange {
+                        prompt,
+                        reply: turn.text.clone(),
+                    });
+                }
                 let mut awaited = match (&mut watcher, &turn.reply_id) {
                     (Some(watcher), Some(reply)) => {
                         Some(watcher.reply(reply, WATCH_PATIENCE).await)
@@ -405,6 +471,8 @@ async fn client_loop(
                 // A broken session (a stuck reply answers 409) is left behind.
                 session = None;
                 watcher = None;
+                conversation.broken = true;
+                keep(&mut conversation);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

@@ -7,6 +7,7 @@
 
 mod backing;
 mod client;
+mod facade;
 mod load;
 mod report;
 mod scenarios;
@@ -82,6 +83,17 @@ enum Scenario {
         #[arg(long)]
         no_watchers: bool,
     },
+    /// Stateless OpenAI clients resending their whole conversation each
+    /// turn, straight to the upstream and through colloquy's
+    /// `/v1/chat/completions`: added TTFT and gap, text intact, and every
+    /// conversation read back as one session holding what streamed.
+    Facade {
+        /// Concurrency levels, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,100")]
+        levels: Vec<usize>,
+        #[command(flatten)]
+        knobs: Knobs,
+    },
     /// Turns per second against a zero-delay upstream, persisted in SQLite.
     Throughput {
         #[arg(long, default_value_t = 64)]
@@ -136,7 +148,8 @@ struct Knobs {
     /// Unmeasured seconds before that.
     #[arg(long, default_value_t = 3.0)]
     warmup_secs: f64,
-    /// Turns before a client opens a new session.
+    /// Turns before a client opens a new session (facade: a new
+    /// conversation).
     #[arg(long, default_value_t = 10)]
     turns_per_session: usize,
 }
@@ -192,7 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     } else {
         let Some(scenario) = cli.scenario else {
             anyhow::bail!(
-                "name a scenario (streams, replicas, throughput, idle, history, search) or pass --smoke; see --help"
+                "name a scenario (streams, facade, replicas, throughput, idle, history, search) or pass --smoke; see --help"
             );
         };
         match scenario {
@@ -200,6 +213,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 let comparisons = scenarios::streams(&env, &levels, &knobs.stream_knobs()).await?;
                 report::streams(&comparisons);
                 results.insert("streams".to_owned(), json!(comparisons));
+            }
+            Scenario::Facade { levels, knobs } => {
+                let levels = facade::facade(&env, &levels, &knobs.stream_knobs()).await?;
+                report::facade(&levels);
+                ok = levels.iter().all(facade::FacadeLevel::is_clean);
+                results.insert("facade".to_owned(), json!(levels));
             }
             Scenario::Replicas {
                 levels,
@@ -284,6 +303,22 @@ async fn smoke(env: &Env, results: &mut serde_json::Map<String, Value>) -> anyho
         }
     }
     results.insert("streams".to_owned(), json!(comparisons));
+
+    eprintln!("smoke: facade");
+    let levels = facade::facade(env, &[1, 20], &knobs).await?;
+    report::facade(&levels);
+    for level in &levels {
+        if !level.is_clean() {
+            eprintln!(
+                "smoke: FAILED facade at {} conversations: {:?} {:?}",
+                level.comparison.streams,
+                level.comparison.colloquy.error_samples,
+                level.readback.samples
+            );
+            ok = false;
+        }
+    }
+    results.insert("facade".to_owned(), json!(levels));
 
     eprintln!("smoke: throughput");
     let throughput = scenarios::throughput(env, 8, &knobs).await?;

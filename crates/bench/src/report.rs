@@ -5,6 +5,7 @@ use std::io::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::facade::{FacadeLevel, TtftOfTurns};
 use crate::load::{LoadReport, Summary};
 use crate::scenarios::{Added, Comparison, HistoryRow, Idle, Throughput};
 use crate::search::SearchRow;
@@ -118,6 +119,61 @@ pub fn streams(comparisons: &[Comparison]) {
             table.push_str(&format!(
                 "\n{} streams: the server logged {} warnings or errors",
                 c.streams, c.server_log_problems
+            ));
+        }
+    }
+    table.push('\n');
+    out(&table);
+}
+
+fn ttft_cells(turns: &TtftOfTurns) -> String {
+    format!(
+        "{} | {} | {}",
+        percentiles(&turns.direct),
+        percentiles(&turns.facade),
+        added(&turns.added)
+    )
+}
+
+/// The `facade` scenario: the streams table (the `colloquy` rows are the
+/// facade's), TTFT by a turn's place in its conversation, and the read-back.
+pub fn facade(levels: &[FacadeLevel]) {
+    let comparisons: Vec<Comparison> = levels.iter().map(|l| l.comparison.clone()).collect();
+    streams(&comparisons);
+    let mut table = String::from(
+        "\n| streams | turns per conversation | first turns: TTFT direct | facade | added | later turns: TTFT direct | facade | added |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for level in levels {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            level.comparison.streams,
+            level.turns_per_conversation,
+            ttft_cells(&level.first_turns),
+            ttft_cells(&level.later_turns),
+        ));
+    }
+    table.push_str(
+        "\n| streams | conversations | read back | replies stored intact | stored ≠ streamed | split over sessions | misrecorded turns | ended by an error |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for level in levels {
+        let r = &level.readback;
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            level.comparison.streams,
+            r.conversations,
+            r.checked,
+            r.replies_intact,
+            r.altered,
+            r.split,
+            r.misrecorded,
+            r.broken
+        ));
+    }
+    for level in levels {
+        for sample in &level.readback.samples {
+            table.push_str(&format!(
+                "\n{} streams, read back: {sample}",
+                level.comparison.streams
             ));
         }
     }

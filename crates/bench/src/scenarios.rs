@@ -139,6 +139,7 @@ pub async fn streams(
             pace: knobs.pace,
             expected: Arc::from(shape.text.as_str()),
             watch: false,
+            resend_history: false,
         };
         eprintln!(
             "  {clients} stream(s), {} chunks at {:?}: direct…",
@@ -168,19 +169,30 @@ pub async fn streams(
     Ok(results)
 }
 
-/// Runs `plan` against colloquy, with the server's memory and CPU for the
-/// run; fails if the server did not survive it.
+/// Runs `plan` against colloquy's native API, with the server's memory and
+/// CPU for the run; fails if the server did not survive it.
 async fn run_against_colloquy(
     env: &Env,
     server: &mut Server,
     plan: &LoadPlan,
 ) -> anyhow::Result<LoadReport> {
-    server.reset_peak();
-    let cpu_before = server.cpu_secs();
-    let run_started = Instant::now();
     let target = Target::Colloquy {
         base_url: server.base_url.clone(),
     };
+    run_against_server(env, server, target, plan).await
+}
+
+/// Runs `plan` against `target`, one of `server`'s APIs, as
+/// [`run_against_colloquy`] does.
+pub(crate) async fn run_against_server(
+    env: &Env,
+    server: &mut Server,
+    target: Target,
+    plan: &LoadPlan,
+) -> anyhow::Result<LoadReport> {
+    server.reset_peak();
+    let cpu_before = server.cpu_secs();
+    let run_started = Instant::now();
     let mut report = load::run(&env.client, &[target], plan).await;
     report.rss_peak_kib = server.peak_rss_kib();
     report.rss_end_kib = server.rss_kib();
@@ -202,7 +214,7 @@ fn account_cpu(report: &mut LoadReport, server: &Server, before: Option<f64>, st
     }
 }
 
-fn compare(
+pub(crate) fn compare(
     clients: usize,
     shape: &ReplyShape,
     direct: LoadReport,
@@ -258,6 +270,7 @@ pub async fn throughput(
         pace: Duration::ZERO,
         expected: Arc::from(shape.text.as_str()),
         watch: false,
+        resend_history: false,
     };
     eprintln!("  {clients} clients, zero-delay upstream: direct…");
     let direct = load::run(

@@ -113,6 +113,7 @@ pub async fn replicas(
             pace: knobs.pace,
             expected: Arc::from(shape.text.as_str()),
             watch: setup.watch,
+            resend_history: false,
         };
         eprintln!("  {clients} stream(s): direct…");
         let direct_plan = LoadPlan {

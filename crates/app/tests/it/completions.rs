@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use colloquy_app::{
-    ChatError, ChatService, CompletionMessage, CompletionRequest, CompletionStarted,
+    ChatError, ChatService, CompletionMessage, CompletionRequest, CompletionStarted, EventKind,
     ModelAllowlist, NewSession, Recorded,
 };
 use colloquy_domain::{Message, MessageStatus, ModelName, Principal, Role, SessionId, ToolCall};
@@ -387,11 +387,24 @@ async fn a_conversation_being_answered_is_recorded_apart_rather_than_refused() {
         said(Role::Assistant, "A1"),
         said(Role::User, "Q2"),
     ];
-    let running = service
+    let mut running = service
         .complete(&owner, request(follow_up.clone()))
         .await
         .unwrap();
     assert_eq!(running.session_id, first.session_id);
+    // Its first token first: the upstream's answers are handed out in the
+    // order requests reach it, and this one must get the endless stream.
+    let streaming = running.outcome.assistant_message().id;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(5), running.outcome.events.next())
+            .await
+            .expect("the running reply streams")
+            .expect("its events go on");
+        if matches!(event.kind, EventKind::MessageDelta { message_id, .. } if message_id == streaming)
+        {
+            break;
+        }
+    }
     let mut apart = service.complete(&owner, request(follow_up)).await.unwrap();
     assert_ne!(apart.session_id, first.session_id);
     assert_eq!(apart.recorded, Recorded::Started);

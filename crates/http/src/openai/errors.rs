@@ -24,9 +24,6 @@ use serde::Serialize;
 
 use crate::ApiError;
 
-/// `X-Colloquy-Session`, `X-Colloquy-Recorded`, `X-Colloquy-Message`.
-pub(super) type RecordedHeaders = [(HeaderName, HeaderValue); 3];
-
 /// An error of the `/v1` routes, rendered in OpenAI's shape.
 #[derive(Debug, Clone)]
 pub(crate) struct OpenAiError {
@@ -38,10 +35,14 @@ pub(crate) struct OpenAiError {
     pub(super) param: Option<String>,
     retry_after: Option<u64>,
     /// Where the failed exchange is recorded (`X-Colloquy-Session`…), for
-    /// an error that comes after the turn was stored. Boxed: an error is
-    /// the `Err` of every parse step, and should stay small.
+    /// an error that comes after the turn was stored.
+    /// Boxed: most errors have none, and the error stays small.
     recorded: Option<Box<RecordedHeaders>>,
 }
+
+/// The headers that say where an exchange is recorded.
+#[derive(Debug, Clone)]
+struct RecordedHeaders(Vec<(HeaderName, HeaderValue)>);
 
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -138,8 +139,11 @@ impl OpenAiError {
 
     /// The same error, answered with the headers that say where its
     /// exchange is recorded: the client can read the failed reply there.
-    pub(super) fn recorded_in(mut self, headers: RecordedHeaders) -> Self {
-        self.recorded = Some(Box::new(headers));
+    pub(super) fn recorded_in(
+        mut self,
+        headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    ) -> Self {
+        self.recorded = Some(Box::new(RecordedHeaders(headers.into_iter().collect())));
         self
     }
 
@@ -212,7 +216,7 @@ impl ResponseError for OpenAiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        for pair in self.recorded.iter().flat_map(|headers| headers.iter()) {
+        for pair in self.recorded.iter().flat_map(|recorded| recorded.0.iter()) {
             response.insert_header(pair.clone());
         }
         response.json(Envelope { error: self.body() })

@@ -29,7 +29,7 @@ use futures::StreamExt;
 
 use crate::body::{with_body_limit, JsonBytes};
 use crate::{ApiError, Caller, MAX_IMPORT_BYTES};
-use errors::{OpenAiError, RecordedHeaders};
+use errors::OpenAiError;
 use relay::{Line, Relay};
 use shapes::{Completion, Header, ModelList, ModelOut};
 
@@ -95,7 +95,7 @@ fn named_session(request: &HttpRequest) -> Result<Option<SessionId>, OpenAiError
 }
 
 /// The answer's headers: where the exchange is recorded, and how.
-fn recorded(started: &CompletionStarted) -> RecordedHeaders {
+fn recorded(started: &CompletionStarted) -> [(HeaderName, HeaderValue); 3] {
     let value = |text: &str| HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""));
     let reply = started.outcome.assistant_message().id;
     [

@@ -9,7 +9,7 @@ use crate::support::{
     alice, bob, chain, finished_reply, new_session, on_both_backends, reply_to, streaming_reply,
     user_message, Backend,
 };
-use crate::upgrade::{insert_sql, Place, BRANCHES};
+use crate::upgrade::{insert_sql, Place, BRANCHES, CHAINS};
 
 /// Sessions as the schema before branches held them: alice's with four
 /// messages, alice's empty one, and bob's with two; all their messages in
@@ -61,7 +61,7 @@ async fn history_from_before_branches_becomes_one_chain_per_session(backend: Bac
         place.execute(insert_sql(session, messages)).await;
     }
 
-    assert_eq!(place.migrate().await, [BRANCHES]);
+    assert_eq!(place.migrate().await, [BRANCHES, CHAINS]);
     let repo = place.open().await;
     for (session, messages) in &old {
         let owner = &session.owner;
@@ -150,9 +150,11 @@ async fn the_branches_migration_reverts_and_reapplies(backend: Backend) {
         .unwrap();
     drop(repo);
 
-    let reverted = place.migrations(|harness| harness.revert_last()).await;
-    assert_eq!(reverted, "20261203000000");
-    assert_eq!(place.migrate().await, [BRANCHES]);
+    let reverted = place
+        .migrations(|harness| [harness.revert_last(), harness.revert_last()])
+        .await;
+    assert_eq!(reverted, ["20261204000000", "20261203000000"]);
+    assert_eq!(place.migrate().await, [BRANCHES, CHAINS]);
 
     let repo = place.open().await;
     let stored = repo.get_session(&alice(), session.id).await.unwrap();

@@ -12,9 +12,7 @@ use crate::support::{
     alice, bob, chain, new_session, on_both_backends, reply_to, stored_session, streaming_reply,
     untitled_session, user_message, Backend, Store, TestDb,
 };
-use crate::upgrade::{insert_sql, Place};
-
-const CHAINS: &str = "2026-12-04-000000_chains";
+use crate::upgrade::{insert_sql, Place, CHAINS};
 
 /// The chain of `messages`, one branch oldest first, as a request resending
 /// them would compute it.

@@ -200,6 +200,7 @@ async fn the_api_keys_migration_reverts_and_reapplies() {
     let mut connection = db.sqlite();
     // The migrations that came after this one go first, newest first.
     for expected in [
+        "20261204000000",
         "20261203000000",
         "20261202000000",
         "20261201000002",
@@ -221,7 +222,8 @@ async fn the_api_keys_migration_reverts_and_reapplies() {
             "2026-12-01-000001_api_keys",
             "2026-12-01-000002_daily_usage",
             "2026-12-02-000000_assistants",
-            "2026-12-03-000000_branches"
+            "2026-12-03-000000_branches",
+            "2026-12-04-000000_chains"
         ]
     );
 }

@@ -347,6 +347,7 @@ fn the_owner_migration_reverts_and_reapplies() {
 
     // The migrations that came after this one go first, newest first.
     for expected in [
+        "20261204000000",
         "20261203000000",
         "20261202000000",
         "20261201000002",
@@ -369,7 +370,8 @@ fn the_owner_migration_reverts_and_reapplies() {
             "2026-12-01-000001_api_keys",
             "2026-12-01-000002_daily_usage",
             "2026-12-02-000000_assistants",
-            "2026-12-03-000000_branches"
+            "2026-12-03-000000_branches",
+            "2026-12-04-000000_chains"
         ]
     );
     let mut connection = SqliteConnection::establish(path.to_str().unwrap()).unwrap();

@@ -25,13 +25,14 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../../migrations/po
 const INIT: &str = "2026-12-01-220000_init";
 const ASSISTANTS: &str = "2026-12-02-000000_assistants";
 const BRANCHES: &str = "2026-12-03-000000_branches";
+const CHAINS: &str = "2026-12-04-000000_chains";
 
 #[tokio::test]
 async fn migrate_applies_each_migration_once() {
     let database = TestDatabase::create().await;
     assert_eq!(
         migrate_postgres(database.url()).await.unwrap(),
-        [INIT, ASSISTANTS, BRANCHES]
+        [INIT, ASSISTANTS, BRANCHES, CHAINS]
     );
     assert!(migrate_postgres(database.url()).await.unwrap().is_empty());
 
@@ -59,7 +60,7 @@ async fn replicas_migrating_a_fresh_database_at_once_apply_each_migration_once()
     }
     assert_eq!(
         applied,
-        [INIT, ASSISTANTS, BRANCHES],
+        [INIT, ASSISTANTS, BRANCHES, CHAINS],
         "exactly one replica migrated"
     );
 }
@@ -73,7 +74,7 @@ async fn the_schema_reverts_and_reapplies() {
     let url = db.postgres().url().to_owned();
     let reverted = tokio::task::spawn_blocking(move || {
         let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).unwrap();
-        (0..3)
+        (0..4)
             .map(|_| {
                 connection
                     .revert_last_migration(MIGRATIONS)
@@ -86,14 +87,19 @@ async fn the_schema_reverts_and_reapplies() {
     .unwrap();
     assert_eq!(
         reverted,
-        ["20261203000000", "20261202000000", "20261201220000"]
+        [
+            "20261204000000",
+            "20261203000000",
+            "20261202000000",
+            "20261201220000"
+        ]
     );
     let error = db.try_execute("SELECT id FROM sessions").await.unwrap_err();
     assert!(error.contains("does not exist"), "{error}");
 
     assert_eq!(
         migrate_postgres(db.postgres().url()).await.unwrap(),
-        [INIT, ASSISTANTS, BRANCHES]
+        [INIT, ASSISTANTS, BRANCHES, CHAINS]
     );
     assert!(matches!(
         db.repo.get_session(&alice(), session.id).await,
@@ -140,12 +146,14 @@ const TABLES: [&str; 5] = [
 
 /// The indexes the migrations name; the rest back primary keys and UNIQUEs,
 /// whose names differ between the two by design.
-const NAMED_INDEXES: [&str; 7] = [
+const NAMED_INDEXES: [&str; 9] = [
     "sessions_owner_id",
     "messages_session_id_id",
     "messages_streaming",
     "messages_session_parent_id",
     "messages_session_depth",
+    "messages_chain",
+    "messages_unchained",
     "assistants_owner_name",
     "assistants_owner_id",
 ];
@@ -263,7 +271,7 @@ async fn postgres_schema() -> (BTreeSet<Column>, BTreeSet<String>) {
 async fn the_schema_is_sqlites_table_for_table_and_column_for_column() {
     let (sqlite_columns, sqlite_indexes) = sqlite_schema().await;
     let (postgres_columns, postgres_indexes) = postgres_schema().await;
-    assert_eq!(sqlite_columns.len(), 47, "{sqlite_columns:#?}");
+    assert_eq!(sqlite_columns.len(), 48, "{sqlite_columns:#?}");
     assert_eq!(
         sqlite_columns
             .symmetric_difference(&postgres_columns)

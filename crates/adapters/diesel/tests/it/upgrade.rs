@@ -27,6 +27,7 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("../../../migrations/sqlite
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../../migrations/postgres");
 const ASSISTANTS: &str = "2026-12-02-000000_assistants";
 pub const BRANCHES: &str = "2026-12-03-000000_branches";
+pub const CHAINS: &str = "2026-12-04-000000_chains";
 
 /// A database no repository has opened yet, so no migration ran on it.
 pub enum Place {
@@ -281,7 +282,7 @@ async fn history_from_before_assistants_survives_the_upgrade(backend: Backend) {
     place.execute(insert_sql(&session, &messages)).await;
 
     let applied = place.migrate().await;
-    assert_eq!(applied, [ASSISTANTS, BRANCHES]);
+    assert_eq!(applied, [ASSISTANTS, BRANCHES, CHAINS]);
     let repo = place.open().await;
     // The branches' migration, which follows, makes them one chain.
     let session = Session {
@@ -354,10 +355,19 @@ async fn the_assistants_migration_reverts_and_reapplies(backend: Backend) {
     drop(repo);
 
     let reverted = place
-        .migrations(|harness| [harness.revert_last(), harness.revert_last()])
+        .migrations(|harness| {
+            [
+                harness.revert_last(),
+                harness.revert_last(),
+                harness.revert_last(),
+            ]
+        })
         .await;
-    assert_eq!(reverted, ["20261203000000", "20261202000000"]);
-    assert_eq!(place.migrate().await, [ASSISTANTS, BRANCHES]);
+    assert_eq!(
+        reverted,
+        ["20261204000000", "20261203000000", "20261202000000"]
+    );
+    assert_eq!(place.migrate().await, [ASSISTANTS, BRANCHES, CHAINS]);
 
     let repo = place.open().await;
     assert!(repo
