@@ -161,7 +161,20 @@ async fn attempt<S: Sink>(
     };
 
     let mut calls = PendingCalls::default();
+    // The silence limit moves with every chunk, but its timer is not
+    // re-armed per chunk (a timer-wheel insert and removal per token): it
+    // fires at the deadline it was set for, and only then is the real
+    // deadline checked and the timer moved to it. Likewise the stop signal
+    // is one future for the whole attempt, not a new waiter per chunk.
     let mut deadline = first_chunk_deadline;
+    // The deadline the timer is set for: never later than `deadline`'s
+    // first value after a chunk (the idle limit may be shorter than the
+    // first chunk's), so it only ever fires early, never late.
+    let mut armed = deadline;
+    let silence = tokio::time::sleep_until(armed);
+    tokio::pin!(silence);
+    let stop_requested = stop.requested();
+    tokio::pin!(stop_requested);
     let mut flush = tokio::time::interval(flush_interval);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush.reset();
@@ -169,28 +182,24 @@ async fn attempt<S: Sink>(
     loop {
         tokio::select! {
             biased;
-            reason = stop.requested() => return Attempt::Stopped(reason),
+            reason = &mut stop_requested => return Attempt::Stopped(reason),
             _ = flush.tick(), if unsaved => {
                 sink.flush().await;
                 unsaved = false;
             }
-            item = timeout_at(deadline, stream.next()) => {
+            item = stream.next() => {
                 let chunk = match item {
-                    Err(_) => {
-                        let (what, limit) = if deadline == first_chunk_deadline {
-                            ("no first chunk", policy.first_chunk_timeout)
-                        } else {
-                            ("no next chunk", policy.idle_timeout)
-                        };
-                        return Attempt::Failed(timed_out(what, limit));
-                    }
-                    Ok(None) => return Attempt::Failed(LlmError::Protocol {
+                    None => return Attempt::Failed(LlmError::Protocol {
                         message: "the stream ended before the reply was finished".to_owned(),
                     }),
-                    Ok(Some(Err(error))) => return Attempt::Failed(error),
-                    Ok(Some(Ok(chunk))) => chunk,
+                    Some(Err(error)) => return Attempt::Failed(error),
+                    Some(Ok(chunk)) => chunk,
                 };
                 deadline = Instant::now() + policy.idle_timeout;
+                if deadline < armed {
+                    armed = deadline;
+                    silence.as_mut().reset(armed);
+                }
                 match chunk {
                     ChatChunk::Delta(text) => {
                         if text.is_empty() {
@@ -205,6 +214,20 @@ async fn attempt<S: Sink>(
                     ChatChunk::ToolCall(fragment) => calls.add(fragment),
                     ChatChunk::Finished(completion) => return Attempt::Finished(completion, calls.finish()),
                 }
+            }
+            () = &mut silence => {
+                if Instant::now() < deadline {
+                    // A chunk came since the timer was set: wait out the rest.
+                    armed = deadline;
+                    silence.as_mut().reset(armed);
+                    continue;
+                }
+                let (what, limit) = if deadline == first_chunk_deadline {
+                    ("no first chunk", policy.first_chunk_timeout)
+                } else {
+                    ("no next chunk", policy.idle_timeout)
+                };
+                return Attempt::Failed(timed_out(what, limit));
             }
         }
     }
