@@ -9,6 +9,7 @@ mod backing;
 mod client;
 mod facade;
 mod load;
+mod plot;
 mod report;
 mod scenarios;
 mod search;
