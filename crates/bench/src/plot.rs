@@ -73,9 +73,27 @@ fn added_ms(object: &Value, field: &str, percentile: &str) -> Option<f64> {
 /// `replicas_ttft` (short replies, many turns) when the run has them.
 pub fn latency_charts(results: &Value) -> Vec<Chart> {
     let panels = [
-        ("added TTFT p50", "added_ttft", "added_ttft_vs_direct", "p50_us", true),
-        ("added TTFT p99", "added_ttft", "added_ttft_vs_direct", "p99_us", true),
-        ("added gap p99", "added_gap", "added_gap_vs_direct", "p99_us", false),
+        (
+            "added TTFT p50",
+            "added_ttft",
+            "added_ttft_vs_direct",
+            "p50_us",
+            true,
+        ),
+        (
+            "added TTFT p99",
+            "added_ttft",
+            "added_ttft_vs_direct",
+            "p99_us",
+            true,
+        ),
+        (
+            "added gap p99",
+            "added_gap",
+            "added_gap_vs_direct",
+            "p99_us",
+            false,
+        ),
     ];
     panels
         .iter()
@@ -88,13 +106,7 @@ pub fn latency_charts(results: &Value) -> Vec<Chart> {
                 percentile,
             );
             let in_process = if in_process.is_empty() {
-                mode_points(
-                    results,
-                    ("in-process", 1),
-                    ttft,
-                    mode_field,
-                    percentile,
-                )
+                mode_points(results, ("in-process", 1), ttft, mode_field, percentile)
             } else {
                 in_process
             };
@@ -254,21 +266,22 @@ pub fn length_chart(results: &Value) -> Chart {
 /// point, at zero subscribers).
 pub fn memory_chart(results: &Value) -> Chart {
     let mut series = Vec::new();
-    let mut add = |label: &str, idle: &Value| {
-        let mut points: Vec<(f64, f64)> = Vec::new();
-        if let Some(before) = f(&idle["rss_before_kib"]) {
-            points.push((0.0, before / 1024.0));
-        }
-        points.extend(as_array(&idle["steps"]).iter().filter_map(|step| {
-            Some((f(&step["subscribers"])?, f(&step["rss_kib"])? / 1024.0))
-        }));
-        if points.len() > 1 {
-            series.push(Series {
-                label: label.to_owned(),
-                points,
-            });
-        }
-    };
+    let mut add =
+        |label: &str, idle: &Value| {
+            let mut points: Vec<(f64, f64)> = Vec::new();
+            if let Some(before) = f(&idle["rss_before_kib"]) {
+                points.push((0.0, before / 1024.0));
+            }
+            points.extend(as_array(&idle["steps"]).iter().filter_map(|step| {
+                Some((f(&step["subscribers"])?, f(&step["rss_kib"])? / 1024.0))
+            }));
+            if points.len() > 1 {
+                series.push(Series {
+                    label: label.to_owned(),
+                    points,
+                });
+            }
+        };
     add("in-process (SQLite)", &results["idle"]);
     add("PostgreSQL + Redis, 1 replica", &results["replicas_idle"]);
     Chart {
@@ -323,7 +336,10 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 /// Draws `chart` into `area`.
 fn draw_one(area: &Area<'_>, chart: &Chart) -> anyhow::Result<()> {
-    let xs = chart.series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+    let xs = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0));
     let ys = chart
         .series
         .iter()

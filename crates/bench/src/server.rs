@@ -119,6 +119,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's resident memory now, in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         rss_kib(self.child.id())
