@@ -210,45 +210,72 @@ fn mode_points(
 /// Persisted turns per second against the conversation's length when the
 /// run began (in turns), one line per way of running colloquy; the growing
 /// sessions (from nothing) and direct are horizontal references.
+///
+/// In-process figures come from `throughput` or, failing that, from the
+/// in-process mode of `replicas_throughput` (the `replicas` scenario with
+/// `--pace-ms 0`), which also gives the shared modes.
 pub fn length_chart(results: &Value) -> Chart {
     let mut series = Vec::new();
     let mut references = Vec::new();
-    let mut add = |label: &str, throughput: &Value, with_direct: bool| {
-        let points: Vec<(f64, f64)> = as_array(&throughput["lengths"])
-            .iter()
-            .filter_map(|row| Some((f(&row["turns_before"])?, f(&row["turns_per_sec"])?)))
-            .collect();
+    let mut add = |label: &str, points: Vec<(f64, f64)>, growing: Option<f64>| {
         if !points.is_empty() {
             series.push(Series {
                 label: label.to_owned(),
                 points,
             });
         }
-        if let Some(growing) = f(&throughput["comparison"]["colloquy"]["turns_per_sec"]) {
+        if let Some(value) = growing {
             references.push(Reference {
                 label: format!("{label}, growing from nothing"),
-                value: growing,
+                value,
             });
         }
-        if with_direct {
-            if let Some(direct) = f(&throughput["comparison"]["direct"]["turns_per_sec"]) {
-                references.push(Reference {
-                    label: "direct (the upstream alone)".to_owned(),
-                    value: direct,
-                });
-            }
-        }
     };
-    add("in-process (SQLite)", &results["throughput"], true);
-    for mode in as_array(&results["replicas_throughput"]) {
-        if mode["mode"] != "shared" {
-            continue;
-        }
-        let label = format!(
-            "PostgreSQL + Redis, {} replica(s)",
-            mode["replicas"].as_u64().unwrap_or(1)
-        );
-        add(&label, &mode["throughput"], false);
+    let throughput = &results["throughput"];
+    let levels = as_array(&results["replicas_throughput"]);
+    let direct = f(&throughput["comparison"]["direct"]["turns_per_sec"]).or_else(|| {
+        levels
+            .first()
+            .and_then(|l| f(&l["direct"]["turns_per_sec"]))
+    });
+    let mut modes = vec![
+        ("shared", 1, "PostgreSQL + Redis, 1 replica"),
+        ("shared", 2, "PostgreSQL + Redis, 2 replicas"),
+    ];
+    let in_process_label = "in-process (SQLite)";
+    let from_throughput: Vec<(f64, f64)> = as_array(&throughput["lengths"])
+        .iter()
+        .filter_map(|row| Some((f(&row["turns_before"])?, f(&row["turns_per_sec"])?)))
+        .collect();
+    let growing = f(&throughput["comparison"]["colloquy"]["turns_per_sec"]);
+    if from_throughput.is_empty() && growing.is_none() {
+        modes.insert(0, ("in-process", 1, in_process_label));
+    } else {
+        add(in_process_label, from_throughput, growing);
+    }
+    for (mode, replicas, label) in modes {
+        let turns = |level: &Value| {
+            as_array(&level["modes"])
+                .iter()
+                .find(|m| m["mode"] == mode && m["replicas"] == replicas)
+                .and_then(|m| f(&m["report"]["turns_per_sec"]))
+        };
+        let points: Vec<(f64, f64)> = levels
+            .iter()
+            .filter(|level| level["turns_before"].as_u64().is_some_and(|t| t > 0))
+            .filter_map(|level| Some((f(&level["turns_before"])?, turns(level)?)))
+            .collect();
+        let growing = levels
+            .iter()
+            .find(|level| level["turns_before"] == 0 && level["turns_per_session"] == 0)
+            .and_then(turns);
+        add(label, points, growing);
+    }
+    if let Some(value) = direct {
+        references.push(Reference {
+            label: "direct (the upstream alone)".to_owned(),
+            value,
+        });
     }
     Chart {
         title: "persisted turns/s, zero-delay upstream, by conversation length".to_owned(),
@@ -263,7 +290,8 @@ pub fn length_chart(results: &Value) -> Chart {
 
 /// The server's resident memory against idle subscribers, one line per
 /// way of running colloquy (the sessions' own memory is in the first
-/// point, at zero subscribers).
+/// point, at zero subscribers). From `idle`, and `replicas_idle` (the
+/// `replicas --idle` scenario).
 pub fn memory_chart(results: &Value) -> Chart {
     let mut series = Vec::new();
     let mut add =
@@ -282,8 +310,16 @@ pub fn memory_chart(results: &Value) -> Chart {
                 });
             }
         };
-    add("in-process (SQLite)", &results["idle"]);
-    add("PostgreSQL + Redis, 1 replica", &results["replicas_idle"]);
+    let in_process = if results["idle"].is_object() {
+        &results["idle"]
+    } else {
+        &results["replicas_idle"]["in_process"]
+    };
+    add("in-process (SQLite)", in_process);
+    add(
+        "PostgreSQL + Redis, 1 replica",
+        &results["replicas_idle"]["shared"],
+    );
     Chart {
         title: "server resident memory with idle subscribers".to_owned(),
         x_label: "idle subscribers (GET …/events)".to_owned(),
@@ -499,6 +535,17 @@ mod tests {
                     { "turns_before": 1000, "turns_per_sec": 1_050.0 },
                 ],
             },
+            "replicas_throughput": [
+                { "turns_before": 0, "turns_per_session": 0, "direct": { "turns_per_sec": 14_000.0 },
+                  "modes": [{ "mode": "shared", "replicas": 1, "report": { "turns_per_sec": 200.0 } }] },
+                { "turns_before": 10, "turns_per_session": 0,
+                  "modes": [{ "mode": "shared", "replicas": 1, "report": { "turns_per_sec": 190.0 } }] },
+                { "turns_before": 100, "turns_per_session": 0,
+                  "modes": [{ "mode": "shared", "replicas": 1, "report": { "turns_per_sec": 180.0 } }] },
+            ],
+            "replicas_idle": {
+                "shared": { "rss_before_kib": 51_200, "steps": [{ "subscribers": 1000, "rss_kib": 61_440 }] },
+            },
             "idle": {
                 "rss_before_kib": 40_960,
                 "steps": [
@@ -538,13 +585,25 @@ mod tests {
     #[test]
     fn lengths_are_points_and_growing_and_direct_are_references() {
         let chart = length_chart(&results());
-        assert_eq!(chart.series.len(), 1);
+        assert_eq!(chart.series.len(), 2);
         assert_eq!(
             chart.series[0].points,
             vec![(10.0, 1_250.0), (100.0, 1_100.0), (1000.0, 1_050.0)]
         );
+        assert_eq!(chart.series[1].label, "PostgreSQL + Redis, 1 replica");
+        assert_eq!(chart.series[1].points, vec![(10.0, 190.0), (100.0, 180.0)]);
         let references: Vec<f64> = chart.references.iter().map(|r| r.value).collect();
-        assert_eq!(references, vec![1_300.0, 15_000.0]);
+        assert_eq!(references, vec![1_300.0, 200.0, 15_000.0]);
+    }
+
+    #[test]
+    fn lengths_of_a_replicas_run_alone_give_every_mode_and_its_direct() {
+        let mut results = results();
+        results["throughput"] = Value::Null;
+        let chart = length_chart(&results);
+        assert_eq!(chart.series.len(), 1);
+        let references: Vec<f64> = chart.references.iter().map(|r| r.value).collect();
+        assert_eq!(references, vec![200.0, 14_000.0]);
     }
 
     #[test]
@@ -554,6 +613,7 @@ mod tests {
             chart.series[0].points,
             vec![(0.0, 40.0), (1000.0, 52.0), (10000.0, 160.0)]
         );
+        assert_eq!(chart.series[1].points, vec![(0.0, 50.0), (1000.0, 60.0)]);
     }
 
     #[test]

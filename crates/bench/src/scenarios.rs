@@ -624,10 +624,10 @@ pub async fn idle_on(
     let mut connect_secs = 0.0;
     let mut holders = Vec::with_capacity(subscribers);
     let mut measured = Vec::with_capacity(steps.len());
-    let mut index = 0;
+    let mut opened = 0;
     for &step in &steps {
         let started = Instant::now();
-        for index in std::mem::replace(&mut index, step)..step {
+        for index in std::mem::replace(&mut opened, step)..step {
             let url = format!(
                 "{}/api/v1/sessions/{}/events",
                 server.base_url,
