@@ -43,6 +43,26 @@ pub struct Chart {
     pub y_log: bool,
     pub series: Vec<Series>,
     pub references: Vec<Reference>,
+    /// Where the legend goes: where the figures leave room.
+    pub legend: Legend,
+}
+
+/// A corner or side of the plotting area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legend {
+    UpperLeft,
+    MiddleRight,
+    LowerRight,
+}
+
+impl Legend {
+    const fn position(self) -> SeriesLabelPosition {
+        match self {
+            Self::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Self::MiddleRight => SeriesLabelPosition::MiddleRight,
+            Self::LowerRight => SeriesLabelPosition::LowerRight,
+        }
+    }
 }
 
 impl Chart {
@@ -135,6 +155,8 @@ pub fn latency_charts(results: &Value) -> Vec<Chart> {
                 y_log: true,
                 series,
                 references: Vec::new(),
+                // Latency grows with streams: the upper left stays free.
+                legend: Legend::UpperLeft,
             }
         })
         .collect()
@@ -285,6 +307,8 @@ pub fn length_chart(results: &Value) -> Chart {
         y_log: true,
         series,
         references,
+        // Between colloquy's figures and direct's, ten times higher.
+        legend: Legend::MiddleRight,
     }
 }
 
@@ -328,6 +352,8 @@ pub fn memory_chart(results: &Value) -> Chart {
         y_log: false,
         series,
         references: Vec::new(),
+        // The sessions' memory is the base every line stands on.
+        legend: Legend::LowerRight,
     }
 }
 
@@ -341,7 +367,9 @@ const COLOURS: [RGBColor; 6] = [
 ];
 
 /// The range an axis needs for `values`, with some room around them.
-fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+/// On a logarithmic axis, the y range is whole decades (so that it always
+/// has labelled key points) and the x range a little wider than its points.
+fn range(values: impl Iterator<Item = f64>, log: bool, decades: bool) -> (f64, f64) {
     let values: Vec<f64> = values
         .map(|v| if log { v.max(FLOOR_MS) } else { v })
         .filter(|v| v.is_finite())
@@ -351,8 +379,14 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
         return if log { (1.0, 10.0) } else { (0.0, 1.0) };
     }
-    if log {
-        (lo / 2.0, hi * 2.0)
+    if log && !decades {
+        (lo / 1.5, hi * 1.5)
+    } else if log {
+        let decade = |v: f64| 10f64.powf(v);
+        (
+            decade((lo / 1.5).log10().floor()),
+            decade((hi * 1.5).log10().ceil()),
+        )
     } else {
         let span = (hi - lo).max(hi.abs() * 0.1).max(1e-9);
         ((lo - span * 0.05).min(0.0), hi + span * 0.1)
@@ -381,8 +415,8 @@ fn draw_one(area: &Area<'_>, chart: &Chart) -> anyhow::Result<()> {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .chain(chart.references.iter().map(|r| r.value));
-    let (x0, x1) = range(xs, chart.x_log);
-    let (y0, y1) = range(ys, chart.y_log);
+    let (x0, x1) = range(xs, chart.x_log, false);
+    let (y0, y1) = range(ys, chart.y_log, true);
     let mut builder = ChartBuilder::on(area);
     builder
         .caption(&chart.title, ("sans-serif", 18))
@@ -422,6 +456,8 @@ where
 {
     let floor = |y: f64| if chart.y_log { y.max(FLOOR_MS) } else { y };
     ctx.configure_mesh()
+        .max_light_lines(1)
+        .light_line_style(RGBColor(235, 235, 235))
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
         .x_desc(chart.x_label.as_str())
@@ -453,7 +489,7 @@ where
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
     ctx.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(chart.legend.position())
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 13))
