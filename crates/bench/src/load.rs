@@ -617,3 +617,111 @@ async fn open_session(
     };
     Ok((id, watcher))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pace_ms: u64) -> LoadPlan {
+        LoadPlan {
+            clients: 1,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            ramp: Duration::ZERO,
+            turns_per_session: 0,
+            pace: Duration::from_millis(pace_ms),
+            expected: Arc::from("text"),
+            watch: false,
+            resend_history: false,
+            sessions: None,
+        }
+    }
+
+    fn turn(gaps_ms: &[u64]) -> Turn {
+        Turn {
+            ttft: Some(Duration::from_millis(1)),
+            gaps: gaps_ms
+                .iter()
+                .map(|&ms| Duration::from_millis(ms))
+                .collect(),
+            text: "text".to_owned(),
+            ..Turn::default()
+        }
+    }
+
+    #[test]
+    fn a_turn_with_several_stalls_is_one_stalled_turn() {
+        let plan = plan(20);
+        let mut recorder = Recorder::new();
+        recorder.turn(&turn(&[20, 41, 90, 21]), &plan);
+        recorder.turn(&turn(&[20, 40, 21]), &plan);
+        recorder.turn(&turn(&[50]), &plan);
+        recorder.turn(&turn(&[]), &plan);
+        assert_eq!(recorder.stalls, 3);
+        assert_eq!(recorder.stalled_turns, 2);
+        assert_eq!(recorder.altered, 0);
+    }
+
+    #[test]
+    fn without_a_pace_nothing_stalls() {
+        let mut recorder = Recorder::new();
+        recorder.turn(&turn(&[500]), &plan(0));
+        assert_eq!((recorder.stalls, recorder.stalled_turns), (0, 0));
+    }
+
+    fn report(turns: u64, stalled_turns: u64) -> LoadReport {
+        let mut recorder = Recorder::new();
+        recorder.turns = turns;
+        recorder.stalled_turns = stalled_turns;
+        recorder.all_deltas = 1_000;
+        recorder.window_deltas = 500;
+        recorder.window_turns_ended = 10;
+        let plan = plan(20);
+        LoadReport {
+            target: "colloquy",
+            all_deltas: recorder.all_deltas,
+            clients: 1,
+            turns,
+            turns_per_sec: 0.0,
+            errors: 0,
+            stalls: 0,
+            stalled_turns,
+            altered: 0,
+            ttft: Summary::default(),
+            gap: Summary::default(),
+            total: Summary::default(),
+            error_samples: Vec::new(),
+            rss_peak_kib: None,
+            rss_end_kib: None,
+            all_turns: turns,
+            watch: recorder.watch_report(&plan),
+            window_deltas: recorder.window_deltas,
+            window_turns_ended: recorder.window_turns_ended,
+            server_cores: None,
+            server_cores_window: None,
+            server_cpu_us_per_delta: None,
+            server_cpu_us_per_delta_run: None,
+            server_cpu_us_per_turn: None,
+            conversations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stalled_share_is_of_the_turns() {
+        assert!((report(200, 3).stalled_share() - 0.015).abs() < 1e-12);
+        assert!(report(0, 0).stalled_share().abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn cpu_per_delta_is_the_window_s_cpu_over_the_window_s_deltas() {
+        let mut report = report(10, 0);
+        // 2 s of CPU over a 10 s run; 0.05 s over the 1 s window.
+        report.account_cpu(2.0, 10.0, Some((0.05, 1.0)));
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+        assert!(close(report.server_cores, 0.2));
+        assert!(close(report.server_cpu_us_per_delta_run, 2_000.0));
+        assert!(close(report.server_cores_window, 0.05));
+        assert!(close(report.server_cpu_us_per_delta, 100.0));
+        assert!(close(report.server_cpu_us_per_turn, 5_000.0));
+    }
+}

@@ -222,7 +222,7 @@ struct Knobs {
     warmup_secs: f64,
     /// Turns before a client opens a new session (facade: a new
     /// conversation); 0: never, one session per client that grows for the
-    /// whole run. Default 10; for `throughput`, 0.
+    /// whole run. Default 10; 0 for `throughput` and zero-delay `replicas`.
     #[arg(long)]
     turns_per_session: Option<usize>,
 }
@@ -312,7 +312,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         }) => {
             let setup = engines.setup(!no_watchers);
             if idle.is_empty() {
-                let knobs = knobs.stream_knobs(10);
+                // A zero-delay run is the throughput scenario's: one growing
+                // session per client unless told otherwise.
+                let default_turns = if knobs.pace_ms > 0.0 { 10 } else { 0 };
+                let knobs = knobs.stream_knobs(default_turns);
                 let levels = shared::replicas(&env, &levels, &knobs, &setup, &lengths).await?;
                 report::replicas(&levels);
                 ok = levels.iter().all(shared::Level::is_clean);

@@ -304,14 +304,15 @@ impl Spread {
     /// The target of issue 15: turns/s within 15 % of each other.
     pub const LIMIT: f64 = 0.15;
 
-    /// `None` with fewer than two figures or a zero among them.
+    /// `None` with fewer than two figures, or a zero or a non-number among
+    /// them.
     pub fn of(values: &[f64]) -> Option<Self> {
-        if values.len() < 2 {
+        if values.len() < 2 || values.iter().any(|v| !v.is_finite()) {
             return None;
         }
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if min.is_nan() || min <= 0.0 || !max.is_finite() {
+        if min <= 0.0 {
             return None;
         }
         let spread = max / min - 1.0;
@@ -859,4 +860,27 @@ async fn time_pages(
         }
     }
     Ok(Summary::of_histogram(&histogram))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spread_is_the_largest_over_the_smallest_less_one() {
+        let spread = Spread::of(&[1_000.0, 1_100.0, 1_150.0]).unwrap();
+        assert!((spread.spread - 0.15).abs() < 1e-12);
+        assert!(spread.met);
+        let spread = Spread::of(&[1_000.0, 1_160.0]).unwrap();
+        assert!(!spread.met);
+        assert!((spread.min - 1_000.0).abs() < f64::EPSILON);
+        assert!((spread.max - 1_160.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn no_spread_of_one_figure_or_of_a_zero() {
+        assert!(Spread::of(&[1_000.0]).is_none());
+        assert!(Spread::of(&[0.0, 1_000.0]).is_none());
+        assert!(Spread::of(&[f64::NAN, 1_000.0]).is_none());
+    }
 }
