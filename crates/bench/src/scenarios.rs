@@ -706,6 +706,8 @@ pub async fn idle_on(
             .http()
             .patch(format!("{}/api/v1/sessions/{id}", server.base_url))
             .json(&json!({ "title": "renamed by the benchmark" }))
+            // A server that stopped accepting fails the run, not hangs it.
+            .timeout(Duration::from_secs(30))
             .send()
             .await?;
         ensure!(
