@@ -167,6 +167,15 @@ impl PgWrites {
     }
 }
 
+/// Whether PostgreSQL answers at `url`.
+///
+/// # Errors
+/// It cannot be reached, or refuses the connection.
+pub async fn probe_postgres(url: &str) -> anyhow::Result<()> {
+    connect(url).await?.batch_execute("SELECT 1").await?;
+    Ok(())
+}
+
 async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
     let shown = colloquy_diesel::printable_database_url(url);
     let (client, connection) = tokio_postgres::connect(url, NoTls)

@@ -118,6 +118,7 @@ pub async fn facade(
             expected: Arc::from(shape.text.as_str()),
             watch: false,
             resend_history: true,
+            sessions: None,
         };
         eprintln!(
             "  {clients} client(s), conversations of {} turns, {} chunks at {:?}: direct…",

@@ -26,8 +26,14 @@ pub struct LoadPlan {
     /// thousand streams do not tick in lockstep (a real crowd does not).
     pub ramp: Duration,
     /// A colloquy client opens a new session after this many turns, so that
-    /// history (and the prompt built from it) stays the same size throughout.
+    /// history (and the prompt built from it) stays the same size throughout;
+    /// zero: never, one session for the whole run that grows as a real chat
+    /// does.
     pub turns_per_session: usize,
+    /// colloquy only: sessions that exist already (seeded with history);
+    /// client `i` starts in the `i`-th (modulo their number) instead of a
+    /// new one.
+    pub sessions: Option<Arc<[String]>>,
     /// The upstream's pace: a gap over twice this is a stall (zero: none).
     pub pace: Duration,
     /// The text every reply must arrive as.
@@ -101,7 +107,10 @@ pub struct LoadReport {
     pub turns: u64,
     pub turns_per_sec: f64,
     pub errors: u64,
+    /// Gaps over twice the pace.
     pub stalls: u64,
+    /// Turns with at least one stall.
+    pub stalled_turns: u64,
     pub altered: u64,
     pub ttft: Summary,
     pub gap: Summary,
@@ -115,13 +124,26 @@ pub struct LoadReport {
     pub all_turns: u64,
     /// With watchers: how they saw the replies.
     pub watch: Option<WatchReport>,
+    /// Deltas that arrived inside the measured window, whichever turn they
+    /// belong to.
+    pub window_deltas: u64,
+    /// Turns that ended inside the measured window.
+    pub window_turns_ended: u64,
     /// CPU the server used over the whole run (warm-up included), per
     /// second of it: 2.0 is both cores of this machine (with two replicas,
     /// both together).
     pub server_cores: Option<f64>,
-    /// Server CPU per delta relayed, in microseconds (the run's CPU divided
-    /// by every delta of every turn, warm-up included).
+    /// CPU the server used in the measured window, per second of it.
+    pub server_cores_window: Option<f64>,
+    /// Server CPU per delta relayed, in microseconds: its CPU time over the
+    /// measured window divided by the deltas that arrived in it.
     pub server_cpu_us_per_delta: Option<f64>,
+    /// The same over the whole run, warm-up and the last turns' ends
+    /// included, divided by every delta of every turn.
+    pub server_cpu_us_per_delta_run: Option<f64>,
+    /// Server CPU per turn that ended in the measured window, in
+    /// microseconds.
+    pub server_cpu_us_per_turn: Option<f64>,
     /// With `resend_history`: every conversation, warm-up included, for
     /// the checks made after the run (too many to belong in the JSON).
     #[serde(skip)]
@@ -129,6 +151,33 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// The share of turns with at least one stall.
+    pub fn stalled_share(&self) -> f64 {
+        if self.turns == 0 {
+            0.0
+        } else {
+            self.stalled_turns as f64 / self.turns as f64
+        }
+    }
+
+    /// Fills in the server-CPU figures from its CPU time over the whole
+    /// run (`run_cpu_secs`, `run_secs` long) and over the measured window.
+    pub fn account_cpu(&mut self, run_cpu_secs: f64, run_secs: f64, window: Option<(f64, f64)>) {
+        self.server_cores = Some(run_cpu_secs / run_secs.max(1e-9));
+        if self.all_deltas > 0 {
+            self.server_cpu_us_per_delta_run = Some(run_cpu_secs * 1e6 / self.all_deltas as f64);
+        }
+        if let Some((cpu, secs)) = window {
+            self.server_cores_window = Some(cpu / secs.max(1e-9));
+            if self.window_deltas > 0 {
+                self.server_cpu_us_per_delta = Some(cpu * 1e6 / self.window_deltas as f64);
+            }
+            if self.window_turns_ended > 0 {
+                self.server_cpu_us_per_turn = Some(cpu * 1e6 / self.window_turns_ended as f64);
+            }
+        }
+    }
+
     /// Whether every turn arrived whole, at the sender and every watcher.
     pub fn is_clean(&self) -> bool {
         self.errors == 0
@@ -165,8 +214,11 @@ struct Recorder {
     turns: u64,
     errors: u64,
     stalls: u64,
+    stalled_turns: u64,
     altered: u64,
     error_samples: Vec<String>,
+    window_deltas: u64,
+    window_turns_ended: u64,
     /// Deltas received in every turn, measured or not.
     all_deltas: u64,
     all_turns: u64,
@@ -198,8 +250,11 @@ impl Recorder {
             turns: 0,
             errors: 0,
             stalls: 0,
+            stalled_turns: 0,
             altered: 0,
             error_samples: Vec::new(),
+            window_deltas: 0,
+            window_turns_ended: 0,
             all_deltas: 0,
             all_turns: 0,
             watch_ttft: histogram(),
@@ -283,12 +338,15 @@ impl Recorder {
         if let Some(ttft) = turn.ttft {
             let _ = self.ttft.record(micros(ttft));
         }
+        let mut stalled = false;
         for &gap in &turn.gaps {
             let _ = self.gap.record(micros(gap));
             if !plan.pace.is_zero() && gap > plan.pace * 2 {
                 self.stalls += 1;
+                stalled = true;
             }
         }
+        self.stalled_turns += u64::from(stalled);
         let _ = self.total.record(micros(turn.total));
         let final_differs = turn
             .final_content
@@ -314,10 +372,39 @@ fn truncate(text: &str) -> &str {
 /// sends to target `i mod n` (round-robin over replicas, no load balancer
 /// needed) and, with `plan.watch`, watches on target `i + 1 mod n`.
 pub async fn run(client: &Client, targets: &[Target], plan: &LoadPlan) -> LoadReport {
+    run_metered(client, targets, plan, &[]).await.0
+}
+
+/// CPU seconds the processes `pids` used so far, together.
+fn cpu_of(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|&pid| crate::server::cpu_secs(pid)).sum()
+}
+
+/// [`run`], reading the CPU time of the server processes `pids` when the
+/// measured window opens and when it closes: returns the report and, when
+/// both reads succeeded, `(CPU seconds, seconds)` of the window.
+pub async fn run_metered(
+    client: &Client,
+    targets: &[Target],
+    plan: &LoadPlan,
+    pids: &[u32],
+) -> (LoadReport, Option<(f64, f64)>) {
     let recorder = Arc::new(Mutex::new(Recorder::new()));
     let started = Instant::now();
     let window_start = started + plan.warmup;
     let window_end = window_start + plan.duration;
+    let meter = {
+        let pids = pids.to_vec();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(window_start.into()).await;
+            let (before, opened) = (cpu_of(&pids), Instant::now());
+            tokio::time::sleep_until(window_end.into()).await;
+            let (after, closed) = (cpu_of(&pids), Instant::now());
+            before
+                .zip(after)
+                .map(|(before, after)| (after - before, (closed - opened).as_secs_f64()))
+        })
+    };
     let mut tasks = Vec::with_capacity(plan.clients);
     for index in 0..plan.clients {
         let delay = plan.ramp.mul_f64(index as f64 / plan.clients.max(1) as f64);
@@ -345,15 +432,22 @@ pub async fn run(client: &Client, targets: &[Target], plan: &LoadPlan) -> LoadRe
     for task in tasks {
         let _ = task.await;
     }
+    let window = if pids.is_empty() {
+        meter.abort();
+        None
+    } else {
+        meter.await.ok().flatten()
+    };
     let mut recorder = recorder.lock().unwrap_or_else(PoisonError::into_inner);
     let measured = plan.duration.as_secs_f64();
-    LoadReport {
+    let report = LoadReport {
         target: targets[0].label(),
         clients: plan.clients,
         turns: recorder.turns,
         turns_per_sec: recorder.turns as f64 / measured,
         errors: recorder.errors,
         stalls: recorder.stalls,
+        stalled_turns: recorder.stalled_turns,
         altered: recorder.altered,
         ttft: Summary::of_histogram(&recorder.ttft),
         gap: Summary::of_histogram(&recorder.gap),
@@ -362,12 +456,18 @@ pub async fn run(client: &Client, targets: &[Target], plan: &LoadPlan) -> LoadRe
         all_deltas: recorder.all_deltas,
         all_turns: recorder.all_turns,
         watch: recorder.watch_report(plan),
+        window_deltas: recorder.window_deltas,
+        window_turns_ended: recorder.window_turns_ended,
         rss_peak_kib: None,
         rss_end_kib: None,
         server_cores: None,
+        server_cores_window: None,
         server_cpu_us_per_delta: None,
+        server_cpu_us_per_delta_run: None,
+        server_cpu_us_per_turn: None,
         conversations: std::mem::take(&mut recorder.conversations),
-    }
+    };
+    (report, window)
 }
 
 async fn client_loop(
@@ -382,8 +482,26 @@ async fn client_loop(
     let record = |f: &mut dyn FnMut(&mut Recorder)| {
         f(&mut recorder.lock().unwrap_or_else(PoisonError::into_inner))
     };
-    let mut session: Option<String> = None;
+    let mut session: Option<String> = match (target, &plan.sessions) {
+        (Target::Colloquy { .. }, Some(sessions)) if !sessions.is_empty() => {
+            Some(sessions[index % sessions.len()].clone())
+        }
+        _ => None,
+    };
     let mut watcher: Option<Watcher> = None;
+    // A session given beforehand is watched as a new one would be.
+    if let (Some(id), Target::Colloquy { base_url: watched }, true) =
+        (&session, watched, plan.watch)
+    {
+        match Watcher::open(client, watched, id).await {
+            Ok(opened) => watcher = Some(opened),
+            Err(error) => {
+                record(&mut |r| r.error(&error));
+                session = None;
+            }
+        }
+    }
+    let rotates = |turns: usize| plan.turns_per_session > 0 && turns >= plan.turns_per_session;
     let mut turns_in_session = 0;
     let mut sequence = 0_u64;
     let mut conversation = Conversation::default();
@@ -403,11 +521,11 @@ async fn client_loop(
             keep(&mut conversation);
             return;
         }
-        if conversation.exchanges.len() >= plan.turns_per_session {
+        if rotates(conversation.exchanges.len()) {
             keep(&mut conversation);
         }
         if let Target::Colloquy { base_url } = target {
-            if session.is_none() || turns_in_session >= plan.turns_per_session {
+            if session.is_none() || rotates(turns_in_session) {
                 match open_session(client, base_url, watched, plan.watch).await {
                     Ok((id, watching)) => {
                         session = Some(id);
@@ -455,9 +573,14 @@ async fn client_loop(
                     }
                     _ => None,
                 };
+                let in_window = |at: &Instant| *at >= window_start && *at < window_end;
+                let window_deltas = turn.delta_times.iter().filter(|at| in_window(at)).count();
+                let ended_in_window = in_window(&(turn_start + turn.total));
                 record(&mut |r| {
                     r.all_deltas += turn.gaps.len() as u64 + u64::from(turn.ttft.is_some());
                     r.all_turns += 1;
+                    r.window_deltas += window_deltas as u64;
+                    r.window_turns_ended += u64::from(ended_in_window);
                     if counted {
                         r.turn(&turn, plan);
                         if let Some(awaited) = awaited.take() {
@@ -493,4 +616,112 @@ async fn open_session(
         _ => None,
     };
     Ok((id, watcher))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(pace_ms: u64) -> LoadPlan {
+        LoadPlan {
+            clients: 1,
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            ramp: Duration::ZERO,
+            turns_per_session: 0,
+            pace: Duration::from_millis(pace_ms),
+            expected: Arc::from("text"),
+            watch: false,
+            resend_history: false,
+            sessions: None,
+        }
+    }
+
+    fn turn(gaps_ms: &[u64]) -> Turn {
+        Turn {
+            ttft: Some(Duration::from_millis(1)),
+            gaps: gaps_ms
+                .iter()
+                .map(|&ms| Duration::from_millis(ms))
+                .collect(),
+            text: "text".to_owned(),
+            ..Turn::default()
+        }
+    }
+
+    #[test]
+    fn a_turn_with_several_stalls_is_one_stalled_turn() {
+        let plan = plan(20);
+        let mut recorder = Recorder::new();
+        recorder.turn(&turn(&[20, 41, 90, 21]), &plan);
+        recorder.turn(&turn(&[20, 40, 21]), &plan);
+        recorder.turn(&turn(&[50]), &plan);
+        recorder.turn(&turn(&[]), &plan);
+        assert_eq!(recorder.stalls, 3);
+        assert_eq!(recorder.stalled_turns, 2);
+        assert_eq!(recorder.altered, 0);
+    }
+
+    #[test]
+    fn without_a_pace_nothing_stalls() {
+        let mut recorder = Recorder::new();
+        recorder.turn(&turn(&[500]), &plan(0));
+        assert_eq!((recorder.stalls, recorder.stalled_turns), (0, 0));
+    }
+
+    fn report(turns: u64, stalled_turns: u64) -> LoadReport {
+        let mut recorder = Recorder::new();
+        recorder.turns = turns;
+        recorder.stalled_turns = stalled_turns;
+        recorder.all_deltas = 1_000;
+        recorder.window_deltas = 500;
+        recorder.window_turns_ended = 10;
+        let plan = plan(20);
+        LoadReport {
+            target: "colloquy",
+            all_deltas: recorder.all_deltas,
+            clients: 1,
+            turns,
+            turns_per_sec: 0.0,
+            errors: 0,
+            stalls: 0,
+            stalled_turns,
+            altered: 0,
+            ttft: Summary::default(),
+            gap: Summary::default(),
+            total: Summary::default(),
+            error_samples: Vec::new(),
+            rss_peak_kib: None,
+            rss_end_kib: None,
+            all_turns: turns,
+            watch: recorder.watch_report(&plan),
+            window_deltas: recorder.window_deltas,
+            window_turns_ended: recorder.window_turns_ended,
+            server_cores: None,
+            server_cores_window: None,
+            server_cpu_us_per_delta: None,
+            server_cpu_us_per_delta_run: None,
+            server_cpu_us_per_turn: None,
+            conversations: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stalled_share_is_of_the_turns() {
+        assert!((report(200, 3).stalled_share() - 0.015).abs() < 1e-12);
+        assert!(report(0, 0).stalled_share().abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn cpu_per_delta_is_the_window_s_cpu_over_the_window_s_deltas() {
+        let mut report = report(10, 0);
+        // 2 s of CPU over a 10 s run; 0.05 s over the 1 s window.
+        report.account_cpu(2.0, 10.0, Some((0.05, 1.0)));
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+        assert!(close(report.server_cores, 0.2));
+        assert!(close(report.server_cpu_us_per_delta_run, 2_000.0));
+        assert!(close(report.server_cores_window, 0.05));
+        assert!(close(report.server_cpu_us_per_delta, 100.0));
+        assert!(close(report.server_cpu_us_per_turn, 5_000.0));
+    }
 }

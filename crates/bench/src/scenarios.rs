@@ -19,7 +19,9 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::client::{Client, SseParser, Target};
+use crate::deploy::{Backing, Deployment, Seed};
 use crate::load::{self, LoadPlan, LoadReport, Summary};
+use crate::seed::SeededSession;
 use crate::server::Server;
 use crate::upstream::{ReplyShape, Upstream};
 
@@ -140,6 +142,7 @@ pub async fn streams(
             expected: Arc::from(shape.text.as_str()),
             watch: false,
             resend_history: false,
+            sessions: None,
         };
         eprintln!(
             "  {clients} stream(s), {} chunks at {:?}: direct…",
@@ -190,28 +193,37 @@ pub(crate) async fn run_against_server(
     target: Target,
     plan: &LoadPlan,
 ) -> anyhow::Result<LoadReport> {
-    server.reset_peak();
-    let cpu_before = server.cpu_secs();
-    let run_started = Instant::now();
-    let mut report = load::run(&env.client, &[target], plan).await;
-    report.rss_peak_kib = server.peak_rss_kib();
-    report.rss_end_kib = server.rss_kib();
-    account_cpu(&mut report, server, cpu_before, run_started);
-    if !server.is_alive() {
-        bail!("colloquy died during the run: {}", server.log_tail());
-    }
-    Ok(report)
+    run_on_servers(env, std::slice::from_mut(server), &[target], plan).await
 }
 
-/// Fills in what the run cost the server in CPU.
-fn account_cpu(report: &mut LoadReport, server: &Server, before: Option<f64>, started: Instant) {
-    if let (Some(before), Some(after)) = (before, server.cpu_secs()) {
-        let used = after - before;
-        report.server_cores = Some(used / started.elapsed().as_secs_f64());
-        if report.all_deltas > 0 {
-            report.server_cpu_us_per_delta = Some(used * 1e6 / report.all_deltas as f64);
+/// Runs `plan` against `targets` (clients round-robin), served by
+/// `servers`, with their memory and CPU summed (over the whole run and over
+/// the measured window); fails if one did not survive it.
+pub(crate) async fn run_on_servers(
+    env: &Env,
+    servers: &mut [Server],
+    targets: &[Target],
+    plan: &LoadPlan,
+) -> anyhow::Result<LoadReport> {
+    for server in servers.iter() {
+        server.reset_peak();
+    }
+    let cpu = |servers: &[Server]| servers.iter().map(Server::cpu_secs).sum::<Option<f64>>();
+    let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
+    let cpu_before = cpu(servers);
+    let started = Instant::now();
+    let (mut report, window) = load::run_metered(&env.client, targets, plan, &pids).await;
+    report.rss_peak_kib = servers.iter().map(Server::peak_rss_kib).sum();
+    report.rss_end_kib = servers.iter().map(Server::rss_kib).sum();
+    if let (Some(before), Some(after)) = (cpu_before, cpu(servers)) {
+        report.account_cpu(after - before, started.elapsed().as_secs_f64(), window);
+    }
+    for server in servers.iter_mut() {
+        if !server.is_alive() {
+            bail!("colloquy died during the run: {}", server.log_tail());
         }
     }
+    Ok(report)
 }
 
 pub(crate) fn compare(
@@ -244,24 +256,91 @@ pub(crate) fn compare(
 /// everything stored in SQLite; then a check that what was stored is whole.
 #[derive(Debug, Clone, Serialize)]
 pub struct Throughput {
+    /// Sessions as the knobs say (by default one per client for the whole
+    /// run, growing from nothing), against direct.
     pub comparison: Comparison,
+    /// Turns before a client opened a new session; zero: never.
+    pub turns_per_session: usize,
     /// Assistant messages read back from the history and found complete
     /// with the expected text.
     pub persisted_checked: usize,
     /// Turns the upstream served (colloquy's and direct's).
     pub upstream_requests: u64,
+    /// The same load on sessions seeded with history, one length a row.
+    pub lengths: Vec<LengthRun>,
+    /// How far apart the rows' turns per second are.
+    pub length_spread: Option<Spread>,
 }
 
-pub async fn throughput(
-    env: &Env,
-    clients: usize,
-    knobs: &StreamKnobs,
-) -> anyhow::Result<Throughput> {
-    let shape = ReplyShape::new(knobs.chunks, Duration::ZERO, Duration::ZERO);
-    let upstream = Upstream::start(&shape)?;
-    let (dir, database) = scratch()?;
-    let mut server = sqlite_server(env, &dir, &database, &upstream).await?;
-    let plan = LoadPlan {
+/// The throughput load on sessions that already held `turns_before` turns.
+#[derive(Debug, Clone, Serialize)]
+pub struct LengthRun {
+    /// Turns in each session when the run began (twice as many messages).
+    pub turns_before: usize,
+    pub turns_per_sec: f64,
+    /// Of direct's turns per second, in the same run.
+    pub ratio_to_direct: f64,
+    /// Turns the run added to each session, on average (warm-up included):
+    /// the sessions end this much longer.
+    pub turns_added_per_session: f64,
+    pub report: LoadReport,
+    pub added_ttft: Added,
+    pub persisted_checked: usize,
+    pub server_log_problems: usize,
+}
+
+/// The spread of a set of turns-per-second figures: `max ÷ min − 1`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    pub min: f64,
+    pub max: f64,
+    pub spread: f64,
+    /// The target: every figure within this of the others.
+    pub limit: f64,
+    pub met: bool,
+}
+
+impl Spread {
+    /// The target of issue 15: turns/s within 15 % of each other.
+    pub const LIMIT: f64 = 0.15;
+
+    /// `None` with fewer than two figures, or a zero or a non-number among
+    /// them.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        if values.len() < 2 || values.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if min <= 0.0 {
+            return None;
+        }
+        let spread = max / min - 1.0;
+        Some(Self {
+            min,
+            max,
+            spread,
+            limit: Self::LIMIT,
+            met: spread <= Self::LIMIT,
+        })
+    }
+}
+
+impl Throughput {
+    /// No errors or altered text, in any run.
+    pub fn is_clean(&self) -> bool {
+        self.comparison.is_clean()
+            && self.comparison.colloquy.turns > 0
+            && self
+                .lengths
+                .iter()
+                .all(|l| l.report.is_clean() && l.report.turns > 0)
+    }
+}
+
+/// The closed loop of the throughput scenario: no pace, a short ramp.
+pub(crate) fn throughput_plan(clients: usize, knobs: &StreamKnobs, shape: &ReplyShape) -> LoadPlan {
+    LoadPlan {
         clients,
         duration: knobs.duration,
         warmup: knobs.warmup,
@@ -271,7 +350,19 @@ pub async fn throughput(
         expected: Arc::from(shape.text.as_str()),
         watch: false,
         resend_history: false,
-    };
+        sessions: None,
+    }
+}
+
+pub async fn throughput(
+    env: &Env,
+    clients: usize,
+    knobs: &StreamKnobs,
+    lengths: &[usize],
+) -> anyhow::Result<Throughput> {
+    let shape = ReplyShape::new(knobs.chunks, Duration::ZERO, Duration::ZERO);
+    let upstream = Upstream::start(&shape)?;
+    let plan = throughput_plan(clients, knobs, &shape);
     eprintln!("  {clients} clients, zero-delay upstream: direct…");
     let direct = load::run(
         &env.client,
@@ -281,52 +372,150 @@ pub async fn throughput(
         &plan,
     )
     .await;
-    eprintln!("  {clients} clients, zero-delay upstream: colloquy…");
-    let colloquy = run_against_colloquy(env, &mut server, &plan).await?;
-    let persisted_checked = check_persisted(&env.client, &server.base_url, &shape.text).await?;
+    let growing = if knobs.turns_per_session == 0 {
+        "one growing session each".to_owned()
+    } else {
+        format!("a new session every {} turns", knobs.turns_per_session)
+    };
+    eprintln!("  {clients} clients, zero-delay upstream, {growing}: colloquy…");
+    let mut deployment = Deployment::start(env, Backing::InProcess, &upstream, None).await?;
+    let targets = deployment.targets();
+    let colloquy = run_on_servers(env, &mut deployment.servers, &targets, &plan).await?;
+    let persisted_checked = check_persisted(
+        &env.client,
+        &deployment.servers[0].base_url,
+        &shape.text,
+        &[],
+    )
+    .await?;
+    let problems = deployment.logged_problems();
+    drop(deployment);
+    let mut rows = Vec::new();
+    for &turns in lengths {
+        eprintln!("  {clients} clients, sessions of {turns} turns: colloquy…");
+        rows.push(length_run(env, Backing::InProcess, &upstream, &plan, &direct, turns).await?);
+    }
+    let length_spread = Spread::of(&rows.iter().map(|r| r.turns_per_sec).collect::<Vec<_>>());
     Ok(Throughput {
-        comparison: compare(clients, &shape, direct, colloquy, server.logged_problems()),
+        comparison: compare(clients, &shape, direct, colloquy, problems),
+        turns_per_session: knobs.turns_per_session,
         persisted_checked,
         upstream_requests: upstream.request_count(),
+        lengths: rows,
+        length_spread,
     })
 }
 
-/// Reads back the newest sessions' histories: every assistant message must be
-/// stored complete with the text that streamed.
-async fn check_persisted(client: &Client, base_url: &str, expected: &str) -> anyhow::Result<usize> {
-    let sessions: Value = client
-        .http()
-        .get(format!("{base_url}/api/v1/sessions?limit=20"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let mut checked = 0;
-    for session in sessions["data"].as_array().into_iter().flatten() {
-        let id = session["id"].as_str().context("a session without an id")?;
-        let page: Value = client
+/// `plan` on sessions seeded with `turns` turns each (one per client, kept
+/// for the whole run), deployed as `backing` says; every stored reply of
+/// the run read back afterwards.
+pub(crate) async fn length_run(
+    env: &Env,
+    backing: Backing<'_>,
+    upstream: &Upstream,
+    plan: &LoadPlan,
+    direct: &LoadReport,
+    turns: usize,
+) -> anyhow::Result<LengthRun> {
+    let seed = Seed {
+        sessions: plan.clients,
+        turns,
+    };
+    let mut deployment = Deployment::start(env, backing, upstream, Some(seed)).await?;
+    let plan = LoadPlan {
+        turns_per_session: 0,
+        sessions: deployment.session_ids(),
+        ..plan.clone()
+    };
+    let targets = deployment.targets();
+    let report = run_on_servers(env, &mut deployment.servers, &targets, &plan).await?;
+    let persisted_checked = check_persisted(
+        &env.client,
+        &deployment.servers[0].base_url,
+        &plan.expected,
+        &deployment.seeded,
+    )
+    .await?;
+    let server_log_problems = deployment.logged_problems();
+    deployment.stop().await?;
+    Ok(LengthRun {
+        turns_before: turns,
+        turns_per_sec: report.turns_per_sec,
+        ratio_to_direct: if direct.turns_per_sec > 0.0 {
+            report.turns_per_sec / direct.turns_per_sec
+        } else {
+            0.0
+        },
+        turns_added_per_session: report.all_turns as f64 / plan.clients.max(1) as f64,
+        added_ttft: Added::of(&report.ttft, &direct.ttft),
+        report,
+        persisted_checked,
+        server_log_problems,
+    })
+}
+
+/// Reads back what the run stored: every finished assistant message must
+/// be `complete` with the text that streamed. With `seeded` sessions, the
+/// first 20 of them are read from their last seeded message on (the run's
+/// messages, the newest of the session); otherwise the 20 sessions updated
+/// last, whole. A session's branch is read page by page.
+pub(crate) async fn check_persisted(
+    client: &Client,
+    base_url: &str,
+    expected: &str,
+    seeded: &[SeededSession],
+) -> anyhow::Result<usize> {
+    let sessions: Vec<(String, Option<String>)> = if seeded.is_empty() {
+        let listed: Value = client
             .http()
-            .get(format!("{base_url}/api/v1/sessions/{id}/messages"))
+            .get(format!("{base_url}/api/v1/sessions?limit=20"))
             .send()
             .await?
             .json()
             .await?;
-        for message in page["data"]
+        listed["data"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|m| m["role"] == "assistant")
-        {
-            // The newest session of a client may hold a reply that was still
-            // streaming when the run ended; only finished ones are judged.
-            if message["status"] == "streaming" {
-                continue;
+            .map(|s| {
+                s["id"]
+                    .as_str()
+                    .map(|id| (id.to_owned(), None))
+                    .context("a session without an id")
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        seeded
+            .iter()
+            .take(20)
+            .map(|s| (s.id.clone(), Some(s.tail.clone())))
+            .collect()
+    };
+    let mut checked = 0;
+    for (id, mut after) in sessions {
+        loop {
+            let mut url = format!("{base_url}/api/v1/sessions/{id}/messages?limit=1000");
+            if let Some(after) = &after {
+                url.push_str(&format!("&after={after}"));
             }
-            ensure!(
-                message["status"] == "complete" && message["content"] == expected,
-                "a stored reply differs from what streamed: {message}"
-            );
-            checked += 1;
+            let page: Value = client.http().get(url).send().await?.json().await?;
+            let messages = page["data"].as_array().cloned().unwrap_or_default();
+            for message in messages.iter().filter(|m| m["role"] == "assistant") {
+                // A client's session may hold a reply that was still
+                // streaming when the run ended; only finished ones are judged.
+                if message["status"] == "streaming" {
+                    continue;
+                }
+                ensure!(
+                    message["status"] == "complete" && message["content"] == expected,
+                    "a stored reply differs from what streamed: {message}"
+                );
+                checked += 1;
+            }
+            match messages.last().and_then(|m| m["id"].as_str()) {
+                Some(last) if messages.len() == 1000 => after = Some(last.to_owned()),
+                _ => break,
+            }
         }
     }
     ensure!(checked > 0, "no stored reply found to check");
@@ -336,11 +525,16 @@ async fn check_persisted(client: &Client, base_url: &str, expected: &str) -> any
 /// Idle `EventSource` subscribers and what they cost the server.
 #[derive(Debug, Clone, Serialize)]
 pub struct Idle {
+    /// The most subscribers connected (the last step).
     pub subscribers: usize,
     pub sessions: usize,
+    /// With the sessions made and no subscriber.
     pub rss_before_kib: u64,
+    /// With every subscriber connected.
     pub rss_after_kib: u64,
     pub bytes_per_subscriber: f64,
+    /// The server's memory as subscribers were added, step by step.
+    pub steps: Vec<IdleStep>,
     /// Time to open every subscription.
     pub connect_secs: f64,
     /// Subscribers that received a `session.updated` pushed after they were
@@ -349,12 +543,41 @@ pub struct Idle {
     pub live_expected: u64,
 }
 
-pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Result<Idle> {
+/// The server's memory once `subscribers` were connected.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct IdleStep {
+    pub subscribers: usize,
+    pub rss_kib: u64,
+    /// (RSS now − RSS with no subscriber) ÷ subscribers.
+    pub bytes_per_subscriber: f64,
+}
+
+/// Idle subscribers on colloquy in-process: see [`idle_on`].
+pub async fn idle(env: &Env, steps: &[usize], sessions: Option<usize>) -> anyhow::Result<Idle> {
     let shape = ReplyShape::new(4, Duration::ZERO, Duration::ZERO);
     let upstream = Upstream::start(&shape)?;
-    let (dir, database) = scratch()?;
-    let server = sqlite_server(env, &dir, &database, &upstream).await?;
-    let sessions = sessions.clamp(1, subscribers.max(1));
+    let deployment = Deployment::start(env, Backing::InProcess, &upstream, None).await?;
+    idle_on(env, &deployment.servers[0], steps, sessions).await
+}
+
+/// Connects idle subscribers to `server` in steps (`steps` are totals,
+/// ascending: 1,000 then 5,000 then 10,000), reading its memory after each,
+/// spread over `sessions` sessions (default: one each at the last step);
+/// then checks that they are live.
+pub async fn idle_on(
+    env: &Env,
+    server: &Server,
+    steps: &[usize],
+    sessions: Option<usize>,
+) -> anyhow::Result<Idle> {
+    let mut steps: Vec<usize> = steps.iter().copied().filter(|&s| s > 0).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let subscribers = steps.last().copied().unwrap_or(1);
+    if steps.is_empty() {
+        steps.push(subscribers);
+    }
+    let sessions = sessions.unwrap_or(subscribers).clamp(1, subscribers);
 
     // Sessions first, so that the memory they cost (rows, cache) is in the
     // baseline and only the subscriptions are in the difference.
@@ -399,70 +622,81 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
     let connected = Arc::new(AtomicU64::new(0));
     let updated = Arc::new(AtomicU64::new(0));
     let gate = Arc::new(Semaphore::new(256));
-    let started = Instant::now();
+    let mut connect_secs = 0.0;
     let mut holders = Vec::with_capacity(subscribers);
-    for index in 0..subscribers {
-        let url = format!(
-            "{}/api/v1/sessions/{}/events",
-            server.base_url,
-            ids[index % sessions]
-        );
-        let (client, gate, connected, updated) = (
-            env.client.clone(),
-            Arc::clone(&gate),
-            Arc::clone(&connected),
-            Arc::clone(&updated),
-        );
-        holders.push(tokio::spawn(async move {
-            let permit = gate.acquire_owned().await;
-            let response = client
-                .http()
-                .get(url)
-                .header("accept", "text/event-stream")
-                .send()
-                .await?;
-            ensure!(
-                response.status().is_success(),
-                "subscribing answered {}",
-                response.status()
+    let mut measured = Vec::with_capacity(steps.len());
+    let mut opened = 0;
+    for &step in &steps {
+        let started = Instant::now();
+        for index in std::mem::replace(&mut opened, step)..step {
+            let url = format!(
+                "{}/api/v1/sessions/{}/events",
+                server.base_url,
+                ids[index % sessions]
             );
-            connected.fetch_add(1, Ordering::Relaxed);
-            drop(permit);
-            // Read like an EventSource would, counting `session.updated`.
-            let mut body = response.bytes_stream();
-            let mut parser = SseParser::default();
-            while let Some(bytes) = body.next().await {
-                parser.feed(&bytes?);
-                while let Some(event) = parser.next_event() {
-                    if event.name == "session.updated" {
-                        updated.fetch_add(1, Ordering::Relaxed);
+            let (client, gate, connected, updated) = (
+                env.client.clone(),
+                Arc::clone(&gate),
+                Arc::clone(&connected),
+                Arc::clone(&updated),
+            );
+            holders.push(tokio::spawn(async move {
+                let permit = gate.acquire_owned().await;
+                let response = client
+                    .http()
+                    .get(url)
+                    .header("accept", "text/event-stream")
+                    .send()
+                    .await?;
+                ensure!(
+                    response.status().is_success(),
+                    "subscribing answered {}",
+                    response.status()
+                );
+                connected.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
+                // Read like an EventSource would, counting `session.updated`.
+                let mut body = response.bytes_stream();
+                let mut parser = SseParser::default();
+                while let Some(bytes) = body.next().await {
+                    parser.feed(&bytes?);
+                    while let Some(event) = parser.next_event() {
+                        if event.name == "session.updated" {
+                            updated.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
-            }
-            anyhow::Ok(())
-        }));
-    }
-    let total = u64::try_from(subscribers).unwrap_or(u64::MAX);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while connected.load(Ordering::Relaxed) < total {
-        if let Some(failed) = holders
-            .iter()
-            .position(tokio::task::JoinHandle::is_finished)
-        {
-            let task = holders.swap_remove(failed);
-            task.await??;
-            bail!("a subscriber ended before the others connected");
+                anyhow::Ok(())
+            }));
         }
-        ensure!(
-            Instant::now() < deadline,
-            "only {} of {subscribers} subscribers connected in 120 s",
-            connected.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let total = u64::try_from(step).unwrap_or(u64::MAX);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while connected.load(Ordering::Relaxed) < total {
+            if let Some(failed) = holders
+                .iter()
+                .position(tokio::task::JoinHandle::is_finished)
+            {
+                let task = holders.swap_remove(failed);
+                task.await??;
+                bail!("a subscriber ended before the others connected");
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "only {} of {step} subscribers connected in 120 s",
+                connected.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        connect_secs += started.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let rss = server.rss_kib().context("reading the server's RSS")?;
+        measured.push(IdleStep {
+            subscribers: step,
+            rss_kib: rss,
+            bytes_per_subscriber: (rss.saturating_sub(rss_before) * 1024) as f64 / step as f64,
+        });
     }
-    let connect_secs = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = server.rss_kib().context("reading the server's RSS")?;
+    let rss_after = measured.last().map_or(rss_before, |step| step.rss_kib);
 
     // Rename a few sessions: each of their subscribers must see it.
     let probes = sessions.min(20);
@@ -472,6 +706,8 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
             .http()
             .patch(format!("{}/api/v1/sessions/{id}", server.base_url))
             .json(&json!({ "title": "renamed by the benchmark" }))
+            // A server that stopped accepting fails the run, not hangs it.
+            .timeout(Duration::from_secs(30))
             .send()
             .await?;
         ensure!(
@@ -495,6 +731,7 @@ pub async fn idle(env: &Env, subscribers: usize, sessions: usize) -> anyhow::Res
         rss_after_kib: rss_after,
         bytes_per_subscriber: (rss_after.saturating_sub(rss_before) * 1024) as f64
             / subscribers.max(1) as f64,
+        steps: measured,
         connect_secs,
         live_checked: updated.load(Ordering::Relaxed),
         live_expected,
@@ -625,4 +862,27 @@ async fn time_pages(
         }
     }
     Ok(Summary::of_histogram(&histogram))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spread_is_the_largest_over_the_smallest_less_one() {
+        let spread = Spread::of(&[1_000.0, 1_100.0, 1_150.0]).unwrap();
+        assert!((spread.spread - 0.15).abs() < 1e-12);
+        assert!(spread.met);
+        let spread = Spread::of(&[1_000.0, 1_160.0]).unwrap();
+        assert!(!spread.met);
+        assert!((spread.min - 1_000.0).abs() < f64::EPSILON);
+        assert!((spread.max - 1_160.0).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn no_spread_of_one_figure_or_of_a_zero() {
+        assert!(Spread::of(&[1_000.0]).is_none());
+        assert!(Spread::of(&[0.0, 1_000.0]).is_none());
+        assert!(Spread::of(&[f64::NAN, 1_000.0]).is_none());
+    }
 }

@@ -76,6 +76,9 @@ impl Server {
             .env("COLLOQUY_RATE_LIMIT_PER_MINUTE", "0")
             .env("COLLOQUY_MAX_REPLIES_PER_PRINCIPAL", "0")
             .env("COLLOQUY_MAX_STREAMS_PER_PRINCIPAL", "0")
+            // Ten thousand idle subscribers are ten thousand connections, the
+            // default cap: past it, the next request would wait in the backlog.
+            .env("COLLOQUY_MAX_CONNECTIONS", "0")
             .env("RUST_LOG", "warn")
             .envs(extra.iter().map(|(name, value)| (name, value)))
             .current_dir(dir)
@@ -117,6 +120,11 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The server's resident memory now, in KiB.

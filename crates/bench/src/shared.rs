@@ -7,16 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use serde::Serialize;
 
-use crate::backing::{calls_since, BenchDatabase, BenchRedis, PgWrites};
+use crate::backing::{calls_since, BenchRedis, PgWrites};
 use crate::client::Target;
+use crate::deploy::{Backing, Deployment, Seed};
 use crate::load::{self, LoadPlan, LoadReport};
-use crate::scenarios::{Added, Env, StreamKnobs};
-use crate::server::Server;
+use crate::scenarios::{check_persisted, run_on_servers, Added, Env, Idle, StreamKnobs};
 use crate::upstream::{ReplyShape, Upstream};
 
 /// Where the shared modes' engines are.
@@ -46,6 +45,8 @@ pub struct ModeRun {
     pub redis: Option<RedisCost>,
     pub postgres: Option<PostgresCost>,
     pub server_log_problems: usize,
+    /// Seeded runs: stored replies of the run read back intact.
+    pub persisted_checked: Option<usize>,
 }
 
 /// Redis commands over the whole run (warm-up included).
@@ -77,6 +78,10 @@ pub struct PostgresCost {
 #[derive(Debug, Clone, Serialize)]
 pub struct Level {
     pub streams: usize,
+    /// Turns each session held when the run began (zero: fresh sessions).
+    pub turns_before: usize,
+    /// Turns before a client opened a new session; zero: never.
+    pub turns_per_session: usize,
     pub chunks: usize,
     pub pace_ms: f64,
     pub first_token_ms: f64,
@@ -92,12 +97,15 @@ impl Level {
     }
 }
 
-/// Runs every mode at each level in `levels`.
+/// Runs every mode at each level in `levels`: on fresh sessions, then on
+/// sessions seeded with each of `lengths` turns (one per client, kept for
+/// the whole run).
 pub async fn replicas(
     env: &Env,
     levels: &[usize],
     knobs: &StreamKnobs,
     setup: &SharedSetup,
+    lengths: &[usize],
 ) -> anyhow::Result<Vec<Level>> {
     let shape = ReplyShape::new(knobs.chunks, knobs.pace, knobs.first_token);
     let upstream = Upstream::start(&shape)?;
@@ -108,12 +116,17 @@ pub async fn replicas(
             clients,
             duration: knobs.duration,
             warmup: knobs.warmup,
-            ramp: shape.duration().min(knobs.warmup.mul_f64(0.8)),
+            ramp: if knobs.pace.is_zero() {
+                Duration::from_millis(100).min(knobs.warmup)
+            } else {
+                shape.duration().min(knobs.warmup.mul_f64(0.8))
+            },
             turns_per_session: knobs.turns_per_session,
             pace: knobs.pace,
             expected: Arc::from(shape.text.as_str()),
             watch: setup.watch,
             resend_history: false,
+            sessions: None,
         };
         eprintln!("  {clients} stream(s): direct…");
         let direct_plan = LoadPlan {
@@ -128,38 +141,84 @@ pub async fn replicas(
             &direct_plan,
         )
         .await;
-
-        eprintln!("  {clients} stream(s): in-process (SQLite, in-process hub)…");
-        let in_process = in_process_run(env, &upstream, &plan).await?;
-        let mut modes = vec![mode_run("in-process", 1, in_process, &direct, None)];
-        for replicas in [1, 2] {
-            eprintln!("  {clients} stream(s): PostgreSQL + Redis, {replicas} replica(s)…");
-            let run = shared_run(env, setup, &redis, &upstream, &plan, replicas).await?;
-            let baseline = modes[0].report.clone();
-            modes.push(mode_run("shared", replicas, run, &direct, Some(&baseline)));
+        for turns_before in std::iter::once(0).chain(lengths.iter().copied()) {
+            let seed = (turns_before > 0).then_some(Seed {
+                sessions: clients,
+                turns: turns_before,
+            });
+            let of = if turns_before > 0 {
+                format!(", sessions of {turns_before} turns")
+            } else {
+                String::new()
+            };
+            eprintln!("  {clients} stream(s){of}: in-process (SQLite, in-process hub)…");
+            let in_process = measure(env, Backing::InProcess, None, &upstream, &plan, seed).await?;
+            let mut modes = vec![mode_run("in-process", 1, in_process, &direct, None)];
+            for replicas in [1, 2] {
+                eprintln!("  {clients} stream(s){of}: PostgreSQL + Redis, {replicas} replica(s)…");
+                let backing = Backing::Shared {
+                    postgres_url: &setup.postgres_url,
+                    redis: &redis,
+                    replicas,
+                };
+                let run = measure(env, backing, Some(&redis), &upstream, &plan, seed).await?;
+                let baseline = modes[0].report.clone();
+                modes.push(mode_run("shared", replicas, run, &direct, Some(&baseline)));
+            }
+            let turns = |replicas| {
+                modes
+                    .iter()
+                    .find(|m| m.mode == "shared" && m.replicas == replicas)
+                    .map(|m| m.report.turns_per_sec)
+            };
+            let two_over_one_turns = match (turns(2), turns(1)) {
+                (Some(two), Some(one)) if one > 0.0 => Some(two / one),
+                _ => None,
+            };
+            results.push(Level {
+                streams: clients,
+                turns_before,
+                turns_per_session: if turns_before > 0 {
+                    0
+                } else {
+                    knobs.turns_per_session
+                },
+                chunks: shape.chunks,
+                pace_ms: shape.pace.as_secs_f64() * 1e3,
+                first_token_ms: shape.first_token.as_secs_f64() * 1e3,
+                direct: direct.clone(),
+                modes,
+                two_over_one_turns,
+            });
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        let turns = |replicas| {
-            modes
-                .iter()
-                .find(|m| m.mode == "shared" && m.replicas == replicas)
-                .map(|m| m.report.turns_per_sec)
-        };
-        let two_over_one_turns = match (turns(2), turns(1)) {
-            (Some(two), Some(one)) if one > 0.0 => Some(two / one),
-            _ => None,
-        };
-        results.push(Level {
-            streams: clients,
-            chunks: shape.chunks,
-            pace_ms: shape.pace.as_secs_f64() * 1e3,
-            first_token_ms: shape.first_token.as_secs_f64() * 1e3,
-            direct,
-            modes,
-            two_over_one_turns,
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(results)
+}
+
+/// Idle subscribers on colloquy in-process and on one replica on
+/// PostgreSQL + Redis, the same steps on both.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleModes {
+    pub in_process: Idle,
+    pub shared: Idle,
+}
+
+pub async fn idle(env: &Env, steps: &[usize], setup: &SharedSetup) -> anyhow::Result<IdleModes> {
+    let upstream = Upstream::start(&ReplyShape::new(4, Duration::ZERO, Duration::ZERO))?;
+    eprintln!("  idle subscribers {steps:?}: in-process…");
+    let in_process = crate::scenarios::idle(env, steps, None).await?;
+    let redis = BenchRedis::start(setup.redis_url.as_deref(), &setup.redis_server_bin).await?;
+    let backing = Backing::Shared {
+        postgres_url: &setup.postgres_url,
+        redis: &redis,
+        replicas: 1,
+    };
+    eprintln!("  idle subscribers {steps:?}: PostgreSQL + Redis, 1 replica…");
+    let deployment = Deployment::start(env, backing, &upstream, None).await?;
+    let shared = crate::scenarios::idle_on(env, &deployment.servers[0], steps, None).await?;
+    deployment.stop().await?;
+    Ok(IdleModes { in_process, shared })
 }
 
 /// What one mode's run measured, before it is compared.
@@ -169,108 +228,95 @@ struct Measured {
     redis: Option<RedisCost>,
     postgres: Option<PostgresCost>,
     server_log_problems: usize,
+    persisted_checked: Option<usize>,
 }
 
-/// colloquy as one replica does it: SQLite and the in-process hub.
-async fn in_process_run(
+/// `plan` on colloquy deployed as `backing` says (on seeded sessions with
+/// `seed`), with what it cost Redis (`redis`, the shared modes') and
+/// PostgreSQL. Seeded runs read every stored reply of the run back.
+async fn measure(
     env: &Env,
+    backing: Backing<'_>,
+    redis: Option<&BenchRedis>,
     upstream: &Upstream,
     plan: &LoadPlan,
+    seed: Option<Seed>,
 ) -> anyhow::Result<Measured> {
-    let dir = scratch()?;
-    let database = dir.path().join("bench.db");
-    let mut servers = vec![
-        Server::start(
-            &env.server_bin,
-            &database.to_string_lossy(),
-            &upstream.base_url(),
-            dir.path(),
-            &[],
-        )
-        .await?,
-    ];
-    let report = run_on(env, &mut servers, plan).await?;
-    Ok(Measured {
-        server_log_problems: servers.iter().map(Server::logged_problems).sum(),
-        report,
-        redis: None,
-        postgres: None,
-    })
-}
-
-/// colloquy on a fresh PostgreSQL database and a key prefix of its own in
-/// Redis, with `replicas` processes.
-async fn shared_run(
-    env: &Env,
-    setup: &SharedSetup,
-    redis: &BenchRedis,
-    upstream: &Upstream,
-    plan: &LoadPlan,
-    replicas: usize,
-) -> anyhow::Result<Measured> {
-    let database = BenchDatabase::create(&setup.postgres_url).await?;
-    let pg_before = database.writes().await?;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos());
-    let prefix = format!("colloquy-bench-{}-{nanos:x}:", std::process::id());
-    let extra = [
-        ("COLLOQUY_REDIS_URL", redis.url.clone()),
-        ("COLLOQUY_REDIS_KEY_PREFIX", prefix),
-    ];
-    let mut dirs = Vec::new();
-    let mut servers = Vec::new();
-    for _ in 0..replicas {
-        let dir = scratch()?;
-        servers.push(
-            Server::start(
-                &env.server_bin,
-                &database.url,
-                &upstream.base_url(),
-                dir.path(),
-                &extra,
+    let mut deployment = Deployment::start(env, backing, upstream, seed).await?;
+    let plan = LoadPlan {
+        sessions: deployment.session_ids(),
+        turns_per_session: if seed.is_some() {
+            0
+        } else {
+            plan.turns_per_session
+        },
+        ..plan.clone()
+    };
+    let calls_before = match redis {
+        Some(redis) => Some(redis.command_calls().await?),
+        None => None,
+    };
+    let redis_cpu_before = redis.and_then(BenchRedis::cpu_secs);
+    let started = Instant::now();
+    let targets = deployment.targets();
+    let report = run_on_servers(env, &mut deployment.servers, &targets, &plan).await?;
+    let redis_cost = match (redis, calls_before) {
+        (Some(redis), Some(before)) => {
+            let calls = calls_since(&redis.command_calls().await?, &before);
+            let server_cores = redis
+                .cpu_secs()
+                .zip(redis_cpu_before)
+                .map(|(after, before)| (after - before) / started.elapsed().as_secs_f64());
+            let total: u64 = calls.values().sum();
+            let scripts = calls.get("evalsha").copied().unwrap_or(0)
+                + calls.get("eval").copied().unwrap_or(0);
+            Some(RedisCost {
+                total,
+                per_delta: per(total as f64, report.all_deltas),
+                per_turn: per(total as f64, report.all_turns),
+                scripts_per_delta: per(scripts as f64, report.all_deltas),
+                calls,
+                server_cores,
+                private: redis.private,
+            })
+        }
+        _ => None,
+    };
+    let persisted_checked = if deployment.seeded.is_empty() {
+        None
+    } else {
+        Some(
+            check_persisted(
+                &env.client,
+                &deployment.servers[0].base_url,
+                &plan.expected,
+                &deployment.seeded,
             )
             .await?,
-        );
-        dirs.push(dir);
-    }
-    let calls_before = redis.command_calls().await?;
-    let redis_cpu_before = redis.cpu_secs();
-    let started = Instant::now();
-    let report = run_on(env, &mut servers, plan).await?;
-    let calls = calls_since(&redis.command_calls().await?, &calls_before);
-    let redis_cores = redis
-        .cpu_secs()
-        .zip(redis_cpu_before)
-        .map(|(after, before)| (after - before) / started.elapsed().as_secs_f64());
-    let server_log_problems = servers.iter().map(Server::logged_problems).sum();
+        )
+    };
+    let server_log_problems = deployment.logged_problems();
     // Stopped, so that PostgreSQL publishes the counts of their connections.
-    drop(servers);
-    let writes = database.writes().await?.since(pg_before);
-    database.drop_now().await?;
-
-    let per = |count: f64, of: u64| if of > 0 { count / of as f64 } else { 0.0 };
-    let total: u64 = calls.values().sum();
-    let scripts =
-        calls.get("evalsha").copied().unwrap_or(0) + calls.get("eval").copied().unwrap_or(0);
+    let postgres = deployment.stop().await?.map(|writes| PostgresCost {
+        commits_per_turn: per(writes.commits as f64, report.all_turns),
+        rows_written_per_turn: per(writes.rows() as f64, report.all_turns),
+        writes,
+    });
     Ok(Measured {
-        redis: Some(RedisCost {
-            total,
-            per_delta: per(total as f64, report.all_deltas),
-            per_turn: per(total as f64, report.all_turns),
-            scripts_per_delta: per(scripts as f64, report.all_deltas),
-            calls,
-            server_cores: redis_cores,
-            private: redis.private,
-        }),
-        postgres: Some(PostgresCost {
-            commits_per_turn: per(writes.commits as f64, report.all_turns),
-            rows_written_per_turn: per(writes.rows() as f64, report.all_turns),
-            writes,
-        }),
+        redis: redis_cost,
+        postgres,
         server_log_problems,
+        persisted_checked,
         report,
     })
+}
+
+fn per(count: f64, of: u64) -> f64 {
+    if of > 0 {
+        count / of as f64
+    } else {
+        0.0
+    }
 }
 
 /// A mode's figures with what they add over direct (and, for the shared
@@ -293,45 +339,7 @@ fn mode_run(
         redis: measured.redis,
         postgres: measured.postgres,
         server_log_problems: measured.server_log_problems,
+        persisted_checked: measured.persisted_checked,
         report,
     }
-}
-
-/// Runs `plan` over `servers` (clients round-robin), with their memory and
-/// CPU summed; fails if one did not survive it.
-async fn run_on(env: &Env, servers: &mut [Server], plan: &LoadPlan) -> anyhow::Result<LoadReport> {
-    for server in servers.iter() {
-        server.reset_peak();
-    }
-    let cpu = |servers: &[Server]| servers.iter().map(Server::cpu_secs).sum::<Option<f64>>();
-    let cpu_before = cpu(servers);
-    let started = Instant::now();
-    let targets: Vec<Target> = servers
-        .iter()
-        .map(|server| Target::Colloquy {
-            base_url: server.base_url.clone(),
-        })
-        .collect();
-    let mut report = load::run(&env.client, &targets, plan).await;
-    report.rss_peak_kib = servers.iter().map(Server::peak_rss_kib).sum();
-    report.rss_end_kib = servers.iter().map(Server::rss_kib).sum();
-    if let (Some(before), Some(after)) = (cpu_before, cpu(servers)) {
-        let used = after - before;
-        report.server_cores = Some(used / started.elapsed().as_secs_f64());
-        if report.all_deltas > 0 {
-            report.server_cpu_us_per_delta = Some(used * 1e6 / report.all_deltas as f64);
-        }
-    }
-    for server in servers.iter_mut() {
-        if !server.is_alive() {
-            bail!("colloquy died during the run: {}", server.log_tail());
-        }
-    }
-    Ok(report)
-}
-
-fn scratch() -> anyhow::Result<tempfile::TempDir> {
-    Ok(tempfile::Builder::new()
-        .prefix("colloquy-bench-")
-        .tempdir()?)
 }
