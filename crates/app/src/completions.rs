@@ -305,6 +305,9 @@ impl ChatService {
         message: MessageId,
         results: &[(String, String)],
     ) -> Result<(), ChatError> {
+        // A history holding an unanswered call is never kept (see
+        // `history`); forgetting the session makes sure of it.
+        self.inner.histories.forget(session);
         match self
             .inner
             .repo

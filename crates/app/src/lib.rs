@@ -22,6 +22,7 @@ mod branches;
 mod completions;
 mod config;
 mod error;
+mod history;
 mod prompt;
 mod reply;
 mod retry;

@@ -84,6 +84,9 @@ pub(crate) struct ReplyGuard {
     events: Arc<dyn EventLog>,
     /// The session's owner, whom every write of the message is scoped to.
     owner: Principal,
+    /// Another replica's sweeper stored the end of this turn first: what
+    /// this guard holds is not what the store does.
+    ended_elsewhere: bool,
 }
 
 impl ReplyGuard {
@@ -102,7 +105,15 @@ impl ReplyGuard {
             repo,
             events,
             owner,
+            ended_elsewhere: false,
         }
+    }
+
+    /// Whether the turn's end was stored by someone else (see
+    /// [`FinalWrite::EndedElsewhere`]), so its messages as ended here may
+    /// differ from the store's.
+    pub(crate) fn ended_elsewhere(&self) -> bool {
+        self.ended_elsewhere
     }
 
     /// The turn's messages are stored and announced, oldest first: from now
@@ -147,6 +158,7 @@ impl ReplyGuard {
         if written == FinalWrite::EndedElsewhere {
             // A sweeper ended the whole turn and announced it: the rest of
             // it is not this replica's to end any more.
+            self.ended_elsewhere = true;
             self.pending.clear();
             if let Some(claim) = self.claim.take() {
                 claim.release().await;

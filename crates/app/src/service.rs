@@ -15,6 +15,7 @@ use colloquy_ports::{
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::history::HistoryCache;
 use crate::streams::Subscription;
 use crate::summary::{self, Prose, SessionSummary, SummaryCache};
 use crate::tokens::TokenCounter;
@@ -111,6 +112,9 @@ pub(crate) struct Inner {
     /// still running stop and end `interrupted`.
     pub(crate) shutdown: CancellationToken,
     summaries: SummaryCache,
+    /// The recent branch of conversations that ran lately, for their next
+    /// turn.
+    pub(crate) histories: HistoryCache,
 }
 
 impl std::fmt::Debug for Inner {
@@ -155,6 +159,7 @@ impl ChatService {
                 shutting_down: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
                 summaries: SummaryCache::default(),
+                histories: HistoryCache::default(),
             }),
         }
     }
@@ -385,6 +390,7 @@ impl ChatService {
         if deleted.is_ok() {
             self.inner.events.close_session(id).await?;
             self.inner.summaries.forget(id);
+            self.inner.histories.forget(id);
         }
         if let Some(slot) = slot {
             slot.release().await;

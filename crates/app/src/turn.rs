@@ -509,9 +509,37 @@ impl ChatService {
                 guard.end_rest(status, error).await;
             }
             if guard.is_over() {
-                return;
+                break;
             }
         }
+        self.keep_history(session_id, &history, turn_so_far, &guard);
+    }
+
+    /// Keeps the branch as this turn left it for the session's next turn,
+    /// when every reply ended complete and as stored here; otherwise what
+    /// was kept is dropped, and the next turn reads the store.
+    fn keep_history(
+        &self,
+        session_id: SessionId,
+        history: &[Message],
+        turn: Vec<Message>,
+        guard: &ReplyGuard,
+    ) {
+        let histories = &self.inner.histories;
+        let replies_complete = turn
+            .iter()
+            .filter(|message| message.role == Role::Assistant)
+            .all(|message| message.status == MessageStatus::Complete);
+        if guard.ended_elsewhere() || !replies_complete {
+            histories.forget(session_id);
+            return;
+        }
+        let limit = self.inner.config.history_limit;
+        let kept_before = history.len().min(limit.saturating_sub(turn.len()));
+        let mut branch = Vec::with_capacity(kept_before + turn.len());
+        branch.extend_from_slice(&history[history.len() - kept_before..]);
+        branch.extend(turn);
+        histories.keep(session_id, branch, limit);
     }
 
     /// Reads the session and the branch the turn joins (concurrently: two
@@ -531,16 +559,32 @@ impl ChatService {
     ) -> Result<StoredTurn, ChatError> {
         let repo = &self.inner.repo;
         let limit = self.inner.config.history_limit;
-        let (mut session, mut history) = match joins {
-            Joins::Under(None) => (repo.get_session(owner, session_id).await?, Vec::new()),
-            Joins::Head => futures::try_join!(
-                repo.get_session(owner, session_id),
-                repo.recent_messages(owner, session_id, None, limit),
-            )?,
-            Joins::Under(Some(leaf)) => futures::try_join!(
-                repo.get_session(owner, session_id),
-                repo.recent_messages(owner, session_id, Some(leaf), limit),
-            )?,
+        let (mut session, history): (Session, Arc<[Message]>) = match joins {
+            Joins::Under(None) => (repo.get_session(owner, session_id).await?, Arc::from([])),
+            Joins::Head => {
+                // A running conversation's branch is usually kept from its
+                // last turn: then only the session is read.
+                let session = repo.get_session(owner, session_id).await?;
+                let kept = self
+                    .inner
+                    .histories
+                    .get(session_id, session.head_message_id);
+                let history = match kept {
+                    Some(kept) => kept,
+                    None => repo
+                        .recent_messages(owner, session_id, None, limit)
+                        .await?
+                        .into(),
+                };
+                (session, history)
+            }
+            Joins::Under(Some(leaf)) => {
+                let (session, history) = futures::try_join!(
+                    repo.get_session(owner, session_id),
+                    repo.recent_messages(owner, session_id, Some(leaf), limit),
+                )?;
+                (session, history.into())
+            }
         };
         let mut parent = match joins {
             // The history read is the branch as it ends now.
@@ -550,14 +594,14 @@ impl ChatService {
                 .or(session.head_message_id),
             Joins::Under(parent) => parent,
         };
-        let answering = if user.is_none() {
+        let (history, answering) = if user.is_none() {
             let question = history
                 .iter()
                 .rposition(|message| message.role == Role::User)
                 .unwrap_or(history.len());
-            history.split_off(question)
+            (history[..question].into(), history[question..].to_vec())
         } else {
-            Vec::new()
+            (history, Vec::new())
         };
         let voices = match answerers {
             Answerers::Named(named) => named.into_iter().map(Voice::Named).collect(),
@@ -590,7 +634,7 @@ impl ChatService {
         repo.append_messages(owner, &messages).await?;
         Ok(StoredTurn {
             session,
-            history: history.into(),
+            history,
             answering,
             voices,
             replies,

@@ -5,6 +5,7 @@ mod support;
 mod completions;
 mod context;
 mod endings;
+mod history;
 mod limits;
 mod model;
 mod replies;

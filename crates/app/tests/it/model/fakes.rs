@@ -117,9 +117,16 @@ impl Store {
 #[derive(Debug, Default)]
 pub struct FakeRepo {
     store: Mutex<Store>,
+    /// How many times a branch's recent messages were read.
+    recent_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeRepo {
+    /// How many times [`ChatRepository::recent_messages`] was called.
+    pub fn recent_reads(&self) -> usize {
+        self.recent_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// The next `times` writes of this kind fail with `fault`.
     pub fn fail_next(&self, write: Write, fault: Fault, times: usize) {
         let mut store = lock(&self.store);
@@ -374,6 +381,8 @@ impl ChatRepository for FakeRepo {
         limit: usize,
     ) -> Result<Vec<Message>, RepoError> {
         round_trip().await;
+        self.recent_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let store = lock(&self.store);
         store.owned_by(owner, session)?;
         let branch = store.branch(session, leaf)?;
