@@ -7,11 +7,12 @@
 //! but by well under the margin a context budget is set with, which is all
 //! the fallback is for.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+use std::num::NonZeroUsize;
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use colloquy_ports::PromptMessage;
+use lru::LruCache;
 use tiktoken_rs::tokenizer::{get_tokenizer, Tokenizer};
 use tiktoken_rs::CoreBPE;
 
@@ -20,20 +21,33 @@ use tiktoken_rs::CoreBPE;
 const TOKENS_PER_MESSAGE: usize = 3;
 /// Every reply is primed with `<|start|>assistant<|message|>`.
 pub(crate) const TOKENS_PER_REPLY: usize = 3;
-/// Counts a thread remembers before its memo starts over (a few hundred KiB).
-const MEMO_CAPACITY: usize = 8192;
+/// Counts the memo remembers, all threads together, least recently used
+/// dropped first: the history of some 300 conversations at the default
+/// `history_limit` (200), in about 5 MiB.
+const MEMO_CAPACITY: usize = 65_536;
 
-thread_local! {
-    /// Token counts of texts seen lately on this thread, keyed by encoding,
-    /// length and hash of the text. Every turn re-counts the same system
-    /// prompt and history, and BPE behind its regex pre-tokenizer was the
-    /// largest single cost of a turn (about 18 % of the server's CPU at full
-    /// speed in `colloquy-bench throughput`); hashing the text is some fifty
-    /// times cheaper, even for a role name of a few bytes, whose encoding
-    /// still runs the whole regex machinery. Per thread, so that no lock is
-    /// shared by all sessions; a 64-bit hash collision would only misjudge
-    /// one message's size.
-    static MEMO: RefCell<HashMap<(usize, usize, u64), usize>> = RefCell::new(HashMap::new());
+/// Key of a count: the encoding, and the length and hash of the text.
+type MemoKey = (usize, usize, u64);
+
+/// Token counts of texts seen lately. Every turn re-counts the same system
+/// prompt and history, and BPE behind its regex pre-tokenizer was the
+/// largest single cost of a turn (about 18 % of the server's CPU at full
+/// speed in `colloquy-bench throughput`); hashing the text is some fifty
+/// times cheaper, even for a role name of a few bytes, whose encoding still
+/// runs the whole regex machinery. Shared by every thread: prompts are
+/// built on the blocking pool, whose threads take turns at random, and a
+/// memo per thread missed most of a history counted on another one (a
+/// profile of growing conversations showed BPE at 9 % of the server's CPU
+/// behind such a memo). The lock is held for one lookup; a 64-bit hash
+/// collision would only misjudge one message's size.
+static MEMO: LazyLock<Mutex<LruCache<MemoKey, usize>>> = LazyLock::new(|| {
+    Mutex::new(LruCache::new(
+        NonZeroUsize::new(MEMO_CAPACITY).expect("a positive capacity"),
+    ))
+});
+
+fn memo() -> MutexGuard<'static, LruCache<MemoKey, usize>> {
+    MEMO.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Counts tokens with the encoding of one model.
@@ -71,16 +85,11 @@ impl TokenCounter {
             text.len(),
             hasher.finish(),
         );
-        if let Some(count) = MEMO.with_borrow(|memo| memo.get(&key).copied()) {
+        if let Some(count) = memo().get(&key).copied() {
             return count;
         }
         let count = self.bpe.encode_ordinary(text).len();
-        MEMO.with_borrow_mut(|memo| {
-            if memo.len() >= MEMO_CAPACITY {
-                memo.clear();
-            }
-            memo.insert(key, count);
-        });
+        memo().put(key, count);
         count
     }
 
