@@ -22,8 +22,15 @@ pub(crate) type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 /// SQLite ships with foreign keys off, and ON DELETE CASCADE needs them.
 /// The page cache is per connection: 8 MiB keeps the hot indexes of a
 /// sizeable history in memory without multiplying into much across the pool.
+/// The WAL is copied back into the database (a checkpoint, with an fsync of
+/// each file) once it holds 8,000 pages (32 MiB) rather than SQLite's 1,000:
+/// a chat's writes touch the same few pages again and again, so a longer WAL
+/// copies each of them once for many commits, and the fsyncs come an eighth
+/// as often (at 1,000 pages, checkpoints were 10 % of the server's CPU at
+/// full speed, three quarters of it in fsync).
 const CONNECTION_PRAGMAS: &str = "\
     PRAGMA busy_timeout = 5000;\
+    PRAGMA wal_autocheckpoint = 8000;\
     PRAGMA journal_mode = WAL;\
     PRAGMA synchronous = NORMAL;\
     PRAGMA foreign_keys = ON;\
