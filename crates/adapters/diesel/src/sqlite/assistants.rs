@@ -17,14 +17,12 @@ impl AssistantStore for SqliteRepository {
     async fn create_assistant(&self, assistant: &Assistant) -> Result<(), RepoError> {
         let row = AssistantRow::from_domain(assistant)
             .map_err(|error| error.into_repo_error(Backend::Sqlite, "create_assistant"))?;
-        self.run("create_assistant", move |connection| {
-            connection.immediate_transaction(|connection| {
-                diesel::insert_into(assistants::table)
-                    .values(&row)
-                    .execute(connection)
-                    .map_err(StoreError::from_assistant_write)?;
-                Ok(())
-            })
+        self.write("create_assistant", move |connection| {
+            diesel::insert_into(assistants::table)
+                .values(&row)
+                .execute(connection)
+                .map_err(StoreError::from_assistant_write)?;
+            Ok(())
         })
         .await
     }
@@ -98,20 +96,18 @@ impl AssistantStore for SqliteRepository {
         let id = id.to_string();
         let changes = AssistantChangeset::of(changes, at)
             .map_err(|error| error.into_repo_error(Backend::Sqlite, "update_assistant"))?;
-        self.run("update_assistant", move |connection| {
-            connection.immediate_transaction(|connection| {
-                // An unknown id, or another owner's, returns no row:
-                // Diesel's NotFound, which StoreError passes on as the port's.
-                let owned = assistants::table
-                    .find(id)
-                    .filter(assistants::owner.eq(owner));
-                diesel::update(owned)
-                    .set(&changes)
-                    .returning(AssistantRow::as_returning())
-                    .get_result(connection)
-                    .map_err(StoreError::from_assistant_write)?
-                    .into_domain()
-            })
+        self.write("update_assistant", move |connection| {
+            // An unknown id, or another owner's, returns no row:
+            // Diesel's NotFound, which StoreError passes on as the port's.
+            let owned = assistants::table
+                .find(id)
+                .filter(assistants::owner.eq(owner));
+            diesel::update(owned)
+                .set(&changes)
+                .returning(AssistantRow::as_returning())
+                .get_result(connection)
+                .map_err(StoreError::from_assistant_write)?
+                .into_domain()
         })
         .await
     }
@@ -119,24 +115,22 @@ impl AssistantStore for SqliteRepository {
     async fn delete_assistant(&self, owner: &Principal, id: AssistantId) -> Result<(), RepoError> {
         let owner = owner.as_str().to_owned();
         let id = id.to_string();
-        self.run("delete_assistant", move |connection| {
-            connection.immediate_transaction(|connection| {
-                let owned = assistants::table
-                    .find(&id)
-                    .filter(assistants::owner.eq(&owner));
-                if diesel::delete(owned).execute(connection)? == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                // Its owner's sessions fall back to the default voice; their
-                // `updated_at` stays, as nobody changed their settings.
-                let defaulting = sessions::table
-                    .filter(sessions::owner.eq(&owner))
-                    .filter(sessions::assistant_id.eq(&id));
-                diesel::update(defaulting)
-                    .set(sessions::assistant_id.eq(None::<String>))
-                    .execute(connection)?;
-                Ok(())
-            })
+        self.write("delete_assistant", move |connection| {
+            let owned = assistants::table
+                .find(&id)
+                .filter(assistants::owner.eq(&owner));
+            if diesel::delete(owned).execute(connection)? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            // Its owner's sessions fall back to the default voice; their
+            // `updated_at` stays, as nobody changed their settings.
+            let defaulting = sessions::table
+                .filter(sessions::owner.eq(&owner))
+                .filter(sessions::assistant_id.eq(&id));
+            diesel::update(defaulting)
+                .set(sessions::assistant_id.eq(None::<String>))
+                .execute(connection)?;
+            Ok(())
         })
         .await
     }

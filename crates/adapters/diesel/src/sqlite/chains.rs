@@ -60,6 +60,7 @@ pub(super) fn find(
 }
 
 /// See [`ChatRepository::record_tool_results`](colloquy_ports::ChatRepository::record_tool_results).
+/// Run inside a write transaction (the repository's writer).
 pub(super) fn record_tool_results(
     connection: &mut SqliteConnection,
     owner: &str,
@@ -67,21 +68,19 @@ pub(super) fn record_tool_results(
     message: &str,
     results: &[(String, String)],
 ) -> Result<Message, StoreError> {
-    connection.immediate_transaction(|connection| {
-        let owned_session = sessions::table
-            .filter(sessions::id.eq(session))
-            .filter(sessions::owner.eq(owner))
-            .select(sessions::id);
-        let target = messages::table
-            .find(message)
-            .filter(messages::session_id.eq(session))
-            .filter(messages::session_id.eq_any(owned_session));
-        let stored: Option<String> = target.select(messages::tool_calls).first(connection)?;
-        let updated = with_tool_results(stored.as_deref(), results)?;
-        diesel::update(target)
-            .set(messages::tool_calls.eq(updated))
-            .returning(MessageRow::as_returning())
-            .get_result(connection)?
-            .into_domain()
-    })
+    let owned_session = sessions::table
+        .filter(sessions::id.eq(session))
+        .filter(sessions::owner.eq(owner))
+        .select(sessions::id);
+    let target = messages::table
+        .find(message)
+        .filter(messages::session_id.eq(session))
+        .filter(messages::session_id.eq_any(owned_session));
+    let stored: Option<String> = target.select(messages::tool_calls).first(connection)?;
+    let updated = with_tool_results(stored.as_deref(), results)?;
+    diesel::update(target)
+        .set(messages::tool_calls.eq(updated))
+        .returning(MessageRow::as_returning())
+        .get_result(connection)?
+        .into_domain()
 }

@@ -13,13 +13,11 @@ use crate::schema::api_keys;
 impl ApiKeyStore for SqliteRepository {
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<(), RepoError> {
         let row = ApiKeyRow::from_domain(key);
-        self.run("create_api_key", move |connection| {
-            connection.immediate_transaction(|connection| {
-                diesel::insert_into(api_keys::table)
-                    .values(&row)
-                    .execute(connection)?;
-                Ok(())
-            })
+        self.write("create_api_key", move |connection| {
+            diesel::insert_into(api_keys::table)
+                .values(&row)
+                .execute(connection)?;
+            Ok(())
         })
         .await
     }
@@ -40,17 +38,15 @@ impl ApiKeyStore for SqliteRepository {
 
     async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<bool, RepoError> {
         let id = id.to_string();
-        self.run("revoke_api_key", move |connection| {
-            connection.immediate_transaction(|connection| {
-                // The first revocation's time stays: revoking again changes nothing.
-                let live = api_keys::table
-                    .find(id)
-                    .filter(api_keys::revoked_at.is_null());
-                let revoked = diesel::update(live)
-                    .set(api_keys::revoked_at.eq(at.as_micros()))
-                    .execute(connection)?;
-                Ok(revoked == 1)
-            })
+        self.write("revoke_api_key", move |connection| {
+            // The first revocation's time stays: revoking again changes nothing.
+            let live = api_keys::table
+                .find(id)
+                .filter(api_keys::revoked_at.is_null());
+            let revoked = diesel::update(live)
+                .set(api_keys::revoked_at.eq(at.as_micros()))
+                .execute(connection)?;
+            Ok(revoked == 1)
         })
         .await
     }
@@ -77,22 +73,20 @@ impl ApiKeyStore for SqliteRepository {
             .iter()
             .map(|(id, at)| (id.to_string(), at.as_micros()))
             .collect();
-        self.run("record_key_use", move |connection| {
-            connection.immediate_transaction(|connection| {
-                for (id, at) in uses {
-                    // Only ever forwards: a batch that arrives late, or a
-                    // clock that stepped back, leaves a later time in place.
-                    let older = api_keys::table.find(id).filter(
-                        api_keys::last_used_at
-                            .is_null()
-                            .or(api_keys::last_used_at.lt(at)),
-                    );
-                    diesel::update(older)
-                        .set(api_keys::last_used_at.eq(at))
-                        .execute(connection)?;
-                }
-                Ok(())
-            })
+        self.write("record_key_use", move |connection| {
+            for (id, at) in uses {
+                // Only ever forwards: a batch that arrives late, or a
+                // clock that stepped back, leaves a later time in place.
+                let older = api_keys::table.find(id).filter(
+                    api_keys::last_used_at
+                        .is_null()
+                        .or(api_keys::last_used_at.lt(at)),
+                );
+                diesel::update(older)
+                    .set(api_keys::last_used_at.eq(at))
+                    .execute(connection)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -18,6 +18,7 @@ mod repository;
 pub(crate) mod search;
 mod tree;
 mod usage;
+mod writer;
 
 pub(crate) use errors::is_contention;
 pub use pool::ConnectionSettings;

@@ -21,6 +21,7 @@ use super::pool::{self, ConnectionSettings, SqlitePool};
 use super::queries;
 use super::search as full_text;
 use super::tree as branches;
+use super::writer::Writer;
 use crate::error::{Backend, StoreError};
 use crate::paging::{into_page, with_lookahead};
 use crate::rows::{
@@ -40,7 +41,10 @@ use crate::{search, tree};
 /// Tokio's blocking thread pool, so it must be awaited inside a Tokio runtime.
 #[derive(Clone)]
 pub struct SqliteRepository {
+    /// Every read, and every write of an in-memory database.
     pool: SqlitePool,
+    /// Every write of a database file (see [`Writer`]).
+    writer: Option<Writer>,
     location: Location,
 }
 
@@ -97,7 +101,16 @@ impl SqliteRepository {
         if filled > 0 {
             tracing::info!(database = %location, sessions = filled, "stored the conversation chains of messages stored before");
         }
-        Ok(Self { pool, location })
+        let writer = match &location {
+            Location::File(_) => Some(Writer::start(&location)?),
+            // The database lives inside the pool's one connection.
+            Location::Memory => None,
+        };
+        Ok(Self {
+            pool,
+            writer,
+            location,
+        })
     }
 
     /// Applies the migrations this build knows and the database lacks, and
@@ -125,6 +138,30 @@ impl SqliteRepository {
             Ok(pool::read_settings(connection)?)
         })
         .await
+    }
+
+    /// Runs `work` in a write transaction (`BEGIN IMMEDIATE`): on the
+    /// writer's thread, where it may share its commit with the writes of
+    /// other calls, or, for an in-memory database, with the pool's
+    /// connection. `work` runs whole or not at all; when this returns `Ok`,
+    /// it is durable.
+    pub(crate) async fn write<T, F>(&self, operation: &'static str, work: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer
+                .write(work)
+                .await
+                .map_err(|error| error.into_repo_error(Backend::Sqlite, operation)),
+            None => {
+                self.run(operation, move |connection| {
+                    connection.immediate_transaction(work)
+                })
+                .await
+            }
+        }
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.
@@ -168,13 +205,11 @@ pub(super) fn session_exists(
 impl ChatRepository for SqliteRepository {
     async fn create_session(&self, session: &Session) -> Result<(), RepoError> {
         let row = SessionRow::new_session(session);
-        self.run("create_session", move |connection| {
-            connection.immediate_transaction(|connection| {
-                diesel::insert_into(sessions::table)
-                    .values(&row)
-                    .execute(connection)?;
-                Ok(())
-            })
+        self.write("create_session", move |connection| {
+            diesel::insert_into(sessions::table)
+                .values(&row)
+                .execute(connection)?;
+            Ok(())
         })
         .await
     }
@@ -220,17 +255,15 @@ impl ChatRepository for SqliteRepository {
         let owner = owner.as_str().to_owned();
         let id = id.to_string();
         let changes = SessionChangeset::of(changes, at);
-        self.run("update_session", move |connection| {
-            connection.immediate_transaction(|connection| {
-                // An unknown id, or another owner's, returns no row:
-                // Diesel's NotFound, which StoreError passes on as the port's.
-                let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
-                diesel::update(owned)
-                    .set(&changes)
-                    .returning(SessionRow::as_returning())
-                    .get_result(connection)?
-                    .into_domain()
-            })
+        self.write("update_session", move |connection| {
+            // An unknown id, or another owner's, returns no row:
+            // Diesel's NotFound, which StoreError passes on as the port's.
+            let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
+            diesel::update(owned)
+                .set(&changes)
+                .returning(SessionRow::as_returning())
+                .get_result(connection)?
+                .into_domain()
         })
         .await
     }
@@ -251,26 +284,24 @@ impl ChatRepository for SqliteRepository {
             },
             at,
         );
-        self.run("set_title_if_untitled", move |connection| {
-            connection.immediate_transaction(|connection| {
-                let untitled = sessions::table
-                    .find(&id)
-                    .filter(sessions::owner.eq(&owner))
-                    .filter(sessions::title.is_null());
-                let updated = diesel::update(untitled)
-                    .set(&changes)
-                    .returning(SessionRow::as_returning())
-                    .get_result(connection)
-                    .optional()?;
-                match updated {
-                    Some(row) => row.into_domain().map(Some),
-                    // Nothing matched: either a title is there already, or
-                    // the owner has no such session. The write lock is still
-                    // held, so the answer is about the same state the UPDATE saw.
-                    None if session_exists(connection, &owner, &id)? => Ok(None),
-                    None => Err(StoreError::NotFound),
-                }
-            })
+        self.write("set_title_if_untitled", move |connection| {
+            let untitled = sessions::table
+                .find(&id)
+                .filter(sessions::owner.eq(&owner))
+                .filter(sessions::title.is_null());
+            let updated = diesel::update(untitled)
+                .set(&changes)
+                .returning(SessionRow::as_returning())
+                .get_result(connection)
+                .optional()?;
+            match updated {
+                Some(row) => row.into_domain().map(Some),
+                // Nothing matched: either a title is there already, or
+                // the owner has no such session. The write lock is still
+                // held, so the answer is about the same state the UPDATE saw.
+                None if session_exists(connection, &owner, &id)? => Ok(None),
+                None => Err(StoreError::NotFound),
+            }
         })
         .await
     }
@@ -278,17 +309,15 @@ impl ChatRepository for SqliteRepository {
     async fn delete_session(&self, owner: &Principal, id: SessionId) -> Result<(), RepoError> {
         let owner = owner.as_str().to_owned();
         let id = id.to_string();
-        self.run("delete_session", move |connection| {
-            connection.immediate_transaction(|connection| {
-                // The messages go with it: ON DELETE CASCADE, which works
-                // because every connection turns `foreign_keys` on.
-                let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
-                let deleted = diesel::delete(owned).execute(connection)?;
-                if deleted == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                Ok(())
-            })
+        self.write("delete_session", move |connection| {
+            // The messages go with it: ON DELETE CASCADE, which works
+            // because every connection turns `foreign_keys` on.
+            let owned = sessions::table.find(id).filter(sessions::owner.eq(owner));
+            let deleted = diesel::delete(owned).execute(connection)?;
+            if deleted == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
         })
         .await
     }
@@ -307,7 +336,7 @@ impl ChatRepository for SqliteRepository {
         let owner = owner.as_str().to_owned();
         let messages = messages.to_vec();
         let now = Timestamp::now();
-        self.run(operation, move |connection| {
+        self.write(operation, move |connection| {
             branches::append(connection, &owner, &session, &messages, now)
         })
         .await
@@ -321,35 +350,33 @@ impl ChatRepository for SqliteRepository {
         let is_final = message.status.is_final();
         let changes = MessageChanges::of(message)
             .map_err(|error| error.into_repo_error(Backend::Sqlite, "update_message"))?;
-        self.run("update_message", move |connection| {
-            connection.immediate_transaction(|connection| {
-                // The owner is checked in the UPDATE itself: a message of
-                // another principal's session matches no row.
-                let owned_session = sessions::table
-                    .filter(sessions::id.eq(&session))
-                    .filter(sessions::owner.eq(&owner))
-                    .select(sessions::id);
-                let target = messages::table
-                    .filter(messages::id.eq(&id))
-                    .filter(messages::session_id.eq(&session))
-                    .filter(messages::session_id.eq_any(owned_session))
-                    // A final state, once stored, stays (see the port) —
-                    // but this very write, made again after a lost answer,
-                    // still matches: its end time is its own.
-                    .filter(
-                        messages::status
-                            .eq(MessageStatus::Streaming.as_str())
-                            .or(messages::completed_at.eq(completed_at)),
-                    );
-                let updated = diesel::update(target).set(&changes).execute(connection)?;
-                if updated == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                if is_final {
-                    chains::fill(connection, &session)?;
-                }
-                Ok(())
-            })
+        self.write("update_message", move |connection| {
+            // The owner is checked in the UPDATE itself: a message of
+            // another principal's session matches no row.
+            let owned_session = sessions::table
+                .filter(sessions::id.eq(&session))
+                .filter(sessions::owner.eq(&owner))
+                .select(sessions::id);
+            let target = messages::table
+                .filter(messages::id.eq(&id))
+                .filter(messages::session_id.eq(&session))
+                .filter(messages::session_id.eq_any(owned_session))
+                // A final state, once stored, stays (see the port) —
+                // but this very write, made again after a lost answer,
+                // still matches: its end time is its own.
+                .filter(
+                    messages::status
+                        .eq(MessageStatus::Streaming.as_str())
+                        .or(messages::completed_at.eq(completed_at)),
+                );
+            let updated = diesel::update(target).set(&changes).execute(connection)?;
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            if is_final {
+                chains::fill(connection, &session)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -446,7 +473,7 @@ impl ChatRepository for SqliteRepository {
             session.to_string(),
             to.to_string(),
         );
-        self.run("switch_branch", move |connection| {
+        self.write("switch_branch", move |connection| {
             branches::switch_branch(connection, &owner, &session, &to, at)
         })
         .await
@@ -501,7 +528,7 @@ impl ChatRepository for SqliteRepository {
             message.to_string(),
         );
         let results = results.to_vec();
-        self.run("record_tool_results", move |connection| {
+        self.write("record_tool_results", move |connection| {
             chains::record_tool_results(connection, &owner, &session, &message, &results)
         })
         .await
@@ -513,7 +540,7 @@ impl ChatRepository for SqliteRepository {
         messages: &[Message],
     ) -> Result<(), RepoError> {
         let (session, messages) = (session.clone(), messages.to_vec());
-        self.run("import_session", move |connection| {
+        self.write("import_session", move |connection| {
             branches::import(connection, &session, &messages)
         })
         .await
@@ -522,16 +549,14 @@ impl ChatRepository for SqliteRepository {
     async fn interrupt_streaming(&self) -> Result<u64, RepoError> {
         let now = Timestamp::now().as_micros();
         let interrupted = self
-            .run("interrupt_streaming", move |connection| {
-                connection.immediate_transaction(|connection| {
-                    let interrupted = diesel::sql_query(queries::INTERRUPT_STREAMING)
-                        .bind::<Text, _>(ErrorCode::Interrupted.as_str())
-                        .bind::<Text, _>(INTERRUPTED_MESSAGE)
-                        .bind::<BigInt, _>(now)
-                        .execute(connection)?;
-                    chains::fill_every_session(connection)?;
-                    Ok(interrupted)
-                })
+            .write("interrupt_streaming", move |connection| {
+                let interrupted = diesel::sql_query(queries::INTERRUPT_STREAMING)
+                    .bind::<Text, _>(ErrorCode::Interrupted.as_str())
+                    .bind::<Text, _>(INTERRUPTED_MESSAGE)
+                    .bind::<BigInt, _>(now)
+                    .execute(connection)?;
+                chains::fill_every_session(connection)?;
+                Ok(interrupted)
             })
             .await?;
         Ok(u64::try_from(interrupted).unwrap_or(u64::MAX))
@@ -544,26 +569,23 @@ impl ChatRepository for SqliteRepository {
     ) -> Result<Vec<StoredEnd>, RepoError> {
         let changes = InterruptedChanges::at(Timestamp::now());
         let (session, first) = (session.to_string(), first.to_string());
-        self.run("interrupt_turn", move |connection| {
-            connection.immediate_transaction(|connection| {
-                // Only the replies still streaming: one whose final state
-                // was stored first (by its own replica) keeps it.
-                let streaming = messages::table
-                    .filter(messages::session_id.eq(&session))
-                    .filter(messages::id.ge(&first))
-                    .filter(messages::role.eq(Role::Assistant.as_str()))
-                    .filter(messages::status.eq(MessageStatus::Streaming.as_str()));
-                let changed: Vec<String> = diesel::update(streaming)
-                    .set(&changes)
-                    .returning(messages::id)
-                    .get_results(connection)?;
-                let turn =
-                    queries::turn_replies(session.clone(), first.clone()).load(connection)?;
-                chains::fill(connection, &session)?;
-                // An error rolls the update back: a turn that is gone
-                // changes nothing.
-                stored_turn(turn, &changed, &first)
-            })
+        self.write("interrupt_turn", move |connection| {
+            // Only the replies still streaming: one whose final state
+            // was stored first (by its own replica) keeps it.
+            let streaming = messages::table
+                .filter(messages::session_id.eq(&session))
+                .filter(messages::id.ge(&first))
+                .filter(messages::role.eq(Role::Assistant.as_str()))
+                .filter(messages::status.eq(MessageStatus::Streaming.as_str()));
+            let changed: Vec<String> = diesel::update(streaming)
+                .set(&changes)
+                .returning(messages::id)
+                .get_results(connection)?;
+            let turn = queries::turn_replies(session.clone(), first.clone()).load(connection)?;
+            chains::fill(connection, &session)?;
+            // An error rolls the update back: a turn that is gone
+            // changes nothing.
+            stored_turn(turn, &changed, &first)
         })
         .await
     }

@@ -21,6 +21,7 @@ use crate::schema::{messages, sessions};
 use crate::tree::{self, FamilyRow, PlacedRow, Window};
 
 /// See [`ChatRepository::append_messages`](colloquy_ports::ChatRepository::append_messages).
+/// Run inside a write transaction (the repository's writer).
 pub(super) fn append(
     connection: &mut SqliteConnection,
     owner: &str,
@@ -28,47 +29,44 @@ pub(super) fn append(
     messages: &[Message],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    connection.immediate_transaction(|connection| {
-        if !session_exists(connection, owner, session)? {
-            return Err(StoreError::NotFound);
-        }
-        let stored = depths(connection, session, tree::outside_parents(messages))?;
-        let Some(placed) = tree::place(messages, &stored)? else {
-            return Ok(());
-        };
-        insert(connection, &placed.rows)?;
-        chains::fill(connection, session)?;
-        let owned = sessions::table
-            .find(session)
-            .filter(sessions::owner.eq(owner));
-        diesel::update(owned)
-            .set((
-                sessions::head_message_id.eq(&placed.head),
-                sessions::message_count.eq(placed.length),
-                // Never backwards, should the clock step back.
-                sessions::updated_at.eq(sql::<BigInt>("MAX(updated_at, ")
-                    .bind::<BigInt, _>(now.as_micros())
-                    .sql(")")),
-            ))
-            .execute(connection)?;
-        Ok(())
-    })
+    if !session_exists(connection, owner, session)? {
+        return Err(StoreError::NotFound);
+    }
+    let stored = depths(connection, session, tree::outside_parents(messages))?;
+    let Some(placed) = tree::place(messages, &stored)? else {
+        return Ok(());
+    };
+    insert(connection, &placed.rows)?;
+    chains::fill(connection, session)?;
+    let owned = sessions::table
+        .find(session)
+        .filter(sessions::owner.eq(owner));
+    diesel::update(owned)
+        .set((
+            sessions::head_message_id.eq(&placed.head),
+            sessions::message_count.eq(placed.length),
+            // Never backwards, should the clock step back.
+            sessions::updated_at.eq(sql::<BigInt>("MAX(updated_at, ")
+                .bind::<BigInt, _>(now.as_micros())
+                .sql(")")),
+        ))
+        .execute(connection)?;
+    Ok(())
 }
 
 /// See [`ChatRepository::import_session`](colloquy_ports::ChatRepository::import_session).
+/// Run inside a write transaction (the repository's writer).
 pub(super) fn import(
     connection: &mut SqliteConnection,
     session: &Session,
     messages: &[Message],
 ) -> Result<(), StoreError> {
     let (session, rows) = tree::imported(session, messages)?;
-    connection.immediate_transaction(|connection| {
-        diesel::insert_into(sessions::table)
-            .values(&session)
-            .execute(connection)?;
-        insert(connection, &rows)?;
-        chains::fill(connection, &session.id)
-    })
+    diesel::insert_into(sessions::table)
+        .values(&session)
+        .execute(connection)?;
+    insert(connection, &rows)?;
+    chains::fill(connection, &session.id)
 }
 
 fn insert(connection: &mut SqliteConnection, rows: &[MessageRow]) -> Result<(), StoreError> {
@@ -277,7 +275,7 @@ pub(super) fn switch_branch(
     to: &str,
     at: Timestamp,
 ) -> Result<Session, StoreError> {
-    connection.immediate_transaction(|connection| {
+    connection.transaction(|connection| {
         if !session_exists(connection, owner, session)? {
             return Err(StoreError::NotFound);
         }

@@ -26,24 +26,22 @@ impl UsageLedger for SqliteRepository {
         }
         let row = UsageRow::new(principal, day, usage)
             .map_err(|error| error.into_repo_error(Backend::Sqlite, "add_usage"))?;
-        self.run("add_usage", move |connection| {
+        self.write("add_usage", move |connection| {
             // One statement reads and writes the row, so two additions at
-            // once cannot both start from the same old sum. The transaction
-            // only takes the write lock up front, as every write here does.
-            connection.immediate_transaction(|connection| {
-                diesel::insert_into(daily_usage::table)
-                    .values(&row)
-                    .on_conflict((daily_usage::principal, daily_usage::day))
-                    .do_update()
-                    .set((
-                        daily_usage::prompt_tokens
-                            .eq(daily_usage::prompt_tokens + excluded(daily_usage::prompt_tokens)),
-                        daily_usage::completion_tokens.eq(daily_usage::completion_tokens
+            // once cannot both start from the same old sum.
+            diesel::insert_into(daily_usage::table)
+                .values(&row)
+                .on_conflict((daily_usage::principal, daily_usage::day))
+                .do_update()
+                .set((
+                    daily_usage::prompt_tokens
+                        .eq(daily_usage::prompt_tokens + excluded(daily_usage::prompt_tokens)),
+                    daily_usage::completion_tokens
+                        .eq(daily_usage::completion_tokens
                             + excluded(daily_usage::completion_tokens)),
-                    ))
-                    .execute(connection)?;
-                Ok(())
-            })
+                ))
+                .execute(connection)?;
+            Ok(())
         })
         .await
     }
