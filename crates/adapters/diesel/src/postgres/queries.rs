@@ -346,7 +346,7 @@ mod tests {
                 }
             };
             let all = plan_on_history(
-                &statement(Pass::All, after),
+                statement(Pass::All, after),
                 &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21"),
             )
             .await;
@@ -356,7 +356,7 @@ mod tests {
             );
             assert!(!all.contains("Seq Scan on messages"), "{all}");
             let newest = plan_on_history(
-                &statement(Pass::Newest, after),
+                statement(Pass::Newest, after),
                 &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21, 1000"),
             )
             .await;
