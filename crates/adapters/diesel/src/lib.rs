@@ -62,6 +62,7 @@ mod rows;
 mod schema;
 mod search;
 mod sqlite;
+mod statement;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tree;

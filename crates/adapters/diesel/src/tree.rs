@@ -359,6 +359,49 @@ pub(crate) fn with_siblings(
         .collect()
 }
 
+/// Sessions and branches for the tests of both backends.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use colloquy_domain::{Message, MessageContent, MessageId, ModelName, Principal, Session};
+
+    /// A session of alice's, and its one branch of `length` user messages,
+    /// oldest first; the session names the last of them its head, as it
+    /// will be once they are stored.
+    pub(crate) fn session_with_branch(length: usize) -> (Session, Vec<Message>) {
+        let mut session = Session::new(
+            Principal::parse("alice").unwrap(),
+            None,
+            None,
+            ModelName::parse("m").unwrap(),
+        );
+        let mut parent = None;
+        let branch: Vec<Message> = (0..length)
+            .map(|n| {
+                let message = following(parent, user_message(&session, &format!("message {n}")));
+                parent = Some(message.id);
+                message
+            })
+            .collect();
+        session.head_message_id = parent;
+        (session, branch)
+    }
+
+    /// `message`, stored under `parent`.
+    pub(crate) fn following(parent: Option<MessageId>, message: Message) -> Message {
+        Message {
+            parent_id: parent,
+            ..message
+        }
+    }
+
+    pub(crate) fn user_message(session: &Session, text: &str) -> Message {
+        Message::user(
+            session.id,
+            MessageContent::parse(text.to_owned(), 1_000).unwrap(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use colloquy_domain::MessageContent;

@@ -16,6 +16,7 @@ use crate::chains::{self, WaitingRow, WaitingSessionRow};
 use crate::error::StoreError;
 use crate::rows::{with_tool_results, MessageRow};
 use crate::schema::{messages, sessions};
+use crate::statement::cached_query;
 
 /// Stores the chain of every message of `session` that can have one now.
 /// Run inside the transaction of the write that made a text final.
@@ -34,12 +35,12 @@ pub(super) async fn fill(
         // Deleted meanwhile: its messages went with it.
         return Ok(());
     }
-    let waiting: Vec<WaitingRow> = diesel::sql_query(chains::WAITING)
+    let waiting: Vec<WaitingRow> = cached_query(chains::WAITING)
         .bind::<Text, _>(session)
         .load(connection)
         .await?;
     for (id, chain) in chains::chains_to_store(waiting)? {
-        diesel::sql_query(chains::SET_CHAIN)
+        cached_query(chains::SET_CHAIN)
             .bind::<BigInt, _>(chain)
             .bind::<Text, _>(id)
             .execute(connection)
@@ -54,7 +55,7 @@ pub(super) async fn fill(
 pub(super) async fn fill_every_session(
     connection: &mut AsyncPgConnection,
 ) -> Result<usize, StoreError> {
-    let sessions: Vec<WaitingSessionRow> = diesel::sql_query(chains::WAITING_SESSIONS)
+    let sessions: Vec<WaitingSessionRow> = cached_query(chains::WAITING_SESSIONS)
         .load(connection)
         .await?;
     for session in &sessions {

@@ -9,6 +9,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness a
 
 use super::connection::Target;
 use crate::error::MigrationError;
+use crate::statement::cached_query;
 
 /// `migrations/postgres` at the workspace root, three levels above this
 /// crate's manifest (`crates/adapters/diesel`).
@@ -47,7 +48,7 @@ pub(crate) async fn run_pending(connection: AsyncPgConnection) -> anyhow::Result
     let applied = tokio::task::spawn_blocking(move || {
         let mut connection = AsyncConnectionWrapper::<AsyncPgConnection>::from(connection);
         connection.transaction(|connection| {
-            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            cached_query("SELECT pg_advisory_xact_lock($1)")
                 .bind::<BigInt, _>(MIGRATION_LOCK)
                 .execute(connection)?;
             apply(connection)

@@ -226,13 +226,18 @@ mod tests {
             .collect()
     }
 
-    /// The server's plan for `sql` run with `parameters`, on a database
+    /// The server's plans for `sql` run with `parameters`, on a database
     /// with enough messages (and statistics about them) for the planner to
     /// choose as it would in production, where an empty table is read
     /// whole: 50 sessions of 5 owners, each a branch of 400 messages (the
     /// message `…9000-{n}` is the `n / 50`-th of session `…8000-{n % 50 + 1}`),
     /// every thousandth of them holding the word "zanzibar".
-    async fn plan_on_history(sql: &str, parameters: &str) -> String {
+    ///
+    /// Two plans: the one made for these parameters, and the generic one,
+    /// made for none. The statements stay prepared on their connection
+    /// (`crate::statement`), and after five runs the server may keep the
+    /// generic plan for the rest of the connection's life.
+    async fn plan_on_history(sql: &str, parameters: &str) -> Vec<String> {
         let database = TestDatabase::create().await;
         crate::migrate_postgres(database.url()).await.unwrap();
         let client = database.client().await;
@@ -271,14 +276,23 @@ mod tests {
             .batch_execute(&format!("PREPARE measured AS {sql}"))
             .await
             .unwrap();
-        client
-            .query(&format!("EXPLAIN EXECUTE measured ({parameters})"), &[])
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get::<_, String>(0))
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut plans = Vec::new();
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            client
+                .batch_execute(&format!("SET plan_cache_mode = {mode}"))
+                .await
+                .unwrap();
+            let plan = client
+                .query(&format!("EXPLAIN EXECUTE measured ({parameters})"), &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n");
+            plans.push(format!("{mode}:\n{plan}"));
+        }
+        plans
     }
 
     /// Each step of a walk up a branch, and the rows read back, are
@@ -286,48 +300,52 @@ mod tests {
     /// costs does not depend on how long the session is.
     #[tokio::test]
     async fn walking_up_a_branch_looks_up_one_message_per_step() {
-        let walk = plan_on_history(
+        let walks = plan_on_history(
             crate::tree::WALK_UP,
             "'00000000-0000-7000-9000-000000019999', '00000000-0000-7000-8000-000000000050', \
              10, 1000",
         )
         .await;
-        let conditions = index_conditions(&walk);
-        assert_eq!(
-            conditions.len(),
-            3,
-            "the anchor, each step, the rows:\n{walk}"
-        );
-        assert!(
-            conditions
-                .iter()
-                .all(|condition| condition.contains("(id = ")),
-            "every read is of one id, none a range of the session:\n{walk}"
-        );
-        assert!(!walk.contains("Seq Scan"), "{walk}");
+        for walk in walks {
+            let conditions = index_conditions(&walk);
+            assert_eq!(
+                conditions.len(),
+                3,
+                "the anchor, each step, the rows:\n{walk}"
+            );
+            assert!(
+                conditions
+                    .iter()
+                    .all(|condition| condition.contains("(id = ")),
+                "every read is of one id, none a range of the session:\n{walk}"
+            );
+            assert!(!walk.contains("Seq Scan"), "{walk}");
+        }
     }
 
     #[tokio::test]
     async fn the_newest_leaf_is_found_through_the_index_of_children() {
-        let leaf = plan_on_history(
+        let leaves = plan_on_history(
             crate::tree::NEWEST_LEAF,
             "'00000000-0000-7000-9000-000000019000', '00000000-0000-7000-8000-000000000001'",
         )
         .await;
-        let by_parent = index_conditions(&leaf)
-            .into_iter()
-            .filter(|condition| condition.contains("(parent_id = "))
-            .count();
-        assert_eq!(
-            by_parent, 2,
-            "each step looks its children up, and each leaf's absence of them:\n{leaf}"
-        );
-        assert_eq!(
-            index_conditions(&leaf).len(),
-            3,
-            "the walk's start, its steps, the leaves' probes, and no other read of the table:\n{leaf}"
-        );
-        assert!(!leaf.contains("Seq Scan"), "{leaf}");
+        for leaf in leaves {
+            let by_parent = index_conditions(&leaf)
+                .into_iter()
+                .filter(|condition| condition.contains("(parent_id = "))
+                .count();
+            assert_eq!(
+                by_parent, 2,
+                "each step looks its children up, and each leaf's absence of them:\n{leaf}"
+            );
+            assert_eq!(
+                index_conditions(&leaf).len(),
+                3,
+                "the walk's start, its steps, the leaves' probes, and no other read of the table:\n{leaf}"
+            );
+            assert!(!leaf.contains("Seq Scan"), "{leaf}");
+        }
     }
 
     /// A search's second pass asks the GIN index for every message holding
@@ -345,28 +363,32 @@ mod tests {
                     parameters.to_owned()
                 }
             };
-            let all = plan_on_history(
-                &statement(Pass::All, after),
+            let alls = plan_on_history(
+                statement(Pass::All, after),
                 &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21"),
             )
             .await;
-            assert!(
-                all.contains("Bitmap Index Scan on messages_search"),
-                "{all}"
-            );
-            assert!(!all.contains("Seq Scan on messages"), "{all}");
-            let newest = plan_on_history(
-                &statement(Pass::Newest, after),
+            for all in alls {
+                assert!(
+                    all.contains("Bitmap Index Scan on messages_search"),
+                    "{all}"
+                );
+                assert!(!all.contains("Seq Scan on messages"), "{all}");
+            }
+            let newests = plan_on_history(
+                statement(Pass::Newest, after),
                 &with_cursor("'Zanzibar', 'StartSel=<', 'owner1', 21, 1000"),
             )
             .await;
-            assert!(
-                newest.contains("Index Scan Backward using messages_pkey on messages"),
-                "{newest}"
-            );
-            assert!(!newest.contains("Bitmap"), "{newest}");
-            if after {
-                assert!(newest.contains("Index Cond: (id < "), "{newest}");
+            for newest in newests {
+                assert!(
+                    newest.contains("Index Scan Backward using messages_pkey on messages"),
+                    "{newest}"
+                );
+                assert!(!newest.contains("Bitmap"), "{newest}");
+                if after {
+                    assert!(newest.contains("Index Cond: (id < "), "{newest}");
+                }
             }
         }
     }

@@ -34,6 +34,7 @@ use crate::rows::{
 };
 use crate::schema::{messages, sessions};
 use crate::search;
+use crate::statement::cached_query;
 
 /// The longest a call may take, waiting for a connection included, before
 /// it is abandoned as [`RepoError::Unavailable`]: longer than the server's
@@ -734,7 +735,7 @@ impl ChatRepository for PostgresRepository {
         let now = Timestamp::now().as_micros();
         let work = work(move |connection| {
             async move {
-                let interrupted = diesel::sql_query(queries::INTERRUPT_STREAMING)
+                let interrupted = cached_query(queries::INTERRUPT_STREAMING)
                     .bind::<Text, _>(ErrorCode::Interrupted.as_str())
                     .bind::<Text, _>(INTERRUPTED_MESSAGE)
                     .bind::<BigInt, _>(now)
@@ -806,7 +807,7 @@ impl ChatRepository for PostgresRepository {
         let most = i64::try_from(most).unwrap_or(i64::MAX);
         let work = work(move |connection| {
             async move {
-                let rows: Vec<StreamingReplyRow> = diesel::sql_query(queries::STREAMING_REPLIES)
+                let rows: Vec<StreamingReplyRow> = cached_query(queries::STREAMING_REPLIES)
                     .bind::<BigInt, _>(before)
                     .bind::<BigInt, _>(most)
                     .load(connection)

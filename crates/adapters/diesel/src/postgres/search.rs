@@ -21,14 +21,16 @@
 //! Either way only the page's rows get a headline: `ts_headline` reads the
 //! whole text of a message.
 
+use std::sync::LazyLock;
+
 use colloquy_ports::{Page, SearchHit};
-use diesel::pg::Pg;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::error::StoreError;
 use crate::paging::{into_page, with_lookahead};
 use crate::search::{SearchHitRow, HIT_CLOSES, HIT_OPENS, SNIPPET_WORDS};
+use crate::statement::cached_query;
 
 /// How many of the newest messages the first pass looks at: few enough to
 /// read in a millisecond, enough that a word in one message out of fifty
@@ -52,7 +54,30 @@ pub(crate) enum Pass {
 /// `plainto_tsquery` reads `$1` as plain text: it ANDs its words and
 /// treats no character as an operator, so nothing a user typed is query
 /// syntax.
-pub(crate) fn statement(pass: Pass, after: bool) -> String {
+///
+/// Each of the four is written once, on first use, and lives as long as
+/// the program: a fixed set of texts, which connections keep prepared
+/// (see `crate::statement`).
+pub(crate) fn statement(pass: Pass, after: bool) -> &'static str {
+    static WRITTEN: LazyLock<[String; 4]> = LazyLock::new(|| {
+        [
+            write(Pass::Newest, false),
+            write(Pass::Newest, true),
+            write(Pass::All, false),
+            write(Pass::All, true),
+        ]
+    });
+    let index = match (pass, after) {
+        (Pass::Newest, false) => 0,
+        (Pass::Newest, true) => 1,
+        (Pass::All, false) => 2,
+        (Pass::All, true) => 3,
+    };
+    &WRITTEN[index]
+}
+
+/// The text of [`statement`]`(pass, after)`.
+fn write(pass: Pass, after: bool) -> String {
     let query = "plainto_tsquery('colloquy_search', $1)";
     let candidates = match (pass, after) {
         (Pass::Newest, false) => format!(
@@ -110,19 +135,29 @@ async fn hits(
     fetch: i64,
     after: Option<&str>,
 ) -> Result<Vec<SearchHitRow>, StoreError> {
-    let mut query = diesel::sql_query(statement(pass, after.is_some()))
-        .into_boxed::<Pg>()
-        .bind::<Text, _>(words.to_owned())
+    let query = cached_query(statement(pass, after.is_some()))
+        .bind::<Text, _>(words)
         .bind::<Text, _>(headline_options())
-        .bind::<Text, _>(owner.to_owned())
+        .bind::<Text, _>(owner)
         .bind::<BigInt, _>(fetch);
-    if pass == Pass::Newest {
-        query = query.bind::<BigInt, _>(NEWEST_CANDIDATES);
-    }
-    if let Some(after) = after {
-        query = query.bind::<Text, _>(after.to_owned());
-    }
-    Ok(query.load(connection).await?)
+    // Each statement has its own parameters after the first four.
+    Ok(match (pass, after) {
+        (Pass::Newest, None) => {
+            query
+                .bind::<BigInt, _>(NEWEST_CANDIDATES)
+                .load(connection)
+                .await?
+        }
+        (Pass::Newest, Some(after)) => {
+            query
+                .bind::<BigInt, _>(NEWEST_CANDIDATES)
+                .bind::<Text, _>(after)
+                .load(connection)
+                .await?
+        }
+        (Pass::All, None) => query.load(connection).await?,
+        (Pass::All, Some(after)) => query.bind::<Text, _>(after).load(connection).await?,
+    })
 }
 
 /// See [`ChatRepository::search_messages`](colloquy_ports::ChatRepository::search_messages).

@@ -21,6 +21,7 @@ use super::chains;
 use crate::error::StoreError;
 use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
 use crate::schema::{messages, sessions};
+use crate::statement::cached_query;
 use crate::tree::{self, FamilyRow, PlacedRow, Window};
 
 /// The outcome of a write's transaction, with a failure that happened
@@ -182,7 +183,7 @@ async fn by_depth(
     session: &str,
     window: Window,
 ) -> Result<Option<Vec<MessageRow>>, StoreError> {
-    let rows: Vec<MessageRow> = diesel::sql_query(tree::BY_DEPTH)
+    let rows: Vec<MessageRow> = cached_query(tree::BY_DEPTH)
         .bind::<Text, _>(session)
         .bind::<BigInt, _>(window.shallowest)
         .bind::<BigInt, _>(window.deepest)
@@ -197,7 +198,7 @@ async fn walk(
     leaf: &str,
     window: Window,
 ) -> Result<Vec<MessageRow>, StoreError> {
-    Ok(diesel::sql_query(tree::WALK_UP)
+    Ok(cached_query(tree::WALK_UP)
         .bind::<Text, _>(leaf)
         .bind::<Text, _>(session)
         .bind::<BigInt, _>(window.steps)
@@ -346,7 +347,7 @@ pub(super) async fn switch_branch(
     connection
         .transaction::<_, StoreError, _>(async |connection| {
             lock_session(connection, owner, session).await?;
-            let leaf: PlacedRow = diesel::sql_query(tree::NEWEST_LEAF)
+            let leaf: PlacedRow = cached_query(tree::NEWEST_LEAF)
                 .bind::<Text, _>(to)
                 .bind::<Text, _>(session)
                 .get_result(connection)
@@ -366,4 +367,71 @@ pub(super) async fn switch_branch(
                 .into_domain()
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::connection::Target;
+    use super::super::search::{self, statement, Pass};
+    use super::*;
+    use crate::chains::{SET_CHAIN, WAITING};
+    use crate::statement::testing::CacheLog;
+    use crate::testing::TestDatabase;
+    use crate::tree::fixtures::{following, session_with_branch, user_message};
+
+    /// As on SQLite: a turn's statements are sent to the server to be
+    /// parsed once per connection, then only run.
+    #[tokio::test]
+    async fn a_turns_statements_stay_prepared_on_their_connection() {
+        let database = TestDatabase::create().await;
+        crate::migrate_postgres(database.url()).await.unwrap();
+        let mut connection = Target::parse(database.url())
+            .unwrap()
+            .establish()
+            .await
+            .unwrap();
+        let log = CacheLog::default();
+        connection.set_instrumentation(log.recorder());
+        let (session, branch) = session_with_branch(200);
+        import(&mut connection, &session, &branch).await.unwrap();
+        let (owner, id) = (session.owner.as_str(), session.id.to_string());
+        let mut head = session.head_message_id;
+        for n in 0..3 {
+            let recent = recent(&mut connection, owner, &id, None, 50).await.unwrap();
+            assert_eq!(recent.len(), 50);
+            let page = list_branch(&mut connection, owner, &id, None, 50, None)
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 50);
+            let next = following(head, user_message(&session, &format!("one more, {n}")));
+            head = Some(next.id);
+            append(&mut connection, owner, &id, &[next], Timestamp::now())
+                .await
+                .unwrap();
+            let leaf = head.unwrap().to_string();
+            switch_branch(&mut connection, owner, &id, &leaf, Timestamp::now())
+                .await
+                .unwrap();
+            // A common word ends after the first pass, a rare one needs both;
+            // those older than the leaf: the appends before this one.
+            for (word, hits) in [("message", 5), ("more", n)] {
+                let found =
+                    search::search(&mut connection, owner, &[word.to_owned()], 5, Some(&leaf))
+                        .await
+                        .unwrap();
+                assert_eq!(found.items.len(), hits, "{word}");
+            }
+        }
+        for (sql, name) in [
+            (tree::WALK_UP, "tree::WALK_UP"),
+            (tree::BY_DEPTH, "tree::BY_DEPTH"),
+            (WAITING, "chains::WAITING"),
+            (SET_CHAIN, "chains::SET_CHAIN"),
+            (tree::NEWEST_LEAF, "tree::NEWEST_LEAF"),
+            (statement(Pass::Newest, true), "search, first pass"),
+            (statement(Pass::All, true), "search, second pass"),
+        ] {
+            assert_eq!(log.times_prepared(sql), 1, "{name}");
+        }
+    }
 }

@@ -11,15 +11,16 @@ use crate::chains::{self, WaitingRow, WaitingSessionRow};
 use crate::error::StoreError;
 use crate::rows::{with_tool_results, MessageRow};
 use crate::schema::{messages, sessions};
+use crate::statement::cached_query;
 
 /// Stores the chain of every message of `session` that can have one now.
 /// Run inside the transaction of the write that made a text final.
 pub(super) fn fill(connection: &mut SqliteConnection, session: &str) -> Result<(), StoreError> {
-    let waiting: Vec<WaitingRow> = diesel::sql_query(chains::WAITING)
+    let waiting: Vec<WaitingRow> = cached_query(chains::WAITING)
         .bind::<Text, _>(session)
         .load(connection)?;
     for (id, chain) in chains::chains_to_store(waiting)? {
-        diesel::sql_query(chains::SET_CHAIN)
+        cached_query(chains::SET_CHAIN)
             .bind::<BigInt, _>(chain)
             .bind::<Text, _>(id)
             .execute(connection)?;
@@ -32,7 +33,7 @@ pub(super) fn fill(connection: &mut SqliteConnection, session: &str) -> Result<(
 /// many sessions it filled. Run inside a write transaction.
 pub(super) fn fill_every_session(connection: &mut SqliteConnection) -> Result<usize, StoreError> {
     let sessions: Vec<WaitingSessionRow> =
-        diesel::sql_query(chains::WAITING_SESSIONS).load(connection)?;
+        cached_query(chains::WAITING_SESSIONS).load(connection)?;
     for session in &sessions {
         fill(connection, &session.session_id)?;
     }

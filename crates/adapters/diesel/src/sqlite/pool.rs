@@ -9,6 +9,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::sql_types::{BigInt, Text};
 
 use super::location::Location;
+use crate::statement::cached_query;
 
 pub(crate) type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
 
@@ -128,7 +129,7 @@ struct SettingsRow {
 /// Reads the pragmas of `connection` (the table-valued pragma functions let
 /// one statement read them all).
 pub(crate) fn read_settings(connection: &mut SqliteConnection) -> QueryResult<ConnectionSettings> {
-    let row: SettingsRow = diesel::sql_query(
+    let row: SettingsRow = cached_query(
         "SELECT \
             (SELECT journal_mode FROM pragma_journal_mode) AS journal_mode, \
             (SELECT synchronous FROM pragma_synchronous) AS synchronous, \

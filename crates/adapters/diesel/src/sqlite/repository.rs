@@ -29,6 +29,7 @@ use crate::rows::{
     StreamingReplyRow, INTERRUPTED_MESSAGE,
 };
 use crate::schema::{messages, sessions};
+use crate::statement::cached_query;
 use crate::{search, tree};
 
 /// Sessions and messages in one SQLite database, reached through a pool of
@@ -550,7 +551,7 @@ impl ChatRepository for SqliteRepository {
         let now = Timestamp::now().as_micros();
         let interrupted = self
             .write("interrupt_streaming", move |connection| {
-                let interrupted = diesel::sql_query(queries::INTERRUPT_STREAMING)
+                let interrupted = cached_query(queries::INTERRUPT_STREAMING)
                     .bind::<Text, _>(ErrorCode::Interrupted.as_str())
                     .bind::<Text, _>(INTERRUPTED_MESSAGE)
                     .bind::<BigInt, _>(now)
@@ -598,7 +599,7 @@ impl ChatRepository for SqliteRepository {
         let before = before.as_micros();
         let most = i64::try_from(most).unwrap_or(i64::MAX);
         self.run("streaming_replies", move |connection| {
-            let rows: Vec<StreamingReplyRow> = diesel::sql_query(queries::STREAMING_REPLIES)
+            let rows: Vec<StreamingReplyRow> = cached_query(queries::STREAMING_REPLIES)
                 .bind::<BigInt, _>(before)
                 .bind::<BigInt, _>(most)
                 .load(connection)?;

@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use crate::error::StoreError;
 use crate::paging::{into_page, with_lookahead};
 use crate::search::{SearchHitRow, HIT_CLOSES, HIT_OPENS, SNIPPET_WORDS};
+use crate::statement::cached_query;
 
 /// `owner`'s (`$6`) messages matching `$4` (an FTS5 query), stored before
 /// the row `$5`, newest first, `$7` at most. The snippet is of the one
@@ -70,7 +71,7 @@ pub(super) fn search(
         let bound = match after {
             None => i64::MAX,
             Some(after) => {
-                let found = diesel::sql_query(CURSOR)
+                let found = cached_query(CURSOR)
                     .bind::<Text, _>(after)
                     .get_result::<Bound>(connection)
                     .optional()?;
@@ -85,7 +86,7 @@ pub(super) fn search(
                 }
             }
         };
-        let rows: Vec<SearchHitRow> = diesel::sql_query(SEARCH)
+        let rows: Vec<SearchHitRow> = cached_query(SEARCH)
             .bind::<Text, _>(HIT_OPENS)
             .bind::<Text, _>(HIT_CLOSES)
             .bind::<BigInt, _>(SNIPPET_WORDS)

@@ -18,6 +18,7 @@ use super::repository::session_exists;
 use crate::error::StoreError;
 use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
 use crate::schema::{messages, sessions};
+use crate::statement::cached_query;
 use crate::tree::{self, FamilyRow, PlacedRow, Window};
 
 /// See [`ChatRepository::append_messages`](colloquy_ports::ChatRepository::append_messages).
@@ -128,7 +129,7 @@ fn by_depth(
     session: &str,
     window: Window,
 ) -> Result<Option<Vec<MessageRow>>, StoreError> {
-    let rows: Vec<MessageRow> = diesel::sql_query(tree::BY_DEPTH)
+    let rows: Vec<MessageRow> = cached_query(tree::BY_DEPTH)
         .bind::<Text, _>(session)
         .bind::<BigInt, _>(window.shallowest)
         .bind::<BigInt, _>(window.deepest)
@@ -142,7 +143,7 @@ fn walk(
     leaf: &str,
     window: Window,
 ) -> Result<Vec<MessageRow>, StoreError> {
-    Ok(diesel::sql_query(tree::WALK_UP)
+    Ok(cached_query(tree::WALK_UP)
         .bind::<Text, _>(leaf)
         .bind::<Text, _>(session)
         .bind::<BigInt, _>(window.steps)
@@ -279,7 +280,7 @@ pub(super) fn switch_branch(
         if !session_exists(connection, owner, session)? {
             return Err(StoreError::NotFound);
         }
-        let leaf: PlacedRow = diesel::sql_query(tree::NEWEST_LEAF)
+        let leaf: PlacedRow = cached_query(tree::NEWEST_LEAF)
             .bind::<Text, _>(to)
             .bind::<Text, _>(session)
             .get_result(connection)?;
@@ -296,4 +297,78 @@ pub(super) fn switch_branch(
             .get_result(connection)?
             .into_domain()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection as _;
+
+    use super::super::location::Location;
+    use super::super::{migrations, pool, search};
+    use super::*;
+    use crate::chains::{SET_CHAIN, WAITING};
+    use crate::statement::testing::CacheLog;
+    use crate::tree::fixtures::{following, session_with_branch, user_message};
+
+    /// A migrated database in memory holding a session of alice's whose
+    /// one branch is `length` messages long, the session, and what the
+    /// connection prepared into its cache from the import on.
+    fn with_branch(length: usize) -> (SqliteConnection, Session, CacheLog) {
+        let mut connection = pool::establish(&Location::Memory).unwrap();
+        migrations::run_pending(&mut connection).unwrap();
+        let log = CacheLog::default();
+        connection.set_instrumentation(log.recorder());
+        let (session, branch) = session_with_branch(length);
+        import(&mut connection, &session, &branch).unwrap();
+        (connection, session, log)
+    }
+
+    /// Every turn reads its history: the walk must be parsed once per
+    /// connection, not once per read.
+    #[test]
+    fn reading_a_branch_again_reuses_its_prepared_statements() {
+        let (mut connection, session, log) = with_branch(200);
+        let (owner, id) = (session.owner.as_str(), session.id.to_string());
+        for _ in 0..3 {
+            assert_eq!(
+                recent(&mut connection, owner, &id, None, 50).unwrap().len(),
+                50
+            );
+            let page = list_branch(&mut connection, owner, &id, None, 50, None).unwrap();
+            assert_eq!(page.items.len(), 50);
+        }
+        assert_eq!(
+            log.times_prepared(tree::WALK_UP),
+            1,
+            "recent_messages' walk"
+        );
+        assert_eq!(log.times_prepared(tree::BY_DEPTH), 1, "list_branch's range");
+    }
+
+    #[test]
+    fn writes_switches_and_searches_reuse_their_prepared_statements() {
+        let (mut connection, session, log) = with_branch(20);
+        let (owner, id) = (session.owner.as_str(), session.id.to_string());
+        let mut head = session.head_message_id;
+        for n in 0..3 {
+            // Each a final message, whose chain the append stores (as the
+            // import stored those of the branch).
+            let next = following(head, user_message(&session, &format!("one more, {n}")));
+            head = Some(next.id);
+            append(&mut connection, owner, &id, &[next], Timestamp::now()).unwrap();
+            let leaf = head.unwrap().to_string();
+            switch_branch(&mut connection, owner, &id, &leaf, Timestamp::now()).unwrap();
+            let found = search::search(&mut connection, owner, &["message"], 5, Some(&leaf));
+            assert_eq!(found.unwrap().items.len(), 5);
+        }
+        for (statement, name) in [
+            (WAITING, "chains::WAITING"),
+            (SET_CHAIN, "chains::SET_CHAIN"),
+            (tree::NEWEST_LEAF, "tree::NEWEST_LEAF"),
+            (search::CURSOR, "search::CURSOR"),
+            (search::SEARCH, "search::SEARCH"),
+        ] {
+            assert_eq!(log.times_prepared(statement), 1, "{name}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! A measurement, not a pass/fail check: run with
+//! Measurements, not pass/fail checks: run with
 //! `cargo test -p colloquy-diesel --test it -- --ignored --nocapture scale`
-//! (add `sqlite` or `postgres` to measure one backend).
+//! (add a test's name, `sqlite` or `postgres` to measure less; `--release`
+//! for numbers worth comparing).
 
 use std::time::Instant;
 
@@ -11,6 +12,10 @@ use crate::support::{alice, chain, stored_session, user_message, Backend, TestDb
 const MESSAGES: usize = 100_000;
 const BATCH: usize = 1_000;
 const PAGE: usize = 50;
+
+/// The branch a turn reads its history from, and how many reads are timed.
+const BRANCH: usize = 200;
+const READS: u32 = 2_000;
 
 mod history_pages_stay_fast_at_100k_messages {
     #[tokio::test]
@@ -23,6 +28,59 @@ mod history_pages_stay_fast_at_100k_messages {
     #[ignore = "a measurement that prints timings; fills a 100k-message database first"]
     async fn postgres() {
         super::history_pages_stay_fast_at_100k_messages(crate::support::Backend::Postgres).await;
+    }
+}
+
+mod recent_messages_of_a_200_message_branch {
+    #[tokio::test]
+    #[ignore = "a measurement that prints timings"]
+    async fn sqlite() {
+        super::recent_messages_of_a_200_message_branch(crate::support::Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "a measurement that prints timings"]
+    async fn postgres() {
+        super::recent_messages_of_a_200_message_branch(crate::support::Backend::Postgres).await;
+    }
+}
+
+/// What a chat turn pays to read its history, one call after another: the
+/// cost of one call at the repository (the pool, the transaction, the
+/// statements and the rows), averaged over many.
+async fn recent_messages_of_a_200_message_branch(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let session = stored_session(&*db.repo).await;
+    let messages = chain(
+        None,
+        (0..BRANCH)
+            .map(|n| user_message(session.id, &format!("message {n} of a long conversation")))
+            .collect(),
+    );
+    db.repo.append_messages(&alice(), &messages).await.unwrap();
+    for limit in [PAGE, BRANCH] {
+        // Every connection of the pool has run the statements once.
+        for _ in 0..100 {
+            db.repo
+                .recent_messages(&alice(), session.id, None, limit)
+                .await
+                .unwrap();
+        }
+        let started = Instant::now();
+        for _ in 0..READS {
+            let recent = db
+                .repo
+                .recent_messages(&alice(), session.id, None, limit)
+                .await
+                .unwrap();
+            assert_eq!(recent.len(), limit);
+        }
+        let elapsed = started.elapsed();
+        eprintln!(
+            "recent_messages, newest {limit:>3} of {BRANCH}: {READS} calls in {elapsed:>10.3?}, \
+             {:>8.1?} a call",
+            elapsed / READS
+        );
     }
 }
 
