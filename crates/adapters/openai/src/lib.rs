@@ -34,6 +34,7 @@
 
 mod decode;
 mod errors;
+mod pool;
 mod scrub;
 mod stream;
 mod token_limit;
@@ -51,6 +52,7 @@ use reqwest::Url;
 use reqwest_eventsource::retry::Never;
 use reqwest_eventsource::{Event, EventSource};
 
+use crate::pool::ThreadPools;
 use crate::scrub::scrub;
 use crate::stream::ChunkStream;
 use crate::wire::RequestBody;
@@ -128,11 +130,11 @@ pub enum ConfigError {
     Client(#[source] reqwest::Error),
 }
 
-/// A client of the Chat Completions API. Cheap to clone: clones share one
-/// connection pool.
+/// A client of the Chat Completions API. Cheap to clone: clones share the
+/// connection pools (one per thread, see `pool.rs`).
 #[derive(Clone)]
 pub struct OpenAiClient {
-    http: reqwest::Client,
+    http: Arc<ThreadPools>,
     endpoint: Url,
     /// `Bearer …`, marked sensitive so that reqwest never prints it.
     authorization: Option<HeaderValue>,
@@ -155,7 +157,7 @@ impl fmt::Debug for OpenAiClient {
 }
 
 impl OpenAiClient {
-    /// Builds the client and its connection pool.
+    /// Builds the client and its first connection pool.
     ///
     /// # Errors
     /// A [`ConfigError`] when the base URL is not an http(s) URL, the key
@@ -182,19 +184,12 @@ impl OpenAiClient {
             }
             None => None,
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            // Following a redirect would turn the POST into a GET and hide a
-            // misconfigured base URL; an unfollowed one is reported instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("colloquy/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ConfigError::Client)?;
+        let http = ThreadPools::new(config.connect_timeout).map_err(ConfigError::Client)?;
         let token_limit_field = config
             .token_limit_field
             .unwrap_or_else(|| TokenLimitField::for_endpoint(&endpoint));
         Ok(Self {
-            http,
+            http: Arc::new(http),
             endpoint,
             authorization,
             secret: config.api_key.as_ref().map(|key| Arc::from(key.expose())),
@@ -207,7 +202,7 @@ impl OpenAiClient {
 impl LlmClient for OpenAiClient {
     async fn stream_chat(&self, request: ChatRequest) -> Result<ChatStream, LlmError> {
         let body = RequestBody::new(&request, self.token_limit_field)?;
-        let mut builder = self.http.post(self.endpoint.clone()).json(&body);
+        let mut builder = self.http.get().post(self.endpoint.clone()).json(&body);
         if let Some(authorization) = &self.authorization {
             builder = builder.header(AUTHORIZATION, authorization.clone());
         }

@@ -208,3 +208,77 @@ async fn consecutive_calls_reuse_one_pooled_connection() {
         "each finished reply should hand its connection back to the pool"
     );
 }
+
+/// A reply sent from another thread gets a connection of that thread: hyper
+/// drives a connection on the runtime that opened it, so one shared pool
+/// would hand every chunk across threads (see `pool.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn each_thread_keeps_its_own_pooled_connections() {
+    let fake = FakeUpstream::start().await;
+    let client = client(&fake);
+
+    // Each thread runs a single-threaded runtime, as an actix worker does.
+    let on_own_runtime =
+        |client: OpenAiClient,
+         questions: &'static [&'static str],
+         before: std::sync::mpsc::Receiver<()>,
+         after: std::sync::mpsc::Sender<()>,
+         keep_running: tokio::sync::oneshot::Receiver<()>| {
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async move {
+                    before.recv().expect("the go-ahead");
+                    for question in questions {
+                        let (_, end) =
+                            text_and_end(drain(open(&client, ask(question)).await).await);
+                        assert!(end.is_ok(), "{end:?}");
+                        tokio::task::yield_now().await;
+                    }
+                    after.send(()).expect("the main thread waits");
+                    // Keeps this thread's connections alive and driven while
+                    // the other thread sends.
+                    let _ = keep_running.await;
+                });
+            })
+        };
+    let (start_first, first_may_go) = std::sync::mpsc::channel();
+    let (first_done, second_may_go) = std::sync::mpsc::channel();
+    let (second_done, both_done) = std::sync::mpsc::channel();
+    let (release_first, first_released) = tokio::sync::oneshot::channel();
+    let (release_second, second_released) = tokio::sync::oneshot::channel();
+    let first = on_own_runtime(
+        client.clone(),
+        &["one"],
+        first_may_go,
+        first_done,
+        first_released,
+    );
+    let second = on_own_runtime(
+        client,
+        &["two", "three"],
+        second_may_go,
+        second_done,
+        second_released,
+    );
+    start_first.send(()).expect("the first thread waits");
+    tokio::task::spawn_blocking(move || both_done.recv_timeout(crate::PATIENCE))
+        .await
+        .expect("the wait ran")
+        .expect("both threads sent their replies");
+    let _ = (release_first.send(()), release_second.send(()));
+    tokio::task::spawn_blocking(move || (first.join(), second.join()))
+        .await
+        .map(|(a, b)| a.and(b))
+        .expect("the join ran")
+        .expect("neither thread panicked");
+
+    let connections: Vec<u64> = fake.requests().iter().map(|r| r.connection).collect();
+    assert_eq!(
+        connections,
+        [0, 1, 1],
+        "the second thread should open a connection of its own, then reuse it"
+    );
+}
