@@ -205,8 +205,11 @@ impl ChatService {
     }
 }
 
-/// The words of a search query: split at white space, each one that holds
-/// a letter or a digit.
+/// The words of a search query: split at white space and at control
+/// characters, each one that holds a letter or a digit. Neither store's
+/// tokenizer puts a control character in a word, and they cannot reach a
+/// store as part of one: SQLite's FTS5 query parser reads a NUL as the end
+/// of the query, and PostgreSQL text cannot hold one.
 fn search_terms(query: &str) -> Result<Vec<String>, ChatError> {
     let chars = query.chars().count();
     if chars > MAX_QUERY_CHARS {
@@ -215,7 +218,7 @@ fn search_terms(query: &str) -> Result<Vec<String>, ChatError> {
         )));
     }
     let terms: Vec<String> = query
-        .split_whitespace()
+        .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|term| term.chars().any(char::is_alphanumeric))
         .map(str::to_owned)
         .collect();

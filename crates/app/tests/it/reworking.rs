@@ -303,6 +303,17 @@ async fn a_search_needs_a_word_and_not_too_many() {
         .unwrap();
     assert_eq!(hits.items.len(), 1);
     assert_eq!(hits.items[0].role, Role::Assistant);
+    // Control characters separate words as white space does: no store
+    // tokenizer keeps one in a word, and a NUL cannot reach either store.
+    let hits = service
+        .search(owner, "bonjour\0monde\u{7f}", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(hits.items.len(), 1);
+    assert!(matches!(
+        service.search(owner, "\0\u{15}\r", 10, None).await,
+        Err(ChatError::BadQuery(_))
+    ));
 }
 
 fn imported(key: &str, parent: Option<&str>, role: Role, text: &str, at: i64) -> ImportedMessage {

@@ -226,3 +226,35 @@ async fn a_search_finds_the_callers_own_messages_only() {
     let (status, _) = search(&app, "funicular", "", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// A fuzzer's query (a NUL, a carriage return, C1 controls amid letters) once
+/// reached SQLite's FTS5 parser whole, which read the NUL as the end of the
+/// query and failed with a 500. Control characters separate words, as
+/// white space does.
+#[tokio::test]
+async fn control_characters_in_a_query_separate_its_words() {
+    let app = spawn_app().await;
+    let lisbon = app.new_session().await;
+    app.fake.push(Behaviour::text(
+        "The yellow Tram 28 climbs there every ten minutes.",
+    ));
+    app.chat(&lisbon, "Which yellow tram climbs to the castle?")
+        .await;
+
+    let (status, found) = search(&app, "yellow\0tram\r\u{9f}", "", None).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(
+        hit_ids(&found).len(),
+        2,
+        "both words, in both messages: {found}"
+    );
+    let (status, found) = search(
+        &app,
+        "\u{cd}\u{8c}\u{c7}\u{15}\0\u{9f}\u{ff}\r\u{ed}\u{98}H\u{7f}",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found, json!({"data": [], "has_more": false}));
+}
