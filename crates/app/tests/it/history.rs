@@ -3,74 +3,13 @@
 //! the store holds, whatever moved the head meanwhile (a regenerated reply,
 //! a branch switch, a turn another replica stored).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use colloquy_app::{ChatService, NewSession, ReplyEvents, SessionPatch};
-use colloquy_domain::{Message, MessageContent, MessageStatus, Principal, Session};
-use colloquy_inprocess::{InProcessEventLog, LogLimits};
+use colloquy_app::SessionPatch;
+use colloquy_domain::{Message, MessageContent, MessageStatus};
 use colloquy_ports::{ChatRepository, PromptRole};
 
-use crate::model::fakes::FakeRepo;
-use crate::support::{config, scripted, service_with_events, text_stream, Requests};
-
-struct Conversation {
-    repo: Arc<FakeRepo>,
-    service: ChatService,
-    session: Session,
-    requests: Requests,
-}
-
-async fn conversation(answers: &[&str]) -> Conversation {
-    let repo = Arc::new(FakeRepo::default());
-    let (llm, requests) = scripted(answers.iter().map(|a| text_stream(&[a])).collect());
-    let service = service_with_events(
-        Arc::clone(&repo) as Arc<dyn ChatRepository>,
-        Arc::new(llm),
-        Arc::new(InProcessEventLog::new(LogLimits::default())),
-        Arc::default(),
-        config(),
-    );
-    let owner = Principal::parse("alice").unwrap();
-    let session = service
-        .create_session(&owner, NewSession::default())
-        .await
-        .unwrap();
-    Conversation {
-        repo,
-        service,
-        session,
-        requests,
-    }
-}
-
-async fn last_ended(events: &mut ReplyEvents) -> Message {
-    let mut ended = None;
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), events.next())
-        .await
-        .expect("the turn ends in time")
-    {
-        if let Some(message) = event.kind.finished_message() {
-            ended = Some(message.clone());
-        }
-    }
-    ended.expect("the turn ended a reply")
-}
+use crate::support::{conversation, ended_messages, Conversation};
 
 impl Conversation {
-    fn owner(&self) -> &Principal {
-        &self.session.owner
-    }
-
-    async fn send(&self, text: &str) -> Message {
-        let mut sent = self
-            .service
-            .send_message(self.owner(), self.session.id, text.into())
-            .await
-            .unwrap();
-        last_ended(&mut sent.events).await
-    }
-
     /// The texts of the last request to the model, after its system prompt.
     fn last_heard(&self) -> Vec<(PromptRole, String)> {
         let requests = self.requests.lock().unwrap();
@@ -113,14 +52,14 @@ async fn the_next_turn_hears_the_kept_branch_and_reads_only_the_session() {
 #[tokio::test]
 async fn a_head_moved_by_a_regenerated_reply_or_a_switch_is_followed() {
     let talk = conversation(&["a1", "a2", "b1", "b3", "a4", "a5"]).await;
-    let first = talk.send("u1").await;
-    let second = talk.send("u2").await;
+    let (_, first) = talk.send("u1").await;
+    let (_, second) = talk.send("u2").await;
     let mut again = talk
         .service
         .regenerate(talk.owner(), talk.session.id, first.id)
         .await
         .unwrap();
-    last_ended(&mut again.events).await;
+    ended_messages(&mut again.events).await;
     talk.send("u3").await;
     assert_eq!(
         talk.last_heard(),
@@ -155,7 +94,7 @@ async fn a_head_moved_by_a_regenerated_reply_or_a_switch_is_followed() {
 #[tokio::test]
 async fn a_turn_stored_by_another_replica_is_read_from_the_store() {
     let talk = conversation(&["a1", "a3"]).await;
-    let first = talk.send("u1").await;
+    let (_, first) = talk.send("u1").await;
 
     // Another replica ran a turn of this session: the store holds it, this
     // service never saw it.

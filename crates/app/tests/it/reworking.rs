@@ -2,78 +2,15 @@
 //! the old ones, which stay; the history, the context and the count follow
 //! the active branch; switching branch; search terms; imports.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use colloquy_app::{
-    ChatError, ChatService, EventKind, ImportedConversation, ImportedMessage, NewSession,
-    ReplyEvents, SessionPatch,
-};
-use colloquy_domain::{Message, MessageId, MessageStatus, Principal, Role, Session, Timestamp};
-use colloquy_inprocess::{InProcessEventLog, LogLimits};
-use colloquy_ports::{ChatRepository, PromptRole};
+use colloquy_app::{ChatError, EventKind, ImportedConversation, ImportedMessage, SessionPatch};
+use colloquy_domain::{Message, MessageId, MessageStatus, Principal, Role, Timestamp};
+use colloquy_ports::PromptRole;
 
-use crate::model::fakes::FakeRepo;
-use crate::support::{config, scripted, service_with_events, text_stream, Requests};
-
-async fn drain(events: &mut ReplyEvents) -> Vec<Message> {
-    let mut ended = Vec::new();
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), events.next())
-        .await
-        .expect("the turn ends in time")
-    {
-        if let Some(message) = event.kind.finished_message() {
-            ended.push(message.clone());
-        }
-    }
-    ended
-}
-
-struct Conversation {
-    service: ChatService,
-    session: Session,
-    requests: Requests,
-}
-
-/// A session over a store that keeps a tree, whose model answers `answers`
-/// in order.
-async fn conversation(answers: &[&str]) -> Conversation {
-    let repo = Arc::new(FakeRepo::default());
-    let (llm, requests) = scripted(answers.iter().map(|a| text_stream(&[a])).collect());
-    let service = service_with_events(
-        Arc::clone(&repo) as Arc<dyn ChatRepository>,
-        Arc::new(llm),
-        Arc::new(InProcessEventLog::new(LogLimits::default())),
-        Arc::default(),
-        config(),
-    );
-    let owner = Principal::parse("alice").unwrap();
-    let session = service
-        .create_session(&owner, NewSession::default())
-        .await
-        .unwrap();
-    Conversation {
-        service,
-        session,
-        requests,
-    }
-}
+use crate::support::{conversation, ended_messages, Conversation, Requests};
 
 impl Conversation {
-    fn owner(&self) -> &Principal {
-        &self.session.owner
-    }
-
-    async fn send(&self, text: &str) -> (Message, Message) {
-        let mut sent = self
-            .service
-            .send_message(self.owner(), self.session.id, text.into())
-            .await
-            .unwrap();
-        let reply = drain(&mut sent.events).await.pop().unwrap();
-        (sent.user_message.unwrap(), reply)
-    }
-
     async fn history(&self, leaf: Option<MessageId>) -> Vec<(String, usize, usize)> {
         self.service
             .history(self.owner(), self.session.id, leaf, 100, None)
@@ -121,7 +58,7 @@ async fn a_regenerated_reply_is_a_sibling_and_the_new_head() {
         .await
         .unwrap();
     assert!(again.user_message.is_none());
-    let second = drain(&mut again.events).await.pop().unwrap();
+    let second = ended_messages(&mut again.events).await.pop().unwrap();
     assert_eq!(
         second.parent_id,
         Some(question.id),
@@ -177,7 +114,7 @@ async fn an_edited_question_starts_a_branch_beside_the_old_one() {
         .unwrap();
     let question = edited.user_message.clone().unwrap();
     assert_eq!(question.parent_id, second_question.parent_id);
-    let reply = drain(&mut edited.events).await.pop().unwrap();
+    let reply = ended_messages(&mut edited.events).await.pop().unwrap();
     assert_eq!(reply.content, "Berlin");
     assert_eq!(
         texts(&talk.requests, 2),
@@ -203,7 +140,7 @@ async fn switching_branch_moves_the_head_to_the_newest_leaf_below_and_tells_the_
         .regenerate(talk.owner(), talk.session.id, first.id)
         .await
         .unwrap();
-    drain(&mut again.events).await;
+    ended_messages(&mut again.events).await;
     let mut watcher = talk
         .service
         .subscribe(talk.owner(), talk.session.id, None)

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use colloquy_app::{
-    ChatConfig, ChatService, Dependencies, EventKind, LlmPolicy, ReplyEvents, SessionEvent,
-    Subscription,
+    ChatConfig, ChatService, Dependencies, EventKind, LlmPolicy, NewSession, ReplyEvents,
+    SessionEvent, Subscription,
 };
 use colloquy_domain::{
     Assistant, AssistantId, Message, ModelName, Principal, Session, Timestamp, Usage, UtcDay,
@@ -16,6 +16,8 @@ use colloquy_ports::{
     Siblings, UsageLedger,
 };
 use futures::StreamExt;
+
+use crate::model::fakes::FakeRepo;
 
 pub fn config() -> ChatConfig {
     let mut config = ChatConfig::with_model(ModelName::parse("test-model").unwrap());
@@ -462,4 +464,67 @@ pub fn branch_page(messages: Vec<Message>) -> Page<BranchMessage> {
             .collect(),
         has_more: false,
     }
+}
+
+/// A session over a store that keeps a tree ([`FakeRepo`]), whose model
+/// answers `answers` in order, one text each.
+pub struct Conversation {
+    pub repo: Arc<FakeRepo>,
+    pub service: ChatService,
+    pub session: Session,
+    pub requests: Requests,
+}
+
+pub async fn conversation(answers: &[&str]) -> Conversation {
+    let repo = Arc::new(FakeRepo::default());
+    let (llm, requests) = scripted(answers.iter().map(|a| text_stream(&[a])).collect());
+    let service = service_with_events(
+        Arc::clone(&repo) as Arc<dyn ChatRepository>,
+        Arc::new(llm),
+        Arc::new(InProcessEventLog::new(LogLimits::default())),
+        Arc::default(),
+        config(),
+    );
+    let owner = Principal::parse("alice").unwrap();
+    let session = service
+        .create_session(&owner, NewSession::default())
+        .await
+        .unwrap();
+    Conversation {
+        repo,
+        service,
+        session,
+        requests,
+    }
+}
+
+impl Conversation {
+    pub fn owner(&self) -> &Principal {
+        &self.session.owner
+    }
+
+    /// Sends `text`; the user message and the reply as it ended.
+    pub async fn send(&self, text: &str) -> (Message, Message) {
+        let mut sent = self
+            .service
+            .send_message(self.owner(), self.session.id, text.into())
+            .await
+            .unwrap();
+        let reply = ended_messages(&mut sent.events).await.pop().unwrap();
+        (sent.user_message.unwrap(), reply)
+    }
+}
+
+/// The messages a turn's events ended, in order, once the turn is over.
+pub async fn ended_messages(events: &mut ReplyEvents) -> Vec<Message> {
+    let mut ended = Vec::new();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("the turn ends in time")
+    {
+        if let Some(message) = event.kind.finished_message() {
+            ended.push(message.clone());
+        }
+    }
+    ended
 }
