@@ -1,3 +1,4 @@
+use colloquy_diesel::testing::TestDatabase;
 use colloquy_fake_upstream::Behaviour;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -5,7 +6,7 @@ use serde_json::{json, Value};
 use super::search;
 use crate::assistants::{assert_problem, call, id_of};
 use crate::auth::{keyed, new_key};
-use crate::support::spawn_app;
+use crate::support::{spawn_app, spawn_app_with, TestApp};
 
 fn hit_ids(page: &Value) -> Vec<String> {
     page["data"]
@@ -233,7 +234,18 @@ async fn a_search_finds_the_callers_own_messages_only() {
 /// white space does.
 #[tokio::test]
 async fn control_characters_in_a_query_separate_its_words() {
-    let app = spawn_app().await;
+    control_characters_separate_words(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn control_characters_in_a_query_separate_its_words_on_postgres() {
+    let database = TestDatabase::create().await;
+    let app = spawn_app_with(&[("DATABASE_URL", database.url())]).await;
+    control_characters_separate_words(&app).await;
+    app.stop().await;
+}
+
+async fn control_characters_separate_words(app: &TestApp) {
     let lisbon = app.new_session().await;
     app.fake.push(Behaviour::text(
         "The yellow Tram 28 climbs there every ten minutes.",
@@ -241,7 +253,7 @@ async fn control_characters_in_a_query_separate_its_words() {
     app.chat(&lisbon, "Which yellow tram climbs to the castle?")
         .await;
 
-    let (status, found) = search(&app, "yellow\0tram\r\u{9f}", "", None).await;
+    let (status, found) = search(app, "yellow\0tram\r\u{9f}", "", None).await;
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(
         hit_ids(&found).len(),
@@ -249,7 +261,7 @@ async fn control_characters_in_a_query_separate_its_words() {
         "both words, in both messages: {found}"
     );
     let (status, found) = search(
-        &app,
+        app,
         "\u{cd}\u{8c}\u{c7}\u{15}\0\u{9f}\u{ff}\r\u{ed}\u{98}H\u{7f}",
         "",
         None,
