@@ -482,7 +482,7 @@ pub fn replicas(levels: &[Level]) {
         }
     }
     table.push_str(
-        "\n| streams | turns before | mode | Redis commands per delta | per turn | scripts per delta | redis-server cores | PG commits per turn | PG rows written per turn | 2 replicas ÷ 1, turns/s |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "\n| streams | turns before | mode | Redis commands per delta | per turn | scripts per delta | redis-server cores | PG commits per turn | PG rows written per turn | postgres cores | 2 replicas ÷ 1, turns/s |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for level in levels {
         for m in level.modes.iter().filter(|m| m.redis.is_some()) {
@@ -490,7 +490,7 @@ pub fn replicas(levels: &[Level]) {
                 continue;
             };
             table.push_str(&format!(
-                "| {} | {} | {} | {:.2}{} | {:.1} | {:.2} | {} | {:.2} | {:.2} | {} |\n",
+                "| {} | {} | {} | {:.2}{} | {:.1} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {} |\n",
                 level.streams,
                 level.turns_before,
                 mode_label(m),
@@ -507,6 +507,7 @@ pub fn replicas(levels: &[Level]) {
                     .map_or_else(|| "–".to_owned(), |c| format!("{c:.2}")),
                 pg.commits_per_turn,
                 pg.rows_written_per_turn,
+                pg.server_cores,
                 match (m.replicas, level.two_over_one_turns) {
                     (2, Some(ratio)) => format!(
                         "{ratio:.2} ({})",

@@ -4,6 +4,7 @@
 //! from the load generator and the fake upstream: `VmRSS` in
 //! `/proc/PID/status` is the server's alone.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -201,6 +202,39 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / 100.0)
 }
 
+/// The CPU time of every process of this machine named `name` (as
+/// `/proc/PID/stat` names it), by PID: PostgreSQL's backends, which the
+/// bench does not start and which come and go with their connections.
+pub fn cpu_secs_by_name(name: &str) -> HashMap<u32, f64> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.split_once('(')?;
+                    Some(rest.rsplit_once(')')?.0 == name)
+                })
+                .unwrap_or(false)
+        })
+        .filter_map(|pid| Some((pid, cpu_secs(pid)?)))
+        .collect()
+}
+
+/// The CPU the processes of `after` spent since `before` was taken; a
+/// process that started in between counts from zero, and one that ended
+/// in between is lost (a connection closed during the run).
+pub fn cpu_secs_since(before: &HashMap<u32, f64>, after: &HashMap<u32, f64>) -> f64 {
+    after
+        .iter()
+        .map(|(pid, secs)| secs - before.get(pid).copied().unwrap_or(0.0))
+        .filter(|spent| *spent > 0.0)
+        .sum()
+}
+
 /// Samples a process's RSS every 50 ms on a thread, keeping the peak.
 #[derive(Debug)]
 struct RssSampler {
@@ -238,5 +272,26 @@ impl Drop for RssSampler {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_are_found_by_the_name_proc_gives_them() {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let name = stat.split_once('(').unwrap().1.rsplit_once(')').unwrap().0;
+        let found = cpu_secs_by_name(name);
+        assert!(found.contains_key(&std::process::id()), "{name}: {found:?}");
+        assert!(cpu_secs_by_name("no process has this name").is_empty());
+    }
+
+    #[test]
+    fn cpu_since_counts_new_processes_from_zero_and_skips_ended_ones() {
+        let before = HashMap::from([(1, 2.0), (2, 5.0)]);
+        let after = HashMap::from([(1, 2.5), (3, 0.25)]);
+        assert!((cpu_secs_since(&before, &after) - 0.75).abs() < 1e-9);
     }
 }

@@ -72,6 +72,9 @@ pub struct PostgresCost {
     pub writes: PgWrites,
     pub commits_per_turn: f64,
     pub rows_written_per_turn: f64,
+    /// The CPU of this machine's `postgres` processes over the run, in
+    /// cores; zero when PostgreSQL runs elsewhere.
+    pub server_cores: f64,
 }
 
 /// Every mode at one level.
@@ -257,6 +260,7 @@ async fn measure(
         None => None,
     };
     let redis_cpu_before = redis.and_then(BenchRedis::cpu_secs);
+    let postgres_cpu_before = crate::server::cpu_secs_by_name("postgres");
     let started = Instant::now();
     let targets = deployment.targets();
     let report = run_on_servers(env, &mut deployment.servers, &targets, &plan).await?;
@@ -282,6 +286,10 @@ async fn measure(
         }
         _ => None,
     };
+    let postgres_cores = crate::server::cpu_secs_since(
+        &postgres_cpu_before,
+        &crate::server::cpu_secs_by_name("postgres"),
+    ) / started.elapsed().as_secs_f64();
     let persisted_checked = if deployment.seeded.is_empty() {
         None
     } else {
@@ -301,6 +309,7 @@ async fn measure(
         commits_per_turn: per(writes.commits as f64, report.all_turns),
         rows_written_per_turn: per(writes.rows() as f64, report.all_turns),
         writes,
+        server_cores: postgres_cores,
     });
     Ok(Measured {
         redis: redis_cost,
