@@ -195,11 +195,20 @@ fn rss_kib(pid: u32) -> Option<u64> {
 /// seconds (the kernel counts in clock ticks, 100 a second on Linux).
 pub fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces: fields are counted after its `)`.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(name_and_cpu_secs(&stat)?.1)
+}
+
+/// The command name and the user + system CPU seconds of a
+/// `/proc/PID/stat` line.
+fn name_and_cpu_secs(stat: &str) -> Option<(&str, f64)> {
+    // The command name may hold spaces and parentheses: it ends at the
+    // last `)`, and the fields are counted after it.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
+    Some((name, (utime + stime) as f64 / 100.0))
 }
 
 /// The CPU time of every process of this machine named `name` (as
@@ -211,16 +220,11 @@ pub fn cpu_secs_by_name(name: &str) -> HashMap<u32, f64> {
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let (_, rest) = stat.split_once('(')?;
-                    Some(rest.rsplit_once(')')?.0 == name)
-                })
-                .unwrap_or(false)
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (found, secs) = name_and_cpu_secs(&stat)?;
+            (found == name).then_some((pid, secs))
         })
-        .filter_map(|pid| Some((pid, cpu_secs(pid)?)))
         .collect()
 }
 
