@@ -266,6 +266,30 @@ mod tests {
         assert!(turn.contains("id>?"), "from its first reply on:\n{turn}");
     }
 
+    #[derive(QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = Text)]
+        compile_options: String,
+    }
+
+    #[test]
+    fn a_plan_never_depends_on_the_values_bound_to_it() {
+        // `.cargo/config.toml` builds the bundled SQLite so: without it, a
+        // bound `LIMIT ?` expires its statement at every new binding, and
+        // each run of a cached statement is parsed and planned again.
+        let mut connection = migrated();
+        let options: Vec<CompileOption> =
+            diesel::sql_query("SELECT compile_options FROM pragma_compile_options")
+                .load(&mut connection)
+                .unwrap();
+        assert!(
+            options
+                .iter()
+                .any(|option| option.compile_options == "ENABLE_QPSG"),
+            "SQLite was built without SQLITE_ENABLE_QPSG"
+        );
+    }
+
     #[test]
     fn interrupting_reads_only_the_partial_index() {
         let mut connection = migrated();
