@@ -27,9 +27,15 @@ use lru::LruCache;
 /// with their bookkeeping) this keeps about 650 conversations.
 pub(crate) const HISTORY_CACHE_BYTES: usize = 32 * 1024 * 1024;
 
+/// A session's recent branch, oldest first, shared by the cache and the
+/// turn that reads it. A `Vec` behind the `Arc` (not a slice), so that the
+/// turn, once it holds the only reference, takes the messages back to make
+/// the next entry without copying them (`Arc::try_unwrap`).
+pub(crate) type SharedHistory = Arc<Vec<Message>>;
+
 /// One session's recent branch.
 struct Entry {
-    history: Arc<[Message]>,
+    history: SharedHistory,
     bytes: usize,
 }
 
@@ -77,11 +83,7 @@ impl HistoryCache {
     }
 
     /// The kept history of `session` when its branch still ends at `head`.
-    pub(crate) fn get(
-        &self,
-        session: SessionId,
-        head: Option<MessageId>,
-    ) -> Option<Arc<[Message]>> {
+    pub(crate) fn get(&self, session: SessionId, head: Option<MessageId>) -> Option<SharedHistory> {
         let head = head?;
         let mut entries = self.lock();
         let entry = entries.sessions.get(&session)?;
@@ -100,9 +102,10 @@ impl HistoryCache {
     /// branch as far as it is known, oldest first, ending at its head) for
     /// the session's next turn, unless one of them may still change: then
     /// whatever was kept is dropped.
-    pub(crate) fn keep(&self, session: SessionId, branch: Vec<Message>, limit: usize) {
+    pub(crate) fn keep(&self, session: SessionId, mut branch: Vec<Message>, limit: usize) {
         let start = branch.len().saturating_sub(limit);
-        let recent = &branch[start..];
+        branch.drain(..start);
+        let recent = branch;
         if recent.is_empty() || !recent.iter().all(is_settled) {
             self.forget(session);
             return;
@@ -121,7 +124,8 @@ impl HistoryCache {
                 None => break,
             }
         }
-        let history: Arc<[Message]> = recent.into();
+        // Moved in, not copied: a branch is the messages' texts.
+        let history = Arc::new(recent);
         entries.bytes += bytes;
         entries.sessions.put(session, Entry { history, bytes });
     }

@@ -11,11 +11,10 @@
 //! `assistant` turns instead would make the model take the others' words for
 //! its own.
 
-use std::sync::Arc;
-
 use colloquy_domain::{AssistantId, Message, MessageStatus, Role, SessionId, ToolCall};
 use colloquy_ports::{ChatRequest, PromptMessage, PromptRole, ToolCallRequest, ToolSpec};
 
+use crate::history::SharedHistory;
 use crate::tokens::{TokenCounter, TOKENS_PER_REPLY};
 
 /// How a message by the session's default voice is attributed when another
@@ -31,7 +30,7 @@ pub(crate) struct Prompt {
     /// Who answers: `None` for the session's default voice.
     pub(crate) speaker: Option<AssistantId>,
     /// The session's messages before this turn, oldest first.
-    pub(crate) history: Arc<[Message]>,
+    pub(crate) history: SharedHistory,
     /// This turn's messages so far, oldest first: the new user message (none
     /// in a discussion) and the answers of the assistants who spoke before.
     pub(crate) turn: Vec<Message>,
@@ -67,7 +66,7 @@ pub(crate) fn build_request(prompt: &Prompt) -> ChatRequest {
     let fixed = counter.message(&system) + turn_cost + TOKENS_PER_REPLY + tools_cost;
     let mut left = prompt.context_tokens.saturating_sub(fixed);
 
-    let turns = turns(&prompt.history, prompt.speaker);
+    let mut turns = turns(&prompt.history, prompt.speaker);
     let mut kept = 0;
     for earlier in turns.iter().rev() {
         let cost: usize = earlier.iter().map(|message| counter.message(message)).sum();
@@ -92,7 +91,9 @@ pub(crate) fn build_request(prompt: &Prompt) -> ChatRequest {
         .filter(|system| !system.content.is_empty())
         .into_iter()
         .collect();
-    messages.extend(turns[turns.len() - kept..].iter().flatten().cloned());
+    // Moved, not cloned: the kept history is most of a request's bytes.
+    let kept_turns = turns.split_off(turns.len() - kept);
+    messages.extend(kept_turns.into_iter().flatten());
     messages.extend(turn);
     let mut request = ChatRequest::new(prompt.model.clone(), messages);
     request.tools.clone_from(&prompt.tools);

@@ -23,6 +23,7 @@ use colloquy_domain::{
 use colloquy_ports::{EventKind, EventLog, Held, ReplyClaim, RepoError, StartAt, ToolSpec};
 use tokio::sync::oneshot;
 
+use crate::history::SharedHistory;
 use crate::prompt::{build_request, Prompt};
 use crate::reply::{shutdown_error, ReplyDriver, ReplyGuard, ToolUse};
 use crate::streams::{ReplyEvents, Subscription};
@@ -220,7 +221,7 @@ struct StoredTurn {
     session: Session,
     /// The branch before the turn, oldest first; its turns may be left out
     /// of a request when the context budget is short.
-    history: Arc<[Message]>,
+    history: SharedHistory,
     /// What every reply of the turn hears whatever the budget, before the
     /// turn's own messages: a turn with no new question (a regenerated
     /// reply, a discussion) answers the branch's last question, which
@@ -512,7 +513,7 @@ impl ChatService {
                 break;
             }
         }
-        self.keep_history(session_id, &history, turn_so_far, &guard);
+        self.keep_history(session_id, history, turn_so_far, &guard);
     }
 
     /// Keeps the branch as this turn left it for the session's next turn,
@@ -521,25 +522,26 @@ impl ChatService {
     fn keep_history(
         &self,
         session_id: SessionId,
-        history: &[Message],
+        history: SharedHistory,
         turn: Vec<Message>,
         guard: &ReplyGuard,
     ) {
         let histories = &self.inner.histories;
+        // The entry this turn read (if it read one) is replaced whatever
+        // happens; dropped first, it leaves `history` the only reference.
+        histories.forget(session_id);
         let replies_complete = turn
             .iter()
             .filter(|message| message.role == Role::Assistant)
             .all(|message| message.status == MessageStatus::Complete);
         if guard.ended_elsewhere() || !replies_complete {
-            histories.forget(session_id);
             return;
         }
-        let limit = self.inner.config.history_limit;
-        let kept_before = history.len().min(limit.saturating_sub(turn.len()));
-        let mut branch = Vec::with_capacity(kept_before + turn.len());
-        branch.extend_from_slice(&history[history.len() - kept_before..]);
+        // Taken back rather than copied: the requests built from it are
+        // done with it (cloned only if something unexpected still holds it).
+        let mut branch = Arc::try_unwrap(history).unwrap_or_else(|shared| shared.as_ref().clone());
         branch.extend(turn);
-        histories.keep(session_id, branch, limit);
+        histories.keep(session_id, branch, self.inner.config.history_limit);
     }
 
     /// Reads the session and the branch the turn joins (concurrently: two
@@ -559,8 +561,11 @@ impl ChatService {
     ) -> Result<StoredTurn, ChatError> {
         let repo = &self.inner.repo;
         let limit = self.inner.config.history_limit;
-        let (mut session, history): (Session, Arc<[Message]>) = match joins {
-            Joins::Under(None) => (repo.get_session(owner, session_id).await?, Arc::from([])),
+        let (mut session, history): (Session, SharedHistory) = match joins {
+            Joins::Under(None) => (
+                repo.get_session(owner, session_id).await?,
+                SharedHistory::default(),
+            ),
             Joins::Head => {
                 // A running conversation's branch is usually kept from its
                 // last turn: then only the session is read.
@@ -571,10 +576,7 @@ impl ChatService {
                     .get(session_id, session.head_message_id);
                 let history = match kept {
                     Some(kept) => kept,
-                    None => repo
-                        .recent_messages(owner, session_id, None, limit)
-                        .await?
-                        .into(),
+                    None => Arc::new(repo.recent_messages(owner, session_id, None, limit).await?),
                 };
                 (session, history)
             }
@@ -583,7 +585,7 @@ impl ChatService {
                     repo.get_session(owner, session_id),
                     repo.recent_messages(owner, session_id, Some(leaf), limit),
                 )?;
-                (session, history.into())
+                (session, Arc::new(history))
             }
         };
         let mut parent = match joins {
@@ -599,7 +601,10 @@ impl ChatService {
                 .iter()
                 .rposition(|message| message.role == Role::User)
                 .unwrap_or(history.len());
-            (history[..question].into(), history[question..].to_vec())
+            (
+                Arc::new(history[..question].to_vec()),
+                history[question..].to_vec(),
+            )
         } else {
             (history, Vec::new())
         };
@@ -704,7 +709,7 @@ impl ChatService {
         &self,
         voice: &Voice,
         session: &Session,
-        history: &Arc<[Message]>,
+        history: &SharedHistory,
         turn_so_far: &[Message],
     ) -> Option<colloquy_ports::ChatRequest> {
         let config = &self.inner.config;
