@@ -11,7 +11,7 @@ use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::num::NonZeroUsize;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
-use colloquy_ports::PromptMessage;
+use colloquy_ports::{PromptMessage, PromptRole};
 use lru::LruCache;
 use tiktoken_rs::tokenizer::{get_tokenizer, Tokenizer};
 use tiktoken_rs::CoreBPE;
@@ -21,7 +21,7 @@ use tiktoken_rs::CoreBPE;
 const TOKENS_PER_MESSAGE: usize = 3;
 /// Every reply is primed with `<|start|>assistant<|message|>`.
 pub(crate) const TOKENS_PER_REPLY: usize = 3;
-/// Counts the memo remembers, all threads together, least recently used
+/// Counts the memo remembers, all threads together, the longest remembered
 /// dropped first: the history of some 300 conversations at the default
 /// `history_limit` (200), in about 5 MiB.
 const MEMO_CAPACITY: usize = 65_536;
@@ -39,7 +39,12 @@ type MemoKey = (usize, usize, u64);
 /// memo per thread missed most of a history counted on another one (a
 /// profile of growing conversations showed BPE at 9 % of the server's CPU
 /// behind such a memo). The lock is held for one lookup; a 64-bit hash
-/// collision would only misjudge one message's size.
+/// collision would only misjudge one message's size. A lookup only reads
+/// (`peek`): moving the entry to the front, as an LRU `get` does, touched
+/// three more entries scattered in memory, and a turn makes a lookup per
+/// message of its history, some 200 (the memo's lookups were 4 % of the
+/// server's CPU at full speed). So the oldest count goes first, even one
+/// still in use; it is counted again once, some 65,536 new texts later.
 static MEMO: LazyLock<Mutex<LruCache<MemoKey, usize>>> = LazyLock::new(|| {
     Mutex::new(LruCache::new(
         NonZeroUsize::new(MEMO_CAPACITY).expect("a positive capacity"),
@@ -54,6 +59,9 @@ fn memo() -> MutexGuard<'static, LruCache<MemoKey, usize>> {
 #[derive(Clone, Copy)]
 pub(crate) struct TokenCounter {
     bpe: &'static CoreBPE,
+    /// The tokens of each role's name, in [`role_index`] order: counted
+    /// once per counter, not once per message of every prompt.
+    roles: [usize; 4],
 }
 
 impl std::fmt::Debug for TokenCounter {
@@ -72,7 +80,9 @@ impl TokenCounter {
             }
             _ => tiktoken_rs::cl100k_base_singleton(),
         };
-        Self { bpe }
+        let mut counter = Self { bpe, roles: [0; 4] };
+        counter.roles = ROLES.map(|role| counter.text(role_name(role)));
+        counter
     }
 
     /// Tokens of `text` alone. Special-token markers in user text are counted
@@ -85,7 +95,7 @@ impl TokenCounter {
             text.len(),
             hasher.finish(),
         );
-        if let Some(count) = memo().get(&key).copied() {
+        if let Some(count) = memo().peek(&key).copied() {
             return count;
         }
         let count = self.bpe.encode_ordinary(text).len();
@@ -95,25 +105,45 @@ impl TokenCounter {
 
     /// Tokens one message takes in a prompt, framing included.
     pub(crate) fn message(&self, message: &PromptMessage) -> usize {
-        let role = match message.role {
-            colloquy_ports::PromptRole::System => "system",
-            colloquy_ports::PromptRole::User => "user",
-            colloquy_ports::PromptRole::Assistant => "assistant",
-            colloquy_ports::PromptRole::Tool => "tool",
-        };
+        let role = self.roles[role_index(message.role)];
         let calls: usize = message
             .tool_calls
             .iter()
             .map(|call| self.text(&call.name) + self.text(&call.arguments) + TOKENS_PER_MESSAGE)
             .sum();
-        TOKENS_PER_MESSAGE + self.text(role) + self.text(&message.content) + calls
+        TOKENS_PER_MESSAGE + role + self.text(&message.content) + calls
+    }
+}
+
+const ROLES: [PromptRole; 4] = [
+    PromptRole::System,
+    PromptRole::User,
+    PromptRole::Assistant,
+    PromptRole::Tool,
+];
+
+/// Where `role` is in [`ROLES`] (and in a counter's `roles`).
+fn role_index(role: PromptRole) -> usize {
+    match role {
+        PromptRole::System => 0,
+        PromptRole::User => 1,
+        PromptRole::Assistant => 2,
+        PromptRole::Tool => 3,
+    }
+}
+
+/// The role's name as the model's chat template writes it.
+fn role_name(role: PromptRole) -> &'static str {
+    match role {
+        PromptRole::System => "system",
+        PromptRole::User => "user",
+        PromptRole::Assistant => "assistant",
+        PromptRole::Tool => "tool",
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use colloquy_ports::PromptRole;
-
     use super::*;
 
     #[test]
@@ -139,6 +169,18 @@ mod tests {
         // Another encoding does not get this one's count.
         let other = TokenCounter::for_model("gpt-4");
         assert_eq!(other.text(&long), other.bpe.encode_ordinary(&long).len());
+    }
+
+    #[test]
+    fn every_role_costs_what_its_name_encodes_to() {
+        for model in ["gpt-4o", "gpt-4", "llama3.1:8b"] {
+            let counter = TokenCounter::for_model(model);
+            for role in ROLES {
+                let message = PromptMessage::new(role, "hello world");
+                let name = counter.bpe.encode_ordinary(role_name(role)).len();
+                assert_eq!(counter.message(&message), TOKENS_PER_MESSAGE + name + 2);
+            }
+        }
     }
 
     #[test]
