@@ -353,24 +353,12 @@ impl ChatRepository for SqliteRepository {
             .map_err(|error| error.into_repo_error(Backend::Sqlite, "update_message"))?;
         self.write("update_message", move |connection| {
             // The owner is checked in the UPDATE itself: a message of
-            // another principal's session matches no row.
-            let owned_session = sessions::table
-                .filter(sessions::id.eq(&session))
-                .filter(sessions::owner.eq(&owner))
-                .select(sessions::id);
-            let target = messages::table
-                .filter(messages::id.eq(&id))
-                .filter(messages::session_id.eq(&session))
-                .filter(messages::session_id.eq_any(owned_session))
-                // A final state, once stored, stays (see the port) —
-                // but this very write, made again after a lost answer,
-                // still matches: its end time is its own.
-                .filter(
-                    messages::status
-                        .eq(MessageStatus::Streaming.as_str())
-                        .or(messages::completed_at.eq(completed_at)),
-                );
-            let updated = diesel::update(target).set(&changes).execute(connection)?;
+            // another principal's session matches no row. A final state,
+            // once stored, stays (see the port) — but this very write,
+            // made again after a lost answer, still matches: its end time
+            // is its own.
+            let updated =
+                branches::set_state(connection, &owner, &session, &id, &changes, completed_at)?;
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }

@@ -9,14 +9,13 @@
 
 use colloquy_domain::{Message, Session, Timestamp};
 use colloquy_ports::{BranchMessage, Page};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 
-use super::chains;
 use super::repository::session_exists;
+use super::{chains, queries};
 use crate::error::StoreError;
-use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
+use crate::rows::{MessageChanges, MessageRow, SessionRow, INSERT_CHUNK};
 use crate::schema::{messages, sessions};
 use crate::statement::cached_query;
 use crate::tree::{self, FamilyRow, PlacedRow, Window};
@@ -37,20 +36,73 @@ pub(super) fn append(
     let Some(placed) = tree::place(messages, &stored)? else {
         return Ok(());
     };
-    insert(connection, &placed.rows)?;
+    // A row at a time: a turn appends two or three, and a statement of
+    // one row stays prepared where Diesel's insert of several does not.
+    for row in &placed.rows {
+        insert_one(connection, row)?;
+    }
     chains::fill(connection, session)?;
-    let owned = sessions::table
-        .find(session)
-        .filter(sessions::owner.eq(owner));
-    diesel::update(owned)
-        .set((
-            sessions::head_message_id.eq(&placed.head),
-            sessions::message_count.eq(placed.length),
-            // Never backwards, should the clock step back.
-            sessions::updated_at.eq(sql::<BigInt>("MAX(updated_at, ")
-                .bind::<BigInt, _>(now.as_micros())
-                .sql(")")),
-        ))
+    cached_query(queries::SET_HEAD)
+        .bind::<Nullable<Text>, _>(&placed.head)
+        .bind::<BigInt, _>(placed.length)
+        .bind::<BigInt, _>(now.as_micros())
+        .bind::<Text, _>(session)
+        .bind::<Text, _>(owner)
+        .execute(connection)?;
+    Ok(())
+}
+
+/// Stores `changes` as the state of message `id` of `owner`'s `session`
+/// when it is still streaming, or already ended at `completed_at` (see
+/// [`queries::UPDATE_MESSAGE`]); returns how many rows changed (0 or 1).
+/// Run inside a write transaction (the repository's writer).
+pub(super) fn set_state(
+    connection: &mut SqliteConnection,
+    owner: &str,
+    session: &str,
+    id: &str,
+    changes: &MessageChanges,
+    completed_at: Option<i64>,
+) -> Result<usize, StoreError> {
+    Ok(cached_query(queries::UPDATE_MESSAGE)
+        .bind::<Text, _>(&changes.content)
+        .bind::<Text, _>(&changes.status)
+        .bind::<Nullable<Text>, _>(&changes.finish_reason)
+        .bind::<Nullable<BigInt>, _>(changes.prompt_tokens)
+        .bind::<Nullable<BigInt>, _>(changes.completion_tokens)
+        .bind::<Nullable<Text>, _>(&changes.error_code)
+        .bind::<Nullable<Text>, _>(&changes.error_message)
+        .bind::<Nullable<Text>, _>(&changes.tool_calls)
+        .bind::<Nullable<BigInt>, _>(changes.completed_at)
+        .bind::<Text, _>(id)
+        .bind::<Text, _>(session)
+        .bind::<Text, _>(session)
+        .bind::<Text, _>(owner)
+        .bind::<Nullable<BigInt>, _>(completed_at)
+        .execute(connection)?)
+}
+
+/// Inserts one message row (see [`queries::INSERT_MESSAGE`]).
+fn insert_one(connection: &mut SqliteConnection, row: &MessageRow) -> Result<(), StoreError> {
+    cached_query(queries::INSERT_MESSAGE)
+        .bind::<Text, _>(&row.id)
+        .bind::<Text, _>(&row.session_id)
+        .bind::<Text, _>(&row.role)
+        .bind::<Text, _>(&row.content)
+        .bind::<Text, _>(&row.status)
+        .bind::<Nullable<Text>, _>(&row.model)
+        .bind::<Nullable<Text>, _>(&row.finish_reason)
+        .bind::<Nullable<BigInt>, _>(row.prompt_tokens)
+        .bind::<Nullable<BigInt>, _>(row.completion_tokens)
+        .bind::<Nullable<Text>, _>(&row.error_code)
+        .bind::<Nullable<Text>, _>(&row.error_message)
+        .bind::<Nullable<Text>, _>(&row.tool_calls)
+        .bind::<BigInt, _>(row.created_at)
+        .bind::<Nullable<BigInt>, _>(row.completed_at)
+        .bind::<Nullable<Text>, _>(&row.assistant_id)
+        .bind::<Nullable<Text>, _>(&row.assistant_name)
+        .bind::<Nullable<Text>, _>(&row.parent_id)
+        .bind::<BigInt, _>(row.depth)
         .execute(connection)?;
     Ok(())
 }
@@ -85,8 +137,16 @@ fn depths(
     session: &str,
     ids: Vec<String>,
 ) -> Result<Vec<PlacedRow>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    match ids.as_slice() {
+        [] => return Ok(Vec::new()),
+        // A turn's append: its one parent, by a statement that stays prepared.
+        [id] => {
+            return Ok(cached_query(queries::DEPTH_OF_ONE)
+                .bind::<Text, _>(session)
+                .bind::<Text, _>(id)
+                .load(connection)?)
+        }
+        _ => {}
     }
     Ok(messages::table
         .filter(messages::session_id.eq(session))
@@ -364,11 +424,48 @@ mod tests {
         for (statement, name) in [
             (WAITING, "chains::WAITING"),
             (SET_CHAIN, "chains::SET_CHAIN"),
+            (queries::INSERT_MESSAGE, "queries::INSERT_MESSAGE"),
+            (queries::DEPTH_OF_ONE, "queries::DEPTH_OF_ONE"),
+            (queries::SET_HEAD, "queries::SET_HEAD"),
             (tree::NEWEST_LEAF, "tree::NEWEST_LEAF"),
             (search::CURSOR, "search::CURSOR"),
             (search::SEARCH, "search::SEARCH"),
         ] {
             assert_eq!(log.times_prepared(statement), 1, "{name}");
         }
+    }
+
+    /// A streaming reply is stored every flush interval, then once more
+    /// with its end: each time by the one prepared statement.
+    #[test]
+    fn storing_a_replys_progress_reuses_its_prepared_statement() {
+        let (mut connection, session, log) = with_branch(4);
+        let (owner, id) = (session.owner.as_str(), session.id.to_string());
+        let mut reply = following(
+            session.head_message_id,
+            Message::streaming_reply(session.id, &session.model),
+        );
+        append(
+            &mut connection,
+            owner,
+            &id,
+            &[reply.clone()],
+            Timestamp::now(),
+        )
+        .unwrap();
+        let reply_id = reply.id.to_string();
+        for word in ["Once", " upon", " a time"] {
+            reply.content.push_str(word);
+            let changes = MessageChanges::of(&reply).unwrap();
+            let updated = set_state(&mut connection, owner, &id, &reply_id, &changes, None);
+            assert_eq!(updated.unwrap(), 1);
+        }
+        // Another principal's write matches no row.
+        let changes = MessageChanges::of(&reply).unwrap();
+        let theirs = set_state(&mut connection, "mallory", &id, &reply_id, &changes, None);
+        assert_eq!(theirs.unwrap(), 0);
+        let stored = recent(&mut connection, owner, &id, None, 1).unwrap();
+        assert_eq!(stored[0].content, "Once upon a time");
+        assert_eq!(log.times_prepared(queries::UPDATE_MESSAGE), 1);
     }
 }
