@@ -94,7 +94,22 @@ impl ChannelState {
         most_bytes: usize,
         into: &mut VecDeque<Shared>,
     ) {
-        let start = self.log.partition_point(|kept| kept.event.id <= cursor);
+        // The kept ids are consecutive (`push` numbers every event it adds
+        // at the back, eviction takes from the front), so the first one
+        // after `cursor` is found by subtraction. A binary search read the
+        // id behind each probed event's pointer: a cache miss a step, about
+        // 6 % of the server's CPU at 100 streams.
+        let start = usize::try_from(
+            cursor
+                .saturating_add(1)
+                .saturating_sub(self.oldest_available()),
+        )
+        .unwrap_or(usize::MAX)
+        .min(self.log.len());
+        debug_assert!(self
+            .log
+            .get(start)
+            .is_none_or(|kept| kept.event.id > cursor));
         let mut bytes = 0;
         for kept in self.log.range(start..).take(most) {
             if bytes > 0 && bytes + kept.bytes > most_bytes {
