@@ -66,6 +66,7 @@ mod statement;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tree;
+mod turn_writes;
 
 pub use postgres::{is_postgres_url, migrate_postgres, printable_database_url, PostgresRepository};
 pub use sqlite::{ConnectionSettings, SqliteRepository};

@@ -87,6 +87,13 @@ pub(crate) const STREAMING_REPLIES: &str = "\
     WHERE status = 'streaming' AND created_at < $1 \
     ORDER BY created_at LIMIT $2";
 
+/// The session's head and length after an append, and its update time,
+/// never moved backwards (should the clock step back). A constant text,
+/// so it stays prepared (see `crate::turn_writes`, the turn's other writes).
+pub(crate) const SET_HEAD: &str = "\
+    UPDATE sessions SET head_message_id = $1, message_count = $2, \
+    updated_at = GREATEST(updated_at, $3) WHERE id = $4 AND owner = $5";
+
 #[cfg(test)]
 mod tests {
     use diesel::debug_query;

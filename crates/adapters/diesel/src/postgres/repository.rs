@@ -35,6 +35,7 @@ use crate::rows::{
 use crate::schema::{messages, sessions};
 use crate::search;
 use crate::statement::cached_query;
+use crate::turn_writes::{self, StateWrite};
 
 /// The longest a call may take, waiting for a connection included, before
 /// it is abandoned as [`RepoError::Unavailable`]: longer than the server's
@@ -458,27 +459,20 @@ impl ChatRepository for PostgresRepository {
             );
             async move {
                 // The owner is checked in the UPDATE itself: a message of
-                // another principal's session matches no row.
-                let owned_session = sessions::table
-                    .filter(sessions::id.eq(session.clone()))
-                    .filter(sessions::owner.eq(owner))
-                    .select(sessions::id);
-                let target = messages::table
-                    .filter(messages::id.eq(id))
-                    .filter(messages::session_id.eq(session.clone()))
-                    .filter(messages::session_id.eq_any(owned_session))
-                    // A final state, once stored, stays (see the port) —
-                    // but this very write, made again after a lost answer,
-                    // still matches: its end time is its own.
-                    .filter(
-                        messages::status
-                            .eq(MessageStatus::Streaming.as_str())
-                            .or(messages::completed_at.eq(completed_at)),
-                    );
+                // another principal's session matches no row. A final
+                // state, once stored, stays (see the port) — but this very
+                // write, made again after a lost answer, still matches: its
+                // end time is its own.
+                let write = StateWrite {
+                    owner: &owner,
+                    session: &session,
+                    id: &id,
+                    changes: &changes,
+                    completed_at,
+                };
                 if !is_final {
                     // A flush of a streaming reply: one statement, no transaction.
-                    let updated = diesel::update(target)
-                        .set(&*changes)
+                    let updated = turn_writes::update_message(&write)
                         .execute(connection)
                         .await?;
                     return if updated == 0 {
@@ -489,8 +483,7 @@ impl ChatRepository for PostgresRepository {
                 }
                 connection
                     .transaction::<_, StoreError, _>(async |connection| {
-                        let updated = diesel::update(target)
-                            .set(&*changes)
+                        let updated = turn_writes::update_message(&write)
                             .execute(connection)
                             .await?;
                         if updated == 0 {

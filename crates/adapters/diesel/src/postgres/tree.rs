@@ -12,17 +12,17 @@
 
 use colloquy_domain::{Message, Session, Timestamp};
 use colloquy_ports::{BranchMessage, Page};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 
-use super::chains;
+use super::{chains, queries};
 use crate::error::StoreError;
 use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
 use crate::schema::{messages, sessions};
 use crate::statement::cached_query;
 use crate::tree::{self, FamilyRow, PlacedRow, Window};
+use crate::turn_writes;
 
 /// The outcome of a write's transaction, with a failure that happened
 /// before COMMIT was sent (`reached_commit` is false) reported as
@@ -74,20 +74,19 @@ pub(super) async fn append(
                 reached_commit = true;
                 return Ok(());
             };
-            insert(connection, &placed.rows).await?;
+            // A row at a time: a turn appends two or three, and a statement
+            // of one row stays prepared where Diesel's insert of several
+            // is parsed again.
+            for row in &placed.rows {
+                turn_writes::insert_message(row).execute(connection).await?;
+            }
             chains::fill(connection, session).await?;
-            let owned = sessions::table
-                .find(session)
-                .filter(sessions::owner.eq(owner));
-            diesel::update(owned)
-                .set((
-                    sessions::head_message_id.eq(&placed.head),
-                    sessions::message_count.eq(placed.length),
-                    // Never backwards, should the clock step back.
-                    sessions::updated_at.eq(sql::<BigInt>("GREATEST(updated_at, ")
-                        .bind::<BigInt, _>(now.as_micros())
-                        .sql(")")),
-                ))
+            cached_query(queries::SET_HEAD)
+                .bind::<Nullable<Text>, _>(&placed.head)
+                .bind::<BigInt, _>(placed.length)
+                .bind::<BigInt, _>(now.as_micros())
+                .bind::<Text, _>(session)
+                .bind::<Text, _>(owner)
                 .execute(connection)
                 .await?;
             reached_commit = true;
@@ -136,8 +135,17 @@ async fn depths(
     session: &str,
     ids: Vec<String>,
 ) -> Result<Vec<PlacedRow>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    match ids.as_slice() {
+        [] => return Ok(Vec::new()),
+        // A turn's append: its one parent, by a statement that stays prepared.
+        [id] => {
+            return Ok(cached_query(turn_writes::DEPTH_OF_ONE)
+                .bind::<Text, _>(session)
+                .bind::<Text, _>(id)
+                .load(connection)
+                .await?)
+        }
+        _ => {}
     }
     Ok(messages::table
         .filter(messages::session_id.eq(session))
@@ -428,6 +436,9 @@ mod tests {
             (WAITING, "chains::WAITING"),
             (SET_CHAIN, "chains::SET_CHAIN"),
             (tree::NEWEST_LEAF, "tree::NEWEST_LEAF"),
+            (turn_writes::INSERT_MESSAGE, "turn_writes::INSERT_MESSAGE"),
+            (turn_writes::DEPTH_OF_ONE, "turn_writes::DEPTH_OF_ONE"),
+            (queries::SET_HEAD, "queries::SET_HEAD"),
             (statement(Pass::Newest, true), "search, first pass"),
             (statement(Pass::All, true), "search, second pass"),
         ] {

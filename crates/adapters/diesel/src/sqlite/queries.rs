@@ -86,40 +86,14 @@ pub(crate) const STREAMING_REPLIES: &str = "\
     WHERE status = 'streaming' AND created_at < ? \
     ORDER BY created_at LIMIT ?";
 
-// The writes of every turn, as constant texts that stay prepared
-// (`crate::statement`): Diesel prepares every UPDATE it builds, and every
-// insert of several rows, again at each run — a parse and a plan of each,
-// about a fifth of the SQLite writer's time at 100 streams.
-
-/// One message row, every column but its chain (filled afterwards by
-/// `chains::fill`), in `MessageRow`'s order.
-pub(crate) const INSERT_MESSAGE: &str = "\
-    INSERT INTO messages (id, session_id, role, content, status, model, finish_reason, \
-    prompt_tokens, completion_tokens, error_code, error_message, tool_calls, created_at, \
-    completed_at, assistant_id, assistant_name, parent_id, depth) \
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-/// A message's new state (`MessageChanges`, in its order), when it is of
-/// the owner's session (`id`, `session_id`, then `sessions.id` and `owner`)
-/// and still streaming, or already ends at this very time (the same write
-/// made again after a lost answer).
-pub(crate) const UPDATE_MESSAGE: &str = "\
-    UPDATE messages SET content = ?, status = ?, finish_reason = ?, prompt_tokens = ?, \
-    completion_tokens = ?, error_code = ?, error_message = ?, tool_calls = ?, completed_at = ? \
-    WHERE id = ? AND session_id = ? \
-    AND session_id IN (SELECT id FROM sessions WHERE id = ? AND owner = ?) \
-    AND (status = 'streaming' OR completed_at = ?)";
+// A turn's other writes are in `crate::turn_writes`, shared with
+// PostgreSQL; this one differs (`MAX` is `GREATEST` there).
 
 /// The session's head and length after an append, and its update time,
 /// never moved backwards (should the clock step back).
 pub(crate) const SET_HEAD: &str = "\
     UPDATE sessions SET head_message_id = ?, message_count = ?, updated_at = MAX(updated_at, ?) \
     WHERE id = ? AND owner = ?";
-
-/// The depth of one message of a session: what an append of a turn reads
-/// of its one parent outside the appended messages.
-pub(crate) const DEPTH_OF_ONE: &str = "\
-    SELECT id, depth FROM messages WHERE session_id = ? AND id = ?";
 
 #[cfg(test)]
 mod tests {

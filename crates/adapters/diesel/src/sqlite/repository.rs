@@ -30,6 +30,7 @@ use crate::rows::{
 };
 use crate::schema::{messages, sessions};
 use crate::statement::cached_query;
+use crate::turn_writes::StateWrite;
 use crate::{search, tree};
 
 /// Sessions and messages in one SQLite database, reached through a pool of
@@ -357,8 +358,14 @@ impl ChatRepository for SqliteRepository {
             // once stored, stays (see the port) — but this very write,
             // made again after a lost answer, still matches: its end time
             // is its own.
-            let updated =
-                branches::set_state(connection, &owner, &session, &id, &changes, completed_at)?;
+            let write = StateWrite {
+                owner: &owner,
+                session: &session,
+                id: &id,
+                changes: &changes,
+                completed_at,
+            };
+            let updated = branches::set_state(connection, &write)?;
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }

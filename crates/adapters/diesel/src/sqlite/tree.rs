@@ -15,10 +15,11 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use super::repository::session_exists;
 use super::{chains, queries};
 use crate::error::StoreError;
-use crate::rows::{MessageChanges, MessageRow, SessionRow, INSERT_CHUNK};
+use crate::rows::{MessageRow, SessionRow, INSERT_CHUNK};
 use crate::schema::{messages, sessions};
 use crate::statement::cached_query;
 use crate::tree::{self, FamilyRow, PlacedRow, Window};
+use crate::turn_writes::{self, StateWrite};
 
 /// See [`ChatRepository::append_messages`](colloquy_ports::ChatRepository::append_messages).
 /// Run inside a write transaction (the repository's writer).
@@ -39,7 +40,7 @@ pub(super) fn append(
     // A row at a time: a turn appends two or three, and a statement of
     // one row stays prepared where Diesel's insert of several does not.
     for row in &placed.rows {
-        insert_one(connection, row)?;
+        turn_writes::insert_message(row).execute(connection)?;
     }
     chains::fill(connection, session)?;
     cached_query(queries::SET_HEAD)
@@ -52,59 +53,14 @@ pub(super) fn append(
     Ok(())
 }
 
-/// Stores `changes` as the state of message `id` of `owner`'s `session`
-/// when it is still streaming, or already ended at `completed_at` (see
-/// [`queries::UPDATE_MESSAGE`]); returns how many rows changed (0 or 1).
-/// Run inside a write transaction (the repository's writer).
+/// Stores a streaming reply's progress or its end (see
+/// [`turn_writes::UPDATE_MESSAGE`]); returns how many rows changed (0 or
+/// 1). Run inside a write transaction (the repository's writer).
 pub(super) fn set_state(
     connection: &mut SqliteConnection,
-    owner: &str,
-    session: &str,
-    id: &str,
-    changes: &MessageChanges,
-    completed_at: Option<i64>,
+    write: &StateWrite<'_>,
 ) -> Result<usize, StoreError> {
-    Ok(cached_query(queries::UPDATE_MESSAGE)
-        .bind::<Text, _>(&changes.content)
-        .bind::<Text, _>(&changes.status)
-        .bind::<Nullable<Text>, _>(&changes.finish_reason)
-        .bind::<Nullable<BigInt>, _>(changes.prompt_tokens)
-        .bind::<Nullable<BigInt>, _>(changes.completion_tokens)
-        .bind::<Nullable<Text>, _>(&changes.error_code)
-        .bind::<Nullable<Text>, _>(&changes.error_message)
-        .bind::<Nullable<Text>, _>(&changes.tool_calls)
-        .bind::<Nullable<BigInt>, _>(changes.completed_at)
-        .bind::<Text, _>(id)
-        .bind::<Text, _>(session)
-        .bind::<Text, _>(session)
-        .bind::<Text, _>(owner)
-        .bind::<Nullable<BigInt>, _>(completed_at)
-        .execute(connection)?)
-}
-
-/// Inserts one message row (see [`queries::INSERT_MESSAGE`]).
-fn insert_one(connection: &mut SqliteConnection, row: &MessageRow) -> Result<(), StoreError> {
-    cached_query(queries::INSERT_MESSAGE)
-        .bind::<Text, _>(&row.id)
-        .bind::<Text, _>(&row.session_id)
-        .bind::<Text, _>(&row.role)
-        .bind::<Text, _>(&row.content)
-        .bind::<Text, _>(&row.status)
-        .bind::<Nullable<Text>, _>(&row.model)
-        .bind::<Nullable<Text>, _>(&row.finish_reason)
-        .bind::<Nullable<BigInt>, _>(row.prompt_tokens)
-        .bind::<Nullable<BigInt>, _>(row.completion_tokens)
-        .bind::<Nullable<Text>, _>(&row.error_code)
-        .bind::<Nullable<Text>, _>(&row.error_message)
-        .bind::<Nullable<Text>, _>(&row.tool_calls)
-        .bind::<BigInt, _>(row.created_at)
-        .bind::<Nullable<BigInt>, _>(row.completed_at)
-        .bind::<Nullable<Text>, _>(&row.assistant_id)
-        .bind::<Nullable<Text>, _>(&row.assistant_name)
-        .bind::<Nullable<Text>, _>(&row.parent_id)
-        .bind::<BigInt, _>(row.depth)
-        .execute(connection)?;
-    Ok(())
+    Ok(turn_writes::update_message(write).execute(connection)?)
 }
 
 /// See [`ChatRepository::import_session`](colloquy_ports::ChatRepository::import_session).
@@ -141,7 +97,7 @@ fn depths(
         [] => return Ok(Vec::new()),
         // A turn's append: its one parent, by a statement that stays prepared.
         [id] => {
-            return Ok(cached_query(queries::DEPTH_OF_ONE)
+            return Ok(cached_query(turn_writes::DEPTH_OF_ONE)
                 .bind::<Text, _>(session)
                 .bind::<Text, _>(id)
                 .load(connection)?)
@@ -367,6 +323,7 @@ mod tests {
     use super::super::{migrations, pool, search};
     use super::*;
     use crate::chains::{SET_CHAIN, WAITING};
+    use crate::rows::MessageChanges;
     use crate::statement::testing::CacheLog;
     use crate::tree::fixtures::{following, session_with_branch, user_message};
 
@@ -424,8 +381,8 @@ mod tests {
         for (statement, name) in [
             (WAITING, "chains::WAITING"),
             (SET_CHAIN, "chains::SET_CHAIN"),
-            (queries::INSERT_MESSAGE, "queries::INSERT_MESSAGE"),
-            (queries::DEPTH_OF_ONE, "queries::DEPTH_OF_ONE"),
+            (turn_writes::INSERT_MESSAGE, "turn_writes::INSERT_MESSAGE"),
+            (turn_writes::DEPTH_OF_ONE, "turn_writes::DEPTH_OF_ONE"),
             (queries::SET_HEAD, "queries::SET_HEAD"),
             (tree::NEWEST_LEAF, "tree::NEWEST_LEAF"),
             (search::CURSOR, "search::CURSOR"),
@@ -457,15 +414,27 @@ mod tests {
         for word in ["Once", " upon", " a time"] {
             reply.content.push_str(word);
             let changes = MessageChanges::of(&reply).unwrap();
-            let updated = set_state(&mut connection, owner, &id, &reply_id, &changes, None);
-            assert_eq!(updated.unwrap(), 1);
+            let write = StateWrite {
+                owner,
+                session: &id,
+                id: &reply_id,
+                changes: &changes,
+                completed_at: None,
+            };
+            assert_eq!(set_state(&mut connection, &write).unwrap(), 1);
         }
         // Another principal's write matches no row.
         let changes = MessageChanges::of(&reply).unwrap();
-        let theirs = set_state(&mut connection, "mallory", &id, &reply_id, &changes, None);
-        assert_eq!(theirs.unwrap(), 0);
+        let theirs = StateWrite {
+            owner: "mallory",
+            session: &id,
+            id: &reply_id,
+            changes: &changes,
+            completed_at: None,
+        };
+        assert_eq!(set_state(&mut connection, &theirs).unwrap(), 0);
         let stored = recent(&mut connection, owner, &id, None, 1).unwrap();
         assert_eq!(stored[0].content, "Once upon a time");
-        assert_eq!(log.times_prepared(queries::UPDATE_MESSAGE), 1);
+        assert_eq!(log.times_prepared(turn_writes::UPDATE_MESSAGE), 1);
     }
 }
